@@ -1,0 +1,1 @@
+"""Built-in drivers, one module each; installed as the package ``nodeagent.drivers``."""

@@ -1,0 +1,252 @@
+"""The ``ini`` driver: options in oslo.config files, every other line left as it was.
+
+Example::
+
+    - id: neutron-conf
+      driver: ini
+      path: /etc/neutron/neutron.conf
+      permissions: "0640"
+      settings:
+        DEFAULT: {core_plugin: ml2, service_plugins: router}
+        keystone_authtoken: {password: s3cret}
+      absent:
+        DEFAULT: [verbose]
+      sensitive: [keystone_authtoken.password]
+
+A list value writes the key once per value, as oslo.config reads multi-valued options.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from nodeagent import files, spec as fields
+from nodeagent.context import Context
+from nodeagent.driver import Change, Driver
+from nodeagent.errors import InvalidResource
+
+_SECTION = re.compile(r"^\[([^\]\n]+)\]\s*$")
+_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+
+
+@dataclass
+class _Entry:
+    """One logical line of the file: an option (with its continuation lines) or anything else."""
+
+    lines: list[str]
+    section: str | None = None
+    key: str | None = None
+    value: str | None = None
+
+
+@dataclass
+class IniFile:
+    """An ini file as a list of entries, so that rendering it back gives the same bytes.
+
+    Written by hand: configparser drops comments and refuses repeated keys, and
+    configupdater refuses repeated keys too; oslo.config files need both kept.
+    """
+
+    entries: list[_Entry] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, text: str) -> "IniFile":
+        entries: list[_Entry] = []
+        section: str | None = None
+        for line in text.splitlines(keepends=True):
+            stripped = line.strip()
+            previous = entries[-1] if entries else None
+            if line[:1] in (" ", "\t") and stripped and previous is not None and previous.key is not None:
+                previous.lines.append(line)  # continuation of a multi-line value, as oslo.config reads it
+                previous.value = f"{previous.value}\n{stripped}"
+                continue
+            header = _SECTION.match(stripped)
+            if header:
+                section = header.group(1).strip()
+                entries.append(_Entry([line], section))
+                continue
+            if stripped and stripped[0] not in "#;" and section is not None:
+                key, value = _split_option(stripped)
+                if key is not None:
+                    entries.append(_Entry([line], section, key, value))
+                    continue
+            entries.append(_Entry([line], section))
+        return cls(entries)
+
+    def render(self) -> str:
+        return "".join(line for entry in self.entries for line in entry.lines)
+
+    def values(self, section: str, key: str) -> list[str]:
+        return [e.value or "" for e in self.entries if e.section == section and e.key == key]
+
+    def set(self, section: str, key: str, values: list[str]) -> None:
+        """Make ``key`` appear exactly once per value, where it stood before or where a reader expects it."""
+        new = [_Entry([f"{key} = {value}\n"], section, key, value) for value in values]
+        existing = [i for i, e in enumerate(self.entries) if e.section == section and e.key == key]
+        if existing:
+            first = existing[0]
+            for index in reversed(existing):
+                del self.entries[index]
+            self.entries[first:first] = new
+            return
+        self._insert(section, key, new)
+
+    def remove(self, section: str, key: str) -> None:
+        self.entries = [e for e in self.entries if not (e.section == section and e.key == key)]
+
+    def _insert(self, section: str, key: str, new: list[_Entry]) -> None:
+        in_section = [i for i, e in enumerate(self.entries) if e.section == section]
+        if not in_section:
+            self._add_section(section, new)
+            return
+        # Beside the sample's commented default ("#core_plugin = <None>") if there is one,
+        # else after the section's last option, else right under its header.
+        commented = re.compile(rf"^#\s*{re.escape(key)}\s*[=:]")
+        anchor = next((i for i in in_section if commented.match(self.entries[i].lines[0])), None)
+        if anchor is None:
+            options = [i for i in in_section if self.entries[i].key is not None]
+            anchor = options[-1] if options else in_section[0]
+        self._ensure_newline(anchor)
+        self.entries[anchor + 1:anchor + 1] = new
+
+    def _add_section(self, section: str, new: list[_Entry]) -> None:
+        header = _Entry([f"[{section}]\n"], section)
+        first_header = next((i for i, e in enumerate(self.entries) if e.key is None and e.section is not None
+                             and _SECTION.match(e.lines[0].strip())), None)
+        if section == "DEFAULT" and first_header is not None:
+            # oslo.config's samples open with [DEFAULT]; keep it first.
+            self.entries[first_header:first_header] = [header, *new, _Entry(["\n"], section)]
+            return
+        if self.entries:
+            self._ensure_newline(len(self.entries) - 1)
+            if self.entries[-1].lines[-1].strip():
+                self.entries.append(_Entry(["\n"], self.entries[-1].section))
+        self.entries += [header, *new]
+
+    def _ensure_newline(self, index: int) -> None:
+        lines = self.entries[index].lines
+        if not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+
+
+def _split_option(line: str) -> tuple[str | None, str | None]:
+    """Split at the first '=' or ':' and unquote, as oslo.config's parser does."""
+    positions = [p for p in (line.find("="), line.find(":")) if p > 0]
+    if not positions:
+        return None, None
+    cut = min(positions)
+    key, value = line[:cut].strip(), line[cut + 1:].strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1]
+    return key, value
+
+
+class IniDriver(Driver):
+    """Options of an oslo.config style ini file."""
+
+    phase = 10
+
+    def validate(self, spec: dict[str, Any]) -> dict[str, Any]:
+        fields.check_fields(spec, "ini", ["path"], ["settings", "absent", *fields.FILE_FIELDS])
+        settings = _mapping(spec, "settings")
+        absent = _mapping(spec, "absent")
+        if not settings and not absent:
+            raise InvalidResource("settings", "is required (or 'absent'): an ini resource must manage some key")
+        normalised: dict[str, dict[str, list[str]]] = {}
+        for section, options in settings.items():
+            _check_section(section, "settings")
+            if not isinstance(options, dict):
+                raise InvalidResource(f"settings.{section}", f"must be a mapping of option to value, got {options!r}")
+            normalised[section] = {}
+            for key, value in options.items():
+                where = f"settings.{section}.{key}"
+                _check_key(key, where)
+                normalised[section][key] = _values(value, where)
+        removed: dict[str, list[str]] = {}
+        for section, keys in absent.items():
+            _check_section(section, "absent")
+            if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+                raise InvalidResource(f"absent.{section}", f"must be a list of option names, got {keys!r}")
+            for key in keys:
+                _check_key(key, f"absent.{section}")
+                if key in normalised.get(section, {}):
+                    raise InvalidResource(f"absent.{section}", f"names '{key}', which 'settings' also sets")
+            removed[section] = list(keys)
+        return {"path": fields.absolute_path(spec, "path"), "settings": normalised, "absent": removed,
+                **fields.file_metadata(spec)}
+
+    def paths(self, spec: dict[str, Any]) -> list[tuple[str, bool]]:
+        return [(spec["path"], True)]
+
+    def secret_values(self, spec: dict[str, Any], field: str) -> list[str]:
+        section, _, key = field.partition(".")
+        options = spec["settings"].get(section)
+        if options is None or (key and key not in options):
+            raise InvalidResource("sensitive", f"names '{field}', which is not a setting of this resource "
+                                  "(write SECTION.KEY, or SECTION for a whole section)")
+        chosen = [options[key]] if key else list(options.values())
+        return [value for values in chosen for value in values]
+
+    def observe(self, spec: dict[str, Any], ctx: Context) -> tuple[files.FileState, IniFile]:
+        found = files.read_file(ctx.host_path(spec["path"]))
+        return found, IniFile.parse(found.text)
+
+    def diff(self, spec: dict[str, Any], observed: tuple[files.FileState, IniFile]) -> list[Change]:
+        found, ini = observed
+        changes = []
+        for section, options in spec["settings"].items():
+            for key, wanted in options.items():
+                current = ini.values(section, key)
+                if current != wanted:
+                    changes.append(Change(f"{section}.{key}", _shown(current), _shown(wanted)))
+        for section, keys in spec["absent"].items():
+            for key in keys:
+                current = ini.values(section, key)
+                if current:
+                    changes.append(Change(f"{section}.{key}", _shown(current), None))
+        return changes + files.metadata_changes(spec, found)
+
+    def apply(self, spec: dict[str, Any], changes: list[Change], ctx: Context) -> None:
+        path = ctx.host_path(spec["path"])
+        found, ini = self.observe(spec, ctx)
+        for section, options in spec["settings"].items():
+            for key, wanted in options.items():
+                if ini.values(section, key) != wanted:
+                    ini.set(section, key, wanted)
+        for section, keys in spec["absent"].items():
+            for key in keys:
+                ini.remove(section, key)
+        files.converge(path, found, ini.render().encode(), spec, ctx.backup_path(spec["path"]))
+
+
+def _mapping(spec: dict[str, Any], name: str) -> dict[str, Any]:
+    value = spec.get(name, {})
+    if not isinstance(value, dict):
+        raise InvalidResource(name, f"must be a mapping of section to options, got {value!r}")
+    return value
+
+
+def _check_section(section: Any, where: str) -> None:
+    if not isinstance(section, str) or not section.strip() or any(c in section for c in "[]\n"):
+        raise InvalidResource(where, f"has an invalid section name {section!r}")
+
+
+def _check_key(key: Any, where: str) -> None:
+    if not isinstance(key, str) or not _KEY.fullmatch(key):
+        raise InvalidResource(where, f"has an invalid option name {key!r}")
+
+
+def _values(value: Any, where: str) -> list[str]:
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise InvalidResource(where, "must not be an empty list (list the key under 'absent' to remove it)")
+    for item in items:
+        if not fields.is_scalar(item) or "\n" in str(item):
+            raise InvalidResource(where, f"must be a single-line value or a list of them, got {item!r}")
+    return [fields.scalar_text(item) for item in items]
+
+
+def _shown(values: list[str]) -> str | None:
+    return None if not values else values[0] if len(values) == 1 else ", ".join(values)

@@ -1,0 +1,145 @@
+"""The ``sysctl`` driver: kernel parameters, live in the node's namespace and persisted.
+
+Example (the guide's /etc/sysctl.conf lines and ``sysctl -p``)::
+
+    - id: forwarding
+      driver: sysctl
+      settings: {net.ipv4.ip_forward: 1, net.ipv4.conf.all.rp_filter: 0}
+      persist: /etc/sysctl.d/90-neutron.conf
+
+Live values are read and written under /proc/sys from a thread moved into the
+context's network namespace, so a test namespace's values change and the host's do not.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+from pathlib import Path
+from typing import Any
+
+from nodeagent import files, spec as fields
+from nodeagent.context import Context
+from nodeagent.driver import Change, Driver
+from nodeagent.errors import InvalidResource, PermanentError
+
+_KEY = re.compile(r"[a-z0-9_][a-zA-Z0-9_\-]*(\.[a-zA-Z0-9_\-]+)+")
+PERSISTED = " (persisted)"
+
+
+class SysctlDriver(Driver):
+    """Kernel parameters by their dotted names."""
+
+    phase = 20
+
+    def validate(self, spec: dict[str, Any]) -> dict[str, Any]:
+        fields.check_fields(spec, "sysctl", ["settings"], ["persist"])
+        settings = spec["settings"]
+        if not isinstance(settings, dict) or not settings:
+            raise InvalidResource("settings", f"must be a mapping of parameter to value, got {settings!r}")
+        normalised = {}
+        for key, value in settings.items():
+            if not isinstance(key, str) or not _KEY.fullmatch(key):
+                raise InvalidResource("settings", f"has an invalid parameter name {key!r} (e.g. net.ipv4.ip_forward)")
+            if not fields.is_scalar(value) or isinstance(value, bool) or "\n" in str(value):
+                raise InvalidResource(f"settings.{key}", f"must be a number or a single-line string, got {value!r}")
+            normalised[key] = _normal(str(value))
+        persist = fields.absolute_path(spec, "persist") if "persist" in spec else None
+        return {"settings": normalised, "persist": persist}
+
+    def paths(self, spec: dict[str, Any]) -> list[tuple[str, bool]]:
+        return [(spec["persist"], True)] if spec["persist"] else []
+
+    def secret_values(self, spec: dict[str, Any], field: str) -> list[str]:
+        if field not in spec["settings"]:
+            raise InvalidResource("sensitive", f"names '{field}', which is not a parameter of this resource")
+        return [spec["settings"][field]]
+
+    def observe(self, spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        live = ctx.in_netns(_read_live, list(spec["settings"]), ctx.netns)
+        persisted = None
+        if spec["persist"]:
+            persisted = _parse_persisted(files.read_file(ctx.host_path(spec["persist"])).text)
+        return {"live": live, "persisted": persisted}
+
+    def diff(self, spec: dict[str, Any], observed: dict[str, Any]) -> list[Change]:
+        changes = []
+        for key, wanted in spec["settings"].items():
+            if observed["live"][key] != wanted:
+                changes.append(Change(key, observed["live"][key], wanted))
+        if observed["persisted"] is not None:
+            for key, wanted in spec["settings"].items():
+                if observed["persisted"].get(key) != wanted:
+                    changes.append(Change(key + PERSISTED, observed["persisted"].get(key), wanted))
+        return changes
+
+    def apply(self, spec: dict[str, Any], changes: list[Change], ctx: Context) -> None:
+        live = {c.field: c.new for c in changes if not c.field.endswith(PERSISTED)}
+        if live:
+            ctx.in_netns(_write_live, {k: spec["settings"][k] for k in live}, ctx.netns)
+        if spec["persist"]:
+            path = ctx.host_path(spec["persist"])
+            found = files.read_file(path)
+            content = _render_persisted(found.text, spec["settings"]).encode()
+            if content != found.content:
+                files.write_atomic(path, content, backup=ctx.backup_path(spec["persist"]))
+
+
+def _proc_path(key: str) -> Path:
+    return Path("/proc/sys") / key.replace(".", "/")
+
+
+def _where(netns: str | None) -> str:
+    return f"in network namespace '{netns}'" if netns else "on this node"
+
+
+def _read_live(keys: list[str], netns: str | None) -> dict[str, str]:
+    values = {}
+    for key in keys:
+        try:
+            values[key] = _normal(_proc_path(key).read_text())
+        except FileNotFoundError:
+            raise PermanentError(f"kernel parameter '{key}' does not exist {_where(netns)}") from None
+        except OSError as exc:
+            raise files.os_error(exc, f"cannot read kernel parameter '{key}'") from None
+    return values
+
+
+def _write_live(settings: dict[str, str], netns: str | None) -> None:
+    for key, value in settings.items():
+        try:
+            _proc_path(key).write_text(value + "\n")
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise PermanentError(f"the kernel refused {key} = {value!r} {_where(netns)}") from None
+            raise files.os_error(exc, f"cannot set kernel parameter '{key}'") from None
+
+
+def _normal(value: str) -> str:
+    return " ".join(value.split())
+
+
+def _parse_persisted(text: str) -> dict[str, str]:
+    values = {}
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and stripped[0] not in "#;" and "=" in stripped:
+            key, _, value = stripped.partition("=")
+            values[key.strip().lstrip("-")] = _normal(value)
+    return values
+
+
+def _render_persisted(text: str, settings: dict[str, str]) -> str:
+    """Rewrite our keys where they stand, append the missing ones, leave other lines alone."""
+    lines, written = [], set()
+    for line in text.splitlines():
+        stripped = line.strip()
+        key = stripped.partition("=")[0].strip().lstrip("-") if "=" in stripped and stripped[0] not in "#;" else None
+        if key in settings:
+            if key not in written:
+                lines.append(f"{key} = {settings[key]}")
+                written.add(key)
+            continue
+        lines.append(line)
+    lines += [f"{key} = {value}" for key, value in settings.items() if key not in written]
+    return "\n".join(lines) + "\n"

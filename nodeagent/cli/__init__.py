@@ -1,0 +1,1 @@
+"""Command-line front ends: ``nodeagent`` on a node, ``nodeagentctl`` for the operator."""

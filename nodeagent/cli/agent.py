@@ -1,0 +1,91 @@
+"""``nodeagent``: the node side. Local mode (plan, apply) needs no broker and no coordinator."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Sequence
+
+from cliff.lister import Lister
+
+from nodeagent import config
+from nodeagent.cli.base import NodeAgentApp, main_for, result_rows
+from nodeagent.engine import Engine
+from nodeagent.model import load_document
+from nodeagent.registry import DriverRegistry
+from nodeagent.result import ReconcileResult
+
+EXIT_OK, EXIT_INVALID, EXIT_PENDING, EXIT_FAILED = 0, 1, 2, 4
+
+
+class _LocalCommand(Lister):
+    """Shared by plan and apply: read the document, validate it, reconcile it in a context."""
+
+    dry_run = True
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("state_file", metavar="STATE_FILE", help="desired-state document (YAML or JSON)")
+        parser.add_argument("--root", default="/", metavar="DIR",
+                            help="act on files under DIR instead of / (a scratch root for a lab or a test)")
+        parser.add_argument("--netns", metavar="NAME",
+                            help="act on the network namespace NAME (sysctls, links) instead of the agent's own")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        conf = config.make_conf(self.app.options.config_files)
+        registry = DriverRegistry.from_entry_points()
+        document = load_document(parsed_args.state_file, registry)
+        engine = Engine(registry, config.make_context(conf, parsed_args.root, parsed_args.netns))
+        engine.preflight(document)
+        self.result = engine.reconcile(document, dry_run=self.dry_run)
+        self.app.stderr.write(self.result.summary() + "\n")
+        self.app.stderr.flush()
+        return result_rows(self.result, parsed_args.formatter in ("json", "yaml"))
+
+    def run(self, parsed_args: argparse.Namespace) -> int:
+        super().run(parsed_args)
+        return self.exit_code(self.result)
+
+    def exit_code(self, result: ReconcileResult) -> int:
+        raise NotImplementedError
+
+
+class Plan(_LocalCommand):
+    """Show what apply would change, resource by resource; change nothing.
+
+    Exit status: 0 in sync, 2 changes pending, 1 invalid document, 4 some resource
+    could not even be observed.
+    """
+
+    def exit_code(self, result: ReconcileResult) -> int:
+        return EXIT_FAILED if result.failed else EXIT_PENDING if result.pending else EXIT_OK
+
+
+class Apply(_LocalCommand):
+    """Apply a desired-state document to this node and print what changed.
+
+    Resources are applied in dependency order; one that fails stops only those
+    that depend on it. Exit status: 0 all succeeded, 1 invalid document (nothing
+    applied), 4 some resources failed.
+    """
+
+    dry_run = False
+
+    def exit_code(self, result: ReconcileResult) -> int:
+        return EXIT_FAILED if result.failed else EXIT_OK
+
+
+def make_app() -> NodeAgentApp:
+    return NodeAgentApp("nodeagent: keep this node true to its desired state.\n\n"
+                        "Local mode: 'nodeagent plan STATE_FILE' shows what differs, "
+                        "'nodeagent apply STATE_FILE' makes it so.",
+                        {"plan": Plan, "apply": Apply})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return main_for(make_app(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

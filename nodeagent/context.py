@@ -1,0 +1,112 @@
+"""Where a reconcile acts: a filesystem root, a network namespace, and the roots it may write.
+
+Tests and demos point ``root`` at a scratch directory and ``netns`` at a namespace
+they made, so nothing of the host is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, TypeVar
+
+from nodeagent.errors import PathRefused, PermanentError
+
+DEFAULT_ALLOWED_ROOTS = ("/etc/neutron", "/etc/nova", "/etc/sysctl.d", "/etc/openvswitch")
+NETNS_DIR = Path("/run/netns")
+_MAX_SYMLINKS = 40
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Context:
+    """The place a reconcile acts on; one per node (or per test)."""
+
+    root: Path = Path("/")
+    netns: str | None = None
+    allowed_roots: tuple[str, ...] = DEFAULT_ALLOWED_ROOTS
+    backup_dir: str | None = "/var/lib/nodeagent/backups"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def check_netns(self) -> None:
+        """Fail clearly when the namespace does not exist (pyroute2 would create it)."""
+        if self.netns and not (NETNS_DIR / self.netns).exists():
+            raise PermanentError(f"network namespace '{self.netns}' does not exist")
+
+    def host_path(self, path: str, follow_final: bool = True) -> Path:
+        """Map a document path to the real path under ``root``, refusing anything outside the allowed roots.
+
+        Symlinks are resolved inside ``root`` (an absolute link target means
+        ``root`` + target), so a link can no more escape than ``..`` can.
+        ``follow_final`` is False for the symlink driver, which manages the link itself.
+        """
+        pure = PurePosixPath(path)
+        if not pure.is_absolute() or ".." in pure.parts:
+            raise PathRefused(f"path '{path}' must be absolute and must not contain '..'")
+        parent = self._resolve_in_root(pure.parent)
+        resolved = self._resolve_in_root(parent / pure.name) if follow_final else parent / pure.name
+        for allowed in self.allowed_roots:
+            allowed_real = self._resolve_in_root(PurePosixPath(allowed))
+            if resolved == allowed_real or allowed_real in resolved.parents:
+                return self.root / str(resolved).lstrip("/")
+        shown = f"'{path}'" if str(resolved) == path else f"'{path}' (resolves to '{resolved}')"
+        raise PathRefused(f"path {shown} is outside the allowed roots: {', '.join(self.allowed_roots)}")
+
+    def backup_path(self, path: str) -> Path | None:
+        """Where the previous version of a managed file is kept, mirrored under ``backup_dir``."""
+        if not self.backup_dir:
+            return None
+        return self.root / self.backup_dir.lstrip("/") / path.lstrip("/")
+
+    def _resolve_in_root(self, path: PurePosixPath) -> PurePosixPath:
+        # os.path.realpath() knows only the host's "/", and a chroot would need a
+        # process of its own, so links are followed here by hand, relative to root.
+        resolved = PurePosixPath("/")
+        pending = list(path.parts[1:])
+        hops = 0
+        while pending:
+            part = pending.pop(0)
+            if part in ("", "."):
+                continue
+            if part == "..":
+                resolved = resolved.parent
+                continue
+            candidate = resolved / part
+            real = self.root / str(candidate).lstrip("/")
+            if real.is_symlink():
+                hops += 1
+                if hops > _MAX_SYMLINKS:
+                    raise PathRefused(f"too many symbolic links under '{path}'")
+                target = PurePosixPath(os.readlink(real))
+                if target.is_absolute():
+                    resolved = PurePosixPath("/")
+                pending = list(target.parts[1:] if target.is_absolute() else target.parts) + pending
+                continue
+            resolved = candidate
+        return resolved
+
+    def in_netns(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn`` in a thread moved into the context's namespace (setns moves one thread only)."""
+        if not self.netns:
+            return fn(*args)
+        self.check_netns()
+        outcome: dict[str, Any] = {}
+
+        def runner() -> None:
+            from pyroute2 import netns as pyroute2_netns
+
+            try:
+                pyroute2_netns.setns(self.netns, flags=0)
+                outcome["value"] = fn(*args)
+            except BaseException as exc:  # handed to the calling thread
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=runner, name=f"netns-{self.netns}", daemon=True)
+        thread.start()
+        thread.join()
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]

@@ -1,0 +1,106 @@
+"""The driver contract: what every driver implements, and the Change value it returns.
+
+A driver reads (``observe``), compares (``diff``) and writes (``apply``); the engine
+decides when each happens. Drivers import from the core only: this module, ``spec``,
+``files``, ``context`` and ``errors``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from nodeagent.context import Context
+from nodeagent.errors import InvalidResource
+
+REDACTED = "***"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One difference between the wanted and the observed state of a resource.
+
+    ``field`` names what differs (``DEFAULT.core_plugin``, ``mode``, ``content``);
+    ``old`` and ``new`` are display strings (None: absent); ``diff`` is a unified
+    diff when the field is a whole text.
+    """
+
+    field: str
+    old: str | None
+    new: str | None
+    diff: str | None = None
+
+    def describe(self) -> str:
+        if self.diff is not None:
+            return self.diff.rstrip("\n")
+        old = "(absent)" if self.old is None else self.old
+        new = "(absent)" if self.new is None else self.new
+        return f"{self.field}: {old} → {new}"
+
+    def redacted(self) -> "Change":
+        return Change(
+            self.field,
+            None if self.old is None else REDACTED,
+            None if self.new is None else REDACTED,
+            None if self.diff is None else f"{self.field}: (sensitive content changed)",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {"field": self.field, "old": self.old, "new": self.new}
+        if self.diff is not None:
+            data["diff"] = self.diff
+        return data
+
+
+class Driver:
+    """Base class of every driver; subclasses override what they need.
+
+    ``phase`` gives the natural order between resources that have no explicit
+    edge: files first, then network objects, then services that read both.
+    ``notifiable`` drivers accept ``notify`` edges (a restart when a resource
+    they depend on changed).
+    """
+
+    name: str = ""
+    phase: int = 50
+    notifiable: bool = False
+    fields: dict[str, str] = {}  # field -> one-line help, for error messages
+
+    def validate(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Return the normalised spec or raise InvalidResource naming the field."""
+        return dict(spec)
+
+    def paths(self, spec: dict[str, Any]) -> list[tuple[str, bool]]:
+        """Files this resource writes, as (path, follow_final_symlink), checked before anything runs."""
+        return []
+
+    def observe(self, spec: dict[str, Any], ctx: Context) -> Any:
+        """Read the real state; change nothing."""
+        raise NotImplementedError
+
+    def diff(self, spec: dict[str, Any], observed: Any) -> list[Change]:
+        """Return what differs; [] means in sync."""
+        raise NotImplementedError
+
+    def apply(self, spec: dict[str, Any], changes: list[Change], ctx: Context) -> None:
+        """Make the real state match; must be idempotent."""
+        raise NotImplementedError
+
+    def notify(self, spec: dict[str, Any], ctx: Context) -> str:
+        """React to a change of a resource that notifies this one; return what was done."""
+        raise NotImplementedError(f"driver '{self.name}' cannot be notified")
+
+    def watch(self, specs: Iterable[dict[str, Any]], ctx: Context,
+              on_event: Callable[[str], None]) -> None:
+        """Optional: call ``on_event(resource_id)`` when the real state may have changed."""
+        return None
+
+    def secret_values(self, spec: dict[str, Any], field: str) -> list[str]:
+        """The values a ``sensitive`` entry names, so they can be masked everywhere.
+
+        Raises InvalidResource when the entry names nothing in this resource.
+        """
+        if field not in spec:
+            raise InvalidResource("sensitive", f"names '{field}', which is not a field of this resource")
+        value = spec[field]
+        return [str(v) for v in value] if isinstance(value, list) else [str(value)]

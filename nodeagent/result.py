@@ -1,0 +1,81 @@
+"""What a reconcile found and did: small immutable values with one serialisation."""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from nodeagent.driver import Change
+
+
+class Status(str, enum.Enum):
+    IN_SYNC = "in_sync"      # observed equals desired
+    CHANGED = "changed"      # was different, now fixed
+    PENDING = "pending"      # differs; a plan, nothing applied
+    DRIFTED = "drifted"      # differs; monitor mode, left as found
+    FAILED = "failed"        # could not observe, apply or verify
+    SKIPPED = "skipped"      # something it depends on failed
+
+
+@dataclass(frozen=True)
+class ResourceResult:
+    """The outcome for one resource; ``changes`` are already redacted."""
+
+    id: str
+    driver: str
+    status: Status
+    changes: tuple[Change, ...] = ()
+    error: str | None = None
+    error_kind: str | None = None  # "temporary" or "permanent"
+    duration: float = 0.0
+    notified: tuple[str, ...] = ()  # what this resource did because others changed
+
+    def details(self) -> list[str]:
+        lines = [change.describe() for change in self.changes]
+        if self.error:
+            lines.append(f"error ({self.error_kind}): {self.error}" if self.error_kind else self.error)
+        lines += self.notified
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "driver": self.driver, "status": self.status.value,
+                "changes": [c.to_dict() for c in self.changes], "error": self.error,
+                "error_kind": self.error_kind, "duration": round(self.duration, 6),
+                "notified": list(self.notified)}
+
+
+@dataclass(frozen=True)
+class ReconcileResult:
+    """One pass over a document."""
+
+    node: str
+    generation: int
+    dry_run: bool
+    resources: tuple[ResourceResult, ...]
+    started_at: float
+    duration: float
+    notified: tuple[str, ...] = field(default=())
+
+    def counts(self) -> dict[str, int]:
+        found = Counter(r.status.value for r in self.resources)
+        return {status.value: found.get(status.value, 0) for status in Status}
+
+    @property
+    def failed(self) -> bool:
+        return any(r.status in (Status.FAILED, Status.SKIPPED) for r in self.resources)
+
+    @property
+    def pending(self) -> bool:
+        return any(r.status in (Status.PENDING, Status.DRIFTED) for r in self.resources)
+
+    def summary(self) -> str:
+        counts = self.counts()
+        shown = [f"{n} {s.replace('_', ' ')}" for s, n in counts.items() if n or s in ("changed", "in_sync", "failed")]
+        return f"{self.node} generation {self.generation}: {', '.join(shown)} in {self.duration:.3f} s"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"node": self.node, "generation": self.generation, "dry_run": self.dry_run,
+                "started_at": self.started_at, "duration": round(self.duration, 6),
+                "counts": self.counts(), "resources": [r.to_dict() for r in self.resources]}

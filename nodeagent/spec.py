@@ -1,0 +1,92 @@
+"""Checks every driver needs for its fields, so each driver's ``validate`` stays short.
+
+Each helper raises InvalidResource naming the field and what was wrong; the model
+adds the resource id.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+from typing import Any, Iterable
+
+from nodeagent.errors import InvalidResource
+
+def check_fields(spec: dict[str, Any], driver: str, required: Iterable[str], optional: Iterable[str]) -> None:
+    """Refuse unknown fields (typos) and missing required ones."""
+    required, optional = list(required), list(optional)
+    known = required + optional
+    for name in spec:
+        if name not in known:
+            raise InvalidResource(name, f"is not known to driver '{driver}' (known fields: {', '.join(known)})")
+    for name in required:
+        if name not in spec:
+            raise InvalidResource(name, f"is required by driver '{driver}'")
+
+
+def text(spec: dict[str, Any], name: str, pattern: str | None = None,
+         what: str = "a non-empty string") -> str:
+    value = spec.get(name)
+    if not isinstance(value, str) or not value or (pattern and not re.fullmatch(pattern, value)):
+        raise InvalidResource(name, f"must be {what}, got {value!r}")
+    return value
+
+
+def choice(spec: dict[str, Any], name: str, choices: Iterable[str], default: str) -> str:
+    choices = list(choices)
+    value = spec.get(name, default)
+    if value not in choices:
+        raise InvalidResource(name, f"must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def absolute_path(spec: dict[str, Any], name: str) -> str:
+    value = spec.get(name)
+    if not isinstance(value, str) or not value.startswith("/") or "\0" in value:
+        raise InvalidResource(name, f"must be an absolute path, got {value!r}")
+    if ".." in PurePosixPath(value).parts:
+        raise InvalidResource(name, f"must not contain '..', got {value!r}")
+    return str(PurePosixPath(value))
+
+
+def file_mode(spec: dict[str, Any], name: str = "permissions") -> int | None:
+    """Permissions are an octal string ('0640'): a YAML integer 640 would silently mean 0o1200."""
+    if name not in spec or spec[name] is None:
+        return None
+    value = spec[name]
+    if not isinstance(value, str) or not re.fullmatch(r"0?[0-7]{3,4}", value):
+        raise InvalidResource(name, f"must be an octal string such as '0640', got {value!r}")
+    return int(value, 8)
+
+
+def account(spec: dict[str, Any], name: str) -> str | int | None:
+    """A user or group: a name, or a numeric id."""
+    if name not in spec or spec[name] is None:
+        return None
+    value = spec[name]
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InvalidResource(name, f"must be a name or a numeric id, got {value!r}")
+    if isinstance(value, int) or value.isdigit():
+        return int(value)
+    if not re.fullmatch(r"[a-z_][a-z0-9_.-]*\$?", value):
+        raise InvalidResource(name, f"must be a name or a numeric id, got {value!r}")
+    return value
+
+
+def scalar_text(value: Any) -> str:
+    """How a YAML scalar is written into a configuration file: booleans as oslo.config writes them."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool))
+
+
+FILE_FIELDS = ("permissions", "owner", "group")
+
+
+def file_metadata(spec: dict[str, Any]) -> dict[str, Any]:
+    """The permissions, owner and group fields every file-writing driver accepts."""
+    return {"permissions": file_mode(spec, "permissions"), "owner": account(spec, "owner"), "group": account(spec, "group")}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Set up a Debian 12 machine for nodeagent: system packages, RabbitMQ and Open vSwitch
+# running, and the project installed with its test extras in .venv. Run as root.
+# Idempotent: a second run only checks and returns quickly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(rabbitmq-server openvswitch-switch ethtool iproute2 libsystemd-dev pkg-config python3-venv python3-dev gcc)
+
+say() { printf '==> %s\n' "$*" >&2; }
+
+if [ "$(id -u)" != 0 ]; then
+    echo "scripts/setup.sh must run as root (it installs packages and starts RabbitMQ and Open vSwitch)" >&2
+    exit 1
+fi
+
+missing=()
+for package in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# No systemd as PID 1 here: apt does not start the services, so start them by hand.
+if ! rabbitmqctl -q status >/dev/null 2>&1; then
+    say "starting RabbitMQ"
+    rabbitmq-server -detached >/dev/null 2>&1 || true
+    for _ in $(seq 1 60); do
+        rabbitmqctl -q status >/dev/null 2>&1 && break
+        sleep 1
+    done
+    rabbitmqctl -q status >/dev/null 2>&1 || { echo "RabbitMQ did not start" >&2; exit 1; }
+fi
+if ! ovs-vsctl --timeout=2 show >/dev/null 2>&1; then
+    say "starting Open vSwitch (userspace datapath)"
+    /usr/share/openvswitch/scripts/ovs-ctl --system-id=random --no-monitor start >/dev/null 2>&1
+    ovs-vsctl --timeout=5 show >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    say "creating .venv"
+    "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.nodeagent-installed
+if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
+    say "installing nodeagent and its test extras into .venv"
+    .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+    touch "$stamp"
+fi
+say "ready: $(.venv/bin/nodeagent --version 2>&1)"
