@@ -1,0 +1,61 @@
+"""Fixtures shared by every test: the driver registry, scratch roots, test namespaces, the CLI."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nodeagent.context import Context
+from nodeagent.engine import Engine
+from nodeagent.registry import DriverRegistry
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "etc" / "examples"
+DATA = Path(__file__).resolve().parent / "data"
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def registry() -> DriverRegistry:
+    return DriverRegistry.from_entry_points()
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A scratch filesystem root standing in for the node's /."""
+    scratch = tmp_path / "root"
+    scratch.mkdir()
+    return scratch
+
+
+@pytest.fixture
+def netns() -> str:
+    """A network namespace of this test's own, removed afterwards."""
+    name = f"na-t{os.getpid()}-{next(_names)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+@pytest.fixture
+def engine(registry: DriverRegistry, root: Path) -> Engine:
+    return Engine(registry, Context(root=root))
+
+
+def run_cli(*args: str, program: str = "nodeagent", stdin: str | None = None) -> subprocess.CompletedProcess:
+    """Run an installed console script, as an operator would."""
+    binary = Path(sys.executable).parent / program
+    return subprocess.run([str(binary), *args], capture_output=True, text=True, input=stdin, timeout=120)
+
+
+def netns_sysctl(name: str, key: str) -> str:
+    out = subprocess.run(["ip", "netns", "exec", name, "sysctl", "-n", key], capture_output=True, text=True,
+                         check=True)
+    return out.stdout.strip()
