@@ -48,7 +48,8 @@ fi
 stamp=.venv/.nodeagent-installed
 if [ ! -f "$stamp" ] || [ setup.py -nt "$stamp" ]; then
     say "installing nodeagent and its test extras into .venv"
-    .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+    .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' >.venv/pip.log 2>&1 \
+        || { cat .venv/pip.log >&2; echo "pip install failed (log above)" >&2; exit 1; }
     touch "$stamp"
 fi
 say "ready: $(.venv/bin/nodeagent --version 2>&1)"
