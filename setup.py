@@ -16,6 +16,7 @@ setup(
     install_requires=[
         "cliff>=4.0",
         "oslo.config>=9.0",
+        "ovsdbapp>=2.0",
         "pyroute2>=0.7",
         "PyYAML>=6.0",
         "stevedore>=5.0",
@@ -30,7 +31,10 @@ setup(
         ],
         "nodeagent.drivers": [
             "file = nodeagent.drivers.file:FileDriver",
+            "ethtool = nodeagent.drivers.ethtool:EthtoolDriver",
             "ini = nodeagent.drivers.ini:IniDriver",
+            "linux_bridge = nodeagent.drivers.linux_bridge:LinuxBridgeDriver",
+            "ovs_bridge = nodeagent.drivers.ovs_bridge:OvsBridgeDriver",
             "symlink = nodeagent.drivers.symlink:SymlinkDriver",
             "sysctl = nodeagent.drivers.sysctl:SysctlDriver",
         ],

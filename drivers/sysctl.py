@@ -56,7 +56,7 @@ class SysctlDriver(Driver):
         return [spec["settings"][field]]
 
     def observe(self, spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
-        live = ctx.in_netns(_read_live, list(spec["settings"]), ctx.netns)
+        live = ctx.in_netns(_read_live, list(spec["settings"]), ctx.where())
         persisted = None
         if spec["persist"]:
             persisted = _parse_persisted(files.read_file(ctx.host_path(spec["persist"])).text)
@@ -76,7 +76,7 @@ class SysctlDriver(Driver):
     def apply(self, spec: dict[str, Any], changes: list[Change], ctx: Context) -> None:
         live = {c.field: c.new for c in changes if not c.field.endswith(PERSISTED)}
         if live:
-            ctx.in_netns(_write_live, {k: spec["settings"][k] for k in live}, ctx.netns)
+            ctx.in_netns(_write_live, {k: spec["settings"][k] for k in live}, ctx.where())
         if spec["persist"]:
             path = ctx.host_path(spec["persist"])
             found = files.read_file(path)
@@ -89,29 +89,25 @@ def _proc_path(key: str) -> Path:
     return Path("/proc/sys") / key.replace(".", "/")
 
 
-def _where(netns: str | None) -> str:
-    return f"in network namespace '{netns}'" if netns else "on this node"
-
-
-def _read_live(keys: list[str], netns: str | None) -> dict[str, str]:
+def _read_live(keys: list[str], where: str) -> dict[str, str]:
     values = {}
     for key in keys:
         try:
             values[key] = _normal(_proc_path(key).read_text())
         except FileNotFoundError:
-            raise PermanentError(f"kernel parameter '{key}' does not exist {_where(netns)}") from None
+            raise PermanentError(f"kernel parameter '{key}' does not exist {where}") from None
         except OSError as exc:
             raise files.os_error(exc, f"cannot read kernel parameter '{key}'") from None
     return values
 
 
-def _write_live(settings: dict[str, str], netns: str | None) -> None:
+def _write_live(settings: dict[str, str], where: str) -> None:
     for key, value in settings.items():
         try:
             _proc_path(key).write_text(value + "\n")
         except OSError as exc:
             if exc.errno == errno.EINVAL:
-                raise PermanentError(f"the kernel refused {key} = {value!r} {_where(netns)}") from None
+                raise PermanentError(f"the kernel refused {key} = {value!r} {where}") from None
             raise files.os_error(exc, f"cannot set kernel parameter '{key}'") from None
 
 

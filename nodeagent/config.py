@@ -7,7 +7,7 @@ from pathlib import Path
 
 from oslo_config import cfg
 
-from nodeagent.context import DEFAULT_ALLOWED_ROOTS, Context
+from nodeagent.context import DEFAULT_ALLOWED_ROOTS, DEFAULT_OVSDB, Context
 
 DEFAULT_CONFIG_FILE = "/etc/nodeagent/nodeagent.conf"
 
@@ -15,6 +15,8 @@ agent_opts = [
     cfg.ListOpt("allowed_roots", default=list(DEFAULT_ALLOWED_ROOTS),
                 help="Directories the agent may write under; any other path in a document is refused, "
                      "including one that escapes through '..' or a symbolic link."),
+    cfg.StrOpt("ovsdb_connection", default=DEFAULT_OVSDB,
+               help="The Open vSwitch database of this node's ovs-vswitchd (ovs_bridge resources)."),
     cfg.StrOpt("state_dir", default="/var/lib/nodeagent",
                help="Where the agent keeps its last accepted document, keys and event spool."),
     cfg.StrOpt("backup_dir", default="/var/lib/nodeagent/backups",
@@ -41,6 +43,7 @@ def make_conf(config_files: list[str] | None = None) -> cfg.ConfigOpts:
     return conf
 
 
-def make_context(conf: cfg.ConfigOpts, root: str = "/", netns: str | None = None) -> Context:
+def make_context(conf: cfg.ConfigOpts, root: str = "/", netns: str | None = None,
+                 ovsdb: str | None = None) -> Context:
     return Context(root=Path(root), netns=netns, allowed_roots=tuple(conf.allowed_roots),
-                   backup_dir=conf.backup_dir or None)
+                   backup_dir=conf.backup_dir or None, ovsdb=ovsdb or conf.ovsdb_connection)

@@ -15,6 +15,7 @@ from typing import Any, Callable, TypeVar
 from nodeagent.errors import PathRefused, PermanentError
 
 DEFAULT_ALLOWED_ROOTS = ("/etc/neutron", "/etc/nova", "/etc/sysctl.d", "/etc/openvswitch")
+DEFAULT_OVSDB = "unix:/var/run/openvswitch/db.sock"
 NETNS_DIR = Path("/run/netns")
 _MAX_SYMLINKS = 40
 
@@ -29,7 +30,12 @@ class Context:
     netns: str | None = None
     allowed_roots: tuple[str, ...] = DEFAULT_ALLOWED_ROOTS
     backup_dir: str | None = "/var/lib/nodeagent/backups"
+    ovsdb: str = DEFAULT_OVSDB  # where ovs-vswitchd's database listens; vswitchd runs in ``netns``
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def where(self) -> str:
+        """How messages name the place: 'on this node' or 'in network namespace X'."""
+        return f"in network namespace '{self.netns}'" if self.netns else "on this node"
 
     def check_netns(self) -> None:
         """Fail clearly when the namespace does not exist (pyroute2 would create it)."""

@@ -8,7 +8,7 @@ decides when each happens. Drivers import from the core only: this module, ``spe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Protocol
 
 from nodeagent.context import Context
 from nodeagent.errors import InvalidResource
@@ -52,6 +52,12 @@ class Change:
         return data
 
 
+class Watch(Protocol):
+    """A running watch, as returned by ``Driver.watch``."""
+
+    def stop(self) -> None: ...
+
+
 class Driver:
     """Base class of every driver; subclasses override what they need.
 
@@ -90,9 +96,10 @@ class Driver:
         """React to a change of a resource that notifies this one; return what was done."""
         raise NotImplementedError(f"driver '{self.name}' cannot be notified")
 
-    def watch(self, specs: Iterable[dict[str, Any]], ctx: Context,
-              on_event: Callable[[str], None]) -> None:
-        """Optional: call ``on_event(resource_id)`` when the real state may have changed."""
+    def watch(self, specs: dict[str, dict[str, Any]], ctx: Context,
+              on_event: Callable[[str], None]) -> "Watch | None":
+        """Optional: call ``on_event(resource_id)`` when the real state of one of ``specs`` (by id) may
+        have changed; return something with ``stop()``. None: this driver sends no events (poll it)."""
         return None
 
     def secret_values(self, spec: dict[str, Any], field: str) -> list[str]:

@@ -6,6 +6,7 @@ adds the resource id.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import PurePosixPath
 from typing import Any, Iterable
@@ -90,3 +91,47 @@ FILE_FIELDS = ("permissions", "owner", "group")
 def file_metadata(spec: dict[str, Any]) -> dict[str, Any]:
     """The permissions, owner and group fields every file-writing driver accepts."""
     return {"permissions": file_mode(spec, "permissions"), "owner": account(spec, "owner"), "group": account(spec, "group")}
+
+
+_IFNAME = re.compile(r"[A-Za-z0-9_.:@+=-]{1,15}")
+
+
+def interface_name(value: Any, name: str, what: str = "an interface name") -> str:
+    """Linux interface names: 1 to 15 characters, no '/', no white space, not '.' or '..'."""
+    if not isinstance(value, str) or not _IFNAME.fullmatch(value) or value in (".", ".."):
+        detail = " (at most 15 characters)" if isinstance(value, str) and len(value) > 15 else ""
+        raise InvalidResource(name, f"must be {what}{detail}, got {value!r}")
+    return value
+
+
+def interface_list(spec: dict[str, Any], name: str) -> list[str]:
+    value = spec.get(name, [])
+    if not isinstance(value, list):
+        raise InvalidResource(name, f"must be a list of interface names, got {value!r}")
+    return [interface_name(item, name, "a list of interface names") for item in value]
+
+
+def flag(spec: dict[str, Any], name: str, default: bool) -> bool:
+    value = spec.get(name, default)
+    if not isinstance(value, bool):
+        raise InvalidResource(name, f"must be true or false, got {value!r}")
+    return value
+
+
+def integer(spec: dict[str, Any], name: str, low: int, high: int, default: int | None = None) -> int | None:
+    value = spec.get(name, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidResource(name, f"must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def ipv4_address(spec: dict[str, Any], name: str) -> str | None:
+    value = spec.get(name)
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except (ipaddress.AddressValueError, ValueError):
+        raise InvalidResource(name, f"must be an IPv4 address, got {value!r}") from None

@@ -30,13 +30,16 @@ class _LocalCommand(Lister):
                             help="act on files under DIR instead of / (a scratch root for a lab or a test)")
         parser.add_argument("--netns", metavar="NAME",
                             help="act on the network namespace NAME (sysctls, links) instead of the agent's own")
+        parser.add_argument("--ovsdb", metavar="CONNECTION",
+                            help="Open vSwitch database to use, e.g. unix:/run/openvswitch/db.sock "
+                                 "(default: ovsdb_connection from the configuration)")
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         conf = config.make_conf(self.app.options.config_files)
         registry = DriverRegistry.from_entry_points()
         document = load_document(parsed_args.state_file, registry)
-        engine = Engine(registry, config.make_context(conf, parsed_args.root, parsed_args.netns))
+        engine = Engine(registry, config.make_context(conf, parsed_args.root, parsed_args.netns, parsed_args.ovsdb))
         engine.preflight(document)
         self.result = engine.reconcile(document, dry_run=self.dry_run)
         self.app.stderr.write(self.result.summary() + "\n")

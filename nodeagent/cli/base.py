@@ -34,7 +34,8 @@ class NodeAgentApp(App):
     def initialize_app(self, argv: Sequence[str]) -> None:
         # Failures are in the result table; the engine's own log lines are for -v.
         if self.options.verbose_level <= 1:
-            logging.getLogger("nodeagent.engine").setLevel(logging.CRITICAL)
+            for name in ("nodeagent.engine", "ovsdbapp"):
+                logging.getLogger(name).setLevel(logging.CRITICAL)
 
     def run(self, argv: list[str]) -> int:
         return super().run(argv or ["--help"])

@@ -1,0 +1,132 @@
+"""The ``ethtool`` driver: offload features of an interface (``ethtool -K IFACE gro off``).
+
+Example::
+
+    - id: gro-off-external
+      driver: ethtool
+      interface: eth2
+      features: {gro: false}
+
+Feature names are ethtool's short ones (gro, gso, tso, lro, sg, rx, tx, rxvlan,
+txvlan, ntuple, rxhash) or the kernel's own (rx-gro, tx-tcp-segmentation, ...).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from typing import Any, Callable
+
+from pyroute2.ethtool import Ethtool
+
+from nodeagent import netlink, spec as fields
+from nodeagent.context import Context
+from nodeagent.driver import Change, Driver
+from nodeagent.errors import InvalidResource, PermanentError
+
+# The short names ethtool -K accepts, and the kernel features each one switches.
+ALIASES = {
+    "gro": ["rx-gro"],
+    "lro": ["rx-lro"],
+    "gso": ["tx-generic-segmentation"],
+    "tso": ["tx-tcp-segmentation", "tx-tcp-ecn-segmentation", "tx-tcp-mangleid-segmentation",
+            "tx-tcp6-segmentation"],
+    "sg": ["tx-scatter-gather"],
+    "rx": ["rx-checksum"],
+    "tx": ["tx-checksum-ipv4", "tx-checksum-ip-generic", "tx-checksum-ipv6", "tx-checksum-fcoe-crc",
+           "tx-checksum-sctp"],
+    "rxvlan": ["rx-vlan-hw-parse"],
+    "txvlan": ["tx-vlan-hw-insert"],
+    "ntuple": ["rx-ntuple-filter"],
+    "rxhash": ["rx-hashing"],
+}
+
+
+class EthtoolDriver(Driver):
+    """Offload features, read and set through the ethtool ioctl in the context's namespace."""
+
+    phase = 40
+
+    def validate(self, spec: dict[str, Any]) -> dict[str, Any]:
+        fields.check_fields(spec, "ethtool", ["interface", "features"], [])
+        features = spec["features"]
+        if not isinstance(features, dict) or not features:
+            raise InvalidResource("features", f"must be a mapping of feature to true/false, got {features!r}")
+        for name, wanted in features.items():
+            if not isinstance(name, str) or not (name in ALIASES or re.fullmatch(r"[a-z][a-z0-9_-]+", name)):
+                raise InvalidResource("features", f"has an invalid feature name {name!r}")
+            if not isinstance(wanted, bool):
+                raise InvalidResource(f"features.{name}", f"must be true or false, got {wanted!r}")
+        return {"interface": fields.interface_name(spec.get("interface"), "interface"), "features": dict(features)}
+
+    def observe(self, spec: dict[str, Any], ctx: Context) -> dict[str, dict[str, bool]]:
+        """For each feature: whether it is on, and whether the interface lets it be changed."""
+        return ctx.in_netns(_read_features, spec["interface"], list(spec["features"]), ctx.where())
+
+    def diff(self, spec: dict[str, Any], observed: dict[str, dict[str, bool]]) -> list[Change]:
+        return [Change(name, _onoff(observed[name]["on"]), _onoff(wanted))
+                for name, wanted in spec["features"].items() if observed[name]["on"] != wanted]
+
+    def apply(self, spec: dict[str, Any], changes: list[Change], ctx: Context) -> None:
+        wanted = {c.field: spec["features"][c.field] for c in changes}
+        ctx.in_netns(_write_features, spec["interface"], wanted, ctx.where())
+
+    def watch(self, specs: dict[str, dict[str, Any]], ctx: Context, on_event: Callable[[str], None]):
+        # A feature change makes the kernel send RTM_NEWLINK (NETDEV_FEAT_CHANGE): no polling needed.
+        names: dict[str, list[str]] = {}
+        for resource_id, spec in specs.items():
+            names.setdefault(spec["interface"], []).append(resource_id)
+        return netlink.LinkWatch(ctx, names, on_event)
+
+
+def _members(name: str) -> list[str]:
+    return ALIASES.get(name, [name])
+
+
+def _open(interface: str, where: str) -> tuple[Ethtool, Any]:
+    try:
+        socket.if_nametoindex(interface)  # resolved in this thread's namespace
+    except OSError:
+        raise PermanentError(f"interface {interface} not found {where}") from None
+    tool = Ethtool()
+    return tool, tool.get_features(interface)
+
+
+def _read_features(interface: str, names: list[str], where: str) -> dict[str, dict[str, bool]]:
+    tool, found = _open(interface, where)
+    try:
+        result = {}
+        for name in names:
+            members = [found.features[m] for m in _members(name) if m in found.features]
+            if not members:
+                raise PermanentError(f"interface {interface} has no offload feature '{name}'")
+            changeable = [m for m in members if m.available]
+            result[name] = {"on": all(m.enable for m in (changeable or members)), "changeable": bool(changeable)}
+        return result
+    finally:
+        tool.close()
+
+
+def _write_features(interface: str, wanted: dict[str, bool], where: str) -> None:
+    tool, found = _open(interface, where)
+    try:
+        for name, value in wanted.items():
+            changeable = [found.features[m] for m in _members(name)
+                          if m in found.features and found.features[m].available]
+            if not changeable:
+                raise PermanentError(f"offload feature '{name}' of interface {interface} is fixed by its driver "
+                                     f"and cannot be turned {_onoff(value)}")
+            for member in changeable:
+                member.enable = value
+        tool.set_features(interface, found)
+    finally:
+        tool.close()
+    after = _read_features(interface, list(wanted), where)
+    refused = [name for name, value in wanted.items() if after[name]["on"] != value]
+    if refused:
+        raise PermanentError(f"interface {interface} refused to change offload feature(s) {', '.join(refused)} "
+                             "(another feature it depends on may be off)")
+
+
+def _onoff(value: bool) -> str:
+    return "on" if value else "off"
