@@ -24,21 +24,19 @@ from nodeagent.context import Context
 from nodeagent.driver import Change, Driver
 from nodeagent.errors import InvalidResource, PermanentError
 
-# The short names ethtool -K accepts, and the kernel features each one switches.
+# The short names ethtool -K accepts, as patterns of the kernel features each one switches.
 ALIASES = {
-    "gro": ["rx-gro"],
-    "lro": ["rx-lro"],
-    "gso": ["tx-generic-segmentation"],
-    "tso": ["tx-tcp-segmentation", "tx-tcp-ecn-segmentation", "tx-tcp-mangleid-segmentation",
-            "tx-tcp6-segmentation"],
-    "sg": ["tx-scatter-gather"],
-    "rx": ["rx-checksum"],
-    "tx": ["tx-checksum-ipv4", "tx-checksum-ip-generic", "tx-checksum-ipv6", "tx-checksum-fcoe-crc",
-           "tx-checksum-sctp"],
-    "rxvlan": ["rx-vlan-hw-parse"],
-    "txvlan": ["tx-vlan-hw-insert"],
-    "ntuple": ["rx-ntuple-filter"],
-    "rxhash": ["rx-hashing"],
+    "gro": r"rx-gro",
+    "lro": r"rx-lro",
+    "gso": r"tx-generic-segmentation",
+    "tso": r"tx-tcp.*-segmentation",
+    "sg": r"tx-scatter-gather",
+    "rx": r"rx-checksum",
+    "tx": r"tx-checksum-.*",
+    "rxvlan": r"rx-vlan-hw-parse",
+    "txvlan": r"tx-vlan-hw-insert",
+    "ntuple": r"rx-ntuple-filter",
+    "rxhash": r"rx-hashing",
 }
 
 
@@ -79,8 +77,9 @@ class EthtoolDriver(Driver):
         return netlink.LinkWatch(ctx, names, on_event)
 
 
-def _members(name: str) -> list[str]:
-    return ALIASES.get(name, [name])
+def _members(name: str, found: Any) -> list[Any]:
+    pattern = ALIASES.get(name, re.escape(name))
+    return [feature for kernel_name, feature in found.features.items() if re.fullmatch(pattern, kernel_name)]
 
 
 def _open(interface: str, where: str) -> tuple[Ethtool, Any]:
@@ -97,7 +96,7 @@ def _read_features(interface: str, names: list[str], where: str) -> dict[str, di
     try:
         result = {}
         for name in names:
-            members = [found.features[m] for m in _members(name) if m in found.features]
+            members = _members(name, found)
             if not members:
                 raise PermanentError(f"interface {interface} has no offload feature '{name}'")
             changeable = [m for m in members if m.available]
@@ -111,8 +110,7 @@ def _write_features(interface: str, wanted: dict[str, bool], where: str) -> None
     tool, found = _open(interface, where)
     try:
         for name, value in wanted.items():
-            changeable = [found.features[m] for m in _members(name)
-                          if m in found.features and found.features[m].available]
+            changeable = [member for member in _members(name, found) if member.available]
             if not changeable:
                 raise PermanentError(f"offload feature '{name}' of interface {interface} is fixed by its driver "
                                      f"and cannot be turned {_onoff(value)}")

@@ -110,7 +110,7 @@ class OvsBridgeDriver(Driver):
                 changes.append(Change(f"ports.{port['name']}", None, wanted))
             elif found["type"] != port["type"] or any(found["options"].get(k) != v for k, v in port["options"].items()):
                 changes.append(Change(f"ports.{port['name']}", _describe(found), wanted))
-            elif found["error"]:
+            elif found["error"] and port["type"] != "patch":
                 changes.append(Change(f"ports.{port['name']}", f"error: {found['error']}", wanted))
         if spec["purge_ports"]:
             listed = {p["name"] for p in spec["ports"]}
@@ -164,7 +164,9 @@ class OvsBridgeDriver(Driver):
                     if spec["datapath_type"] == "system" else "")
             raise PermanentError(f"ovs-vswitchd did not create bridge {spec['name']}: "
                                  f"{_error(own) or 'no such interface'}{hint}")
-        failed = [f"{n}: {_error(by_name[n])}" for n in names[1:] if n in by_name and _error(by_name[n])]
+        # A patch port reports an error until its peer exists, which is often the next resource.
+        failed = [f"{p['name']}: {_error(by_name[p['name']])}" for p in spec["ports"]
+                  if p["type"] != "patch" and p["name"] in by_name and _error(by_name[p["name"]])]
         if failed:
             raise PermanentError(f"ovs-vswitchd could not add port(s) to {spec['name']}: {'; '.join(failed)}")
 

@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,17 +71,19 @@ class LabNode:
 
     def down(self) -> None:
         for daemon in ("ovs-vswitchd", "ovsdb-server"):
-            pidfile = self.directory / f"{daemon}.pid"
-            try:
-                pid = int(pidfile.read_text().strip())
-                os.kill(pid, signal.SIGTERM)
-                for _ in range(50):
-                    os.kill(pid, 0)
-                    time.sleep(0.05)
-                os.kill(pid, signal.SIGKILL)
-            except (FileNotFoundError, ValueError, ProcessLookupError):
-                pass
+            # 'exit' through the control socket returns once the daemon has stopped.
+            stopped = subprocess.run(["ovs-appctl", "-t", str(self.directory / f"{daemon}.ctl"), "exit"],
+                                     capture_output=True, timeout=10).returncode == 0
+            if not stopped:
+                self._kill(self.directory / f"{daemon}.pid")
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+
+    @staticmethod
+    def _kill(pidfile: Path) -> None:
+        try:
+            os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            pass
 
 
 def main(argv: list[str] | None = None) -> int:

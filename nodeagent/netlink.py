@@ -106,7 +106,10 @@ class LinkWatch:
                 except asyncio.TimeoutError:
                     continue
                 for message in messages:
-                    self._dispatch(message)
+                    try:
+                        self._dispatch(message)
+                    except Exception:  # one odd message must not end the watch
+                        LOG.exception("link watch: cannot handle %r", message.get("event"))
 
     def _remember(self, message) -> str | None:
         name = message.get_attr("IFLA_IFNAME")
@@ -117,7 +120,7 @@ class LinkWatch:
 
     def _dispatch(self, message) -> None:
         name = self._remember(message)
-        if message.get("event", "").endswith("ADDR"):
+        if str(message.get("event")).endswith("ADDR"):
             name = message.get_attr("IFA_LABEL") or self._indexes.get(message.get("index"))
         touched = set(self.names.get(name, []))
         master = self._indexes.get(message.get_attr("IFLA_MASTER") or 0)

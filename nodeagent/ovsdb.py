@@ -37,7 +37,10 @@ def api(connection_string: str) -> impl_idl.OvsdbIdl:
         if connection_string not in _apis:
             try:
                 idl = _NotifyingIdl.from_server(connection_string, "Open_vSwitch")
-                _apis[connection_string] = impl_idl.OvsdbIdl(connection.Connection(idl, timeout=TIMEOUT))
+                # ovsdbapp keeps the connection in a class attribute (one database per process,
+                # as in Neutron); a subclass per database lets a lab host several.
+                api_class = type(f"OvsdbIdl{len(_apis)}", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
+                _apis[connection_string] = api_class(connection.Connection(idl, timeout=TIMEOUT))
             except Exception as exc:
                 raise TemporaryError(f"cannot reach the Open vSwitch database at {connection_string}: {exc}") from None
         return _apis[connection_string]

@@ -59,3 +59,21 @@ def netns_sysctl(name: str, key: str) -> str:
     out = subprocess.run(["ip", "netns", "exec", name, "sysctl", "-n", key], capture_output=True, text=True,
                          check=True)
     return out.stdout.strip()
+
+
+@pytest.fixture
+def lab(tmp_path: Path):
+    """A test node: its own namespace with a private Open vSwitch and a veth stand-in for eth2."""
+    from nodeagent import ovsdb
+    from nodeagent.lab import LabNode
+
+    node = LabNode(f"na-t{os.getpid()}-{next(_names)}", tmp_path / "ovs", ["eth2"])
+    try:
+        yield node.up()
+    finally:
+        ovsdb.close(node.ovsdb)
+        node.down()
+
+
+def lab_context(node, root: Path | None = None) -> Context:
+    return Context(root=root or Path("/nonexistent-root"), netns=node.name, ovsdb=node.ovsdb)

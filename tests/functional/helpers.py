@@ -1,0 +1,44 @@
+"""Small helpers for driving the engine on one or a few resources."""
+
+from __future__ import annotations
+
+import queue
+import time
+
+from nodeagent.engine import Engine
+from nodeagent.model import parse_document
+from nodeagent.result import ResourceResult
+
+
+def reconcile(engine: Engine, *resources: dict, dry_run: bool = False) -> dict[str, ResourceResult]:
+    document = parse_document({"node": "lab", "generation": 1, "resources": list(resources)}, engine.registry)
+    result = engine.reconcile(document, dry_run=dry_run)
+    return {item.id: item for item in result.resources}
+
+
+def details(result: ResourceResult) -> list[str]:
+    return [change.describe() for change in result.changes]
+
+
+class EventSink:
+    """Collects watch events; ``wait_for`` returns once the resource id arrived."""
+
+    def __init__(self):
+        self.events: queue.Queue[str] = queue.Queue()
+
+    def __call__(self, resource_id: str) -> None:
+        self.events.put(resource_id)
+
+    def drain(self) -> None:
+        while not self.events.empty():
+            self.events.get_nowait()
+
+    def wait_for(self, resource_id: str, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.events.get(timeout=max(0.01, deadline - time.monotonic())) == resource_id:
+                    return True
+            except queue.Empty:
+                return False
+        return False
