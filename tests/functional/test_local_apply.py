@@ -16,6 +16,10 @@ EXAMPLE = str(EXAMPLES / "network-node.yaml")
 SECRETS = ("rabbit-s3cret", "neutron-s3cret", "metadata-s3cret")
 
 
+def node_args(lab) -> list[str]:
+    return ["--netns", lab.name, "--ovsdb", lab.ovsdb]
+
+
 def snapshot(root: Path) -> dict[str, str]:
     """Every path under root with its content hash or link target."""
     found = {}
@@ -39,9 +43,10 @@ def apply_json(*args: str) -> tuple[int, list[dict]]:
     return done.returncode, json.loads(done.stdout or "[]")
 
 
-def test_apply_writes_everything_then_second_apply_changes_nothing(root, netns):
+def test_apply_writes_everything_then_second_apply_changes_nothing(root, lab):
     before_host = host_state()
-    code, rows = apply_json(EXAMPLE, "--root", str(root), "--netns", netns)
+    lab.exec("ethtool", "-K", "eth2", "gro", "on")  # veth starts with GRO off on this kernel
+    code, rows = apply_json(EXAMPLE, "--root", str(root), *node_args(lab))
     assert code == 0, rows
     assert {row["Status"] for row in rows} == {"changed"}
     neutron = (root / "etc/neutron/neutron.conf").read_text()
@@ -52,33 +57,36 @@ def test_apply_writes_everything_then_second_apply_changes_nothing(root, netns):
     assert (root / "etc/neutron/plugin.ini").read_text().startswith("[ml2]")
     assert (root / "etc/sysctl.d/90-neutron.conf").read_text() == (
         "net.ipv4.ip_forward = 1\nnet.ipv4.conf.all.rp_filter = 0\nnet.ipv4.conf.default.rp_filter = 0\n")
-    assert netns_sysctl(netns, "net.ipv4.ip_forward") == "1"
-    assert netns_sysctl(netns, "net.ipv4.conf.all.rp_filter") == "0"
+    assert netns_sysctl(lab.name, "net.ipv4.ip_forward") == "1"
+    assert netns_sysctl(lab.name, "net.ipv4.conf.all.rp_filter") == "0"
+    assert lab.vsctl("list-ports", "br-ex").stdout.split() == ["eth2"]
+    assert lab.vsctl("br-exists", "br-int", check=False).returncode == 0
+    assert "generic-receive-offload: off" in lab.exec("ethtool", "-k", "eth2").stdout
     assert host_state() == before_host
 
     files_after_first = snapshot(root / "etc")
-    code, rows = apply_json(EXAMPLE, "--root", str(root), "--netns", netns)
+    code, rows = apply_json(EXAMPLE, "--root", str(root), *node_args(lab))
     assert code == 0
     assert {row["Status"] for row in rows} == {"in_sync"}
     assert snapshot(root / "etc") == files_after_first
 
 
-def test_output_never_shows_secrets(root, netns):
+def test_output_never_shows_secrets(root, lab):
     for command in ("plan", "apply"):
         for fmt in ("table", "json", "yaml"):
-            done = run_cli(command, EXAMPLE, "--root", str(root), "--netns", netns, "-f", fmt, "-v")
+            done = run_cli(command, EXAMPLE, "--root", str(root), *node_args(lab), "-f", fmt, "-v")
             for secret in SECRETS:
                 assert secret not in done.stdout and secret not in done.stderr
-    assert "***" in run_cli("plan", EXAMPLE, "--root", str(root / "other"), "--netns", netns).stdout
+    assert "***" in run_cli("plan", EXAMPLE, "--root", str(root / "other"), *node_args(lab)).stdout
 
 
-def test_plan_after_hand_edit_shows_exactly_that_key(root, netns):
-    assert run_cli("apply", EXAMPLE, "--root", str(root), "--netns", netns).returncode == 0
-    assert run_cli("plan", EXAMPLE, "--root", str(root), "--netns", netns).returncode == 0
+def test_plan_after_hand_edit_shows_exactly_that_key(root, lab):
+    assert run_cli("apply", EXAMPLE, "--root", str(root), *node_args(lab)).returncode == 0
+    assert run_cli("plan", EXAMPLE, "--root", str(root), *node_args(lab)).returncode == 0
     ml2 = root / "etc/neutron/plugins/ml2/ml2_conf.ini"
     ml2.write_text(ml2.read_text().replace("tenant_network_types = gre", "tenant_network_types = vxlan"))
     before = snapshot(root)
-    done = run_cli("plan", EXAMPLE, "--root", str(root), "--netns", netns, "-f", "json")
+    done = run_cli("plan", EXAMPLE, "--root", str(root), *node_args(lab), "-f", "json")
     assert done.returncode == 2
     pending = [row for row in json.loads(done.stdout) if row["Status"] != "in_sync"]
     assert pending == [{"Resource": "ml2-conf", "Driver": "ini", "Status": "pending",
@@ -86,36 +94,36 @@ def test_plan_after_hand_edit_shows_exactly_that_key(root, netns):
     assert snapshot(root) == before
 
 
-def test_plan_of_a_file_shows_a_unified_diff(root, netns):
-    run_cli("apply", EXAMPLE, "--root", str(root), "--netns", netns)
+def test_plan_of_a_file_shows_a_unified_diff(root, lab):
+    run_cli("apply", EXAMPLE, "--root", str(root), *node_args(lab))
     (root / "etc/neutron/dnsmasq-neutron.conf").write_text("dhcp-option-force=26,1400\n")
-    done = run_cli("plan", EXAMPLE, "--root", str(root), "--netns", netns)
+    done = run_cli("plan", EXAMPLE, "--root", str(root), *node_args(lab))
     assert done.returncode == 2
     assert "-dhcp-option-force=26,1400" in done.stdout and "+dhcp-option-force=26,1454" in done.stdout
 
 
-def test_sysctl_drift_in_the_namespace_is_seen_and_fixed(root, netns):
-    run_cli("apply", EXAMPLE, "--root", str(root), "--netns", netns)
-    subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv4.ip_forward=0"], check=True)
-    done = run_cli("plan", EXAMPLE, "--root", str(root), "--netns", netns, "-f", "json")
+def test_sysctl_drift_in_the_namespace_is_seen_and_fixed(root, lab):
+    run_cli("apply", EXAMPLE, "--root", str(root), *node_args(lab))
+    subprocess.run(["ip", "netns", "exec", lab.name, "sysctl", "-qw", "net.ipv4.ip_forward=0"], check=True)
+    done = run_cli("plan", EXAMPLE, "--root", str(root), *node_args(lab), "-f", "json")
     rows = {row["Resource"]: row for row in json.loads(done.stdout)}
     assert rows["routing-sysctls"]["Details"] == ["net.ipv4.ip_forward: 0 → 1"]
-    code, _ = apply_json(EXAMPLE, "--root", str(root), "--netns", netns)
-    assert code == 0 and netns_sysctl(netns, "net.ipv4.ip_forward") == "1"
+    code, _ = apply_json(EXAMPLE, "--root", str(root), *node_args(lab))
+    assert code == 0 and netns_sysctl(lab.name, "net.ipv4.ip_forward") == "1"
 
 
-def test_invalid_document_is_refused_and_nothing_changes(root, netns, tmp_path):
+def test_invalid_document_is_refused_and_nothing_changes(root, lab, tmp_path):
     document = yaml.safe_load(Path(EXAMPLE).read_text())
     next(r for r in document["resources"] if r["id"] == "l3-agent-ini")["settings"] = "ovs.local_ip=1"
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(document))
-    done = run_cli("apply", str(bad), "--root", str(root), "--netns", netns)
+    done = run_cli("apply", str(bad), "--root", str(root), *node_args(lab))
     assert done.returncode == 1
     assert done.stderr.strip() == ("resource 'l3-agent-ini': field 'settings' must be a mapping of section to "
                                    "options, got 'ovs.local_ip=1'")
     assert done.stdout == ""
     assert snapshot(root) == {}
-    assert netns_sysctl(netns, "net.ipv4.ip_forward") == "0"
+    assert netns_sysctl(lab.name, "net.ipv4.ip_forward") == "0"
 
 
 def test_missing_namespace_is_refused(root):
@@ -195,12 +203,12 @@ def test_replacing_keeps_mode_owner_and_the_previous_version(root, tmp_path):
     assert len(new_lines) == len(backup.read_text().splitlines()) + 1
 
 
-def test_ini_permissions_drift_is_fixed_without_rewriting(root, netns):
-    run_cli("apply", EXAMPLE, "--root", str(root), "--netns", netns)
+def test_ini_permissions_drift_is_fixed_without_rewriting(root, lab):
+    run_cli("apply", EXAMPLE, "--root", str(root), *node_args(lab))
     conf = root / "etc/neutron/neutron.conf"
     inode = conf.stat().st_ino
     conf.chmod(0o666)
-    done = run_cli("plan", EXAMPLE, "--root", str(root), "--netns", netns)
+    done = run_cli("plan", EXAMPLE, "--root", str(root), *node_args(lab))
     assert "permissions: 0666 → 0640" in done.stdout
-    assert run_cli("apply", EXAMPLE, "--root", str(root), "--netns", netns).returncode == 0
+    assert run_cli("apply", EXAMPLE, "--root", str(root), *node_args(lab)).returncode == 0
     assert conf.stat().st_mode & 0o777 == 0o640 and conf.stat().st_ino == inode

@@ -89,7 +89,7 @@ def test_bad_documents_are_refused_with_a_message_naming_resource_and_field(regi
 def test_the_example_document_is_valid(registry):
     document = load_document(EXAMPLES / "network-node.yaml", registry)
     assert document.node == "network1"
-    assert len(document.resources) == 9
+    assert len(document.resources) == 12
     assert document.order.index("ml2-conf") < document.order.index("plugin-ini")
     assert document.order.index("dnsmasq-neutron") < document.order.index("dhcp-agent-ini")
 
@@ -131,3 +131,8 @@ def test_values_are_normalised(registry):
     document = parse_document(doc({**INI, "settings": {"DEFAULT": {"a": True, "b": 3, "c": ["x", "y"]}}}),
                               registry)
     assert document.resources[0].spec["settings"] == {"DEFAULT": {"a": ["true"], "b": ["3"], "c": ["x", "y"]}}
+
+
+def test_the_compute_example_is_valid(registry):
+    document = load_document(EXAMPLES / "compute-node.yaml", registry)
+    assert document.order.index("overlay-vxlan") < document.order.index("provider-bridge")
