@@ -6,6 +6,7 @@ error names the resource and the field.
 
 from __future__ import annotations
 
+import copy
 import heapq
 import json
 import re
@@ -36,17 +37,11 @@ class Resource:
     sensitive: tuple[str, ...] | bool = ()
     mode: str | None = None
     secrets: tuple[str, ...] = field(default=(), compare=False)
+    raw: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"id": self.id, "driver": self.driver, **self.spec}
-        for name in ("after", "notify"):
-            if getattr(self, name):
-                data[name] = list(getattr(self, name))
-        if self.sensitive:
-            data["sensitive"] = self.sensitive if self.sensitive is True else list(self.sensitive)
-        if self.mode:
-            data["mode"] = self.mode
-        return data
+        """The resource as its author wrote it: parsing it again gives the same resource."""
+        return copy.deepcopy(self.raw)
 
 
 @dataclass(frozen=True)
@@ -146,7 +141,7 @@ def _parse_resource(index: int, entry: Any, registry: DriverRegistry) -> Resourc
         sensitive, secrets = _sensitive(entry.get("sensitive", ()), driver, spec)
     except InvalidResource as exc:
         raise exc.with_resource(resource_id) from None
-    return Resource(resource_id, driver.name, spec, after, notify, sensitive, mode, secrets)
+    return Resource(resource_id, driver.name, spec, after, notify, sensitive, mode, secrets, copy.deepcopy(entry))
 
 
 def _id_list(entry: dict[str, Any], name: str) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 from typing import Callable, Iterator
 
@@ -16,24 +17,38 @@ from pyroute2 import AsyncIPRoute, IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_LINK
 
-from nodeagent.context import Context
+from nodeagent.context import NETNS_DIR, Context
 from nodeagent.errors import PermanentError, TemporaryError
 
 LOG = logging.getLogger(__name__)
 IFF_UP = 0x1
 
 
+# Opening a handle in a namespace costs more than the requests themselves, so one is
+# kept per (thread, namespace): pyroute2 handles are not shared between threads.
+_handles: dict[tuple[int, str | None], tuple[IPRoute, int]] = {}
+
+
 @contextlib.contextmanager
 def iproute(ctx: Context) -> Iterator[IPRoute]:
     """An rtnetlink handle in the context's namespace (never creating the namespace)."""
     ctx.check_netns()
-    handle = IPRoute(netns=ctx.netns, flags=0) if ctx.netns else IPRoute()
+    key = (threading.get_ident(), ctx.netns)
+    identity = os.stat(NETNS_DIR / ctx.netns).st_ino if ctx.netns else 0
+    handle, opened_for = _handles.get(key, (None, None))
+    if handle is None or opened_for != identity:  # a namespace deleted and made again is a new one
+        if handle is not None:
+            handle.close()
+        handle = IPRoute(netns=ctx.netns, flags=0) if ctx.netns else IPRoute()
+        _handles[key] = (handle, identity)
     try:
         yield handle
     except NetlinkError as exc:
         raise netlink_error(exc, "netlink request failed") from None
-    finally:
+    except OSError:
+        _handles.pop(key, None)
         handle.close()
+        raise
 
 
 def netlink_error(exc: NetlinkError, what: str) -> Exception:

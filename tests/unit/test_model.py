@@ -136,3 +136,10 @@ def test_values_are_normalised(registry):
 def test_the_compute_example_is_valid(registry):
     document = load_document(EXAMPLES / "compute-node.yaml", registry)
     assert document.order.index("overlay-vxlan") < document.order.index("provider-bridge")
+
+
+def test_a_document_survives_its_own_serialisation(registry):
+    for name in ("network-node.yaml", "compute-node.yaml"):
+        document = load_document(EXAMPLES / name, registry)
+        again = parse_document(document.to_dict(), registry)
+        assert again == document and again.order == document.order

@@ -1,0 +1,97 @@
+"""Cost of observing the network resources of the examples, against the floor.
+
+The floor is what any tool must spend to read the same objects: one bare pyroute2
+link dump in the namespace plus one OVSDB query of the same bridges and interfaces
+(on an open connection). Also times the no-op reconcile of the whole network-node
+example. Runs on a lab node (namespace + private Open vSwitch). Run as root:
+
+    .venv/bin/python benchmarks/network_observe.py [RUNS]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pyroute2 import IPRoute
+
+from nodeagent import ovsdb
+from nodeagent.context import Context
+from nodeagent.engine import Engine
+from nodeagent.lab import LabNode
+from nodeagent.model import load_document, parse_document
+from nodeagent.registry import DriverRegistry
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "etc/examples"
+NETWORK_DRIVERS = ("ovs_bridge", "linux_bridge", "ethtool")
+
+
+def timed(function, runs: int) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def p90(values: list[float]) -> float:
+    return sorted(values)[int(0.9 * (len(values) - 1))]
+
+
+def main() -> None:
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    registry = DriverRegistry.from_entry_points()
+    with tempfile.TemporaryDirectory() as scratch:
+        node = LabNode(f"na-bench-{os.getpid()}", Path(scratch) / "ovs", ["eth1", "eth2"]).up()
+        try:
+            ctx = Context(root=Path(scratch) / "root", netns=node.name, ovsdb=node.ovsdb)
+            engine = Engine(registry, ctx)
+            network = load_document(EXAMPLES / "network-node.yaml", registry)
+            compute = load_document(EXAMPLES / "compute-node.yaml", registry)
+            assert not engine.reconcile(network).failed and not engine.reconcile(compute).failed
+            resources = [r for doc in (network, compute) for r in doc.resources if r.driver in NETWORK_DRIVERS]
+            only_network = parse_document({"node": "b", "resources": [r.to_dict() for r in resources]}, registry)
+
+            def observe_all() -> None:
+                for resource in resources:
+                    registry.get(resource.driver).observe(resource.spec, ctx)
+
+            api = ovsdb.api(node.ovsdb)
+            ipr = IPRoute(netns=node.name, flags=0)
+            names = ["br-int", "br-ex", "eth2"]
+
+            def floor() -> None:
+                ipr.get_links()
+                api.db_list("Interface", names, columns=["name", "type", "options", "error", "ofport"],
+                            if_exists=True).execute(check_error=True)
+
+            observe = timed(observe_all, runs)
+            bare = timed(floor, runs)
+            noop = timed(lambda: engine.reconcile(network), max(runs // 2, 20))
+            noop_net = timed(lambda: engine.reconcile(only_network), max(runs // 2, 20))
+            ipr.close()
+        finally:
+            ovsdb.close(node.ovsdb)
+            node.down()
+    rows = [("observe network resources", observe), ("floor: link dump + 1 OVSDB query", bare),
+            ("no-op reconcile, network resources only", noop_net), ("no-op reconcile, network-node example", noop)]
+    print(f"{len(resources)} network resources (ovs_bridge, linux_bridge, ethtool), {runs} runs")
+    for label, samples in rows:
+        print(f"  {label:42s} median {statistics.median(samples) * 1000:7.2f} ms   p90 {p90(samples) * 1000:7.2f} ms")
+    ratio = statistics.median(observe) / statistics.median(bare)
+    print(f"  observe / floor (medians): {ratio:.1f}x")
+    print(json.dumps({"benchmark": "network_observe", "resources": len(resources), "runs": runs,
+                      "observe_median_ms": round(statistics.median(observe) * 1000, 3),
+                      "floor_median_ms": round(statistics.median(bare) * 1000, 3), "ratio": round(ratio, 2),
+                      "noop_network_median_ms": round(statistics.median(noop_net) * 1000, 3),
+                      "noop_example_median_ms": round(statistics.median(noop) * 1000, 3)}))
+
+
+if __name__ == "__main__":
+    main()
