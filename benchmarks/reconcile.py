@@ -1,11 +1,11 @@
-"""Cost of observing the network resources of the examples, against the floor.
+"""No-op reconcile of the network-node example, and the cost of observing network resources against the floor.
 
 The floor is what any tool must spend to read the same objects: one bare pyroute2
 link dump in the namespace plus one OVSDB query of the same bridges and interfaces
 (on an open connection). Also times the no-op reconcile of the whole network-node
 example. Runs on a lab node (namespace + private Open vSwitch). Run as root:
 
-    .venv/bin/python benchmarks/network_observe.py [RUNS]
+    .venv/bin/python benchmarks/reconcile.py [RUNS]
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def main() -> None:
         print(f"  {label:42s} median {statistics.median(samples) * 1000:7.2f} ms   p90 {p90(samples) * 1000:7.2f} ms")
     ratio = statistics.median(observe) / statistics.median(bare)
     print(f"  observe / floor (medians): {ratio:.1f}x")
-    print(json.dumps({"benchmark": "network_observe", "resources": len(resources), "runs": runs,
+    print(json.dumps({"benchmark": "reconcile", "resources": len(resources), "runs": runs,
                       "observe_median_ms": round(statistics.median(observe) * 1000, 3),
                       "floor_median_ms": round(statistics.median(bare) * 1000, 3), "ratio": round(ratio, 2),
                       "noop_network_median_ms": round(statistics.median(noop_net) * 1000, 3),
