@@ -15,11 +15,16 @@ setup(
     package_dir={"nodeagent": "nodeagent", "nodeagent.drivers": "drivers"},
     install_requires=[
         "cliff>=4.0",
+        "cryptography>=3.4",
         "oslo.config>=9.0",
+        "oslo.messaging>=14.0",
         "ovsdbapp>=2.0",
         "pyroute2>=0.7",
+        "psutil>=5.9",
         "PyYAML>=6.0",
+        "SQLAlchemy>=2.0",
         "stevedore>=5.0",
+        "systemd-python>=234",
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-timeout>=2"],

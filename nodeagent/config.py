@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 from oslo_config import cfg
@@ -24,9 +25,37 @@ agent_opts = [
 ]
 
 
+daemon_opts = [
+    cfg.StrOpt("host", default=socket.gethostname(), sample_default="<hostname>",
+               help="This node's name in the fleet; the coordinator's documents name it."),
+    cfg.StrOpt("root", default="/", help="Filesystem root the agent acts under (a scratch root in labs)."),
+    cfg.StrOpt("netns", help="Network namespace the agent acts on (default: its own)."),
+    cfg.IntOpt("report_interval", default=10, min=1, help="Seconds between heartbeats to the coordinator."),
+    cfg.IntOpt("resync_interval", default=300, min=1,
+               help="Seconds between full reconciles (jittered by up to 10%%), the safety net for what no "
+                    "event reports."),
+    cfg.StrOpt("coordinator_public_key", default="/etc/nodeagent/coordinator.pub",
+               help="The coordinator's Ed25519 public key; documents not signed by it are refused."),
+    cfg.StrOpt("node_key", help="This node's private key (made on first start; default state_dir/node.key)."),
+]
+
+coordinator_opts = [
+    cfg.StrOpt("state_dir", default="/var/lib/nodeagent-coordinator",
+               help="Where the coordinator keeps its database and signing key."),
+    cfg.StrOpt("database_connection", secret=True,
+               help="SQLAlchemy URL of the inventory (default: SQLite in state_dir; "
+                    "postgresql:// or mysql+pymysql:// in production)."),
+    cfg.StrOpt("signing_key", help="Ed25519 key that signs documents (default state_dir/coordinator.key)."),
+    cfg.BoolOpt("auto_accept", default=False,
+                help="Accept every new node's key on first contact (labs and demos only)."),
+    cfg.IntOpt("agent_down_time", default=0, min=0,
+               help="Seconds without a heartbeat after which a node is down (0: 3 x report_interval)."),
+]
+
+
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     """For oslo-config-generator: every option, by group."""
-    return [(None, agent_opts)]
+    return [(None, agent_opts + daemon_opts), ("coordinator", coordinator_opts)]
 
 
 def make_conf(config_files: list[str] | None = None) -> cfg.ConfigOpts:
@@ -34,6 +63,9 @@ def make_conf(config_files: list[str] | None = None) -> cfg.ConfigOpts:
     conf = cfg.ConfigOpts()
     for group, opts in list_opts():
         conf.register_opts(opts, group=group)
+    from nodeagent import messaging  # oslo.messaging's own options (transport_url, rabbit, ...)
+
+    messaging.register_opts(conf)
     if config_files is None:
         config_files = [DEFAULT_CONFIG_FILE] if os.path.exists(DEFAULT_CONFIG_FILE) else []
     for path in config_files:

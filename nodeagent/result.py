@@ -32,13 +32,6 @@ class ResourceResult:
     duration: float = 0.0
     notified: tuple[str, ...] = ()  # what this resource did because others changed
 
-    def details(self) -> list[str]:
-        lines = [change.describe() for change in self.changes]
-        if self.error:
-            lines.append(f"error ({self.error_kind}): {self.error}" if self.error_kind else self.error)
-        lines += self.notified
-        return lines
-
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "driver": self.driver, "status": self.status.value,
                 "changes": [c.to_dict() for c in self.changes], "error": self.error,

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any, Sequence
 
+from cliff.command import Command
 from cliff.lister import Lister
 
 from nodeagent import config
@@ -36,7 +37,7 @@ class _LocalCommand(Lister):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        conf = config.make_conf(self.app.options.config_files)
+        conf = self.app.conf()
         registry = DriverRegistry.from_entry_points()
         document = load_document(parsed_args.state_file, registry)
         engine = Engine(registry, config.make_context(conf, parsed_args.root, parsed_args.netns, parsed_args.ovsdb))
@@ -79,11 +80,33 @@ class Apply(_LocalCommand):
         return EXIT_FAILED if result.failed else EXIT_OK
 
 
+class Run(Command):
+    """Run the agent daemon: enforce the cached document, then follow the coordinator.
+
+    Reads transport_url, host, state_dir, coordinator_public_key and the intervals
+    from the configuration. SIGTERM stops it cleanly, SIGHUP reloads the configuration.
+    """
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--debug-log", action="store_true", help="log at debug level")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> int:
+        from nodeagent.agent import Agent
+        from nodeagent.daemon import setup_logging
+
+        setup_logging("nodeagent", parsed_args.debug_log)
+        Agent(self.app.conf()).run()
+        return 0
+
+
 def make_app() -> NodeAgentApp:
     return NodeAgentApp("nodeagent: keep this node true to its desired state.\n\n"
                         "Local mode: 'nodeagent plan STATE_FILE' shows what differs, "
-                        "'nodeagent apply STATE_FILE' makes it so.",
-                        {"plan": Plan, "apply": Apply})
+                        "'nodeagent apply STATE_FILE' makes it so.\n"
+                        "Fleet mode: 'nodeagent run' follows the coordinator.",
+                        {"plan": Plan, "apply": Apply, "run": Run})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

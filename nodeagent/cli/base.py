@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 from typing import Any, Sequence
@@ -11,13 +12,16 @@ from cliff.app import App
 from cliff.commandmanager import CommandManager
 
 from nodeagent import __version__
+from nodeagent.driver import Change
 from nodeagent.result import ReconcileResult
 
 
 class NodeAgentApp(App):
     """A cliff application that prints help instead of starting an interactive shell."""
 
-    def __init__(self, description: str, commands: dict[str, type]):
+    def __init__(self, description: str, commands: dict[str, type],
+                 default_config_file: str = "/etc/nodeagent/nodeagent.conf"):
+        self.default_config_file = default_config_file
         manager = CommandManager("nodeagent.cli.unused")
         for name, command in commands.items():
             manager.add_command(name, command)
@@ -27,7 +31,7 @@ class NodeAgentApp(App):
     def build_option_parser(self, description: str, version: str, argparse_kwargs: Any = None) -> Any:
         parser = super().build_option_parser(description, version, argparse_kwargs)
         parser.add_argument("--config-file", action="append", metavar="PATH", dest="config_files",
-                            help="oslo.config file to read (repeatable; default /etc/nodeagent/nodeagent.conf "
+                            help=f"oslo.config file to read (repeatable; default {self.default_config_file} "
                                  "when it exists)")
         return parser
 
@@ -36,20 +40,43 @@ class NodeAgentApp(App):
         if self.options.verbose_level <= 1:
             for name in ("nodeagent.engine", "ovsdbapp"):
                 logging.getLogger(name).setLevel(logging.CRITICAL)
+            logging.getLogger("oslo_service").setLevel(logging.WARNING)
 
     def run(self, argv: list[str]) -> int:
         return super().run(argv or ["--help"])
 
+    def conf(self) -> Any:
+        """The oslo.config options, from --config-file or the default file when it exists."""
+        from nodeagent import config
 
-def result_rows(result: ReconcileResult, structured: bool) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
-    """One row per resource; details as text for a table, as a list for json and yaml."""
+        if self.options.config_files:
+            return config.make_conf(self.options.config_files)
+        exists = os.path.exists(self.default_config_file)
+        return config.make_conf([self.default_config_file] if exists else [])
+
+
+def result_rows(result: ReconcileResult | dict[str, Any], structured: bool
+                ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
+    """One row per resource; details as text for a table, as a list for json and yaml.
+
+    Takes a result or its dict form (as an agent returns it over RPC).
+    """
+    data = result.to_dict() if isinstance(result, ReconcileResult) else result
     columns = ("Resource", "Driver", "Status", "Details", "Duration (ms)")
     rows = []
-    for item in result.resources:
-        details = item.details()
-        rows.append((item.id, item.driver, item.status.value, details if structured else "\n".join(details),
-                     round(item.duration * 1000, 1)))
+    for item in data["resources"]:
+        details = [_describe(change) for change in item["changes"]]
+        if item.get("error"):
+            kind = item.get("error_kind")
+            details.append(f"error ({kind}): {item['error']}" if kind else item["error"])
+        details += item.get("notified", [])
+        rows.append((item["id"], item["driver"], item["status"], details if structured else "\n".join(details),
+                     round(item["duration"] * 1000, 1)))
     return columns, rows
+
+
+def _describe(change: dict[str, Any]) -> str:
+    return Change(change["field"], change.get("old"), change.get("new"), change.get("diff")).describe()
 
 
 def main_for(app: App, argv: Sequence[str] | None) -> int:

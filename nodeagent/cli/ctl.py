@@ -1,15 +1,193 @@
-"""``nodeagentctl``: the operator's side, talking to the coordinator (its commands come with the fleet)."""
+"""``nodeagentctl``: the operator's side. Runs on the coordinator's host (its database and key).
+
+    nodeagentctl serve                       run the coordinator
+    nodeagentctl node list                   the fleet at a glance
+    nodeagentctl node accept HOST            trust a node's key
+    nodeagentctl node set-state HOST FILE    give a node a document (next generation, pushed)
+    nodeagentctl node plan HOST              what the node would change
+    nodeagentctl events [--node H] [--type T]
+"""
 
 from __future__ import annotations
 
+import argparse
+import datetime
 import sys
-from typing import Sequence
+import time
+from typing import Any, Sequence
 
-from nodeagent.cli.base import NodeAgentApp, main_for
+import yaml
+from cliff.command import Command
+from cliff.lister import Lister
+from cliff.show import ShowOne
+
+from nodeagent.cli.base import NodeAgentApp, main_for, result_rows
+
+
+def _coordinator(app: Any):
+    from nodeagent.coordinator import Coordinator
+
+    return Coordinator(app.conf())
+
+
+def _when(timestamp: float | None) -> str:
+    if not timestamp:
+        return "never"
+    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def node_state(node: Any) -> str:
+    """pending, failed, converging or converged: what an operator asks first."""
+    if node.enrolment != "accepted":
+        return node.enrolment
+    if (node.status or {}).get("failed"):
+        return "failed"
+    if node.observed_generation < node.desired_generation:
+        return "converging"
+    return "converged"
+
+
+class Serve(Command):
+    """Run the coordinator: answer agents' reports and pulls, mark silent nodes down."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> int:
+        from nodeagent.daemon import setup_logging
+
+        setup_logging("nodeagent-coordinator")
+        _coordinator(self.app).serve()
+        return 0
+
+
+class Keygen(Command):
+    """Make the coordinator's signing key (0600) and print the public key agents need."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> int:
+        coordinator = _coordinator(self.app)
+        from nodeagent import trust
+
+        self.app.stdout.write(trust.public_text(coordinator.key.public_key()) + "\n")
+        return 0
+
+
+class NodeList(Lister):
+    """List nodes: alive, enrolment and convergence, generations, drift, last heartbeat."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        columns = ("Host", "Roles", "Alive", "State", "Generation", "Drifted", "Last heartbeat")
+        rows = []
+        for node in _coordinator(self.app).inventory.nodes():
+            counts = (node.status or {}).get("counts", {})
+            rows.append((node.name, ", ".join(node.roles or []), ":-)" if node.alive else "XXX", node_state(node),
+                         f"{node.desired_generation}/{node.observed_generation}", counts.get("drifted", 0),
+                         _when(node.last_heartbeat)))
+        return columns, rows
+
+
+class NodeShow(ShowOne):
+    """Show one node: key, state, generations, status, health and facts."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("host", metavar="HOST")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        node = _coordinator(self.app).inventory.node(parsed_args.host)
+        if node is None:
+            raise LookupError(f"no node '{parsed_args.host}'")
+        interfaces = (node.facts or {}).get("interfaces", {})
+        addresses = {name: info.get("ipv4", []) for name, info in interfaces.items() if info.get("ipv4")}
+        data = {
+            "host": node.name, "alive": node.alive, "state": node_state(node), "enrolment": node.enrolment,
+            "public_key": node.public_key, "roles": node.roles or [],
+            "desired_generation": node.desired_generation, "observed_generation": node.observed_generation,
+            "last_heartbeat": _when(node.last_heartbeat), "status": node.status or {}, "health": node.health or {},
+            "os": (node.facts or {}).get("os"), "kernel": (node.facts or {}).get("kernel"),
+            "openvswitch": (node.facts or {}).get("openvswitch"), "addresses": addresses,
+        }
+        return tuple(data), tuple(data.values())
+
+
+class NodeAccept(Command):
+    """Accept a node's key: from then on its reports are trusted and it gets its document."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("host", metavar="HOST")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> int:
+        _coordinator(self.app).accept(parsed_args.host)
+        self.app.stdout.write(f"accepted {parsed_args.host}\n")
+        return 0
+
+
+class NodeSetState(Command):
+    """Give a node a desired-state document: stored at the next generation, signed and pushed."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("host", metavar="HOST")
+        parser.add_argument("state_file", metavar="STATE_FILE", help="YAML or JSON document (its generation is "
+                            "replaced by the next one)")
+        parser.add_argument("--no-push", action="store_true", help="store only; the agent gets it on its next pull")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> int:
+        from nodeagent.errors import InvalidDocument
+
+        try:
+            with open(parsed_args.state_file, encoding="utf-8") as stream:
+                raw = yaml.safe_load(stream)
+        except (OSError, yaml.YAMLError) as exc:
+            raise InvalidDocument(f"{parsed_args.state_file}: {exc}") from None
+        if not isinstance(raw, dict):
+            raise InvalidDocument(f"{parsed_args.state_file}: document must be a mapping")
+        generation = _coordinator(self.app).set_state(parsed_args.host, raw, push=not parsed_args.no_push)
+        self.app.stdout.write(f"{parsed_args.host}: generation {generation}"
+                              f"{'' if parsed_args.no_push else ' pushed'}\n")
+        return 0
+
+
+class NodePlan(Lister):
+    """Ask a node what its current document would change (nothing is applied)."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("host", metavar="HOST")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        answer = _coordinator(self.app).plan(parsed_args.host)
+        if "refused" in answer:
+            raise RuntimeError(f"{parsed_args.host} refused the plan request: {answer['refused']}")
+        return result_rows(answer, parsed_args.formatter in ("json", "yaml"))
+
+
+class Events(Lister):
+    """Events of the fleet: enrolments, refusals, applies, nodes down and up."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--node", metavar="HOST", help="only this node's events")
+        parser.add_argument("--type", metavar="TYPE", help="only this type (a * matches anything: 'node.*')")
+        parser.add_argument("--limit", type=int, default=200, help="at most this many, newest last (default 200)")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        found = _coordinator(self.app).inventory.events(parsed_args.node, parsed_args.type, parsed_args.limit)
+        return ("Time", "Node", "Type", "Detail"), [(_when(e.at), e.node, e.type, e.detail) for e in found]
+
+
+COMMANDS = {
+    "serve": Serve, "keygen": Keygen, "node list": NodeList, "node show": NodeShow, "node accept": NodeAccept,
+    "node set-state": NodeSetState, "node plan": NodePlan, "events": Events,
+}
 
 
 def make_app() -> NodeAgentApp:
-    return NodeAgentApp("nodeagentctl: manage the nodeagent fleet through its coordinator.", {})
+    return NodeAgentApp("nodeagentctl: manage the nodeagent fleet (run it on the coordinator's host).", COMMANDS,
+                        "/etc/nodeagent/coordinator.conf")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

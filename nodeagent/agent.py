@@ -1,0 +1,319 @@
+"""The agent daemon (``nodeagent run``): keep this node true to the document the coordinator signed.
+
+It enforces its last accepted document at once (it works with no broker), then
+pulls its document, heartbeats with health and status, applies pushed documents,
+answers plans, and resyncs periodically. One worker (the main loop) reconciles,
+so two reconciles never run at once; RPC threads only queue work or read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import queue
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from oslo_config import cfg
+
+from nodeagent import config, facts, messaging, trust
+from nodeagent.daemon import sd_notify
+from nodeagent.engine import Engine
+from nodeagent.errors import InvalidDocument
+from nodeagent.model import Document, parse_document
+from nodeagent.registry import DriverRegistry
+from nodeagent.result import ReconcileResult
+
+LOG = logging.getLogger(__name__)
+REQUEST_MAX_AGE = 300  # seconds a signed request (plan, facts) stays valid
+
+
+class Agent:
+    """One node's agent; ``run()`` is the daemon, the other methods are its parts."""
+
+    def __init__(self, conf: cfg.ConfigOpts):
+        self.conf = conf
+        self.host = conf.host
+        self.state_dir = Path(conf.state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.node_key = trust.load_or_create_key(conf.node_key or self.state_dir / "node.key")
+        self.registry = DriverRegistry.from_entry_points()
+        self.ctx = config.make_context(conf, conf.root, conf.netns)
+        self.engine = Engine(self.registry, self.ctx)
+        self.document: Document | None = None
+        self.last_result: ReconcileResult | None = None
+        self.work: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.pending_events: list[dict[str, Any]] = []
+        self.stopping = threading.Event()
+        self.connected: bool | None = None  # None: not tried yet
+        self.facts_sent: str | None = None
+        self._transport = None
+        self._notifier = None
+        self._lock = threading.Lock()
+
+    # -- trust -----------------------------------------------------------------------------------
+    def coordinator_key(self):
+        return trust.load_public_key(self.conf.coordinator_public_key)
+
+    def verify_document(self, sealed: Any, allow_same: bool = True) -> Document:
+        """The document in a signed message, if it is for this node and not older than ours."""
+        payload = trust.unseal(sealed, self.coordinator_key())
+        raw = payload.get("document")
+        if payload.get("kind") != "document" or not isinstance(raw, dict):
+            raise trust.Refused("not a document")
+        if raw.get("node") != self.host:
+            raise trust.Refused(f"meant for node '{raw.get('node')}', this is '{self.host}'")
+        current = self.document.generation if self.document else -1
+        generation = raw.get("generation")
+        if isinstance(generation, int) and (generation < current or (generation == current and not allow_same)):
+            raise trust.Refused(f"stale: generation {generation} is older than the generation {current} held")
+        try:
+            return parse_document(raw, self.registry)
+        except InvalidDocument as exc:
+            raise trust.Refused(f"invalid document: {exc}") from None
+
+    def verify_request(self, sealed: Any) -> dict[str, Any]:
+        payload = trust.unseal(sealed, self.coordinator_key())
+        if time.time() - float(payload.get("issued_at", 0)) > REQUEST_MAX_AGE:
+            raise trust.Refused("request too old")
+        return payload
+
+    def refuse(self, what: str, reason: str) -> None:
+        LOG.warning("refused %s: %s", what, reason)
+        self.record("state.refused", f"{what}: {reason}")
+        self.notify("nodeagent.state.refused", {"node": self.host, "what": what, "reason": reason})
+
+    def record(self, kind: str, detail: str) -> None:
+        with self._lock:
+            self.pending_events.append({"type": kind, "detail": detail, "at": time.time()})
+
+    # -- state -----------------------------------------------------------------------------------
+    @property
+    def cache_path(self) -> Path:
+        return self.state_dir / "document.json"
+
+    def load_cached(self) -> None:
+        """The last accepted document, checked again: a tampered cache is refused like a forged push."""
+        if not self.cache_path.exists():
+            return
+        try:
+            self.document = self.verify_document(json.loads(self.cache_path.read_text()))
+            LOG.info("enforcing cached document, generation %d", self.document.generation)
+        except (trust.Refused, ValueError, OSError) as exc:
+            self.refuse("cached document", str(exc))
+
+    def accept(self, sealed: dict[str, Any], document: Document) -> None:
+        temporary = self.cache_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(sealed))
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, self.cache_path)
+        self.document = document
+
+    def reconcile(self, reason: str) -> ReconcileResult | None:
+        if self.document is None:
+            return None
+        result = self.engine.reconcile(self.document)
+        self.last_result = result
+        LOG.info("reconcile (%s): %s", reason, result.summary())
+        failed = [r for r in result.resources if r.status.value == "failed"]
+        if failed:
+            detail = "; ".join(f"{r.id}: {r.error}" for r in failed)
+            self.record("apply.failed", f"generation {result.generation}: {detail}")
+            self.notify("nodeagent.apply.failed", {"node": self.host, "generation": result.generation,
+                                                   "failed": [{"id": r.id, "error": r.error} for r in failed]})
+        elif reason.startswith("generation"):
+            self.record("apply.succeeded", f"generation {result.generation}: {result.summary()}")
+        sd_notify(f"STATUS={self.status_line()}")
+        return result
+
+    def take(self, sealed: dict[str, Any], source: str) -> bool:
+        """Accept and apply a pushed or pulled document; False when refused or already held."""
+        try:
+            document = self.verify_document(sealed)
+        except trust.Refused as exc:
+            self.refuse(f"document from {source}", str(exc))
+            return False
+        if self.document is not None and document.generation == self.document.generation \
+                and document.to_dict() == self.document.to_dict():
+            return False
+        self.accept(sealed, document)
+        self.reconcile(f"generation {document.generation} from {source}")
+        return True
+
+    def status(self) -> dict[str, Any]:
+        result = self.last_result
+        return {"generation": self.document.generation if self.document else 0,
+                "mode": self.document.mode if self.document else None,
+                "counts": result.counts() if result else {},
+                "failed": [r.id for r in result.resources if r.status.value == "failed"] if result else [],
+                "reconciled_at": result.started_at if result else None}
+
+    def status_line(self) -> str:
+        status = self.status()
+        counts = ", ".join(f"{n} {k}" for k, n in status["counts"].items() if n)
+        return f"generation {status['generation']}: {counts or 'no document'}"
+
+    # -- talking to the coordinator --------------------------------------------------------------
+    @property
+    def coordinator(self) -> messaging.CoordinatorClient:
+        if self._transport is None:
+            self._transport = messaging.rpc_transport(self.conf)
+        return messaging.CoordinatorClient(self._transport, timeout=min(self.conf.rpc_response_timeout, 10))
+
+    def notify(self, event_type: str, payload: dict[str, Any]) -> None:
+        try:
+            if self._notifier is None:
+                self._notifier = messaging.notifier(self.conf, f"nodeagent.{self.host}")
+            self._notifier.info({}, event_type, payload)
+        except Exception as exc:
+            LOG.debug("notification %s not sent: %s", event_type, exc)
+
+    def report(self, include_facts: bool = False) -> dict[str, Any] | None:
+        """Heartbeat: health, status, new events, and facts when they changed. None if unreachable."""
+        node_facts = facts.gather_facts(self.ctx, self.host)
+        digest = hashlib.sha256(json.dumps(node_facts, sort_keys=True).encode()).hexdigest()
+        with self._lock:
+            events = list(self.pending_events)
+        services = [r.spec.get("name", r.id) for r in self.document.resources
+                    if r.driver == "service"] if self.document else []
+        payload = {"node": self.host, "sent_at": time.time(), "status": self.status(),
+                   "health": facts.health(str(self.state_dir), services), "events": events,
+                   "facts": node_facts if include_facts or digest != self.facts_sent else None}
+        try:
+            answer = self.coordinator.report_state(trust.seal(payload, self.node_key))
+        except Exception as exc:
+            if self.connected is not False:
+                LOG.warning("coordinator unreachable (working from the cached document): %s", exc)
+            self.connected = False
+            return None
+        with self._lock:
+            self.pending_events = self.pending_events[len(events):]
+        if payload["facts"] is not None and answer.get("status") not in ("pending", "refused"):
+            self.facts_sent = digest
+        was_connected, self.connected = self.connected, True
+        if answer.get("status") == "pending":
+            LOG.warning("waiting for the operator to accept this node: nodeagentctl node accept %s", self.host)
+        elif answer.get("status") == "refused":
+            LOG.error("the coordinator refused this node's report: %s", answer.get("reason"))
+        elif not was_connected or answer.get("status") in ("new", "revived") or \
+                answer.get("desired_generation", 0) > self.status()["generation"]:
+            self.pull()
+        return answer
+
+    def pull(self) -> None:
+        try:
+            sealed = self.coordinator.fetch_state(trust.seal({"node": self.host, "sent_at": time.time()},
+                                                             self.node_key))
+        except Exception as exc:
+            LOG.warning("could not fetch the document: %s", exc)
+            return
+        if sealed:
+            self.take(sealed, "the coordinator")
+
+    # -- the daemon ------------------------------------------------------------------------------
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGHUP, lambda *_: self.work.put(("reload", None)))
+        self.load_cached()
+        self.reconcile("start")
+        sd_notify("READY=1")
+        server = None
+        next_report = next_resync = time.monotonic()
+        next_resync += self._resync_delay()
+        while not self.stopping.is_set():
+            if server is None:
+                server = self._start_server()
+            sd_notify("WATCHDOG=1")
+            now = time.monotonic()
+            if now >= next_report:
+                self.report()
+                next_report = now + self.conf.report_interval
+            if now >= next_resync:
+                self.reconcile("periodic resync")
+                next_resync = now + self._resync_delay()
+            try:
+                kind, item = self.work.get(timeout=max(0.05, min(next_report, next_resync) - time.monotonic()))
+            except queue.Empty:
+                continue
+            if kind == "document" and self.take(item, "a push"):
+                next_report = time.monotonic()  # tell the coordinator at once
+            elif kind == "report":
+                next_report = time.monotonic()
+            elif kind == "reload":
+                self._reload()
+        if server is not None:
+            server.stop()
+            server.wait()
+        LOG.info("stopped")
+
+    def _start_server(self):
+        try:
+            if self._transport is None:
+                self._transport = messaging.rpc_transport(self.conf)
+            target = messaging.Target(topic=messaging.AGENT_TOPIC, server=self.host,
+                                      version=messaging.AGENT_API_VERSION)
+            server = messaging.rpc_server(self._transport, target, [AgentEndpoint(self)])
+            server.start()
+            return server
+        except Exception as exc:
+            LOG.warning("cannot listen for the coordinator yet: %s", exc)
+            return None
+
+    def _resync_delay(self) -> float:
+        return self.conf.resync_interval * random.uniform(0.9, 1.0)
+
+    def _reload(self) -> None:
+        try:
+            self.conf.reload_config_files()
+            LOG.info("configuration reloaded: report_interval %d, resync_interval %d",
+                     self.conf.report_interval, self.conf.resync_interval)
+        except Exception as exc:
+            LOG.error("configuration not reloaded: %s", exc)
+
+
+class AgentEndpoint:
+    """The RPC face of an agent; every request must carry the coordinator's signature."""
+
+    target = messaging.Target(version=messaging.AGENT_API_VERSION)
+
+    def __init__(self, agent: Agent):
+        self.agent = agent
+
+    @messaging.expose
+    def apply_state(self, context: dict, sealed: dict[str, Any]) -> None:
+        self.agent.work.put(("document", sealed))
+
+    @messaging.expose
+    def plan_state(self, context: dict, sealed: dict[str, Any]) -> dict[str, Any]:
+        try:
+            self.agent.verify_request(sealed)
+            document = self.agent.verify_document(sealed)
+        except trust.Refused as exc:
+            self.agent.refuse("plan request", str(exc))
+            return {"refused": str(exc)}
+        return self.agent.engine.reconcile(document, dry_run=True).to_dict()
+
+    @messaging.expose
+    def get_facts(self, context: dict, sealed: dict[str, Any]) -> dict[str, Any]:
+        try:
+            self.agent.verify_request(sealed)
+        except trust.Refused as exc:
+            self.agent.refuse("facts request", str(exc))
+            return {"refused": str(exc)}
+        return facts.gather_facts(self.agent.ctx, self.agent.host)
+
+    @messaging.expose
+    def report_now(self, context: dict, sealed: dict[str, Any]) -> None:
+        try:
+            self.agent.verify_request(sealed)
+        except trust.Refused as exc:
+            self.agent.refuse("report request", str(exc))
+            return
+        self.agent.work.put(("report", None))

@@ -1,0 +1,239 @@
+"""The coordinator: keeps the inventory, signs and pushes documents, hears reports, notices nodes down.
+
+``nodeagentctl serve`` runs the RPC server and the down check; the other
+``nodeagentctl`` commands use the same class on the same database and key, on the
+coordinator's host (as salt-key works on the master's files).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from oslo_config import cfg
+
+from nodeagent import messaging, trust
+from nodeagent.daemon import sd_notify
+from nodeagent.inventory import Inventory, Node, StateDocument
+from nodeagent.model import parse_document
+from nodeagent.registry import DriverRegistry
+
+LOG = logging.getLogger(__name__)
+
+
+class NotFound(Exception):
+    """No such node (or no document for it)."""
+
+
+class Coordinator:
+    """The fleet's control plane over one inventory database and one signing key."""
+
+    def __init__(self, conf: cfg.ConfigOpts):
+        self.conf = conf
+        group = conf.coordinator
+        state_dir = Path(group.state_dir)
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.inventory = Inventory(group.database_connection or f"sqlite:///{state_dir / 'coordinator.db'}")
+        self.key = trust.load_or_create_key(group.signing_key or state_dir / "coordinator.key")
+        self.registry = DriverRegistry.from_entry_points()
+        self.down_time = group.agent_down_time or 3 * conf.report_interval
+        self._transport = None
+        self._notifier = None
+
+    # -- messaging, made on first use so that read-only commands need no broker -----------------
+    @property
+    def transport(self):
+        if self._transport is None:
+            self._transport = messaging.rpc_transport(self.conf)
+        return self._transport
+
+    @property
+    def agents(self) -> messaging.AgentClient:
+        return messaging.AgentClient(self.transport, timeout=self.conf.rpc_response_timeout)
+
+    def notify(self, event_type: str, payload: dict[str, Any]) -> None:
+        try:
+            if self._notifier is None:
+                self._notifier = messaging.notifier(self.conf, "nodeagent.coordinator")
+            self._notifier.info({}, event_type, payload)
+        except Exception:
+            LOG.exception("could not send notification %s", event_type)
+
+    # -- documents -------------------------------------------------------------------------------
+    def seal(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return trust.seal({**payload, "issued_at": time.time()}, self.key)
+
+    def set_state(self, host: str, raw: dict[str, Any], push: bool = True) -> int:
+        """Store a new document for ``host`` at the next generation and push it; returns the generation."""
+        if raw.get("node", host) != host:
+            raise ValueError(f"the document is for node '{raw.get('node')}', not '{host}'")
+        with self.inventory.session() as session:
+            node = session.get(Node, host)
+            if node is None:
+                raise NotFound(f"no node '{host}' (it appears when its agent first reports)")
+            generation = max(node.desired_generation, node.observed_generation) + 1
+            document = parse_document({**raw, "node": host, "generation": generation}, self.registry)
+            session.add(StateDocument(node=host, generation=generation, body=document.to_dict(),
+                                      created_at=time.time()))
+            node.desired_generation = generation
+            self.inventory.add_event(host, "state.set", f"generation {generation}", session)
+        if push:
+            self.push(host)
+        return generation
+
+    def sealed_document(self, host: str) -> dict[str, Any] | None:
+        stored = self.inventory.document(host)
+        if stored is None:
+            return None
+        body = {**stored.body, "node": host, "generation": stored.generation}
+        return self.seal({"kind": "document", "document": body})
+
+    def push(self, host: str) -> None:
+        sealed = self.sealed_document(host)
+        if sealed is None:
+            raise NotFound(f"node '{host}' has no document")
+        self.agents.apply_state(host, sealed)
+
+    def plan(self, host: str) -> dict[str, Any]:
+        sealed = self.sealed_document(host)
+        if sealed is None:
+            raise NotFound(f"node '{host}' has no document")
+        return self.agents.plan_state(host, sealed)
+
+    def accept(self, host: str) -> None:
+        with self.inventory.session() as session:
+            node = session.get(Node, host)
+            if node is None:
+                raise NotFound(f"no node '{host}' has asked to enrol")
+            node.enrolment = "accepted"
+            self.inventory.add_event(host, "node.accepted", f"key {node.public_key}", session)
+
+    # -- what agents call ------------------------------------------------------------------------
+    def report_state(self, sealed: dict[str, Any]) -> dict[str, Any]:
+        payload = sealed.get("payload", {}) if isinstance(sealed, dict) else {}
+        host = payload.get("node")
+        if not isinstance(host, str) or not host:
+            return {"status": "refused", "reason": "malformed report"}
+        with self.inventory.session() as session:
+            node = session.get(Node, host)
+            try:
+                payload = self._verify_node(session, node, host, sealed)
+            except trust.Refused as exc:
+                self.inventory.add_event(host, "report.refused", str(exc), session)
+                LOG.warning("report from %s refused: %s", host, exc)
+                return {"status": "refused", "reason": str(exc)}
+            node = session.get(Node, host)
+            if node.enrolment != "accepted":
+                return {"status": "pending"}
+            now = time.time()
+            status = "new" if node.last_heartbeat is None else "alive" if node.alive else "revived"
+            node.last_heartbeat = now
+            node.alive = True
+            node.health = payload.get("health") or {}
+            node.status = payload.get("status") or {}
+            node.observed_generation = int(node.status.get("generation", 0) or 0)
+            if payload.get("facts"):
+                node.facts = payload["facts"]
+            for reported in payload.get("events", []):
+                self.inventory.add_event(host, str(reported.get("type", "agent")), str(reported.get("detail", "")),
+                                         session)
+            if status != "alive":
+                self.inventory.add_event(host, "node.up", status, session)
+            desired = node.desired_generation
+        if status == "revived":
+            self.notify("nodeagent.node.up", {"node": host})
+        return {"status": status, "desired_generation": desired}
+
+    def fetch_state(self, sealed: dict[str, Any]) -> dict[str, Any] | None:
+        payload = sealed.get("payload", {}) if isinstance(sealed, dict) else {}
+        host = payload.get("node")
+        with self.inventory.session() as session:
+            node = session.get(Node, host) if isinstance(host, str) else None
+            try:
+                self._verify_node(session, node, host, sealed, enrol=False)
+            except trust.Refused as exc:
+                self.inventory.add_event(host, "fetch.refused", str(exc), session)
+                return None
+            if node.enrolment != "accepted":
+                return None
+        return self.sealed_document(host)
+
+    def _verify_node(self, session: Any, node: Node | None, host: str, sealed: dict[str, Any],
+                     enrol: bool = True) -> dict[str, Any]:
+        """Check a node's signature; a first contact enrols the key it presents (pending, or auto-accepted)."""
+        presented = sealed.get("key")
+        if node is None or node.public_key is None:
+            if not enrol or not isinstance(presented, str):
+                raise trust.Refused("unknown node")
+            payload = trust.unseal(sealed, trust.public_from_text(presented))  # proves it holds the key
+            accepted = self.conf.coordinator.auto_accept
+            if node is None:
+                node = Node(name=host, roles=[], variables={}, facts={}, health={}, status={})
+                session.add(node)
+            node.public_key = presented
+            node.enrolment = "accepted" if accepted else "pending"
+            self.inventory.add_event(host, "node.enrolled" if accepted else "node.pending",
+                                     "auto-accepted" if accepted else f"run: nodeagentctl node accept {host}", session)
+            session.flush()
+            return payload
+        if presented is not None and presented != node.public_key:
+            raise trust.Refused("signed with a key other than the node's accepted key")
+        return trust.unseal(sealed, trust.public_from_text(node.public_key))
+
+    # -- liveness --------------------------------------------------------------------------------
+    def check_down(self) -> list[str]:
+        """Mark nodes without a heartbeat for agent_down_time as down; returns them."""
+        limit = time.time() - self.down_time
+        gone = []
+        with self.inventory.session() as session:
+            for node in session.query(Node).filter(Node.alive.is_(True), Node.last_heartbeat < limit):
+                node.alive = False
+                gone.append(node.name)
+                self.inventory.add_event(node.name, "node.down",
+                                         f"no heartbeat for {time.time() - node.last_heartbeat:.0f} s", session)
+        for name in gone:
+            LOG.warning("node %s is down", name)
+            self.notify("nodeagent.node.down", {"node": name})
+        return gone
+
+    def serve(self) -> None:
+        """Run until SIGTERM or SIGINT: answer agents, notice nodes down."""
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        server = messaging.rpc_server(self.transport, messaging.Target(
+            topic=messaging.COORDINATOR_TOPIC, server=self.conf.host, version=messaging.COORDINATOR_API_VERSION),
+            [CoordinatorEndpoint(self)])
+        server.start()
+        LOG.info("coordinator serving on %s (database %s)", messaging.COORDINATOR_TOPIC,
+                 self.inventory.engine.url.render_as_string(hide_password=True))
+        sd_notify("READY=1")
+        try:
+            while not stop.wait(1.0):
+                self.check_down()
+                sd_notify("WATCHDOG=1")
+        finally:
+            server.stop()
+            server.wait()
+
+
+class CoordinatorEndpoint:
+    """The RPC face of the coordinator: only these two methods are callable (explicit access policy)."""
+
+    target = messaging.Target(version=messaging.COORDINATOR_API_VERSION)
+
+    def __init__(self, coordinator: Coordinator):
+        self.coordinator = coordinator
+
+    @messaging.expose
+    def report_state(self, context: dict, sealed: dict[str, Any]) -> dict[str, Any]:
+        return self.coordinator.report_state(sealed)
+
+    @messaging.expose
+    def fetch_state(self, context: dict, sealed: dict[str, Any]) -> dict[str, Any] | None:
+        return self.coordinator.fetch_state(sealed)

@@ -1,0 +1,112 @@
+"""The coordinator's inventory in SQL (SQLAlchemy): nodes, their documents with history, and events.
+
+SQLite under the coordinator's state directory by default; any SQLAlchemy URL
+(PostgreSQL, MySQL) in production. ``nodeagentctl`` and ``nodeagentctl serve``
+share it.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, create_engine, event, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Node(Base):
+    __tablename__ = "nodes"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    public_key: Mapped[str | None] = mapped_column(String(64))
+    enrolment: Mapped[str] = mapped_column(String(16), default="pending")  # pending | accepted
+    roles: Mapped[list] = mapped_column(JSON, default=list)
+    variables: Mapped[dict] = mapped_column(JSON, default=dict)
+    facts: Mapped[dict] = mapped_column(JSON, default=dict)
+    health: Mapped[dict] = mapped_column(JSON, default=dict)
+    status: Mapped[dict] = mapped_column(JSON, default=dict)
+    alive: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_heartbeat: Mapped[float | None] = mapped_column(Float)
+    desired_generation: Mapped[int] = mapped_column(Integer, default=0)
+    observed_generation: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
+class StateDocument(Base):
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    node: Mapped[str] = mapped_column(ForeignKey("nodes.name"), index=True)
+    generation: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
+class Event(Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float, default=time.time, index=True)
+    node: Mapped[str | None] = mapped_column(String(255), index=True)
+    type: Mapped[str] = mapped_column(String(64), index=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class Inventory:
+    """Sessions over the inventory database."""
+
+    def __init__(self, url: str):
+        self.engine = create_engine(url, future=True)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    def node(self, name: str) -> Node | None:
+        with self.session() as session:
+            return session.get(Node, name)
+
+    def nodes(self) -> list[Node]:
+        with self.session() as session:
+            return list(session.scalars(select(Node).order_by(Node.name)))
+
+    def document(self, name: str, generation: int | None = None) -> StateDocument | None:
+        with self.session() as session:
+            query = select(StateDocument).where(StateDocument.node == name)
+            if generation is not None:
+                query = query.where(StateDocument.generation == generation)
+            return session.scalars(query.order_by(StateDocument.generation.desc()).limit(1)).first()
+
+    def add_event(self, node: str | None, kind: str, detail: str, session: Session | None = None) -> None:
+        if session is None:
+            with self.session() as session:
+                session.add(Event(node=node, type=kind, detail=detail, at=time.time()))
+        else:
+            session.add(Event(node=node, type=kind, detail=detail, at=time.time()))
+
+    def events(self, node: str | None = None, kind: str | None = None, limit: int = 200) -> list[Event]:
+        with self.session() as session:
+            query = select(Event)
+            if node:
+                query = query.where(Event.node == node)
+            if kind:
+                query = query.where(Event.type.like(kind.replace("*", "%")))
+            return list(reversed(list(session.scalars(query.order_by(Event.id.desc()).limit(limit)))))
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    # The coordinator and nodeagentctl write the same file: wait for each other, don't fail.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()

@@ -1,0 +1,93 @@
+"""oslo.messaging between agents and coordinator: targets, versioned RPC clients, notifications.
+
+Like Neutron's agents: a versioned ``Target`` per side, ``prepare(version=...)`` on
+every call, and notifications (``messagingv2``) for operators' tools.
+
+* agent server ``Target(topic="nodeagent", server=<host>)``: ``apply_state`` (cast),
+  ``plan_state`` (call), ``get_facts`` (call), and ``report_now`` (fanout cast);
+* coordinator server ``Target(topic="nodeagent-coordinator")``: ``report_state`` and
+  ``fetch_state`` (calls).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+with warnings.catch_warnings():  # oslo.messaging imports eventlet via oslo.service and warns
+    warnings.simplefilter("ignore")
+    import oslo_messaging
+    from oslo_messaging._metrics import client as _metrics_client
+    from oslo_messaging._tracing import client as _tracing_client
+    from oslo_messaging.rpc import client as _rpc_client
+from oslo_config import cfg
+
+AGENT_TOPIC = "nodeagent"
+COORDINATOR_TOPIC = "nodeagent-coordinator"
+AGENT_API_VERSION = "1.0"
+COORDINATOR_API_VERSION = "1.0"
+NOTIFICATION_TOPICS = ["notifications"]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """oslo.messaging registers its tracing and metrics options on the global CONF only."""
+    conf.register_opts(_tracing_client.oslo_messaging_tracing, group="oslo_messaging_tracing")
+    conf.register_opts(_metrics_client.oslo_messaging_metrics, group="oslo_messaging_metrics")
+    conf.register_opts(_rpc_client._client_opts)  # rpc_response_timeout, read before the first client
+    oslo_messaging.set_transport_defaults("nodeagent")
+
+
+def rpc_transport(conf: cfg.ConfigOpts) -> oslo_messaging.Transport:
+    return oslo_messaging.get_rpc_transport(conf)
+
+
+def notifier(conf: cfg.ConfigOpts, publisher: str) -> oslo_messaging.Notifier:
+    transport = oslo_messaging.get_notification_transport(conf)
+    return oslo_messaging.Notifier(transport, publisher_id=publisher, driver="messagingv2",
+                                   topics=NOTIFICATION_TOPICS)
+
+
+def rpc_server(transport: oslo_messaging.Transport, target: oslo_messaging.Target,
+               endpoints: list[Any]) -> oslo_messaging.RPCServer:
+    return oslo_messaging.get_rpc_server(transport, target, endpoints,
+                                         access_policy=oslo_messaging.ExplicitRPCAccessPolicy)
+
+
+class AgentClient:
+    """What the coordinator (and nodeagentctl) ask of agents."""
+
+    def __init__(self, transport: oslo_messaging.Transport, timeout: int = 30):
+        target = oslo_messaging.Target(topic=AGENT_TOPIC, version=AGENT_API_VERSION)
+        self.client = oslo_messaging.get_rpc_client(transport, target, timeout=timeout)
+
+    def apply_state(self, host: str, sealed: dict[str, Any]) -> None:
+        self.client.prepare(server=host, version="1.0").cast({}, "apply_state", sealed=sealed)
+
+    def plan_state(self, host: str, sealed: dict[str, Any]) -> dict[str, Any]:
+        return self.client.prepare(server=host, version="1.0").call({}, "plan_state", sealed=sealed)
+
+    def get_facts(self, host: str, sealed: dict[str, Any]) -> dict[str, Any]:
+        return self.client.prepare(server=host, version="1.0").call({}, "get_facts", sealed=sealed)
+
+    def report_now(self, sealed: dict[str, Any]) -> None:
+        self.client.prepare(fanout=True, version="1.0").cast({}, "report_now", sealed=sealed)
+
+
+class CoordinatorClient:
+    """What an agent asks of the coordinator."""
+
+    def __init__(self, transport: oslo_messaging.Transport, timeout: int = 10):
+        target = oslo_messaging.Target(topic=COORDINATOR_TOPIC, version=COORDINATOR_API_VERSION)
+        self.client = oslo_messaging.get_rpc_client(transport, target, timeout=timeout)
+
+    def report_state(self, sealed: dict[str, Any]) -> dict[str, Any]:
+        return self.client.prepare(version="1.0").call({}, "report_state", sealed=sealed)
+
+    def fetch_state(self, sealed: dict[str, Any]) -> dict[str, Any] | None:
+        return self.client.prepare(version="1.0").call({}, "fetch_state", sealed=sealed)
+
+
+expose = oslo_messaging.expose
+Target = oslo_messaging.Target
+MessagingTimeout = oslo_messaging.MessagingTimeout
+MessagingException = oslo_messaging.MessagingException

@@ -1,0 +1,95 @@
+"""Signatures between the coordinator and the agents (Ed25519, from ``cryptography``).
+
+The coordinator signs everything it sends an agent; each agent signs its reports
+with a key of its own, accepted once by the operator. A sealed message is a plain
+dict: ``{"payload": {...}, "signature": "<base64>", "key": "<base64 public key>"}``.
+The signature covers the payload's canonical JSON, so any change to it is caught.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+
+class Refused(Exception):
+    """A message that must not be acted on; the text says why, for logs, events and reports."""
+
+
+def canonical(payload: Any) -> bytes:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def load_or_create_key(path: str | Path) -> Ed25519PrivateKey:
+    """The private key at ``path``, made (mode 0600) when it does not exist yet."""
+    path = Path(path)
+    if path.exists():
+        return load_private_key(path)
+    key = Ed25519PrivateKey.generate()
+    write_private_key(key, path)
+    return key
+
+
+def write_private_key(key: Ed25519PrivateKey, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as stream:
+        stream.write(pem)
+    public_path = path.with_suffix(".pub")
+    public_path.write_text(public_text(key.public_key()) + "\n")
+
+
+def load_private_key(path: str | Path) -> Ed25519PrivateKey:
+    path = Path(path)
+    if path.stat().st_mode & 0o077:
+        raise PermissionError(f"private key {path} is readable by others: chmod 600 it")
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} is not an Ed25519 private key")
+    return key
+
+
+def public_text(key: Ed25519PublicKey) -> str:
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode()
+
+
+def public_from_text(text: str) -> Ed25519PublicKey:
+    try:
+        return Ed25519PublicKey.from_public_bytes(base64.b64decode(text.strip(), validate=True))
+    except Exception:
+        raise Refused("not an Ed25519 public key") from None
+
+
+def load_public_key(path: str | Path) -> Ed25519PublicKey:
+    return public_from_text(Path(path).read_text())
+
+
+def seal(payload: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
+    signature = key.sign(canonical(payload))
+    return {"payload": payload, "signature": base64.b64encode(signature).decode(),
+            "key": public_text(key.public_key())}
+
+
+def unseal(message: Any, key: Ed25519PublicKey) -> dict[str, Any]:
+    """The payload of a message signed by ``key``, or Refused saying what was wrong."""
+    if not isinstance(message, dict) or "payload" not in message:
+        raise Refused("malformed message")
+    if not message.get("signature"):
+        raise Refused("unsigned")
+    try:
+        key.verify(base64.b64decode(message["signature"]), canonical(message["payload"]))
+    except (InvalidSignature, ValueError, TypeError):
+        raise Refused("bad signature") from None
+    if not isinstance(message["payload"], dict):
+        raise Refused("malformed payload")
+    return message["payload"]
