@@ -38,6 +38,7 @@ class Agent:
     """One node's agent; ``run()`` is the daemon, the other methods are its parts."""
 
     def __init__(self, conf: cfg.ConfigOpts):
+        messaging.register_opts(conf)
         self.conf = conf
         self.host = conf.host
         self.state_dir = Path(conf.state_dir)

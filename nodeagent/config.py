@@ -58,14 +58,15 @@ def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     return [(None, agent_opts + daemon_opts), ("coordinator", coordinator_opts)]
 
 
-def make_conf(config_files: list[str] | None = None) -> cfg.ConfigOpts:
+def make_conf(config_files: list[str] | None = None, with_messaging: bool = False) -> cfg.ConfigOpts:
     """A ConfigOpts with nodeagent's options, read from the given files (or the default one if present)."""
     conf = cfg.ConfigOpts()
     for group, opts in list_opts():
         conf.register_opts(opts, group=group)
-    from nodeagent import messaging  # oslo.messaging's own options (transport_url, rabbit, ...)
+    if with_messaging:
+        from nodeagent import messaging  # oslo.messaging's own options (transport_url, rabbit, ...)
 
-    messaging.register_opts(conf)
+        messaging.register_opts(conf)
     if config_files is None:
         config_files = [DEFAULT_CONFIG_FILE] if os.path.exists(DEFAULT_CONFIG_FILE) else []
     for path in config_files:

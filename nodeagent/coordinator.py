@@ -17,11 +17,14 @@ from typing import Any
 
 from oslo_config import cfg
 
-from nodeagent import messaging, trust
+from nodeagent import trust
 from nodeagent.daemon import sd_notify
 from nodeagent.inventory import Inventory, Node, StateDocument
 from nodeagent.model import parse_document
 from nodeagent.registry import DriverRegistry
+
+# oslo.messaging and the drivers take most of a second to import: read-only
+# commands (node list, events) do without them, so they are imported on first use.
 
 LOG = logging.getLogger(__name__)
 
@@ -40,25 +43,40 @@ class Coordinator:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.inventory = Inventory(group.database_connection or f"sqlite:///{state_dir / 'coordinator.db'}")
         self.key = trust.load_or_create_key(group.signing_key or state_dir / "coordinator.key")
-        self.registry = DriverRegistry.from_entry_points()
+        self._registry: DriverRegistry | None = None
         self.down_time = group.agent_down_time or 3 * conf.report_interval
         self._transport = None
         self._notifier = None
 
-    # -- messaging, made on first use so that read-only commands need no broker -----------------
+    # -- made on first use, so that read-only commands need neither broker nor drivers ---------
+    @property
+    def registry(self) -> DriverRegistry:
+        if self._registry is None:
+            self._registry = DriverRegistry.from_entry_points()
+        return self._registry
+
     @property
     def transport(self):
+        from nodeagent import messaging
+
         if self._transport is None:
+            messaging.register_opts(self.conf)
             self._transport = messaging.rpc_transport(self.conf)
         return self._transport
 
     @property
-    def agents(self) -> messaging.AgentClient:
-        return messaging.AgentClient(self.transport, timeout=self.conf.rpc_response_timeout)
+    def agents(self):
+        from nodeagent import messaging
+
+        transport = self.transport
+        return messaging.AgentClient(transport, timeout=self.conf.rpc_response_timeout)
 
     def notify(self, event_type: str, payload: dict[str, Any]) -> None:
+        from nodeagent import messaging
+
         try:
             if self._notifier is None:
+                messaging.register_opts(self.conf)
                 self._notifier = messaging.notifier(self.conf, "nodeagent.coordinator")
             self._notifier.info({}, event_type, payload)
         except Exception:
@@ -203,6 +221,8 @@ class Coordinator:
 
     def serve(self) -> None:
         """Run until SIGTERM or SIGINT: answer agents, notice nodes down."""
+        from nodeagent import messaging
+
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
@@ -222,18 +242,19 @@ class Coordinator:
             server.wait()
 
 
-class CoordinatorEndpoint:
+def CoordinatorEndpoint(coordinator: Coordinator) -> Any:  # noqa: N802 - builds the endpoint class lazily
     """The RPC face of the coordinator: only these two methods are callable (explicit access policy)."""
+    from nodeagent import messaging
 
-    target = messaging.Target(version=messaging.COORDINATOR_API_VERSION)
+    class Endpoint:
+        target = messaging.Target(version=messaging.COORDINATOR_API_VERSION)
 
-    def __init__(self, coordinator: Coordinator):
-        self.coordinator = coordinator
+        @messaging.expose
+        def report_state(self, context: dict, sealed: dict[str, Any]) -> dict[str, Any]:
+            return coordinator.report_state(sealed)
 
-    @messaging.expose
-    def report_state(self, context: dict, sealed: dict[str, Any]) -> dict[str, Any]:
-        return self.coordinator.report_state(sealed)
+        @messaging.expose
+        def fetch_state(self, context: dict, sealed: dict[str, Any]) -> dict[str, Any] | None:
+            return coordinator.fetch_state(sealed)
 
-    @messaging.expose
-    def fetch_state(self, context: dict, sealed: dict[str, Any]) -> dict[str, Any] | None:
-        return self.coordinator.fetch_state(sealed)
+    return Endpoint()

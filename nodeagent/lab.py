@@ -1,4 +1,4 @@
-"""Lab nodes: a network namespace with an Open vSwitch of its own, for demos and tests.
+"""Lab nodes and lab fleets: namespaces with an Open vSwitch of their own, a coordinator and agents.
 
 Two simulated nodes that both want ``br-int`` cannot share the host's Open vSwitch,
 so each gets its own ovsdb-server and ovs-vswitchd running inside its namespace
@@ -11,6 +11,7 @@ so each gets its own ovsdb-server and ovs-vswitchd running inside its namespace
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+_namespaces = itertools.count()
 
 
 def _run(*args: str) -> None:
@@ -84,6 +86,94 @@ class LabNode:
             os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
         except (FileNotFoundError, ValueError, ProcessLookupError):
             pass
+
+
+class Fleet:
+    """A coordinator and agents on lab nodes, as separate processes over the real RabbitMQ.
+
+    Everything lives under ``directory``: configuration files, the coordinator's
+    database and key, each node's scratch root, state and Open vSwitch. A private
+    ``control_exchange`` keeps one fleet's messages apart from any other's.
+    """
+
+    def __init__(self, directory: Path, transport_url: str = "rabbit://guest:guest@127.0.0.1:5672/",
+                 report_interval: int = 1, auto_accept: bool = False, exchange: str | None = None,
+                 resync_interval: int = 300):
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.exchange = exchange or f"nodeagent-lab-{os.getpid()}-{id(self) % 100000}"
+        self.common = {"transport_url": transport_url, "control_exchange": self.exchange,
+                       "report_interval": report_interval, "resync_interval": resync_interval,
+                       "rpc_response_timeout": 10}
+        self.coordinator_conf = self._write_conf("coordinator.conf", {"host": "coordinator"}, {
+            "state_dir": directory / "coordinator", "auto_accept": str(auto_accept).lower()})
+        self.public_key = directory / "coordinator.pub"
+        self.public_key.write_text(self.ctl("keygen").stdout)
+        self.nodes: dict[str, LabNode] = {}
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def _write_conf(self, name: str, defaults: dict, coordinator: dict | None = None) -> Path:
+        lines = ["[DEFAULT]"] + [f"{k} = {v}" for k, v in {**self.common, **defaults}.items()]
+        if coordinator:
+            lines += ["", "[coordinator]"] + [f"{k} = {v}" for k, v in coordinator.items()]
+        path = self.directory / name
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run nodeagentctl against this fleet's coordinator database."""
+        program = Path(sys.executable).parent / "nodeagentctl"
+        done = subprocess.run([str(program), "--config-file", str(self.coordinator_conf), *args],
+                              capture_output=True, text=True, timeout=60)
+        if check and done.returncode != 0:
+            raise RuntimeError(f"nodeagentctl {' '.join(args)} failed: {done.stderr.strip()}")
+        return done
+
+    def agent_conf(self, name: str) -> Path:
+        return self.directory / f"{name}.conf"
+
+    def add_node(self, name: str, nics: list[str], netns: str | None = None) -> LabNode:
+        node = LabNode(netns or f"na{os.getpid() % 100000}x{next(_namespaces)}", self.directory / name / "ovs",
+                       nics).up()
+        self.nodes[name] = node
+        self._write_conf(f"{name}.conf", {
+            "host": name, "root": self.directory / name / "root", "netns": node.name,
+            "ovsdb_connection": node.ovsdb, "state_dir": self.directory / name / "state",
+            "coordinator_public_key": self.public_key,
+            "backup_dir": self.directory / name / "backups"})
+        return node
+
+    def start(self, name: str) -> subprocess.Popen:
+        """Start the coordinator (name 'coordinator') or a node's agent, logging to DIR/NAME.log."""
+        if name == "coordinator":
+            command = [str(Path(sys.executable).parent / "nodeagentctl"), "--config-file",
+                       str(self.coordinator_conf), "serve"]
+        else:
+            command = [str(Path(sys.executable).parent / "nodeagent"), "--config-file",
+                       str(self.agent_conf(name)), "run"]
+        log = open(self.directory / f"{name}.log", "ab")
+        self.processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        return self.processes[name]
+
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> int | None:
+        process = self.processes.pop(name, None)
+        if process is None:
+            return None
+        process.send_signal(sig)
+        try:
+            return process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait(5)
+
+    def close(self) -> None:
+        from nodeagent import ovsdb
+
+        for name in sorted(self.processes, key=lambda n: n == "coordinator"):  # agents first
+            self.stop(name)
+        for node in self.nodes.values():
+            ovsdb.close(node.ovsdb)
+            node.down()
 
 
 def main(argv: list[str] | None = None) -> int:

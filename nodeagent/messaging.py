@@ -31,6 +31,8 @@ NOTIFICATION_TOPICS = ["notifications"]
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """oslo.messaging registers its tracing and metrics options on the global CONF only."""
+    if "rpc_response_timeout" in conf:
+        return
     conf.register_opts(_tracing_client.oslo_messaging_tracing, group="oslo_messaging_tracing")
     conf.register_opts(_metrics_client.oslo_messaging_metrics, group="oslo_messaging_metrics")
     conf.register_opts(_rpc_client._client_opts)  # rpc_response_timeout, read before the first client

@@ -81,4 +81,5 @@ def _describe(change: dict[str, Any]) -> str:
 
 def main_for(app: App, argv: Sequence[str] | None) -> int:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")  # imported by ovs and oslo.service
     return app.run(list(sys.argv[1:] if argv is None else argv))

@@ -103,7 +103,9 @@ class NodeShow(ShowOne):
             "desired_generation": node.desired_generation, "observed_generation": node.observed_generation,
             "last_heartbeat": _when(node.last_heartbeat), "status": node.status or {}, "health": node.health or {},
             "os": (node.facts or {}).get("os"), "kernel": (node.facts or {}).get("kernel"),
-            "openvswitch": (node.facts or {}).get("openvswitch"), "addresses": addresses,
+            "openvswitch": (node.facts or {}).get("openvswitch"),
+            "interfaces": {name: info.get("mac") for name, info in sorted(interfaces.items())},
+            "addresses": addresses,
         }
         return tuple(data), tuple(data.values())
 
