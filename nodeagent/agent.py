@@ -52,6 +52,8 @@ class Agent:
         self.work: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.pending_events: list[dict[str, Any]] = []
         self.stopping = threading.Event()
+        self.report_soon = threading.Event()
+        self.server = None
         self.connected: bool | None = None  # None: not tried yet
         self.facts_sent: str | None = None
         self._transport = None
@@ -215,44 +217,47 @@ class Agent:
             LOG.warning("could not fetch the document: %s", exc)
             return
         if sealed:
-            self.take(sealed, "the coordinator")
+            self.work.put(("document", (sealed, "the coordinator")))
 
     # -- the daemon ------------------------------------------------------------------------------
     def run(self) -> None:
+        """Main thread: reconcile and keep the watchdog fed. A second thread talks to the broker,
+        whose calls may block for as long as it is away."""
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
         signal.signal(signal.SIGHUP, lambda *_: self.work.put(("reload", None)))
         self.load_cached()
         self.reconcile("start")
-        sd_notify("READY=1")
-        server = None
-        next_report = next_resync = time.monotonic()
-        next_resync += self._resync_delay()
+        sd_notify(f"READY=1\nSTATUS={self.status_line()}")
+        talker = threading.Thread(target=self._talk, name="coordinator", daemon=True)
+        talker.start()
+        next_resync = time.monotonic() + self._resync_delay()
         while not self.stopping.is_set():
-            if server is None:
-                server = self._start_server()
             sd_notify("WATCHDOG=1")
-            now = time.monotonic()
-            if now >= next_report:
-                self.report()
-                next_report = now + self.conf.report_interval
-            if now >= next_resync:
+            if time.monotonic() >= next_resync:
                 self.reconcile("periodic resync")
-                next_resync = now + self._resync_delay()
+                next_resync = time.monotonic() + self._resync_delay()
             try:
-                kind, item = self.work.get(timeout=max(0.05, min(next_report, next_resync) - time.monotonic()))
+                kind, item = self.work.get(timeout=max(0.05, min(1.0, next_resync - time.monotonic())))
             except queue.Empty:
                 continue
-            if kind == "document" and self.take(item, "a push"):
-                next_report = time.monotonic()  # tell the coordinator at once
-            elif kind == "report":
-                next_report = time.monotonic()
+            if kind == "document" and self.take(*item):
+                self.report_soon.set()  # tell the coordinator at once
             elif kind == "reload":
                 self._reload()
-        if server is not None:
-            server.stop()
-            server.wait()
+        self._server_stop()
         LOG.info("stopped")
+
+    def _talk(self) -> None:
+        """Listen for the coordinator, heartbeat, and pull when told to or after a reconnect."""
+        while not self.stopping.is_set() and self.server is None:
+            self.server = self._start_server()
+            if self.server is None:
+                self.stopping.wait(self.conf.report_interval)
+        while not self.stopping.is_set():
+            self.report()
+            self.report_soon.wait(self.conf.report_interval)
+            self.report_soon.clear()
 
     def _start_server(self):
         try:
@@ -266,6 +271,11 @@ class Agent:
         except Exception as exc:
             LOG.warning("cannot listen for the coordinator yet: %s", exc)
             return None
+
+    def _server_stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server.wait()
 
     def _resync_delay(self) -> float:
         return self.conf.resync_interval * random.uniform(0.9, 1.0)
@@ -289,7 +299,7 @@ class AgentEndpoint:
 
     @messaging.expose
     def apply_state(self, context: dict, sealed: dict[str, Any]) -> None:
-        self.agent.work.put(("document", sealed))
+        self.agent.work.put(("document", (sealed, "a push")))
 
     @messaging.expose
     def plan_state(self, context: dict, sealed: dict[str, Any]) -> dict[str, Any]:
@@ -317,4 +327,4 @@ class AgentEndpoint:
         except trust.Refused as exc:
             self.agent.refuse("report request", str(exc))
             return
-        self.agent.work.put(("report", None))
+        self.agent.report_soon.set()
