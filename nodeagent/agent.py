@@ -167,7 +167,9 @@ class Agent:
     def coordinator(self) -> messaging.CoordinatorClient:
         if self._transport is None:
             self._transport = messaging.rpc_transport(self.conf)
-        return messaging.CoordinatorClient(self._transport, timeout=min(self.conf.rpc_response_timeout, 10))
+        # A heartbeat answered later than two intervals is as good as lost: try again next time.
+        timeout = max(1, min(self.conf.rpc_response_timeout, 2 * self.conf.report_interval))
+        return messaging.CoordinatorClient(self._transport, timeout=timeout)
 
     def notify(self, event_type: str, payload: dict[str, Any]) -> None:
         try:
