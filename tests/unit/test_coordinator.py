@@ -1,0 +1,77 @@
+"""The coordinator's decisions on reports and pulls, against a real SQLite inventory (no broker needed)."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from nodeagent import config, trust
+from nodeagent.coordinator import Coordinator, NotFound
+
+
+@pytest.fixture
+def coordinator(tmp_path):
+    conf_file = tmp_path / "coordinator.conf"
+    conf_file.write_text(f"[DEFAULT]\nreport_interval = 1\n[coordinator]\nstate_dir = {tmp_path / 'state'}\n")
+    return Coordinator(config.make_conf([str(conf_file)]))
+
+
+def report(key, node="n1", generation=0, **extra):
+    return trust.seal({"node": node, "status": {"generation": generation}, "events": [], **extra}, key)
+
+
+def test_first_contact_is_pending_until_accepted(coordinator):
+    key = Ed25519PrivateKey.generate()
+    assert coordinator.report_state(report(key)) == {"status": "pending"}
+    assert coordinator.inventory.node("n1").enrolment == "pending"
+    assert coordinator.fetch_state(report(key)) is None
+    coordinator.accept("n1")
+    assert coordinator.report_state(report(key)) == {"status": "new", "desired_generation": 0}
+    assert coordinator.report_state(report(key)) == {"status": "alive", "desired_generation": 0}
+
+
+def test_a_report_with_another_key_is_refused_and_recorded(coordinator):
+    key = Ed25519PrivateKey.generate()
+    coordinator.report_state(report(key))
+    coordinator.accept("n1")
+    answer = coordinator.report_state(report(Ed25519PrivateKey.generate(), generation=9))
+    assert answer["status"] == "refused"
+    assert coordinator.inventory.node("n1").observed_generation == 0
+    assert [e.type for e in coordinator.inventory.events("n1", "report.*")] == ["report.refused"]
+
+
+def test_a_forged_signature_with_the_right_key_id_is_refused(coordinator):
+    key = Ed25519PrivateKey.generate()
+    coordinator.report_state(report(key))
+    coordinator.accept("n1")
+    forged = report(key)
+    forged["payload"]["status"]["generation"] = 5
+    assert coordinator.report_state(forged)["status"] == "refused"
+
+
+def test_set_state_bumps_the_generation_and_fetch_returns_it_signed(coordinator):
+    key = Ed25519PrivateKey.generate()
+    coordinator.report_state(report(key))
+    coordinator.accept("n1")
+    document = {"resources": [{"id": "f", "driver": "file", "path": "/etc/neutron/f", "content": "x"}]}
+    assert coordinator.set_state("n1", document, push=False) == 1
+    assert coordinator.set_state("n1", document, push=False) == 2
+    sealed = coordinator.fetch_state(report(key))
+    payload = trust.unseal(sealed, coordinator.key.public_key())
+    assert payload["document"]["generation"] == 2 and payload["document"]["node"] == "n1"
+    with pytest.raises(ValueError, match="the document is for node 'n2', not 'n1'"):
+        coordinator.set_state("n1", {**document, "node": "n2"}, push=False)
+    with pytest.raises(NotFound):
+        coordinator.set_state("ghost", document, push=False)
+
+
+def test_silent_nodes_go_down_and_come_back_revived(coordinator):
+    key = Ed25519PrivateKey.generate()
+    coordinator.report_state(report(key))
+    coordinator.accept("n1")
+    coordinator.report_state(report(key))
+    coordinator.down_time = -1  # any heartbeat is too old
+    assert coordinator.check_down() == ["n1"]
+    assert coordinator.inventory.node("n1").alive is False
+    coordinator.down_time = 30
+    assert coordinator.report_state(report(key))["status"] == "revived"
