@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shutil
@@ -66,6 +67,7 @@ def health(state_dir: str, services: list[str]) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=1)  # read once per process: these change with a package upgrade and a restart
 def _os_release() -> str:
     try:
         with open("/etc/os-release") as stream:
@@ -77,6 +79,7 @@ def _os_release() -> str:
     return platform.platform()
 
 
+@functools.lru_cache(maxsize=1)
 def _ovs_version() -> str | None:
     if not shutil.which("ovs-vsctl"):
         return None
