@@ -20,11 +20,13 @@ setup(
         "oslo.messaging>=14.0",
         "ovsdbapp>=2.0",
         "pyroute2>=0.7",
+        "prometheus-client>=0.17",
         "psutil>=5.9",
         "PyYAML>=6.0",
         "SQLAlchemy>=2.0",
         "stevedore>=5.0",
         "systemd-python>=234",
+        "watchdog>=3.0",
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-timeout>=2"],

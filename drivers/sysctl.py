@@ -16,15 +16,19 @@ from __future__ import annotations
 import errno
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from nodeagent import files, spec as fields
+from nodeagent import files, netlink, spec as fields
 from nodeagent.context import Context
 from nodeagent.driver import Change, Driver
 from nodeagent.errors import InvalidResource, PermanentError
+from nodeagent.watches import PollWatch, Watches
 
 _KEY = re.compile(r"[a-z0-9_][a-zA-Z0-9_\-]*(\.[a-zA-Z0-9_\-]+)+")
 PERSISTED = " (persisted)"
+# The kernel announces these through rtnetlink netconf messages; other parameters are polled.
+_NETCONF = re.compile(r"net\.ipv4\.(ip_forward|conf\.[^.]+\.(forwarding|rp_filter|mc_forwarding))")
+POLL_INTERVAL = 10.0
 
 
 class SysctlDriver(Driver):
@@ -54,6 +58,16 @@ class SysctlDriver(Driver):
         if field not in spec["settings"]:
             raise InvalidResource("sensitive", f"names '{field}', which is not a parameter of this resource")
         return [spec["settings"][field]]
+
+    def watch(self, specs: dict[str, dict[str, Any]], ctx: Context, on_event: Callable[[str], None]):
+        """The persisted file by inotify, forwarding and rp_filter by netconf events, the rest by polling."""
+        announced = [rid for rid, spec in specs.items() if any(_NETCONF.fullmatch(k) for k in spec["settings"])]
+        polled = [rid for rid, spec in specs.items() if not all(_NETCONF.fullmatch(k) for k in spec["settings"])]
+        return Watches([
+            super().watch(specs, ctx, on_event),
+            netlink.LinkWatch(ctx, {}, on_event, netconf=announced) if announced else None,
+            PollWatch(polled, POLL_INTERVAL, on_event) if polled else None,
+        ])
 
     def observe(self, spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
         live = ctx.in_netns(_read_live, list(spec["settings"]), ctx.where())

@@ -17,18 +17,21 @@ import random
 import signal
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from oslo_config import cfg
 
-from nodeagent import config, facts, messaging, trust
+from nodeagent import config, facts, messaging, metrics, trust
 from nodeagent.daemon import sd_notify
+from nodeagent.drift import DriftGuard, Spool
+from nodeagent.enforcer import Enforcer
 from nodeagent.engine import Engine
 from nodeagent.errors import InvalidDocument
+from nodeagent.metrics import AgentMetrics
 from nodeagent.model import Document, parse_document
 from nodeagent.registry import DriverRegistry
-from nodeagent.result import ReconcileResult
 
 LOG = logging.getLogger(__name__)
 REQUEST_MAX_AGE = 300  # seconds a signed request (plan, facts) stays valid
@@ -46,11 +49,13 @@ class Agent:
         self.node_key = trust.load_or_create_key(conf.node_key or self.state_dir / "node.key")
         self.registry = DriverRegistry.from_entry_points()
         self.ctx = config.make_context(conf, conf.root, conf.netns)
-        self.engine = Engine(self.registry, self.ctx)
-        self.document: Document | None = None
-        self.last_result: ReconcileResult | None = None
+        self.metrics = AgentMetrics()
+        self.spool = Spool(self.state_dir / "spool")
+        guard = DriftGuard(conf.drift_contested_count, conf.drift_contested_window, conf.drift_backoff)
+        self.enforcer = Enforcer(self.host, Engine(self.registry, self.ctx), self.state_dir, guard,
+                                 conf.debounce, self.record, self.notify, self.metrics)
         self.work: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.pending_events: list[dict[str, Any]] = []
+        self.enforcer.wake = lambda: self.work.put(("touch", None))
         self.stopping = threading.Event()
         self.report_soon = threading.Event()
         self.server = None
@@ -92,9 +97,19 @@ class Agent:
         self.record("state.refused", f"{what}: {reason}")
         self.notify("nodeagent.state.refused", {"node": self.host, "what": what, "reason": reason})
 
-    def record(self, kind: str, detail: str) -> None:
+    @property
+    def document(self) -> Document | None:
+        return self.enforcer.document
+
+    def record(self, kind: str, detail: str, drift: dict[str, Any] | None = None) -> None:
+        """Spool an event for the coordinator (delivered in order, at least once; it keeps each once)."""
+        event = {"id": drift["id"] if drift else uuid.uuid4().hex, "type": kind, "detail": detail, "at": time.time()}
+        if drift:
+            event["drift"] = drift
         with self._lock:
-            self.pending_events.append({"type": kind, "detail": detail, "at": time.time()})
+            self.spool.append(event)
+        self.metrics.spooled.set(len(self.spool))
+        self.report_soon.set()
 
     # -- state -----------------------------------------------------------------------------------
     @property
@@ -106,34 +121,18 @@ class Agent:
         if not self.cache_path.exists():
             return
         try:
-            self.document = self.verify_document(json.loads(self.cache_path.read_text()))
-            LOG.info("enforcing cached document, generation %d", self.document.generation)
+            document = self.verify_document(json.loads(self.cache_path.read_text()))
         except (trust.Refused, ValueError, OSError) as exc:
             self.refuse("cached document", str(exc))
+            return
+        LOG.info("enforcing cached document, generation %d", document.generation)
+        self.enforcer.apply_document(document, "start")
 
-    def accept(self, sealed: dict[str, Any], document: Document) -> None:
+    def accept(self, sealed: dict[str, Any]) -> None:
         temporary = self.cache_path.with_suffix(".tmp")
         temporary.write_text(json.dumps(sealed))
         os.chmod(temporary, 0o600)
         os.replace(temporary, self.cache_path)
-        self.document = document
-
-    def reconcile(self, reason: str) -> ReconcileResult | None:
-        if self.document is None:
-            return None
-        result = self.engine.reconcile(self.document)
-        self.last_result = result
-        LOG.info("reconcile (%s): %s", reason, result.summary())
-        failed = [r for r in result.resources if r.status.value == "failed"]
-        if failed:
-            detail = "; ".join(f"{r.id}: {r.error}" for r in failed)
-            self.record("apply.failed", f"generation {result.generation}: {detail}")
-            self.notify("nodeagent.apply.failed", {"node": self.host, "generation": result.generation,
-                                                   "failed": [{"id": r.id, "error": r.error} for r in failed]})
-        elif reason.startswith("generation"):
-            self.record("apply.succeeded", f"generation {result.generation}: {result.summary()}")
-        sd_notify(f"STATUS={self.status_line()}")
-        return result
 
     def take(self, sealed: dict[str, Any], source: str) -> bool:
         """Accept and apply a pushed or pulled document; False when refused or already held."""
@@ -145,22 +144,9 @@ class Agent:
         if self.document is not None and document.generation == self.document.generation \
                 and document.to_dict() == self.document.to_dict():
             return False
-        self.accept(sealed, document)
-        self.reconcile(f"generation {document.generation} from {source}")
+        self.accept(sealed)
+        self.enforcer.apply_document(document, f"generation {document.generation} from {source}")
         return True
-
-    def status(self) -> dict[str, Any]:
-        result = self.last_result
-        return {"generation": self.document.generation if self.document else 0,
-                "mode": self.document.mode if self.document else None,
-                "counts": result.counts() if result else {},
-                "failed": [r.id for r in result.resources if r.status.value == "failed"] if result else [],
-                "reconciled_at": result.started_at if result else None}
-
-    def status_line(self) -> str:
-        status = self.status()
-        counts = ", ".join(f"{n} {k}" for k, n in status["counts"].items() if n)
-        return f"generation {status['generation']}: {counts or 'no document'}"
 
     # -- talking to the coordinator --------------------------------------------------------------
     @property
@@ -184,10 +170,11 @@ class Agent:
         node_facts = facts.gather_facts(self.ctx, self.host)
         digest = hashlib.sha256(json.dumps(node_facts, sort_keys=True).encode()).hexdigest()
         with self._lock:
-            events = list(self.pending_events)
+            spooled = self.spool.pending()
+        events = [event for _, event in spooled]
         services = [r.spec.get("name", r.id) for r in self.document.resources
                     if r.driver == "service"] if self.document else []
-        payload = {"node": self.host, "sent_at": time.time(), "status": self.status(),
+        payload = {"node": self.host, "sent_at": time.time(), "status": self.enforcer.status(),
                    "health": facts.health(str(self.state_dir), services), "events": events,
                    "facts": node_facts if include_facts or digest != self.facts_sent else None}
         try:
@@ -197,8 +184,13 @@ class Agent:
                 LOG.warning("coordinator unreachable (working from the cached document): %s", exc)
             self.connected = False
             return None
-        with self._lock:
-            self.pending_events = self.pending_events[len(events):]
+        if answer.get("status") not in ("pending", "refused"):
+            with self._lock:
+                self.spool.acknowledge([path for path, _ in spooled])
+                remaining = len(self.spool)
+            self.metrics.spooled.set(remaining)
+            if remaining:
+                self.report_soon.set()
         if payload["facts"] is not None and answer.get("status") not in ("pending", "refused"):
             self.facts_sent = digest
         was_connected, self.connected = self.connected, True
@@ -207,7 +199,7 @@ class Agent:
         elif answer.get("status") == "refused":
             LOG.error("the coordinator refused this node's report: %s", answer.get("reason"))
         elif not was_connected or answer.get("status") in ("new", "revived") or \
-                answer.get("desired_generation", 0) > self.status()["generation"]:
+                answer.get("desired_generation", 0) > self.enforcer.status()["generation"]:
             self.pull()
         return answer
 
@@ -228,25 +220,33 @@ class Agent:
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
         signal.signal(signal.SIGHUP, lambda *_: self.work.put(("reload", None)))
+        metrics.serve(self.metrics.registry, self.conf.metrics_address)
         self.load_cached()
-        self.reconcile("start")
-        sd_notify(f"READY=1\nSTATUS={self.status_line()}")
+        sd_notify(f"READY=1\nSTATUS={self.enforcer.status_line()}")
         talker = threading.Thread(target=self._talk, name="coordinator", daemon=True)
         talker.start()
         next_resync = time.monotonic() + self._resync_delay()
         while not self.stopping.is_set():
             sd_notify("WATCHDOG=1")
-            if time.monotonic() >= next_resync:
-                self.reconcile("periodic resync")
+            now = time.monotonic()
+            if now >= next_resync:
+                self.enforcer.reconcile("periodic resync")
                 next_resync = time.monotonic() + self._resync_delay()
+            touched = self.enforcer.touch_deadline()
+            if touched is not None and now >= touched:
+                ids, seen_at = self.enforcer.take_touched()
+                self.enforcer.reconcile("event", only=ids, seen_at=seen_at)
+                continue
+            wake = min(next_resync, touched if touched is not None else next_resync, now + 1.0)
             try:
-                kind, item = self.work.get(timeout=max(0.05, min(1.0, next_resync - time.monotonic())))
+                kind, item = self.work.get(timeout=max(0.005, wake - time.monotonic()))
             except queue.Empty:
                 continue
             if kind == "document" and self.take(*item):
                 self.report_soon.set()  # tell the coordinator at once
             elif kind == "reload":
                 self._reload()
+        self.enforcer.stop_watches()
         self._server_stop()
         LOG.info("stopped")
 
@@ -311,7 +311,7 @@ class AgentEndpoint:
         except trust.Refused as exc:
             self.agent.refuse("plan request", str(exc))
             return {"refused": str(exc)}
-        return self.agent.engine.reconcile(document, dry_run=True).to_dict()
+        return self.agent.enforcer.engine.reconcile(document, dry_run=True).to_dict()
 
     @messaging.expose
     def get_facts(self, context: dict, sealed: dict[str, Any]) -> dict[str, Any]:

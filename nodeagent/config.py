@@ -37,6 +37,16 @@ daemon_opts = [
     cfg.StrOpt("coordinator_public_key", default="/etc/nodeagent/coordinator.pub",
                help="The coordinator's Ed25519 public key; documents not signed by it are refused."),
     cfg.StrOpt("node_key", help="This node's private key (made on first start; default state_dir/node.key)."),
+    cfg.FloatOpt("debounce", default=0.1, min=0,
+                 help="Seconds to wait after a watch event for more before reconciling what it touched."),
+    cfg.IntOpt("drift_contested_count", default=5, min=2,
+               help="A resource drifting this many times within drift_contested_window is contested: "
+                    "something else manages it, and the agent backs off instead of fighting."),
+    cfg.FloatOpt("drift_contested_window", default=60, min=1, help="Seconds, see drift_contested_count."),
+    cfg.FloatOpt("drift_backoff", default=30, min=1,
+                 help="First backoff of a contested resource in seconds; doubles each time, up to an hour."),
+    cfg.StrOpt("metrics_address", default="",
+               help="host:port for Prometheus metrics (empty: none), e.g. 127.0.0.1:9180."),
 ]
 
 coordinator_opts = [
@@ -50,6 +60,11 @@ coordinator_opts = [
                 help="Accept every new node's key on first contact (labs and demos only)."),
     cfg.IntOpt("agent_down_time", default=0, min=0,
                help="Seconds without a heartbeat after which a node is down (0: 3 x report_interval)."),
+    cfg.ListOpt("webhooks", default=[], help="URLs that get every drift event and node down as a JSON POST."),
+    cfg.FloatOpt("webhook_timeout", default=5, min=0.1, help="Seconds a webhook may take to answer."),
+    cfg.IntOpt("webhook_retries", default=4, min=0,
+               help="Retries (backoff 0.5 s doubling) before an alert is recorded as a dead letter."),
+    cfg.StrOpt("metrics_address", default="", help="host:port for the coordinator's Prometheus metrics."),
 ]
 
 

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from oslo_config import cfg
+from sqlalchemy import select
 
 from nodeagent import trust
 from nodeagent.daemon import sd_notify
-from nodeagent.inventory import Inventory, Node, StateDocument
+from nodeagent.inventory import DriftRecord, Event, Inventory, Node, StateDocument
+from nodeagent.metrics import CoordinatorMetrics
 from nodeagent.model import parse_document
 from nodeagent.registry import DriverRegistry
 
@@ -47,6 +49,8 @@ class Coordinator:
         self.down_time = group.agent_down_time or 3 * conf.report_interval
         self._transport = None
         self._notifier = None
+        self.metrics = CoordinatorMetrics()
+        self.alerts: Any = None  # a WebhookSender while serving
 
     # -- made on first use, so that read-only commands need neither broker nor drivers ---------
     @property
@@ -157,15 +161,62 @@ class Coordinator:
             node.observed_generation = int(node.status.get("generation", 0) or 0)
             if payload.get("facts"):
                 node.facts = payload["facts"]
-            for reported in payload.get("events", []):
-                self.inventory.add_event(host, str(reported.get("type", "agent")), str(reported.get("detail", "")),
-                                         session)
+            alerts = self._store_events(session, host, payload.get("events", []))
+            self._close_resolved_drift(session, host, node.status)
+            counts = node.status.get("counts", {})
+            self.metrics.in_sync.labels(host).set(counts.get("in_sync", 0) + counts.get("changed", 0))
             if status != "alive":
                 self.inventory.add_event(host, "node.up", status, session)
             desired = node.desired_generation
         if status == "revived":
             self.notify("nodeagent.node.up", {"node": host})
+        for alert in alerts:
+            self.alert(alert)
         return {"status": status, "desired_generation": desired}
+
+    def _store_events(self, session: Any, host: str, reported: list[Any]) -> list[dict[str, Any]]:
+        """Keep each reported event once (agents resend until acknowledged); returns the new drift alerts."""
+        alerts = []
+        for item in reported if isinstance(reported, list) else []:
+            if not isinstance(item, dict):
+                continue
+            uid = str(item.get("id") or "")[:32] or None
+            if uid and session.scalar(select(Event.id).where(Event.uid == uid)) is not None:
+                continue
+            kind = str(item.get("type", "agent"))[:64]
+            session.add(Event(uid=uid, node=host, type=kind, detail=str(item.get("detail", "")),
+                              at=float(item.get("at") or time.time())))
+            if kind == "apply.failed":
+                self.metrics.apply_failures.labels(host).inc()
+            drift = item.get("drift")
+            if isinstance(drift, dict) and uid:
+                session.add(DriftRecord(
+                    uid=uid, node=host, resource=str(drift.get("resource")), driver=str(drift.get("driver")),
+                    generation=int(drift.get("generation") or 0), state=str(drift.get("state")),
+                    changes=list(drift.get("changes") or []), error=drift.get("error"),
+                    seen_at=float(drift.get("seen_at") or time.time()), fixed_at=drift.get("fixed_at")))
+                self.metrics.drift_events.labels(host, str(drift.get("driver")), str(drift.get("state"))).inc()
+                alerts.append({"type": f"nodeagent.drift.{drift.get('state')}", "node": host, **drift})
+        return alerts
+
+    @staticmethod
+    def _close_resolved_drift(session: Any, host: str, status: dict[str, Any]) -> None:
+        """A drift left alone (monitor), contested or failed is closed once the node no longer reports it."""
+        still = set(status.get("drifted", [])) | set(status.get("failed", [])) | set(status.get("contested", []))
+        query = select(DriftRecord).where(DriftRecord.node == host, DriftRecord.fixed_at.is_(None),
+                                          DriftRecord.closed_at.is_(None))
+        for record in session.scalars(query):
+            if record.resource not in still:
+                record.closed_at = time.time()
+
+    def alert(self, alert: dict[str, Any]) -> None:
+        if self.alerts is not None:
+            self.alerts.send(alert)
+
+    def _dead_letter(self, url: str, alert: dict[str, Any], error: str) -> None:
+        self.metrics.webhook_failures.labels(url).inc()
+        self.inventory.add_event(alert.get("node"), "webhook.dead_letter",
+                                 f"{url} did not take {alert.get('type')} {alert.get('id', '')}: {error}")
 
     def fetch_state(self, sealed: dict[str, Any]) -> dict[str, Any] | None:
         payload = sealed.get("payload", {}) if isinstance(sealed, dict) else {}
@@ -217,7 +268,19 @@ class Coordinator:
         for name in gone:
             LOG.warning("node %s is down", name)
             self.notify("nodeagent.node.down", {"node": name})
+            self.alert({"type": "nodeagent.node.down", "node": name, "at": time.time()})
         return gone
+
+    def update_gauges(self) -> None:
+        nodes = self.inventory.nodes()
+        now = time.time()
+        states = {"up": 0, "down": 0, "pending": 0}
+        for node in nodes:
+            states["pending" if node.enrolment != "accepted" else "up" if node.alive else "down"] += 1
+            if node.last_heartbeat:
+                self.metrics.heartbeat_age.labels(node.name).set(now - node.last_heartbeat)
+        for state, number in states.items():
+            self.metrics.nodes.labels(state).set(number)
 
     def serve(self) -> None:
         """Run until SIGTERM or SIGINT: answer agents, notice nodes down."""
@@ -230,16 +293,24 @@ class Coordinator:
             topic=messaging.COORDINATOR_TOPIC, server=self.conf.host, version=messaging.COORDINATOR_API_VERSION),
             [CoordinatorEndpoint(self)])
         server.start()
+        from nodeagent import metrics
+        from nodeagent.alerts import WebhookSender
+
+        group = self.conf.coordinator
+        self.alerts = WebhookSender(group.webhooks, group.webhook_timeout, group.webhook_retries, self._dead_letter)
+        metrics.serve(self.metrics.registry, group.metrics_address)
         LOG.info("coordinator serving on %s (database %s)", messaging.COORDINATOR_TOPIC,
                  self.inventory.engine.url.render_as_string(hide_password=True))
         sd_notify("READY=1")
         try:
             while not stop.wait(1.0):
                 self.check_down()
+                self.update_gauges()
                 sd_notify("WATCHDOG=1")
         finally:
             server.stop()
             server.wait()
+            self.alerts.stop()
 
 
 def CoordinatorEndpoint(coordinator: Coordinator) -> Any:  # noqa: N802 - builds the endpoint class lazily

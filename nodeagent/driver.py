@@ -98,9 +98,23 @@ class Driver:
 
     def watch(self, specs: dict[str, dict[str, Any]], ctx: Context,
               on_event: Callable[[str], None]) -> "Watch | None":
-        """Optional: call ``on_event(resource_id)`` when the real state of one of ``specs`` (by id) may
-        have changed; return something with ``stop()``. None: this driver sends no events (poll it)."""
-        return None
+        """Call ``on_event(resource_id)`` when the real state of one of ``specs`` (by id) may have
+        changed; return something with ``stop()``, or None when nothing can be watched.
+
+        The default watches the files ``paths()`` names (inotify), which is all a file
+        driver needs; drivers of other state override it.
+        """
+        from nodeagent.errors import PathRefused
+        from nodeagent.fswatch import FileWatch
+
+        paths: dict[Any, list[str]] = {}
+        for resource_id, spec in specs.items():
+            for path, follow_final in self.paths(spec):
+                try:
+                    paths.setdefault(ctx.host_path(path, follow_final), []).append(resource_id)
+                except PathRefused:
+                    continue
+        return FileWatch(paths, on_event) if paths else None
 
     def secret_values(self, spec: dict[str, Any], field: str) -> list[str]:
         """The values a ``sensitive`` entry names, so they can be masked everywhere.

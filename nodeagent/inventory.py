@@ -7,6 +7,7 @@ share it.
 
 from __future__ import annotations
 
+import collections
 import time
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -51,10 +52,32 @@ class Event(Base):
     __tablename__ = "events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uid: Mapped[str | None] = mapped_column(String(32), unique=True)  # an agent's id: stored once however often sent
     at: Mapped[float] = mapped_column(Float, default=time.time, index=True)
     node: Mapped[str | None] = mapped_column(String(255), index=True)
     type: Mapped[str] = mapped_column(String(64), index=True)
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class DriftRecord(Base):
+    __tablename__ = "drift"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True)
+    node: Mapped[str] = mapped_column(String(255), index=True)
+    resource: Mapped[str] = mapped_column(String(128))
+    driver: Mapped[str] = mapped_column(String(64))
+    generation: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))  # corrected, left, contested, failed
+    changes: Mapped[list] = mapped_column(JSON, default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+    seen_at: Mapped[float] = mapped_column(Float, index=True)
+    fixed_at: Mapped[float | None] = mapped_column(Float)
+    closed_at: Mapped[float | None] = mapped_column(Float)  # a left / contested / failed drift that went away
+
+    @property
+    def open(self) -> bool:
+        return self.fixed_at is None and self.closed_at is None
 
 
 class Inventory:
@@ -102,6 +125,22 @@ class Inventory:
             if kind:
                 query = query.where(Event.type.like(kind.replace("*", "%")))
             return list(reversed(list(session.scalars(query.order_by(Event.id.desc()).limit(limit)))))
+
+
+    def drift(self, node: str | None = None, since: float | None = None, only_open: bool = False,
+              limit: int = 500) -> list[DriftRecord]:
+        with self.session() as session:
+            query = select(DriftRecord)
+            if node:
+                query = query.where(DriftRecord.node == node)
+            if since:
+                query = query.where(DriftRecord.seen_at >= since)
+            if only_open:
+                query = query.where(DriftRecord.fixed_at.is_(None), DriftRecord.closed_at.is_(None))
+            return list(reversed(list(session.scalars(query.order_by(DriftRecord.id.desc()).limit(limit)))))
+
+    def open_drift_counts(self) -> dict[str, int]:
+        return collections.Counter(record.node for record in self.drift(only_open=True, limit=100000))
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -15,13 +15,14 @@ from typing import Callable, Iterator
 
 from pyroute2 import AsyncIPRoute, IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_LINK
+from pyroute2.netlink.rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_LINK, RTNLGRP_IPV4_NETCONF
 
 from nodeagent.context import NETNS_DIR, Context
 from nodeagent.errors import PermanentError, TemporaryError
 
 LOG = logging.getLogger(__name__)
 IFF_UP = 0x1
+RTMGRP_IPV4_NETCONF = 1 << (RTNLGRP_IPV4_NETCONF - 1)
 
 
 # Opening a handle in a namespace costs more than the requests themselves, so one is
@@ -78,17 +79,20 @@ def link_name(ipr: IPRoute, index: int | None) -> str | None:
 
 
 class LinkWatch:
-    """Calls ``on_event(resource_id)`` when a watched link, its address or one of its ports changes.
+    """Calls ``on_event(resource_id)`` when a watched link, its address or one of its ports changes,
+    and, for ``netconf`` resources, when the kernel announces a forwarding or rp_filter change.
 
     ``names`` maps interface names to the resources that care about them. The
     socket lives in the watch thread: pyroute2 sockets must be read by the thread
     that made them.
     """
 
-    def __init__(self, ctx: Context, names: dict[str, list[str]], on_event: Callable[[str], None]):
+    def __init__(self, ctx: Context, names: dict[str, list[str]], on_event: Callable[[str], None],
+                 netconf: list[str] | None = None):
         self.ctx = ctx
         self.names = names
         self.on_event = on_event
+        self.netconf = netconf or []
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._indexes: dict[int, str] = {}
@@ -111,7 +115,7 @@ class LinkWatch:
     async def _watch(self) -> None:
         kwargs = {"netns": self.ctx.netns, "flags": 0} if self.ctx.netns else {}
         async with AsyncIPRoute(**kwargs) as ipr:
-            await ipr.bind(groups=RTMGRP_LINK | RTMGRP_IPV4_IFADDR)
+            await ipr.bind(groups=RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_NETCONF)
             for link in [m async for m in await ipr.get_links()]:
                 self._remember(link)
             self._ready.set()
@@ -134,6 +138,10 @@ class LinkWatch:
         return name or self._indexes.get(index)
 
     def _dispatch(self, message) -> None:
+        if str(message.get("event")).endswith("NETCONF"):
+            for resource_id in self.netconf:
+                self.on_event(resource_id)
+            return
         name = self._remember(message)
         if str(message.get("event")).endswith("ADDR"):
             name = message.get_attr("IFA_LABEL") or self._indexes.get(message.get("index"))

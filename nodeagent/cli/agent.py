@@ -101,12 +101,47 @@ class Run(Command):
         return 0
 
 
+class Status(Lister):
+    """Show this node's local view: generation, mode, each resource's state, the last drift events.
+
+    Read from the agent's state directory, so it works with no broker and no coordinator.
+    """
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        import json
+        import os
+
+        conf = self.app.conf()
+        path = os.path.join(conf.state_dir, "status.json")
+        try:
+            with open(path, encoding="utf-8") as stream:
+                view = json.load(stream)
+        except FileNotFoundError:
+            raise RuntimeError(f"no status in {conf.state_dir}: is 'nodeagent run' running here?") from None
+        counts = ", ".join(f"{n} {k}" for k, n in view.get("counts", {}).items() if n)
+        self.app.stderr.write(f"{view['node']}: generation {view['generation']}, mode {view['mode']}, {counts}\n")
+        last = {}
+        for event in view.get("drift", []):
+            last[event["resource"]] = event
+        structured = parsed_args.formatter in ("json", "yaml")
+        rows = []
+        for resource in view.get("resources", []):
+            drift = last.get(resource["id"])
+            shown = ""
+            if drift:
+                found = "; ".join(f"{c['field']}: {c['found']} (expected {c['expected']})" for c in drift["changes"])
+                shown = f"{drift['state']}: {found}" if not structured else drift
+            rows.append((resource["id"], resource["driver"], resource["mode"], resource["status"],
+                         "yes" if resource.get("backed_off") else "", shown))
+        return ("Resource", "Driver", "Mode", "Status", "Backed off", "Last drift"), rows
+
+
 def make_app() -> NodeAgentApp:
     return NodeAgentApp("nodeagent: keep this node true to its desired state.\n\n"
                         "Local mode: 'nodeagent plan STATE_FILE' shows what differs, "
                         "'nodeagent apply STATE_FILE' makes it so.\n"
                         "Fleet mode: 'nodeagent run' follows the coordinator.",
-                        {"plan": Plan, "apply": Apply, "run": Run})
+                        {"plan": Plan, "apply": Apply, "run": Run, "status": Status})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -74,11 +74,12 @@ class NodeList(Lister):
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         columns = ("Host", "Roles", "Alive", "State", "Generation", "Drifted", "Last heartbeat")
+        inventory = _coordinator(self.app).inventory
+        drifted = inventory.open_drift_counts()
         rows = []
-        for node in _coordinator(self.app).inventory.nodes():
-            counts = (node.status or {}).get("counts", {})
+        for node in inventory.nodes():
             rows.append((node.name, ", ".join(node.roles or []), ":-)" if node.alive else "XXX", node_state(node),
-                         f"{node.desired_generation}/{node.observed_generation}", counts.get("drifted", 0),
+                         f"{node.desired_generation}/{node.observed_generation}", drifted.get(node.name, 0),
                          _when(node.last_heartbeat)))
         return columns, rows
 
@@ -181,9 +182,53 @@ class Events(Lister):
         return ("Time", "Node", "Type", "Detail"), [(_when(e.at), e.node, e.type, e.detail) for e in found]
 
 
+class DriftList(Lister):
+    """Drift events: what changed behind an agent's back, and whether it was corrected, left or contested.
+
+    A drift is open while it is not corrected and the node still reports it
+    (monitor mode, contested, or failed to fix).
+    """
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--node", metavar="HOST", help="only this node's drift")
+        parser.add_argument("--since", metavar="WHEN", type=_since,
+                            help="only drift seen since WHEN: an ISO time, or an age such as 30s, 15m, 2h, 1d")
+        parser.add_argument("--open", action="store_true", help="only drift not corrected and not gone")
+        parser.add_argument("--limit", type=int, default=500, help="at most this many, newest last (default 500)")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        records = _coordinator(self.app).inventory.drift(parsed_args.node, parsed_args.since, parsed_args.open,
+                                                         parsed_args.limit)
+        structured = parsed_args.formatter in ("json", "yaml")
+        rows = []
+        for record in records:
+            changes = [f"{c['field']}: found {c['found']}, expected {c['expected']}" for c in record.changes]
+            if record.error:
+                changes.append(f"error: {record.error}")
+            rows.append((_when(record.seen_at), record.node, record.resource, record.driver, record.state,
+                         "open" if record.open else "closed", changes if structured else "\n".join(changes),
+                         _when(record.fixed_at) if record.fixed_at else ""))
+        return ("Seen", "Node", "Resource", "Driver", "State", "Open", "Changes", "Fixed"), rows
+
+
+def _since(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text[-1:] in units and text[:-1].isdigit():
+        return time.time() - int(text[:-1]) * units[text[-1]]
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is neither an ISO time nor an age such as 15m") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.timestamp()
+
+
 COMMANDS = {
     "serve": Serve, "keygen": Keygen, "node list": NodeList, "node show": NodeShow, "node accept": NodeAccept,
-    "node set-state": NodeSetState, "node plan": NodePlan, "events": Events,
+    "node set-state": NodeSetState, "node plan": NodePlan, "events": Events, "drift list": DriftList,
 }
 
 

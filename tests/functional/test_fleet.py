@@ -89,12 +89,18 @@ def test_new_agents_wait_for_acceptance_then_converge_on_a_push(fleet):
 def test_node_plan_shows_the_agents_diff(fleet):
     rows = json.loads(fleet.ctl("node", "plan", "node-a", "-f", "json").stdout)
     assert {row["Status"] for row in rows} == {"in_sync"}
+    # ml2-conf only monitored from now on, so the agent leaves a hand edit for the plan to show
+    monitored = {**DOCUMENT, "resources": [{**r, "mode": "monitor"} if r["id"] == "ml2-conf" else r
+                                           for r in DOCUMENT["resources"]]}
+    (fleet.directory / "monitored.yaml").write_text(yaml.safe_dump(monitored))
+    fleet.ctl("node", "set-state", "node-a", str(fleet.directory / "monitored.yaml"))
+    wait_until(lambda: nodes(fleet)["node-a"]["Generation"] == "2/2")
     ml2 = fleet.directory / "node-a/root/etc/neutron/plugins/ml2/ml2_conf.ini"
     ml2.write_text(ml2.read_text().replace("type_drivers = gre", "type_drivers = vlan"))
     rows = json.loads(fleet.ctl("node", "plan", "node-a", "-f", "json").stdout)
     pending = [row for row in rows if row["Status"] != "in_sync"]
     assert [(row["Resource"], row["Details"]) for row in pending] == [("ml2-conf", ["ml2.type_drivers: vlan → gre"])]
-    assert "type_drivers = vlan" in ml2.read_text()  # a plan changes nothing
+    assert "type_drivers = vlan" in ml2.read_text()  # neither the plan nor the monitoring agent changed it
     ml2.write_text(ml2.read_text().replace("type_drivers = vlan", "type_drivers = gre"))
 
 
@@ -126,10 +132,10 @@ def test_forged_stale_and_foreign_documents_are_refused_and_shown(fleet):
     details = wait_until(lambda: len(refused()) >= 4 and refused())
     assert any("bad signature" in d for d in details)
     assert any("unsigned" in d for d in details)
-    assert any("stale: generation 0 is older than the generation 1 held" in d for d in details)
+    assert any("stale: generation 0 is older than the generation 2 held" in d for d in details)
     assert any("meant for node 'node-b', this is 'node-a'" in d for d in details)
     assert not (fleet.directory / "node-a/root/etc/neutron/evil.conf").exists()
-    assert nodes(fleet)["node-a"]["Generation"] == "1/1"
+    assert nodes(fleet)["node-a"]["Generation"] == "2/2"
 
 
 def test_reports_not_signed_by_the_nodes_key_are_refused(fleet):
@@ -169,7 +175,7 @@ def test_agents_reconnect_and_converge_after_a_broker_restart(fleet):
     state = fleet.directory / "changed.yaml"
     state.write_text(yaml.safe_dump(changed))
     fleet.ctl("node", "set-state", "node-a", str(state), "--no-push")
-    wait_until(lambda: nodes(fleet)["node-a"]["Generation"] == "2/2", timeout=60)
+    wait_until(lambda: nodes(fleet)["node-a"]["Generation"] == "3/3", timeout=60)
     assert (fleet.directory / "node-a/root/etc/neutron/after-restart.conf").read_text() == "ok\n"
 
 

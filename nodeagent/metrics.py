@@ -1,0 +1,49 @@
+"""Prometheus metrics of the agent and of the coordinator, each on its own registry and address."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+def serve(registry: CollectorRegistry, address: str) -> None:
+    """Expose ``registry`` on ``host:port`` (an empty address exposes nothing)."""
+    if not address:
+        return
+    host, _, port = address.rpartition(":")
+    start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
+
+
+class AgentMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.reconcile_seconds = Histogram("nodeagent_reconcile_duration_seconds", "Duration of reconciles",
+                                           ["trigger"], buckets=RECONCILE_BUCKETS, registry=self.registry)
+        self.resources = Gauge("nodeagent_resources", "Resources by status after the last reconcile",
+                               ["status"], registry=self.registry)
+        self.drift_events = Counter("nodeagent_drift_events_total", "Drift events found by this agent",
+                                    ["driver", "state"], registry=self.registry)
+        self.apply_failures = Counter("nodeagent_apply_failures_total", "Resources that failed to apply",
+                                      ["driver"], registry=self.registry)
+        self.generation = Gauge("nodeagent_generation", "Generation of the document enforced",
+                                registry=self.registry)
+        self.spooled = Gauge("nodeagent_spooled_events", "Events waiting for the coordinator",
+                             registry=self.registry)
+
+
+class CoordinatorMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.nodes = Gauge("nodeagent_nodes", "Nodes by status (up, down, pending)", ["status"],
+                           registry=self.registry)
+        self.drift_events = Counter("nodeagent_node_drift_events_total", "Drift events reported",
+                                    ["node", "driver", "state"], registry=self.registry)
+        self.apply_failures = Counter("nodeagent_node_apply_failures_total", "Failed applies reported",
+                                      ["node"], registry=self.registry)
+        self.heartbeat_age = Gauge("nodeagent_node_heartbeat_age_seconds", "Seconds since the last heartbeat",
+                                   ["node"], registry=self.registry)
+        self.in_sync = Gauge("nodeagent_node_resources_in_sync", "Resources in sync at the last report",
+                             ["node"], registry=self.registry)
+        self.webhook_failures = Counter("nodeagent_webhook_dead_letters_total", "Alerts no webhook took",
+                                        ["url"], registry=self.registry)
