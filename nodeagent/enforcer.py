@@ -48,6 +48,7 @@ class Enforcer:
         self.recent_drift: collections.deque[dict[str, Any]] = collections.deque(maxlen=20)
         self.watches: Watches | None = None
         self._touched: dict[str, tuple[float, float]] = {}  # id -> (first seen, wall clock), last touch
+        self._deferred: set[str] = set()  # touched while backed off: looked at again when the backoff ends
         self._last_touch = 0.0
         self._lock = threading.Lock()
         self.wake: Callable[[], None] = lambda: None
@@ -90,18 +91,22 @@ class Enforcer:
         self.wake()
 
     def touch_deadline(self) -> float | None:
-        """When the touched resources are due (monotonic), or None when nothing was touched."""
+        """When touched (or deferred) resources are due (monotonic), or None when none is waiting."""
+        deadlines = [self.guard.until[r] for r in self._deferred if r in self.guard.until]
         with self._lock:
-            if not self._touched:
-                return None
-            first = min(monotonic for monotonic, _ in self._touched.values())
-            return min(self._last_touch + self.debounce, first + MAX_DEBOUNCE)
+            if self._touched:
+                first = min(monotonic for monotonic, _ in self._touched.values())
+                deadlines.append(min(self._last_touch + self.debounce, first + MAX_DEBOUNCE))
+        return min(deadlines, default=None)
 
     def take_touched(self) -> tuple[list[str], float]:
+        now = time.monotonic()
         with self._lock:
             touched, self._touched = self._touched, {}
+        due = {r for r in self._deferred if self.guard.until.get(r, 0) <= now}
+        self._deferred -= due
         seen = min((wall for _, wall in touched.values()), default=time.time())
-        return sorted(touched), seen
+        return sorted(set(touched) | due), seen
 
     # -- reconciling -----------------------------------------------------------------------------
     def reconcile(self, trigger: str, only: list[str] | None = None, seen_at: float | None = None
@@ -111,6 +116,7 @@ class Enforcer:
         now = time.monotonic()
         wanted = [r.id for r in self.document.resources] if only is None else only
         allowed = [rid for rid in wanted if not self.guard.backed_off(rid, now)]
+        self._deferred.update(set(wanted) - set(allowed))
         if not allowed:
             return None
         result = self.engine.reconcile(self.document, only=allowed if len(allowed) < len(wanted) or only else None)

@@ -98,15 +98,18 @@ class Fleet:
 
     def __init__(self, directory: Path, transport_url: str = "rabbit://guest:guest@127.0.0.1:5672/",
                  report_interval: int = 1, auto_accept: bool = False, exchange: str | None = None,
-                 resync_interval: int = 300):
+                 resync_interval: int = 300, coordinator_options: dict | None = None,
+                 agent_options: dict | None = None):
         self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.exchange = exchange or f"nodeagent-lab-{os.getpid()}-{id(self) % 100000}"
         self.common = {"transport_url": transport_url, "control_exchange": self.exchange,
                        "report_interval": report_interval, "resync_interval": resync_interval,
                        "rpc_response_timeout": 10}
+        self.agent_options = agent_options or {}
         self.coordinator_conf = self._write_conf("coordinator.conf", {"host": "coordinator"}, {
-            "state_dir": directory / "coordinator", "auto_accept": str(auto_accept).lower()})
+            "state_dir": directory / "coordinator", "auto_accept": str(auto_accept).lower(),
+            **(coordinator_options or {})})
         self.public_key = directory / "coordinator.pub"
         self.public_key.write_text(self.ctl("keygen").stdout)
         self.nodes: dict[str, LabNode] = {}
@@ -140,7 +143,7 @@ class Fleet:
             "host": name, "root": self.directory / name / "root", "netns": node.name,
             "ovsdb_connection": node.ovsdb, "state_dir": self.directory / name / "state",
             "coordinator_public_key": self.public_key,
-            "backup_dir": self.directory / name / "backups"})
+            "backup_dir": self.directory / name / "backups", **self.agent_options})
         return node
 
     def start(self, name: str) -> subprocess.Popen:

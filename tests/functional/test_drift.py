@@ -1,0 +1,218 @@
+"""Drift end to end: a running agent sees each kind of out-of-band change, fixes it (or leaves it in
+monitor mode), and the coordinator, its drift list, the metrics and a webhook receiver all hear of it."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+import yaml
+
+from nodeagent.lab import Fleet
+from tests.functional.test_fleet import rabbitmq, wait_until
+
+DOCUMENT = {"resources": [
+    {"id": "neutron-conf", "driver": "ini", "path": "/etc/neutron/neutron.conf",
+     "settings": {"DEFAULT": {"core_plugin": "ml2", "transport_url": "rabbit://openstack:s3cret@controller"}},
+     "sensitive": ["DEFAULT.transport_url"]},
+    {"id": "dnsmasq", "driver": "file", "path": "/etc/neutron/dnsmasq-neutron.conf",
+     "content": "dhcp-option-force=26,1454\n"},
+    {"id": "ml2-conf", "driver": "ini", "path": "/etc/neutron/plugins/ml2/ml2_conf.ini",
+     "settings": {"ml2": {"type_drivers": "gre"}}},
+    {"id": "plugin-ini", "driver": "symlink", "path": "/etc/neutron/plugin.ini", "target": "plugins/ml2/ml2_conf.ini",
+     "after": ["ml2-conf"]},
+    {"id": "forwarding", "driver": "sysctl", "settings": {"net.ipv4.ip_forward": 1}},
+    {"id": "provider", "driver": "linux_bridge", "name": "brq-prov", "ports": ["eth1"]},
+    {"id": "br-ex", "driver": "ovs_bridge", "name": "br-ex", "datapath_type": "netdev", "ports": ["eth2"]},
+    {"id": "gro-off", "driver": "ethtool", "interface": "eth2", "features": {"gro": False}, "after": ["br-ex"]},
+    {"id": "fought", "driver": "file", "path": "/etc/neutron/fought.conf", "content": "mine\n"},
+]}
+
+
+class Receiver(BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Receiver.received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def webhook():
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/alerts"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory, webhook):
+    dead = free_port()  # nothing listens there: alerts to it end as dead letters
+    ports = {"agent": free_port(), "coordinator": free_port()}
+    fleet = Fleet(tmp_path_factory.mktemp("drift"), report_interval=1, auto_accept=True,
+                  coordinator_options={"webhooks": f"{webhook},http://127.0.0.1:{dead}/down",
+                                       "webhook_retries": 1, "webhook_timeout": 1,
+                                       "metrics_address": f"127.0.0.1:{ports['coordinator']}"},
+                  agent_options={"metrics_address": f"127.0.0.1:{ports['agent']}", "drift_contested_count": 3,
+                                 "drift_contested_window": 30, "drift_backoff": 4})
+    fleet.ports = ports
+    try:
+        node = fleet.add_node("drift1", ["eth1", "eth2"])
+        node.exec("ethtool", "-K", "eth2", "gro", "on")
+        fleet.start("coordinator")
+        fleet.start("drift1")
+        (fleet.directory / "state.yaml").write_text(yaml.safe_dump(DOCUMENT))
+        wait_until(lambda: "drift1" in fleet.ctl("node", "list", "-f", "value", "-c", "Host").stdout)
+        fleet.ctl("node", "set-state", "drift1", str(fleet.directory / "state.yaml"))
+        wait_until(lambda: "converged 1/1" in " ".join(
+            fleet.ctl("node", "list", "-f", "value", "-c", "Generation", "-c", "State").stdout.split()))
+        yield fleet
+    finally:
+        fleet.close()
+
+
+def drift(fleet, **filters) -> list[dict]:
+    args = ["drift", "list", "-f", "json", "--node", "drift1"] + (["--open"] if filters.pop("open", False) else [])
+    return json.loads(fleet.ctl(*args).stdout)
+
+
+def scrape(port: int) -> str:
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+
+
+def root(fleet):
+    return fleet.directory / "drift1/root"
+
+
+KINDS = {
+    "ini key edited": ("neutron-conf", lambda f, n: _edit(root(f) / "etc/neutron/neutron.conf", "core_plugin = ml2",
+                                                          "core_plugin = other"),
+                       lambda f, n: "core_plugin = ml2" in (root(f) / "etc/neutron/neutron.conf").read_text()),
+    "managed file rewritten": ("dnsmasq", lambda f, n: (root(f) / "etc/neutron/dnsmasq-neutron.conf").write_text("x\n"),
+                               lambda f, n: (root(f) / "etc/neutron/dnsmasq-neutron.conf").read_text().endswith("1454\n")),
+    "plugin.ini link deleted": ("plugin-ini", lambda f, n: (root(f) / "etc/neutron/plugin.ini").unlink(),
+                                lambda f, n: (root(f) / "etc/neutron/plugin.ini").is_symlink()),
+    "sysctl ip_forward=0": ("forwarding", lambda f, n: n.exec("sysctl", "-qw", "net.ipv4.ip_forward=0"),
+                            lambda f, n: n.exec("sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"),
+    "port nomaster": ("provider", lambda f, n: n.exec("ip", "link", "set", "eth1", "nomaster"),
+                      lambda f, n: "master brq-prov" in n.exec("ip", "link", "show", "eth1").stdout),
+    "bridge down": ("provider", lambda f, n: n.exec("ip", "link", "set", "brq-prov", "down"),
+                    lambda f, n: "state DOWN" not in n.exec("ip", "link", "show", "brq-prov").stdout
+                    and ",UP" in n.exec("ip", "link", "show", "brq-prov").stdout),
+    "ovs del-br br-ex": ("br-ex", lambda f, n: n.vsctl("del-br", "br-ex"),
+                         lambda f, n: n.vsctl("list-ports", "br-ex", check=False).stdout.split() == ["eth2"]),
+    "ethtool gro on": ("gro-off", lambda f, n: n.exec("ethtool", "-K", "eth2", "gro", "on"),
+                       lambda f, n: "generic-receive-offload: off" in n.exec("ethtool", "-k", "eth2").stdout),
+}
+
+
+def _edit(path, old, new):
+    path.write_text(path.read_text().replace(old, new))
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_each_kind_of_drift_is_fixed_and_reported_everywhere(fleet, kind):
+    resource, change, fixed = KINDS[kind]
+    node = fleet.nodes["drift1"]
+    before = len([d for d in drift(fleet) if d["Resource"] == resource])
+    hooks_before = len([a for a in Receiver.received if a.get("resource") == resource])
+    change(fleet, node)
+    wait_until(lambda: fixed(fleet, node), timeout=10)
+    records = wait_until(lambda: [d for d in drift(fleet) if d["Resource"] == resource][before:] or None)
+    assert records[0]["State"] == "corrected" and records[0]["Open"] == "closed" and records[0]["Changes"]
+    assert "s3cret" not in json.dumps(records)
+    wait_until(lambda: len([a for a in Receiver.received if a.get("resource") == resource]) > hooks_before)
+    alert = [a for a in Receiver.received if a.get("resource") == resource][-1]
+    assert alert["type"] == "nodeagent.drift.corrected" and alert["node"] == "drift1"
+    driver = records[0]["Driver"]
+    assert f'nodeagent_drift_events_total{{driver="{driver}",state="corrected"}}' in scrape(fleet.ports["agent"])
+    assert f'nodeagent_node_drift_events_total{{driver="{driver}",node="drift1",state="corrected"}}' in \
+        scrape(fleet.ports["coordinator"])
+
+
+def test_monitor_mode_reports_and_leaves_the_drift(fleet):
+    monitored = {**DOCUMENT, "mode": "monitor"}
+    (fleet.directory / "monitor.yaml").write_text(yaml.safe_dump(monitored))
+    fleet.ctl("node", "set-state", "drift1", str(fleet.directory / "monitor.yaml"))
+    wait_until(lambda: "2/2" in fleet.ctl("node", "list", "-f", "value", "-c", "Generation").stdout)
+    dnsmasq = root(fleet) / "etc/neutron/dnsmasq-neutron.conf"
+    dnsmasq.write_text("by hand\n")
+    left = wait_until(lambda: [d for d in drift(fleet, open=True) if d["Resource"] == "dnsmasq"])
+    assert left[-1]["State"] == "left"
+    time.sleep(1)
+    assert dnsmasq.read_text() == "by hand\n"
+    assert fleet.ctl("node", "list", "-f", "json").stdout.count('"Drifted": 1') == 1
+    status = json.loads(fleet.ctl("events", "-f", "json", "--node", "drift1", "--type", "drift.left").stdout)
+    assert status
+    dnsmasq.write_text("dhcp-option-force=26,1454\n")  # fixed by hand: the drift closes
+    wait_until(lambda: not [d for d in drift(fleet, open=True) if d["Resource"] == "dnsmasq"])
+    fleet.ctl("node", "set-state", "drift1", str(fleet.directory / "state.yaml"))
+    wait_until(lambda: "3/3" in fleet.ctl("node", "list", "-f", "value", "-c", "Generation").stdout)
+
+
+def test_drift_while_the_broker_is_away_arrives_once_it_is_back(fleet):
+    before = len(drift(fleet))
+    neutron = root(fleet) / "etc/neutron/neutron.conf"
+    rabbitmq("stop_app")
+    try:
+        _edit(neutron, "core_plugin = ml2", "core_plugin = offline")
+        wait_until(lambda: "core_plugin = ml2" in neutron.read_text(), timeout=10)  # fixed without the broker
+        time.sleep(2)
+        spooled = list((fleet.directory / "drift1/state/spool").glob("*.json"))
+        assert spooled, "the drift event should wait on disk"
+    finally:
+        rabbitmq("start_app")
+    new = wait_until(lambda: drift(fleet)[before:] or None, timeout=60)
+    time.sleep(3)  # any resend would have arrived by now
+    new = drift(fleet)[before:]
+    assert [(d["Resource"], d["State"]) for d in new] == [("neutron-conf", "corrected")]
+    assert not list((fleet.directory / "drift1/state/spool").glob("*.json"))
+
+
+def test_something_that_keeps_fighting_the_agent_is_contested_and_backed_off(fleet):
+    fought = root(fleet) / "etc/neutron/fought.conf"
+    for _ in range(3):
+        fought.write_text("theirs\n")
+        wait_until(lambda: fought.read_text() == "mine\n", timeout=10)
+        time.sleep(0.3)
+    contested = wait_until(lambda: [d for d in drift(fleet) if d["Resource"] == "fought" and d["State"] == "contested"])
+    assert contested
+    fought.write_text("theirs\n")
+    time.sleep(2)
+    assert fought.read_text() == "theirs\n"  # backed off: not rewritten
+    wait_until(lambda: fought.read_text() == "mine\n", timeout=30)  # after the backoff it is enforced again
+    assert any(a.get("type") == "nodeagent.drift.contested" for a in Receiver.received)
+
+
+def test_a_webhook_that_stays_down_leaves_a_dead_letter(fleet):
+    events = wait_until(lambda: json.loads(fleet.ctl("events", "-f", "json", "--type", "webhook.dead_letter").stdout))
+    assert "/down did not take nodeagent.drift" in events[0]["Detail"]
+    assert "nodeagent_webhook_dead_letters_total" in scrape(fleet.ports["coordinator"])
+
+
+def test_nodeagent_status_shows_the_local_view(fleet):
+    from tests.conftest import run_cli
+
+    done = run_cli("--config-file", str(fleet.agent_conf("drift1")), "status", "-f", "json")
+    assert done.returncode == 0, done.stderr
+    rows = {row["Resource"]: row for row in json.loads(done.stdout)}
+    assert set(rows) == {r["id"] for r in DOCUMENT["resources"]}
+    assert rows["neutron-conf"]["Last drift"]["state"] == "corrected"
+    assert "drift1: generation 3, mode enforce" in done.stderr
