@@ -1,0 +1,101 @@
+"""Drift latency per kind: out-of-band change → detected by the agent → corrected, and the idle cost.
+
+One agent on a lab node (with its coordinator) enforces the drift tests' document;
+each kind of change is made TRIALS times. Detection and correction times are the
+agent's own records (the drift event's seen_at and fixed_at), measured from just
+before the change. Then the agent's CPU over IDLE seconds with nothing drifting.
+
+Run as root with RabbitMQ up:  .venv/bin/python benchmarks/drift.py [--trials 50] [--idle 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+import psutil  # noqa: E402
+import yaml  # noqa: E402
+
+from nodeagent.lab import Fleet  # noqa: E402
+from tests.drift_kinds import DOCUMENT, KINDS  # noqa: E402
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def wait(check, timeout: float = 10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.002)
+    raise TimeoutError("not reached")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trials", type=int, default=50)
+    parser.add_argument("--idle", type=float, default=60)
+    args = parser.parse_args()
+    fleet = Fleet(Path(tempfile.mkdtemp(prefix="nodeagent-drift-bench.")), report_interval=10, auto_accept=True,
+                  agent_options={"drift_contested_count": 1000000})
+    results: dict[str, dict[str, list[float]]] = {}
+    try:
+        node = fleet.add_node("drift1", ["eth1", "eth2"])
+        fleet.start("coordinator")
+        fleet.start("drift1")
+        (fleet.directory / "state.yaml").write_text(yaml.safe_dump(DOCUMENT))
+        wait(lambda: "drift1" in fleet.ctl("node", "list", "-f", "value", "-c", "Host").stdout, 60)
+        fleet.ctl("node", "set-state", "drift1", str(fleet.directory / "state.yaml"))
+        status_file = fleet.directory / "drift1/state/status.json"
+        wait(lambda: status_file.exists() and json.loads(status_file.read_text())["generation"] == 1, 60)
+        time.sleep(1)
+        for kind, (resource, change, fixed) in KINDS.items():
+            detected, corrected = [], []
+            for _ in range(args.trials):
+                start = time.time()
+                change(fleet, node)
+                wait(lambda: fixed(fleet, node))
+
+                def recorded():
+                    events = json.loads(status_file.read_text()).get("drift", [])
+                    return [e for e in events if e["resource"] == resource and e["seen_at"] >= start
+                            and e["fixed_at"]]
+                event = wait(recorded)[0]
+                detected.append(event["seen_at"] - start)
+                corrected.append(event["fixed_at"] - start)
+                time.sleep(0.15)  # let the agent's own events settle before the next change
+            results[kind] = {"detected": detected, "corrected": corrected}
+            print(f"  {kind:26s} detected median {statistics.median(detected) * 1000:6.1f} ms "
+                  f"p99 {percentile(detected, 0.99) * 1000:6.1f}   corrected median "
+                  f"{statistics.median(corrected) * 1000:6.1f} ms p99 {percentile(corrected, 0.99) * 1000:6.1f}",
+                  flush=True)
+        agent = psutil.Process(fleet.processes["drift1"].pid)
+        before = sum(agent.cpu_times()[:2])
+        time.sleep(args.idle)
+        idle_cpu = 100 * (sum(agent.cpu_times()[:2]) - before) / args.idle
+    finally:
+        fleet.close()
+    print(f"agent idle CPU over {args.idle:.0f} s, nothing drifting: {idle_cpu:.2f} %")
+    for kind, figures in results.items():
+        print(json.dumps({"benchmark": "drift", "kind": kind, "trials": args.trials,
+                          "detected_median_ms": round(statistics.median(figures["detected"]) * 1000, 2),
+                          "detected_p99_ms": round(percentile(figures["detected"], 0.99) * 1000, 2),
+                          "corrected_median_ms": round(statistics.median(figures["corrected"]) * 1000, 2),
+                          "corrected_p99_ms": round(percentile(figures["corrected"], 0.99) * 1000, 2)}))
+    print(json.dumps({"benchmark": "drift_idle", "seconds": args.idle, "agent_cpu_percent": round(idle_cpu, 3)}))
+
+
+if __name__ == "__main__":
+    main()
