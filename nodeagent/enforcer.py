@@ -48,7 +48,8 @@ class Enforcer:
         self.recent_drift: collections.deque[dict[str, Any]] = collections.deque(maxlen=20)
         self.watches: Watches | None = None
         self._touched: dict[str, tuple[float, float]] = {}  # id -> (first seen, wall clock), last touch
-        self._deferred: set[str] = set()  # touched while backed off: looked at again when the backoff ends
+        self._deferred: set[str] = set()
+        self._standing: dict[str, tuple] = {}  # drift already reported and still there  # touched while backed off: looked at again when the backoff ends
         self._last_touch = 0.0
         self._lock = threading.Lock()
         self.wake: Callable[[], None] = lambda: None
@@ -145,8 +146,15 @@ class Enforcer:
         now = time.monotonic()
         for item in result.resources:
             if not is_drift(item):
+                self._standing.pop(item.id, None)
                 continue
-            contested = self.guard.record(item.id, now)
+            if item.status is not Status.CHANGED:
+                # Left (monitor) or not fixable: reported once, not again at every event or resync.
+                standing = (item.status.value, item.changes, item.error)
+                if self._standing.get(item.id) == standing:
+                    continue
+                self._standing[item.id] = standing
+            contested = item.status is Status.CHANGED and self.guard.record(item.id, now)
             event = DriftEvent.from_result(self.host, result.generation, item, seen_at, contested)
             LOG.warning("drift %s", event.describe())
             self.recent_drift.append(event.to_dict())

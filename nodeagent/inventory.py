@@ -140,7 +140,9 @@ class Inventory:
             return list(reversed(list(session.scalars(query.order_by(DriftRecord.id.desc()).limit(limit)))))
 
     def open_drift_counts(self) -> dict[str, int]:
-        return collections.Counter(record.node for record in self.drift(only_open=True, limit=100000))
+        """Per node, how many resources have open drift."""
+        drifted = {(record.node, record.resource) for record in self.drift(only_open=True, limit=100000)}
+        return collections.Counter(node for node, _ in drifted)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

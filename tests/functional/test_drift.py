@@ -100,24 +100,24 @@ def test_each_kind_of_drift_is_fixed_and_reported_everywhere(fleet, kind):
         scrape(fleet.ports["coordinator"])
 
 
-def test_monitor_mode_reports_and_leaves_the_drift(fleet):
-    monitored = {**DOCUMENT, "mode": "monitor"}
-    (fleet.directory / "monitor.yaml").write_text(yaml.safe_dump(monitored))
+def test_monitor_mode_reports_every_kind_and_leaves_it(fleet):
+    (fleet.directory / "monitor.yaml").write_text(yaml.safe_dump({**DOCUMENT, "mode": "monitor"}))
     fleet.ctl("node", "set-state", "drift1", str(fleet.directory / "monitor.yaml"))
     wait_until(lambda: "2/2" in fleet.ctl("node", "list", "-f", "value", "-c", "Generation").stdout)
-    dnsmasq = root(fleet) / "etc/neutron/dnsmasq-neutron.conf"
-    dnsmasq.write_text("by hand\n")
-    left = wait_until(lambda: [d for d in drift(fleet, open=True) if d["Resource"] == "dnsmasq"])
-    assert left[-1]["State"] == "left"
-    time.sleep(1)
-    assert dnsmasq.read_text() == "by hand\n"
-    assert fleet.ctl("node", "list", "-f", "json").stdout.count('"Drifted": 1') == 1
-    status = json.loads(fleet.ctl("events", "-f", "json", "--node", "drift1", "--type", "drift.left").stdout)
-    assert status
-    dnsmasq.write_text("dhcp-option-force=26,1454\n")  # fixed by hand: the drift closes
-    wait_until(lambda: not [d for d in drift(fleet, open=True) if d["Resource"] == "dnsmasq"])
-    fleet.ctl("node", "set-state", "drift1", str(fleet.directory / "state.yaml"))
-    wait_until(lambda: "3/3" in fleet.ctl("node", "list", "-f", "value", "-c", "Generation").stdout)
+    node = fleet.nodes["drift1"]
+    for kind, (resource, change, fixed) in KINDS.items():
+        before = len([d for d in drift(fleet) if d["Resource"] == resource])
+        change(fleet, node)
+        records = wait_until(lambda: [d for d in drift(fleet) if d["Resource"] == resource][before:] or None)
+        assert records[0]["State"] == "left", kind
+        assert not fixed(fleet, node), f"{kind}: monitor mode must leave the change"
+    open_resources = {d["Resource"] for d in drift(fleet, open=True)}
+    assert open_resources == {resource for resource, _, _ in KINDS.values()}
+    assert '"Drifted": 7' in fleet.ctl("node", "list", "-f", "json").stdout
+    assert json.loads(fleet.ctl("events", "-f", "json", "--node", "drift1", "--type", "drift.left").stdout)
+    fleet.ctl("node", "set-state", "drift1", str(fleet.directory / "state.yaml"))  # enforce again: all put back
+    wait_until(lambda: all(fixed(fleet, node) for _, _, fixed in KINDS.values()), timeout=30)
+    wait_until(lambda: not drift(fleet, open=True))
 
 
 def test_drift_while_the_broker_is_away_arrives_once_it_is_back(fleet):
