@@ -65,6 +65,8 @@ coordinator_opts = [
     cfg.IntOpt("webhook_retries", default=4, min=0,
                help="Retries (backoff 0.5 s doubling) before an alert is recorded as a dead letter."),
     cfg.StrOpt("metrics_address", default="", help="host:port for the coordinator's Prometheus metrics."),
+    cfg.StrOpt("roles_dir", default="/etc/nodeagent/roles",
+               help="Directory of the role templates (<role>.yaml.j2) that 'node assign' renders."),
 ]
 
 

@@ -20,7 +20,8 @@ from sqlalchemy import select
 
 from nodeagent import trust
 from nodeagent.daemon import sd_notify
-from nodeagent.inventory import DriftRecord, Event, Inventory, Node, StateDocument
+from nodeagent.fleetchecks import check_fleet
+from nodeagent.inventory import DriftRecord, Event, Inventory, Node, Secret, SiteVariable, StateDocument
 from nodeagent.metrics import CoordinatorMetrics
 from nodeagent.model import parse_document
 from nodeagent.registry import DriverRegistry
@@ -33,6 +34,14 @@ LOG = logging.getLogger(__name__)
 
 class NotFound(Exception):
     """No such node (or no document for it)."""
+
+
+class FleetInconsistent(Exception):
+    """The rendered documents disagree between nodes; nothing was pushed."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("the fleet's settings disagree, nothing was pushed:\n  " + "\n  ".join(problems))
 
 
 class Coordinator:
@@ -253,6 +262,110 @@ class Coordinator:
         if presented is not None and presented != node.public_key:
             raise trust.Refused("signed with a key other than the node's accepted key")
         return trust.unseal(sealed, trust.public_from_text(node.public_key))
+
+    # -- roles, variables, secrets -------------------------------------------------------------
+    @property
+    def roles(self):
+        from nodeagent.roles import Roles
+
+        return Roles(self.conf.coordinator.roles_dir)
+
+    def assign(self, host: str, roles: list[str], remove: bool = False) -> list[tuple[str, int]]:
+        for role in roles:
+            self.roles.source(role)  # an unknown role is an error naming the known ones
+        node = self.inventory.node(host)
+        if node is None:
+            raise NotFound(f"no node '{host}' (it appears when its agent first reports)")
+        before = list(node.roles or [])
+        after = [r for r in before if r not in roles] if remove else before + [r for r in roles if r not in before]
+        return self._change(lambda session: self._set_roles(session, host, after),
+                            lambda session: self._set_roles(session, host, before))
+
+    def _set_roles(self, session: Any, host: str, roles: list[str]) -> None:
+        session.get(Node, host).roles = roles
+        self.inventory.add_event(host, "roles.set", ", ".join(roles) or "(none)", session)
+
+    def set_variable(self, key: str, value: str, host: str | None = None) -> list[tuple[str, int]]:
+        if host is not None and self.inventory.node(host) is None:
+            raise NotFound(f"no node '{host}'")
+        before = self.variables(host) if host else self.variables()
+        had = key in before and (host is None or key in (self.inventory.node(host).variables or {}))
+
+        def put(session: Any, new: str | None) -> None:
+            if host is None:
+                if new is None:
+                    session.query(SiteVariable).filter(SiteVariable.key == key).delete()
+                else:
+                    session.merge(SiteVariable(key=key, value=new))
+                return
+            node = session.get(Node, host)
+            values = dict(node.variables or {})
+            if new is None:
+                values.pop(key, None)
+            else:
+                values[key] = new
+            node.variables = values
+        return self._change(lambda session: put(session, value),
+                            lambda session: put(session, before.get(key) if had else None))
+
+    def _change(self, do: Any, undo: Any) -> list[tuple[str, int]]:
+        """Make an inventory change and push its consequences; undo it when they cannot be pushed."""
+        with self.inventory.session() as session:
+            do(session)
+        try:
+            return self.converge_roles()
+        except Exception:
+            with self.inventory.session() as session:
+                undo(session)
+            raise
+
+    def variables(self, host: str | None = None) -> dict[str, str]:
+        with self.inventory.session() as session:
+            values = {v.key: v.value for v in session.query(SiteVariable)}
+            node = session.get(Node, host) if host else None
+            return {**values, **((node.variables or {}) if node else {})}
+
+    def set_secret(self, key: str, value: str) -> list[tuple[str, int]]:
+        if not value:
+            raise ValueError(f"secret '{key}' must not be empty")
+        before = self.secrets().get(key)
+
+        def put(session: Any, new: str | None) -> None:
+            if new is None:
+                session.query(Secret).filter(Secret.key == key).delete()
+            else:
+                session.merge(Secret(key=key, value=new, set_at=time.time()))
+        result = self._change(lambda session: put(session, value), lambda session: put(session, before))
+        self.inventory.add_event(None, "secret.set", key)
+        return result
+
+    def secrets(self) -> dict[str, str]:
+        with self.inventory.session() as session:
+            return {s.key: s.value for s in session.query(Secret)}
+
+    def render(self, host: str) -> dict[str, Any]:
+        node = self.inventory.node(host)
+        if node is None:
+            raise NotFound(f"no node '{host}'")
+        return self.roles.render(host, list(node.roles or []), self.variables(host), self.secrets(), node.facts)
+
+    def converge_roles(self) -> list[tuple[str, int]]:
+        """Render every node with roles, check the fleet, push what changed; all or nothing."""
+        rendered = {node.name: self.render(node.name) for node in self.inventory.nodes() if node.roles}
+        problems = check_fleet(rendered)
+        if problems:
+            self.inventory.add_event(None, "push.blocked", "; ".join(problems))
+            raise FleetInconsistent(problems)
+        pushed = []
+        for host, body in rendered.items():
+            stored = self.inventory.document(host)
+            if stored is None or stored.body.get("resources") != body["resources"]:
+                pushed.append((host, self.set_state(host, body, push=self._can_push(host))))
+        return pushed
+
+    def _can_push(self, host: str) -> bool:
+        node = self.inventory.node(host)
+        return node is not None and node.enrolment == "accepted"
 
     # -- liveness --------------------------------------------------------------------------------
     def check_down(self) -> list[str]:

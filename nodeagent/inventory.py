@@ -80,6 +80,27 @@ class DriftRecord(Base):
         return self.fixed_at is None and self.closed_at is None
 
 
+class SiteVariable(Base):
+    __tablename__ = "variables"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Secret(Base):
+    """Secrets the roles render into documents as sensitive fields; never listed with their values.
+
+    Kept in the inventory database as given: protect the database like the signing key
+    (the default SQLite file lives in the coordinator's 0700 state directory).
+    """
+
+    __tablename__ = "secrets"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    set_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
 class Inventory:
     """Sessions over the inventory database."""
 

@@ -226,9 +226,133 @@ def _since(text: str) -> float:
     return moment.timestamp()
 
 
+def _print_pushed(app: Any, pushed: list[tuple[str, int]]) -> None:
+    for host, generation in pushed:
+        app.stdout.write(f"{host}: generation {generation} pushed\n")
+    if not pushed:
+        app.stdout.write("no node's document changed\n")
+
+
+class RoleList(Lister):
+    """List the roles (templates in roles_dir) and the variables each reads."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        roles = _coordinator(self.app).roles
+        structured = parsed_args.formatter in ("json", "yaml")
+        return ("Role", "Variables"), [(name, roles.variables(name) if structured else ", ".join(
+            roles.variables(name))) for name in roles.names()]
+
+
+class RoleShow(ShowOne):
+    """Show a role: the variables it reads and its template."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("role", metavar="ROLE")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        roles = _coordinator(self.app).roles
+        source = roles.source(parsed_args.role)
+        return ("role", "variables", "template"), (parsed_args.role, ", ".join(roles.variables(parsed_args.role)),
+                                                   source)
+
+
+class NodeAssign(Command):
+    """Give a node roles: its document is rendered, the fleet checked, and what changed pushed."""
+
+    remove = False
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("host", metavar="HOST")
+        parser.add_argument("roles", metavar="ROLE", nargs="+")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> int:
+        _print_pushed(self.app, _coordinator(self.app).assign(parsed_args.host, parsed_args.roles, self.remove))
+        return 0
+
+
+class NodeUnassign(NodeAssign):
+    """Take roles from a node (their resources leave its document; what they wrote stays)."""
+
+    remove = True
+
+
+class VarSet(Command):
+    """Set a variable for the whole site or one node (--node); documents are re-rendered and pushed."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--node", metavar="HOST", help="for this node only (overrides the site's value)")
+        parser.add_argument("key", metavar="KEY")
+        parser.add_argument("value", metavar="VALUE")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> int:
+        pushed = _coordinator(self.app).set_variable(parsed_args.key, parsed_args.value, parsed_args.node)
+        _print_pushed(self.app, pushed)
+        return 0
+
+
+class VarList(Lister):
+    """List variables: the site's, or what one node sees (--node), defaults included."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--node", metavar="HOST")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        from nodeagent.roles import DEFAULTS
+
+        coordinator = _coordinator(self.app)
+        site = coordinator.variables()
+        node = coordinator.variables(parsed_args.node) if parsed_args.node else site
+        rows = []
+        for key in sorted(set(DEFAULTS) | set(node)):
+            origin = "node" if key in node and node.get(key) != site.get(key, object()) else \
+                "site" if key in site else "default"
+            rows.append((key, node.get(key, DEFAULTS.get(key)), origin))
+        return ("Variable", "Value", "From"), rows
+
+
+class SecretSet(Command):
+    """Set a secret; the value is read from standard input or a prompt, never from the command line."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("key", metavar="KEY", help="e.g. NEUTRON_PASS, RABBIT_PASS, METADATA_SECRET")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> int:
+        import getpass
+
+        if sys.stdin.isatty():
+            value = getpass.getpass(f"{parsed_args.key}: ")
+        else:
+            value = sys.stdin.readline().rstrip("\n")
+        _print_pushed(self.app, _coordinator(self.app).set_secret(parsed_args.key, value))
+        return 0
+
+
+class SecretList(Lister):
+    """List the secrets' names and when they were set (never their values)."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        from nodeagent.inventory import Secret
+
+        with _coordinator(self.app).inventory.session() as session:
+            rows = [(s.key, _when(s.set_at)) for s in session.query(Secret).order_by(Secret.key)]
+        return ("Secret", "Set"), rows
+
+
 COMMANDS = {
     "serve": Serve, "keygen": Keygen, "node list": NodeList, "node show": NodeShow, "node accept": NodeAccept,
     "node set-state": NodeSetState, "node plan": NodePlan, "events": Events, "drift list": DriftList,
+    "role list": RoleList, "role show": RoleShow, "node assign": NodeAssign, "node unassign": NodeUnassign,
+    "var set": VarSet, "var list": VarList, "secret set": SecretSet, "secret list": SecretList,
 }
 
 

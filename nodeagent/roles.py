@@ -1,0 +1,150 @@
+"""Roles: the install guides as templates that the coordinator renders into each node's document.
+
+Templates (``roles_dir/<role>.yaml.j2``) render with Jinja2's sandbox and strict
+undefined variables: a missing variable, secret or interface is an error naming
+it, the role and the node, never an empty string in a configuration file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, UndefinedError, meta
+from jinja2.sandbox import SandboxedEnvironment
+
+# What every deployment has unless the operator says otherwise ('nodeagentctl var set').
+DEFAULTS: dict[str, Any] = {
+    "openstack_release": "2025.1",
+    "controller_host": "controller",
+    "mechanism": "openvswitch",
+    "overlay": "vxlan",
+    "network_option": "self-service",
+    "region": "RegionOne",
+    "vni_ranges": "1:1000",
+    "tunnel_id_ranges": "1:1000",
+    "provider_bridge": "br-ex",
+    "datapath_type": "system",
+}
+CHOICES = {"mechanism": ("openvswitch", "linuxbridge"), "overlay": ("vxlan", "gre"),
+           "network_option": ("provider", "self-service"), "datapath_type": ("system", "netdev")}
+LINUXBRIDGE_REMOVED = (2025, 1)
+
+
+class RoleError(Exception):
+    """A role cannot be rendered for a node; the message says which variable, secret or interface."""
+
+
+def release(value: Any) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d{4})\.(\d)", str(value))
+    if not match:
+        raise RoleError(f"variable 'openstack_release' must look like 2024.2 or 2025.1, got {value!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def check_variables(variables: dict[str, Any]) -> None:
+    """Choices the templates rely on, and what the target release no longer has."""
+    for name, choices in CHOICES.items():
+        if variables.get(name) not in choices:
+            raise RoleError(f"variable '{name}' must be one of {', '.join(choices)}, got {variables.get(name)!r}")
+    target = release(variables["openstack_release"])
+    if variables["mechanism"] == "linuxbridge" and target >= LINUXBRIDGE_REMOVED:
+        raise RoleError(f"openstack_release {variables['openstack_release']}: mechanism 'linuxbridge' (the Linux "
+                        "bridge agent, [linux_bridge] and [vxlan] options) was removed from Neutron in 2025.1; "
+                        "use mechanism 'openvswitch', or openstack_release 2024.2 or older")
+    if variables["mechanism"] == "linuxbridge" and variables["overlay"] != "vxlan":
+        raise RoleError("mechanism 'linuxbridge' carries overlays as VXLAN only: set overlay to 'vxlan'")
+
+
+class Roles:
+    """The role templates of one directory."""
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        self.env = SandboxedEnvironment(loader=FileSystemLoader(str(self.directory)), undefined=StrictUndefined,
+                                        keep_trailing_newline=True, autoescape=False)
+
+    def names(self) -> list[str]:
+        return sorted(p.name[:-len(".yaml.j2")] for p in self.directory.glob("*.yaml.j2")
+                      if not p.name.startswith("_"))
+
+    def source(self, role: str) -> str:
+        self._require(role)
+        return (self.directory / f"{role}.yaml.j2").read_text()
+
+    def variables(self, role: str) -> list[str]:
+        """Variables a role reads (its includes too), without the helper functions."""
+        names: set[str] = set()
+        pending, seen = [f"{role}.yaml.j2"], set()
+        while pending:
+            template = pending.pop()
+            seen.add(template)
+            parsed = self.env.parse(self.env.loader.get_source(self.env, template)[0])
+            names |= meta.find_undeclared_variables(parsed)
+            pending += [t for t in meta.find_referenced_templates(parsed) if t and t not in seen]
+        return sorted(names - {"secret", "ipv4_of", "interface", "type_drivers", "node"})
+
+    def render(self, host: str, roles: list[str], variables: dict[str, Any], secrets: dict[str, str],
+               facts: dict[str, Any]) -> dict[str, Any]:
+        """The document body (resources) for ``host`` with ``roles``."""
+        values = {**DEFAULTS, **variables}
+        check_variables(values)
+        if "instance_mtu" not in values:  # the guide's 1454 leaves room for GRE; VXLAN needs 50 bytes
+            values["instance_mtu"] = 1454 if values["overlay"] == "gre" else 1450
+        resources: dict[str, tuple[str, dict[str, Any]]] = {}
+        for role in roles:
+            self._require(role)
+            context = {**values, "node": host, **_helpers(host, role, values, secrets, facts)}
+            try:
+                text = self.env.get_template(f"{role}.yaml.j2").render(context)
+            except UndefinedError as exc:
+                name = re.search(r"'([^']+)' is undefined", str(exc))
+                variable = name.group(1) if name else str(exc)
+                raise RoleError(f"role '{role}' for node '{host}': variable '{variable}' is not set "
+                                f"(nodeagentctl var set --node {host} {variable} VALUE)") from None
+            body = yaml.safe_load(text) or {}
+            for resource in body.get("resources") or []:
+                earlier = resources.get(resource["id"])
+                if earlier and earlier[1] != resource:
+                    raise RoleError(f"roles '{earlier[0]}' and '{role}' both define resource '{resource['id']}' "
+                                    f"for node '{host}', differently")
+                resources.setdefault(resource["id"], (role, resource))
+        return {"resources": [resource for _, resource in resources.values()]}
+
+    def _require(self, role: str) -> None:
+        try:
+            self.env.get_template(f"{role}.yaml.j2")
+        except TemplateNotFound:
+            raise RoleError(f"no role '{role}' (roles: {', '.join(self.names())})") from None
+
+
+def _helpers(host: str, role: str, values: dict[str, Any], secrets: dict[str, str],
+             facts: dict[str, Any]) -> dict[str, Any]:
+    interfaces = (facts or {}).get("interfaces")
+
+    def secret(name: str) -> str:
+        if name not in secrets:
+            raise RoleError(f"role '{role}' for node '{host}' needs secret '{name}' (nodeagentctl secret set {name})")
+        return secrets[name]
+
+    def interface(name: str) -> str:
+        if interfaces is None:
+            raise RoleError(f"node '{host}' has not reported its interfaces yet; role '{role}' needs '{name}'")
+        if name not in interfaces:
+            raise RoleError(f"role '{role}' names interface {name}, which node '{host}' does not have "
+                            f"(it has: {', '.join(sorted(interfaces))})")
+        return name
+
+    def ipv4_of(name: str) -> str:
+        addresses = interfaces[interface(name)].get("ipv4") or []
+        if not addresses:
+            raise RoleError(f"interface {name} of node '{host}' has no IPv4 address (role '{role}' needs it "
+                            "for the overlay's local_ip)")
+        return addresses[0].split("/")[0]
+
+    def type_drivers() -> str:
+        return "flat,vlan" + (f",{values['overlay']}" if values["network_option"] == "self-service" else "")
+
+    return {"secret": secret, "interface": interface, "ipv4_of": ipv4_of, "type_drivers": type_drivers}

@@ -1,0 +1,133 @@
+"""Rendering the guides' roles, and the fleet checks that stop an inconsistent push."""
+
+from __future__ import annotations
+
+import pytest
+
+from nodeagent.fleetchecks import check_fleet
+from nodeagent.model import parse_document
+from nodeagent.roles import RoleError, Roles
+from tests.conftest import REPO
+
+SECRETS = {k: f"{k.lower()}-s3cret" for k in ("RABBIT_PASS", "NEUTRON_PASS", "NEUTRON_DBPASS", "NOVA_PASS",
+                                              "METADATA_SECRET")}
+FACTS = {"interfaces": {"eth1": {"ipv4": ["198.18.1.11/24"]}, "eth2": {"ipv4": []}}}
+NODE_VARS = {"overlay_interface": "eth1", "external_interface": "eth2", "provider_interface": "eth2"}
+
+
+@pytest.fixture
+def roles():
+    return Roles(REPO / "etc" / "roles")
+
+
+def settings(document, resource_id):
+    return next(r for r in document["resources"] if r["id"] == resource_id)["settings"]
+
+
+@pytest.mark.parametrize("variables", [
+    {},  # three-node guide, modern: Open vSwitch + VXLAN
+    {"overlay": "gre"},  # three-node guide as written: Open vSwitch + GRE
+    {"mechanism": "linuxbridge", "openstack_release": "2024.2"},  # two-node guide
+    {"network_option": "provider", "mechanism": "linuxbridge", "openstack_release": "2024.2"},
+])
+def test_every_role_renders_a_valid_document(roles, registry, variables):
+    for names in (["controller"], ["network"], ["compute"], ["controller", "network"]):
+        body = roles.render("n1", names, {**variables, **NODE_VARS}, SECRETS, FACTS)
+        document = parse_document({"node": "n1", **body}, registry)
+        assert document.resources
+
+
+def test_modern_option_names_are_written(roles):
+    controller = roles.render("c", ["controller"], {}, SECRETS, FACTS)
+    neutron = settings(controller, "controller-neutron-conf")
+    assert neutron["keystone_authtoken"]["www_authenticate_uri"] == "http://controller:5000"
+    assert "auth_uri" in next(r for r in controller["resources"] if r["id"] == "controller-neutron-conf")[
+        "absent"]["keystone_authtoken"]
+    assert neutron["DEFAULT"]["transport_url"] == "rabbit://openstack:rabbit_pass-s3cret@controller"
+    network = roles.render("n", ["network"], NODE_VARS, SECRETS, FACTS)
+    assert settings(network, "metadata-agent-ini")["DEFAULT"]["nova_metadata_host"] == "controller"
+    assert settings(network, "l3-agent-ini")["DEFAULT"]["interface_driver"] == "openvswitch"
+    assert settings(network, "openvswitch-agent-ini")["ovs"]["local_ip"] == "198.18.1.11"
+
+
+def test_gre_uses_tunnel_ranges_and_the_guides_mtu(roles):
+    controller = roles.render("c", ["controller"], {"overlay": "gre"}, SECRETS, FACTS)
+    ml2 = settings(controller, "controller-ml2-conf")
+    assert ml2["ml2"]["type_drivers"] == "flat,vlan,gre" and ml2["ml2_type_gre"]["tunnel_id_ranges"] == "1:1000"
+    network = roles.render("n", ["network"], {"overlay": "gre", **NODE_VARS}, SECRETS, FACTS)
+    dnsmasq = next(r for r in network["resources"] if r["id"] == "dnsmasq-neutron")
+    assert dnsmasq["content"] == "dhcp-option-force=26,1454\n"
+
+
+@pytest.mark.parametrize("variables, secrets, facts, message", [
+    ({}, SECRETS, FACTS, "role 'compute' for node 'n1': variable 'overlay_interface' is not set"),
+    (NODE_VARS, {}, FACTS, "needs secret 'RABBIT_PASS' (nodeagentctl secret set RABBIT_PASS)"),
+    ({**NODE_VARS, "overlay_interface": "eth9"}, SECRETS, FACTS,
+     "names interface eth9, which node 'n1' does not have (it has: eth1, eth2)"),
+    ({**NODE_VARS, "overlay_interface": "eth2"}, SECRETS, FACTS, "interface eth2 of node 'n1' has no IPv4 address"),
+    (NODE_VARS, SECRETS, {}, "node 'n1' has not reported its interfaces yet"),
+    ({**NODE_VARS, "mechanism": "linuxbridge"}, SECRETS, FACTS,
+     "openstack_release 2025.1: mechanism 'linuxbridge' (the Linux bridge agent, [linux_bridge] and [vxlan] "
+     "options) was removed from Neutron in 2025.1; use mechanism 'openvswitch'"),
+    ({**NODE_VARS, "mechanism": "linuxbridge", "openstack_release": "2024.2", "overlay": "gre"}, SECRETS, FACTS,
+     "mechanism 'linuxbridge' carries overlays as VXLAN only"),
+    ({**NODE_VARS, "overlay": "geneve"}, SECRETS, FACTS, "variable 'overlay' must be one of vxlan, gre"),
+    ({**NODE_VARS, "openstack_release": "zed"}, SECRETS, FACTS, "variable 'openstack_release' must look like"),
+])
+def test_missing_or_wrong_inputs_are_errors_that_name_them(roles, variables, secrets, facts, message):
+    with pytest.raises(RoleError) as caught:
+        roles.render("n1", ["compute"], variables, secrets, facts)
+    assert message in str(caught.value)
+
+
+def test_unknown_role(roles):
+    with pytest.raises(RoleError, match=r"no role 'storage' \(roles: compute, controller, network\)"):
+        roles.render("n1", ["storage"], NODE_VARS, SECRETS, FACTS)
+
+
+def fleet(roles, overrides=None):
+    overrides = overrides or {}
+    hosts = {"controller": ["controller"], "network1": ["network"], "compute1": ["compute"]}
+    facts = {"controller": FACTS, "network1": {"interfaces": {"eth1": {"ipv4": ["198.18.1.21/24"]}, "eth2": {}}},
+             "compute1": {"interfaces": {"eth1": {"ipv4": ["198.18.1.31/24"]}, "eth2": {}}}}
+    return {host: roles.render(host, names, {**NODE_VARS, **overrides.get(host, {})}, SECRETS, facts[host])
+            for host, names in hosts.items()}
+
+
+def test_a_consistent_fleet_passes(roles):
+    assert check_fleet(fleet(roles)) == []
+
+
+def _set(documents, host, resource_id, section, key, value):
+    settings(documents[host], resource_id)[section][key] = value
+    return documents
+
+
+@pytest.mark.parametrize("change, message", [
+    (("network1", "metadata-agent-ini", "DEFAULT", "metadata_proxy_shared_secret", "other"),
+     "metadata_proxy_shared_secret differs between"),
+    (("compute1", "agent-neutron-conf", "DEFAULT", "transport_url", "rabbit://x@elsewhere"),
+     "transport_url differs between"),
+    (("network1", "openvswitch-agent-ini", "agent", "tunnel_types", "gre"),
+     "network1 openvswitch_agent.ini [agent] tunnel_types = gre: the server's ml2 type_drivers"),
+    (("compute1", "openvswitch-agent-ini", "ovs", "local_ip", "198.18.1.21"),
+     "overlay address 198.18.1.21 is local_ip of several nodes: compute1, network1"),
+])
+def test_each_inconsistency_is_named(roles, change, message):
+    problems = check_fleet(_set(fleet(roles), *change))
+    assert any(message in p for p in problems), problems
+    assert not any("s3cret" in p or "other" == p for p in problems)
+
+
+def test_two_controllers_with_different_ranges_are_refused(roles):
+    documents = fleet(roles)
+    documents["controller2"] = roles.render("controller2", ["controller"], {"vni_ranges": "1:500"}, SECRETS, FACTS)
+    problems = check_fleet(documents)
+    assert any(p.startswith("vni_ranges differs: controller ml2_conf.ini [ml2_type_vxlan] vni_ranges = 1:1000")
+               for p in problems), problems
+
+
+def test_secret_values_never_appear_in_problems(roles):
+    documents = _set(fleet(roles), "network1", "metadata-agent-ini", "DEFAULT", "metadata_proxy_shared_secret",
+                     "leaked-value")
+    assert "leaked-value" not in " ".join(check_fleet(documents))
