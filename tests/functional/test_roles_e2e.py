@@ -1,0 +1,127 @@
+"""The three-node guide deployed from roles onto lab nodes by a real coordinator and agents."""
+
+from __future__ import annotations
+
+import configparser
+import json
+
+import pytest
+
+from nodeagent.lab import Fleet
+from tests.conftest import REPO
+from tests.functional.test_fleet import wait_until
+
+SECRETS = {"RABBIT_PASS": "rabbit-s3cret", "NEUTRON_PASS": "neutron-s3cret", "NEUTRON_DBPASS": "db-s3cret",
+           "NOVA_PASS": "nova-s3cret", "METADATA_SECRET": "metadata-s3cret"}
+ADDRESSES = {"controller": "198.18.3.11/24", "network1": "198.18.3.21/24", "compute1": "198.18.3.31/24"}
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    fleet = Fleet(tmp_path_factory.mktemp("roles"), report_interval=1, auto_accept=True,
+                  coordinator_options={"roles_dir": REPO / "etc" / "roles"})
+    try:
+        fleet.start("coordinator")
+        for host, address in ADDRESSES.items():
+            node = fleet.add_node(host, ["eth1", "eth2"])
+            node.exec("ip", "addr", "add", address, "dev", "eth1")
+            fleet.start(host)
+        wait_until(lambda: len(json.loads(fleet.ctl("node", "list", "-f", "json").stdout)) == 3, timeout=60)
+        wait_until(lambda: all("eth1" in fleet.ctl("node", "show", h, "-f", "json").stdout for h in ADDRESSES))
+        yield fleet
+    finally:
+        fleet.close()
+
+
+def ini(fleet, host, path) -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser(strict=False)
+    parser.read(fleet.directory / host / "root" / path.lstrip("/"))
+    return parser
+
+
+def converged(fleet, generation=None) -> bool:
+    rows = json.loads(fleet.ctl("node", "list", "-f", "json").stdout)
+    return all(r["State"] == "converged" and (generation is None or r["Generation"] == generation) for r in rows)
+
+
+def test_missing_secrets_and_variables_block_the_push(fleet):
+    done = fleet.ctl("node", "assign", "compute1", "compute", check=False)
+    assert done.returncode == 1
+    assert "role 'compute' for node 'compute1' needs secret 'RABBIT_PASS'" in done.stderr
+    assert "compute" not in fleet.ctl("node", "show", "compute1", "-f", "json").stdout.split('"roles"')[1][:40]
+
+
+def test_the_three_node_guide_converges_from_roles(fleet):
+    for key, value in SECRETS.items():
+        done = fleet.ctl("secret", "set", key, stdin=value + "\n")
+        assert value not in done.stdout + done.stderr
+    listed = fleet.ctl("secret", "list", "-f", "value").stdout
+    assert "RABBIT_PASS" in listed and "s3cret" not in listed
+    fleet.ctl("var", "set", "datapath_type", "netdev")
+    fleet.ctl("var", "set", "overlay", "gre")
+    for host in ("network1", "compute1"):
+        fleet.ctl("var", "set", "--node", host, "overlay_interface", "eth1")
+    fleet.ctl("var", "set", "--node", "network1", "external_interface", "eth2")
+    assert "controller: generation 1 pushed" in fleet.ctl("node", "assign", "controller", "controller").stdout
+    fleet.ctl("node", "assign", "network1", "network")
+    fleet.ctl("node", "assign", "compute1", "compute")
+    wait_until(lambda: converged(fleet, "1/1"), timeout=60)
+
+    neutron = ini(fleet, "controller", "/etc/neutron/neutron.conf")
+    assert neutron.get("database", "connection") == "mysql+pymysql://neutron:db-s3cret@controller/neutron"
+    assert neutron.get("DEFAULT", "core_plugin") == "ml2" and neutron.get("DEFAULT", "service_plugins") == "router"
+    assert neutron.get("DEFAULT", "transport_url") == "rabbit://openstack:rabbit-s3cret@controller"
+    assert neutron.get("keystone_authtoken", "www_authenticate_uri") == "http://controller:5000"
+    assert neutron.get("nova", "password") == "nova-s3cret"
+    ml2 = ini(fleet, "controller", "/etc/neutron/plugins/ml2/ml2_conf.ini")
+    assert (ml2.get("ml2", "type_drivers"), ml2.get("ml2", "tenant_network_types")) == ("flat,vlan,gre", "gre")
+    assert ml2.get("ml2_type_gre", "tunnel_id_ranges") == "1:1000"
+    assert (fleet.directory / "controller/root/etc/neutron/plugin.ini").is_symlink()
+    nova = ini(fleet, "controller", "/etc/nova/nova.conf")
+    assert nova.get("neutron", "metadata_proxy_shared_secret") == "metadata-s3cret"
+
+    metadata = ini(fleet, "network1", "/etc/neutron/metadata_agent.ini")
+    assert metadata.get("DEFAULT", "nova_metadata_host") == "controller"
+    assert metadata.get("DEFAULT", "metadata_proxy_shared_secret") == "metadata-s3cret"
+    assert ini(fleet, "network1", "/etc/neutron/l3_agent.ini").get("DEFAULT", "interface_driver") == "openvswitch"
+    dhcp = ini(fleet, "network1", "/etc/neutron/dhcp_agent.ini")
+    assert dhcp.get("DEFAULT", "dnsmasq_config_file") == "/etc/neutron/dnsmasq-neutron.conf"
+    assert (fleet.directory / "network1/root/etc/neutron/dnsmasq-neutron.conf").read_text() == \
+        "dhcp-option-force=26,1454\n"
+    ovs_agent = ini(fleet, "network1", "/etc/neutron/plugins/ml2/openvswitch_agent.ini")
+    assert ovs_agent.get("ovs", "local_ip") == "198.18.3.21" and ovs_agent.get("agent", "tunnel_types") == "gre"
+    network = fleet.nodes["network1"]
+    assert network.vsctl("list-ports", "br-ex").stdout.split() == ["eth2"]
+    assert network.vsctl("br-exists", "br-int", check=False).returncode == 0
+    assert network.exec("sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"
+    assert "generic-receive-offload: off" in network.exec("ethtool", "-k", "eth2").stdout
+
+    compute = ini(fleet, "compute1", "/etc/neutron/plugins/ml2/openvswitch_agent.ini")
+    assert compute.get("ovs", "local_ip") == "198.18.3.31"
+    assert not ini(fleet, "compute1", "/etc/neutron/neutron.conf").has_section("database")
+    assert ini(fleet, "compute1", "/etc/nova/nova.conf").get("neutron", "username") == "neutron"
+    assert fleet.nodes["compute1"].exec("sysctl", "-n", "net.ipv4.conf.all.rp_filter").stdout.strip() == "0"
+
+
+def test_a_variable_change_re_renders_and_pushes(fleet):
+    out = fleet.ctl("var", "set", "region", "RegionTwo").stdout
+    assert "controller: generation 2 pushed" in out and "compute1: generation 2 pushed" in out
+    assert "network1" not in out  # its document does not read the region
+    wait_until(lambda: converged(fleet) and ini(fleet, "compute1", "/etc/nova/nova.conf").get(
+        "neutron", "region_name") == "RegionTwo", timeout=60)
+
+
+def test_an_inconsistent_inventory_is_refused_before_anything_is_pushed(fleet):
+    before = fleet.ctl("node", "list", "-f", "value", "-c", "Host", "-c", "Generation").stdout
+    done = fleet.ctl("var", "set", "--node", "compute1", "overlay_interface", "eth9", check=False)
+    assert done.returncode == 1
+    assert "names interface eth9, which node 'compute1' does not have" in done.stderr
+    fleet.nodes["compute1"].exec("ip", "addr", "add", "198.18.3.21/24", "dev", "eth2")
+    wait_until(lambda: "198.18.3.21" in fleet.ctl("node", "show", "compute1", "-f", "json").stdout)
+    done = fleet.ctl("var", "set", "--node", "compute1", "overlay_interface", "eth2", check=False)
+    assert done.returncode == 1
+    assert "overlay address 198.18.3.21 is local_ip of several nodes: compute1, network1" in done.stderr
+    assert fleet.ctl("node", "list", "-f", "value", "-c", "Host", "-c", "Generation").stdout == before
+    variables = fleet.ctl("var", "list", "--node", "compute1", "-f", "json").stdout
+    assert {"Variable": "overlay_interface", "Value": "eth1", "From": "node"} in json.loads(variables)
+    assert json.loads(fleet.ctl("events", "-f", "json", "--type", "push.blocked").stdout)
