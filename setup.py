@@ -42,6 +42,7 @@ setup(
             "ini = nodeagent.drivers.ini:IniDriver",
             "linux_bridge = nodeagent.drivers.linux_bridge:LinuxBridgeDriver",
             "ovs_bridge = nodeagent.drivers.ovs_bridge:OvsBridgeDriver",
+            "service = nodeagent.drivers.service:ServiceDriver",
             "symlink = nodeagent.drivers.symlink:SymlinkDriver",
             "sysctl = nodeagent.drivers.sysctl:SysctlDriver",
         ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import socket
 from pathlib import Path
 
@@ -18,6 +19,9 @@ agent_opts = [
                      "including one that escapes through '..' or a symbolic link."),
     cfg.StrOpt("ovsdb_connection", default=DEFAULT_OVSDB,
                help="The Open vSwitch database of this node's ovs-vswitchd (ovs_bridge resources)."),
+    cfg.StrOpt("systemctl", default="systemctl",
+               help="Command that reaches this node's systemd (service resources); a lab may prefix it, "
+                    "e.g. 'nsenter -t PID -m -p -- systemctl'."),
     cfg.StrOpt("state_dir", default="/var/lib/nodeagent",
                help="Where the agent keeps its last accepted document, keys and event spool."),
     cfg.StrOpt("backup_dir", default="/var/lib/nodeagent/backups",
@@ -96,4 +100,5 @@ def make_conf(config_files: list[str] | None = None, with_messaging: bool = Fals
 def make_context(conf: cfg.ConfigOpts, root: str = "/", netns: str | None = None,
                  ovsdb: str | None = None) -> Context:
     return Context(root=Path(root), netns=netns, allowed_roots=tuple(conf.allowed_roots),
-                   backup_dir=conf.backup_dir or None, ovsdb=ovsdb or conf.ovsdb_connection)
+                   backup_dir=conf.backup_dir or None, ovsdb=ovsdb or conf.ovsdb_connection,
+                   systemctl=tuple(shlex.split(conf.systemctl)))

@@ -31,6 +31,7 @@ class Context:
     allowed_roots: tuple[str, ...] = DEFAULT_ALLOWED_ROOTS
     backup_dir: str | None = "/var/lib/nodeagent/backups"
     ovsdb: str = DEFAULT_OVSDB  # where ovs-vswitchd's database listens; vswitchd runs in ``netns``
+    systemctl: tuple[str, ...] = ("systemctl",)  # how to reach the node's systemd (a prefix in labs)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def where(self) -> str:

@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +87,94 @@ class LabNode:
             os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
         except (FileNotFoundError, ValueError, ProcessLookupError):
             pass
+
+
+STUB_TARGETS = ("sysinit", "basic", "shutdown", "default", "multi-user", "local-fs", "sockets", "timers", "paths",
+                "slices", "network", "network-online", "nodeagent-lab")
+BOOT_SCRIPT = """#!/bin/sh
+mount -t tmpfs tmpfs /run
+mkdir -p /run/systemd
+mount -t tmpfs tmpfs /sys/fs/cgroup
+mkdir -p /sys/fs/cgroup/unified /sys/fs/cgroup/systemd
+mount -t cgroup2 none /sys/fs/cgroup/unified
+mount -t cgroup -o none,name=systemd systemd /sys/fs/cgroup/systemd
+# 'systemctl enable' writes under /etc/systemd/system: a tmpfs there keeps that in this namespace.
+mount -t tmpfs tmpfs /etc/systemd/system
+exec env -i container=docker SYSTEMD_UNIT_PATH=/etc/systemd/system:{units} /lib/systemd/systemd --system \
+    --unit=nodeagent-lab.target
+"""
+
+
+class LabSystemd:
+    """A real systemd as PID 1 of its own PID and mount namespace, seeing only ``units``.
+
+    The unit path is restricted to the lab's directory so the host's units (RabbitMQ,
+    Open vSwitch) never start a second time. ``systemctl`` is the command prefix that
+    reaches it. Stopping kills it (and with it everything it started) and removes the
+    cgroups it made.
+    """
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.units = directory / "units"
+        self.process: subprocess.Popen | None = None
+        self.pid: int | None = None
+        self._cgroups_before: set[str] = set()
+
+    @property
+    def systemctl(self) -> list[str]:
+        return ["nsenter", "-t", str(self.pid), "-m", "-p", "--", "systemctl"]
+
+    def add_unit(self, name: str, text: str) -> None:
+        self.units.mkdir(parents=True, exist_ok=True)
+        (self.units / name).write_text(text)
+
+    def start(self) -> "LabSystemd":
+        self.units.mkdir(parents=True, exist_ok=True)
+        for target in STUB_TARGETS:
+            self.add_unit(f"{target}.target", f"[Unit]\nDescription={target}\n")
+        script = self.directory / "boot.sh"
+        script.write_text(BOOT_SCRIPT.format(units=self.units))
+        script.chmod(0o755)
+        self._cgroups_before = _cgroup_dirs()
+        self.process = subprocess.Popen(["unshare", "--fork", "--pid", "--mount", "--mount-proc", "--cgroup",
+                                         "--propagation", "private", str(script)],
+                                        stdout=open(self.directory / "systemd.log", "ab"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            children = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
+            if children.stdout.strip():
+                self.pid = int(children.stdout.split()[0])
+                state = subprocess.run([*self.systemctl, "is-system-running"], capture_output=True, text=True)
+                if state.stdout.strip() in ("running", "degraded"):
+                    return self
+            time.sleep(0.1)
+        raise RuntimeError(f"systemd did not start (see {self.directory / 'systemd.log'})")
+
+    def stop(self) -> None:
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self.process is not None:
+            self.process.wait(10)
+        for path in sorted(_cgroup_dirs() - self._cgroups_before, key=len, reverse=True):
+            for _ in range(50):
+                try:
+                    os.rmdir(path)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.05)  # its processes are still being reaped
+
+
+def _cgroup_dirs() -> set[str]:
+    found = set()
+    for top, directories, _ in os.walk("/sys/fs/cgroup"):
+        found.update(os.path.join(top, d) for d in directories)
+    return found
 
 
 class Fleet:
