@@ -105,6 +105,15 @@ exec env -i container=docker SYSTEMD_UNIT_PATH=/etc/systemd/system:{units} /lib/
 """
 
 
+STAND_IN_UNIT = """[Unit]
+Description=stand-in for {name}
+[Service]
+ExecStart=/bin/sh -c 'echo started >> {log}; exec sleep infinity'
+[Install]
+WantedBy=multi-user.target
+"""
+
+
 class LabSystemd:
     """A real systemd as PID 1 of its own PID and mount namespace, seeing only ``units``.
 
@@ -119,7 +128,7 @@ class LabSystemd:
         self.units = directory / "units"
         self.process: subprocess.Popen | None = None
         self.pid: int | None = None
-        self._cgroups_before: set[str] = set()
+        self.cgroups: list[str] = []
 
     @property
     def systemctl(self) -> list[str]:
@@ -136,10 +145,14 @@ class LabSystemd:
         script = self.directory / "boot.sh"
         script.write_text(BOOT_SCRIPT.format(units=self.units))
         script.chmod(0o755)
-        self._cgroups_before = _cgroup_dirs()
+        # A cgroup of its own in every hierarchy, entered before the cgroup namespace is made:
+        # two lab systemds must not share init.scope and system.slice (stopping a unit in one
+        # would kill the other's processes).
+        self.cgroups = _own_cgroups(f"nodeagent-lab-{os.getpid()}-{id(self)}")
         self.process = subprocess.Popen(["unshare", "--fork", "--pid", "--mount", "--mount-proc", "--cgroup",
                                          "--propagation", "private", str(script)],
-                                        stdout=open(self.directory / "systemd.log", "ab"), stderr=subprocess.STDOUT)
+                                        stdout=open(self.directory / "systemd.log", "ab"), stderr=subprocess.STDOUT,
+                                        preexec_fn=lambda: _enter(self.cgroups))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             children = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
@@ -159,22 +172,39 @@ class LabSystemd:
                 pass
         if self.process is not None:
             self.process.wait(10)
-        for path in sorted(_cgroup_dirs() - self._cgroups_before, key=len, reverse=True):
-            for _ in range(50):
-                try:
-                    os.rmdir(path)
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.05)  # its processes are still being reaped
+        for top in self.cgroups:
+            for path in sorted((os.path.join(d, "") for d, _, _ in os.walk(top)), key=len, reverse=True):
+                for _ in range(50):
+                    try:
+                        os.rmdir(path)
+                        break
+                    except FileNotFoundError:
+                        break
+                    except OSError:
+                        time.sleep(0.05)  # its processes are still being reaped
 
 
-def _cgroup_dirs() -> set[str]:
-    found = set()
-    for top, directories, _ in os.walk("/sys/fs/cgroup"):
-        found.update(os.path.join(top, d) for d in directories)
-    return found
+def _own_cgroups(name: str) -> list[str]:
+    """A new cgroup under this process's own, in each mounted hierarchy."""
+    made = []
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        hierarchy = {"": "unified", "name=systemd": "systemd"}.get(controllers, controllers)
+        base = Path("/sys/fs/cgroup") / hierarchy
+        if not base.is_dir():
+            continue
+        directory = base / path.lstrip("/") / name
+        directory.mkdir(exist_ok=True)
+        made.append(str(directory))
+    return made
+
+
+def _enter(cgroups: list[str]) -> None:
+    for directory in cgroups:
+        try:
+            Path(directory, "cgroup.procs").write_text(str(os.getpid()))
+        except OSError:
+            pass  # a controller that will not take us: systemd still runs
 
 
 class Fleet:
@@ -202,6 +232,7 @@ class Fleet:
         self.public_key = directory / "coordinator.pub"
         self.public_key.write_text(self.ctl("keygen").stdout)
         self.nodes: dict[str, LabNode] = {}
+        self.systemds: dict[str, LabSystemd] = {}
         self.processes: dict[str, subprocess.Popen] = {}
 
     def _write_conf(self, name: str, defaults: dict, coordinator: dict | None = None) -> Path:
@@ -224,11 +255,22 @@ class Fleet:
     def agent_conf(self, name: str) -> Path:
         return self.directory / f"{name}.conf"
 
-    def add_node(self, name: str, nics: list[str], netns: str | None = None) -> LabNode:
+    def add_node(self, name: str, nics: list[str], netns: str | None = None,
+                 services: list[str] | None = None) -> LabNode:
+        """A lab node with its agent's configuration; ``services`` get stand-in units under a systemd of
+        the node's own, which the agent's service resources then drive."""
         node = LabNode(netns or f"na{os.getpid() % 100000}x{next(_namespaces)}", self.directory / name / "ovs",
                        nics).up()
         self.nodes[name] = node
-        self._write_conf(f"{name}.conf", {
+        extra = {}
+        if services is not None:
+            systemd = LabSystemd(self.directory / name / "systemd")
+            for service in services:
+                systemd.add_unit(f"{service}.service", STAND_IN_UNIT.format(
+                    name=service, log=self.directory / name / "systemd" / f"{service}.log"))
+            self.systemds[name] = systemd.start()
+            extra["systemctl"] = " ".join(systemd.systemctl)
+        self._write_conf(f"{name}.conf", {**extra, 
             "host": name, "root": self.directory / name / "root", "netns": node.name,
             "ovsdb_connection": node.ovsdb, "state_dir": self.directory / name / "state",
             "coordinator_public_key": self.public_key,
@@ -266,6 +308,8 @@ class Fleet:
         for node in self.nodes.values():
             ovsdb.close(node.ovsdb)
             node.down()
+        for systemd in self.systemds.values():
+            systemd.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

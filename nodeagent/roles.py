@@ -27,6 +27,8 @@ DEFAULTS: dict[str, Any] = {
     "tunnel_id_ranges": "1:1000",
     "provider_bridge": "br-ex",
     "datapath_type": "system",
+    "nova_api_service": "nova-api",          # openstack-nova-api on RDO
+    "nova_compute_service": "nova-compute",  # openstack-nova-compute on RDO
 }
 CHOICES = {"mechanism": ("openvswitch", "linuxbridge"), "overlay": ("vxlan", "gre"),
            "network_option": ("provider", "self-service"), "datapath_type": ("system", "netdev")}
@@ -84,7 +86,7 @@ class Roles:
             parsed = self.env.parse(self.env.loader.get_source(self.env, template)[0])
             names |= meta.find_undeclared_variables(parsed)
             pending += [t for t in meta.find_referenced_templates(parsed) if t and t not in seen]
-        return sorted(names - {"secret", "ipv4_of", "interface", "type_drivers", "node"})
+        return sorted(names - {"secret", "ipv4_of", "interface", "type_drivers", "agent_services", "node", "name"})
 
     def render(self, host: str, roles: list[str], variables: dict[str, Any], secrets: dict[str, str],
                facts: dict[str, Any]) -> dict[str, Any]:
@@ -144,7 +146,12 @@ def _helpers(host: str, role: str, values: dict[str, Any], secrets: dict[str, st
                             "for the overlay's local_ip)")
         return addresses[0].split("/")[0]
 
+    def agent_services() -> list[str]:
+        """What neutron.conf's agent part restarts: the agents this node's roles run."""
+        return ["l2-agent"] + (["l3-agent", "dhcp-agent", "metadata-agent"] if role == "network" else [])
+
     def type_drivers() -> str:
         return "flat,vlan" + (f",{values['overlay']}" if values["network_option"] == "self-service" else "")
 
-    return {"secret": secret, "interface": interface, "ipv4_of": ipv4_of, "type_drivers": type_drivers}
+    return {"secret": secret, "interface": interface, "ipv4_of": ipv4_of, "type_drivers": type_drivers,
+            "agent_services": agent_services}

@@ -14,6 +14,10 @@ from tests.functional.test_fleet import wait_until
 SECRETS = {"RABBIT_PASS": "rabbit-s3cret", "NEUTRON_PASS": "neutron-s3cret", "NEUTRON_DBPASS": "db-s3cret",
            "NOVA_PASS": "nova-s3cret", "METADATA_SECRET": "metadata-s3cret"}
 ADDRESSES = {"controller": "198.18.3.11/24", "network1": "198.18.3.21/24", "compute1": "198.18.3.31/24"}
+SERVICES = {"controller": ["neutron-server", "nova-api"],
+            "network1": ["neutron-openvswitch-agent", "neutron-l3-agent", "neutron-dhcp-agent",
+                         "neutron-metadata-agent"],
+            "compute1": ["neutron-openvswitch-agent", "nova-compute"]}
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +27,7 @@ def fleet(tmp_path_factory):
     try:
         fleet.start("coordinator")
         for host, address in ADDRESSES.items():
-            node = fleet.add_node(host, ["eth1", "eth2"])
+            node = fleet.add_node(host, ["eth1", "eth2"], services=SERVICES[host])
             node.exec("ip", "addr", "add", address, "dev", "eth1")
             fleet.start(host)
         wait_until(lambda: len(json.loads(fleet.ctl("node", "list", "-f", "json").stdout)) == 3, timeout=60)
@@ -101,14 +105,33 @@ def test_the_three_node_guide_converges_from_roles(fleet):
     assert not ini(fleet, "compute1", "/etc/neutron/neutron.conf").has_section("database")
     assert ini(fleet, "compute1", "/etc/nova/nova.conf").get("neutron", "username") == "neutron"
     assert fleet.nodes["compute1"].exec("sysctl", "-n", "net.ipv4.conf.all.rp_filter").stdout.strip() == "0"
+    for host, services in SERVICES.items():
+        for service in services:
+            assert active(fleet, host, service) == ("active", "enabled"), (host, service)
 
 
-def test_a_variable_change_re_renders_and_pushes(fleet):
+def active(fleet, host, service):
+    import subprocess
+    out = subprocess.run([*fleet.systemds[host].systemctl, "show", f"{service}.service", "-p",
+                          "ActiveState,UnitFileState"], capture_output=True, text=True).stdout
+    values = dict(line.split("=", 1) for line in out.splitlines())
+    return values["ActiveState"], values["UnitFileState"]
+
+
+def starts(fleet, host, service) -> int:
+    log = fleet.directory / host / "systemd" / f"{service}.log"
+    return len(log.read_text().splitlines()) if log.exists() else 0
+
+
+def test_a_variable_change_re_renders_pushes_and_restarts_what_reads_it(fleet):
+    before = {s: starts(fleet, "compute1", s) for s in SERVICES["compute1"]}
     out = fleet.ctl("var", "set", "region", "RegionTwo").stdout
     assert "controller: generation 2 pushed" in out and "compute1: generation 2 pushed" in out
     assert "network1" not in out  # its document does not read the region
     wait_until(lambda: converged(fleet) and ini(fleet, "compute1", "/etc/nova/nova.conf").get(
         "neutron", "region_name") == "RegionTwo", timeout=60)
+    wait_until(lambda: starts(fleet, "compute1", "nova-compute") == before["nova-compute"] + 1)
+    assert starts(fleet, "compute1", "neutron-openvswitch-agent") == before["neutron-openvswitch-agent"]
 
 
 def test_an_inconsistent_inventory_is_refused_before_anything_is_pushed(fleet):
