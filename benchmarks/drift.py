@@ -47,6 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--idle", type=float, default=60)
+    parser.add_argument("--kinds", nargs="*", default=list(KINDS), help="only these kinds")
     args = parser.parse_args()
     fleet = Fleet(Path(tempfile.mkdtemp(prefix="nodeagent-drift-bench.")), report_interval=10, auto_accept=True,
                   agent_options={"drift_contested_count": 1000000})
@@ -61,7 +62,8 @@ def main() -> None:
         status_file = fleet.directory / "drift1/state/status.json"
         wait(lambda: status_file.exists() and json.loads(status_file.read_text())["generation"] == 1, 60)
         time.sleep(1)
-        for kind, (resource, change, fixed) in KINDS.items():
+        for kind in args.kinds:
+            resource, change, fixed = KINDS[kind]
             detected, corrected = [], []
             for _ in range(args.trials):
                 start = time.time()
@@ -72,10 +74,14 @@ def main() -> None:
                     events = json.loads(status_file.read_text()).get("drift", [])
                     return [e for e in events if e["resource"] == resource and e["seen_at"] >= start
                             and e["fixed_at"]]
-                event = wait(recorded)[0]
+                try:
+                    event = wait(recorded)[0]
+                except TimeoutError:
+                    raise SystemExit(f"{kind}: no drift record after {start}: "
+                                     f"{json.loads(status_file.read_text()).get('drift', [])[-3:]}") from None
                 detected.append(event["seen_at"] - start)
                 corrected.append(event["fixed_at"] - start)
-                time.sleep(0.15)  # let the agent's own events settle before the next change
+                time.sleep(0.4)  # let the agent's own events settle before the next change
             results[kind] = {"detected": detected, "corrected": corrected}
             print(f"  {kind:26s} detected median {statistics.median(detected) * 1000:6.1f} ms "
                   f"p99 {percentile(detected, 0.99) * 1000:6.1f}   corrected median "

@@ -1,18 +1,22 @@
-"""The README's main job: a coordinator and two agents on lab nodes, converging over RabbitMQ.
+"""The README's main job: the three-node guide deployed from roles by a coordinator and three agents.
 
-Each agent manages its own network namespace (with its own Open vSwitch and veth
-stand-ins for NICs) and its own scratch root; nothing of the host is touched.
-Run through scripts/demo.sh (which sets the machine up first).
+Each agent manages its own lab node: a network namespace with its own Open vSwitch, veth
+stand-ins for the NICs, a systemd of its own with stand-in units for the neutron and nova
+services, and a scratch root for /etc. Over the real RabbitMQ the coordinator renders the
+controller, network and compute roles, checks the fleet, signs and pushes; the agents apply,
+keep it true, and report. Nothing of the host is touched. Runs until Ctrl-C (--once: stop
+after the tour), then cleans up.
 """
 
 from __future__ import annotations
 
 import argparse
 import signal
-import warnings
 import sys
 import tempfile
+import threading
 import time
+import warnings
 from pathlib import Path
 
 import yaml
@@ -21,81 +25,101 @@ warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 from nodeagent.lab import Fleet  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-NODES = {"network1": ("network-node.yaml", ["eth2"]), "compute1": ("compute-node.yaml", ["eth1", "eth2"])}
+NODES = {
+    "controller": ("198.18.3.11/24", ["controller"], ["neutron-server", "nova-api"]),
+    "network1": ("198.18.3.21/24", ["network"], ["neutron-openvswitch-agent", "neutron-l3-agent",
+                                                  "neutron-dhcp-agent", "neutron-metadata-agent"]),
+    "compute1": ("198.18.3.31/24", ["compute"], ["neutron-openvswitch-agent", "nova-compute"]),
+}
+SECRETS = {"RABBIT_PASS": "rabbit-demo", "NEUTRON_PASS": "neutron-demo", "NEUTRON_DBPASS": "db-demo",
+           "NOVA_PASS": "nova-demo", "METADATA_SECRET": "metadata-demo"}
 
 
 def step(text: str) -> None:
     print(f"\n\033[1m== {text}\033[0m", flush=True)
 
 
-def show(fleet: Fleet, *args: str) -> str:
-    out = fleet.ctl(*args).stdout
+def show(fleet: Fleet, *args: str, stdin: str = "") -> str:
+    print(f"$ nodeagentctl {' '.join(args)}", flush=True)
+    out = fleet.ctl(*args, stdin=stdin).stdout
     print(out, end="", flush=True)
     return out
 
 
-def wait_enrolled(fleet: Fleet, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if len(yaml.safe_load(fleet.ctl("node", "list", "-f", "yaml").stdout) or []) == len(NODES):
-            return
-        time.sleep(0.5)
-    raise SystemExit("the agents did not report; logs are in " + str(fleet.directory))
+def rows(fleet: Fleet) -> list[dict]:
+    return yaml.safe_load(fleet.ctl("node", "list", "-f", "yaml").stdout) or []
 
 
-def wait_converged(fleet: Fleet, generation: int, timeout: float = 60) -> None:
+def wait(check, what: str, fleet: Fleet, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        rows = yaml.safe_load(fleet.ctl("node", "list", "-f", "yaml").stdout) or []
-        if len(rows) == len(NODES) and all(r["State"] == "converged" and r["Alive"] == ":-)"
-                                           and r["Generation"] == f"{generation}/{generation}" for r in rows):
+        if check():
             return
         time.sleep(0.5)
-    raise SystemExit("the fleet did not converge; logs are in " + str(fleet.directory))
+    raise SystemExit(f"{what} did not happen; logs are in {fleet.directory}")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--keep", action="store_true", help="leave the fleet running until Ctrl-C")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--once", action="store_true", help="stop after the tour instead of running until Ctrl-C")
     args = parser.parse_args()
-    fleet = Fleet(Path(tempfile.mkdtemp(prefix="nodeagent-demo.")), report_interval=2)
+    fleet = Fleet(Path(tempfile.mkdtemp(prefix="nodeagent-demo.")), report_interval=2,
+                  coordinator_options={"roles_dir": REPO / "etc" / "roles"})
     try:
-        step(f"a coordinator and two agents, each on its own lab node (files under {fleet.directory})")
+        step(f"a coordinator and three agents on lab nodes (everything under {fleet.directory})")
         fleet.start("coordinator")
-        for name, (_, nics) in NODES.items():
-            fleet.add_node(name, nics)
-            fleet.start(name)
-        wait_enrolled(fleet)
-        step("the agents enrolled with their own keys; the operator accepts them")
+        for host, (address, _, services) in NODES.items():
+            node = fleet.add_node(host, ["eth1", "eth2"], services=services)
+            node.exec("ip", "addr", "add", address, "dev", "eth1")  # the overlay interface
+            fleet.start(host)
+        wait(lambda: len(rows(fleet)) == len(NODES), "the agents' enrolment", fleet)
+        step("each agent presented its own key; the operator accepts them")
         show(fleet, "node", "list", "-c", "Host", "-c", "Alive", "-c", "State")
-        for name in NODES:
-            show(fleet, "node", "accept", name)
-        step("each node gets its document: signed, pushed, applied")
-        for name, (example, _) in NODES.items():
-            document = yaml.safe_load((REPO / "etc/examples" / example).read_text())
-            document.pop("node")
-            state = fleet.directory / f"{name}.yaml"
-            state.write_text(yaml.safe_dump(document))
-            show(fleet, "node", "set-state", name, str(state))
-        wait_converged(fleet, 1)
+        for host in NODES:
+            show(fleet, "node", "accept", host)
+        wait(lambda: all(r["Alive"] == ":-)" for r in rows(fleet)), "the first heartbeats", fleet)
+
+        step("secrets (read from stdin, never echoed) and the site's variables")
+        for key, value in SECRETS.items():
+            fleet.ctl("secret", "set", key, stdin=value + "\n")
+        show(fleet, "secret", "list")
+        for key, value in (("overlay", "gre"), ("datapath_type", "netdev")):  # the guide's GRE; no kernel module
+            fleet.ctl("var", "set", key, value)
+        for host in ("network1", "compute1"):
+            fleet.ctl("var", "set", "--node", host, "overlay_interface", "eth1")
+        fleet.ctl("var", "set", "--node", "network1", "external_interface", "eth2")
+        show(fleet, "var", "list", "--node", "network1")
+
+        step("the three-node guide's roles: rendered, checked across the fleet, signed, pushed")
+        for host, (_, roles, _) in NODES.items():
+            show(fleet, "node", "assign", host, *roles)
+        wait(lambda: all(r["State"] == "converged" and r["Generation"] == "1/1" for r in rows(fleet)),
+             "convergence", fleet)
         show(fleet, "node", "list")
-        step("someone edits ml2_conf.ini on network1 by hand; the coordinator asks the agent for a plan")
-        ml2 = fleet.directory / "network1/root/etc/neutron/plugins/ml2/ml2_conf.ini"
-        ml2.write_text(ml2.read_text().replace("tenant_network_types = gre", "tenant_network_types = vxlan"))
-        show(fleet, "node", "plan", "network1", "-c", "Resource", "-c", "Status", "-c", "Details")
-        step("the operator pushes again (generation 2); both nodes converge")
-        for name in NODES:
-            show(fleet, "node", "set-state", name, str(fleet.directory / f"{name}.yaml"))
-        wait_converged(fleet, 2)
+        print((fleet.directory / "network1/root/etc/neutron/plugins/ml2/openvswitch_agent.ini").read_text())
+        print(fleet.nodes["network1"].vsctl("show").stdout)
+
+        step("someone removes eth2 from br-ex on network1 by hand: the agent puts it back at once")
+        fleet.nodes["network1"].vsctl("del-port", "br-ex", "eth2")
+        wait(lambda: "br-ex" in fleet.ctl("drift", "list", "--node", "network1", "-f", "value").stdout,
+             "the drift report", fleet)
+        show(fleet, "drift", "list", "-c", "Node", "-c", "Resource", "-c", "State", "-c", "Changes")
+
+        step("a role variable changes: the nodes that read it get a new generation and restart what reads it")
+        show(fleet, "var", "set", "region", "RegionTwo")
+        wait(lambda: all(r["State"] == "converged" for r in rows(fleet)), "convergence", fleet)
         show(fleet, "node", "list")
-        step("what happened, as events")
         show(fleet, "events", "-c", "Time", "-c", "Node", "-c", "Type")
-        if args.keep:
-            step("running; try: " + f".venv/bin/nodeagentctl --config-file {fleet.coordinator_conf} node list"
-                 "   (Ctrl-C to stop and clean up)")
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        if not args.once:
+            step(f"running; try: .venv/bin/nodeagentctl --config-file {fleet.coordinator_conf} node list"
+                 "   (Ctrl-C stops and cleans up)")
+            stop = threading.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stop.set())
+            while not stop.wait(1):
+                pass
     finally:
-        step("cleaning up: agents, coordinator, namespaces")
+        step("cleaning up: agents, coordinator, namespaces, lab systemds")
         fleet.close()
     return 0
 
