@@ -38,6 +38,7 @@ setup(
         ],
         "nodeagent.drivers": [
             "file = nodeagent.drivers.file:FileDriver",
+            "command = nodeagent.drivers.command:CommandDriver",
             "ethtool = nodeagent.drivers.ethtool:EthtoolDriver",
             "ini = nodeagent.drivers.ini:IniDriver",
             "linux_bridge = nodeagent.drivers.linux_bridge:LinuxBridgeDriver",

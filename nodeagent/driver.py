@@ -116,6 +116,10 @@ class Driver:
                     continue
         return FileWatch(paths, on_event) if paths else None
 
+    def sensitive_leaves(self, spec: dict[str, Any]) -> list[Any]:
+        """The values a resource marked ``sensitive: true`` hides everywhere: all of them, by default."""
+        return _leaves(spec)
+
     def secret_values(self, spec: dict[str, Any], field: str) -> list[str]:
         """The values a ``sensitive`` entry names, so they can be masked everywhere.
 
@@ -125,3 +129,11 @@ class Driver:
             raise InvalidResource("sensitive", f"names '{field}', which is not a field of this resource")
         value = spec[field]
         return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, (list, tuple)):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]

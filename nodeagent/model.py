@@ -157,7 +157,7 @@ def _sensitive(value: Any, driver: Any, spec: dict[str, Any]) -> tuple[tuple[str
         # Every change of such a resource is masked whole; its values are also
         # scrubbed from error texts, except tiny ones ("1", "true") that would
         # mangle messages without hiding anything.
-        secrets = [str(v) for v in _leaves(spec)]
+        secrets = [str(v) for v in driver.sensitive_leaves(spec)]
         return True, tuple(s for s in secrets if len(s) >= 4)
     if value is False:
         return (), ()
@@ -167,14 +167,6 @@ def _sensitive(value: Any, driver: Any, spec: dict[str, Any]) -> tuple[tuple[str
     for name in value:
         secrets += driver.secret_values(spec, name)
     return tuple(value), tuple(s for s in secrets if s)
-
-
-def _leaves(value: Any) -> list[Any]:
-    if isinstance(value, dict):
-        return [leaf for v in value.values() for leaf in _leaves(v)]
-    if isinstance(value, (list, tuple)):
-        return [leaf for v in value for leaf in _leaves(v)]
-    return [value]
 
 
 def _check_edges(resources: list[Resource], registry: DriverRegistry) -> None:

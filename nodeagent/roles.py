@@ -29,8 +29,13 @@ DEFAULTS: dict[str, Any] = {
     "datapath_type": "system",
     "nova_api_service": "nova-api",          # openstack-nova-api on RDO
     "nova_compute_service": "nova-compute",  # openstack-nova-compute on RDO
+    "manage_database": "true",               # the controller creates neutron's database and grants
+    "mysql_command": "mysql",
+    "manage_keystone": "true",               # ... and neutron's keystone user, service and endpoints
+    "os_cloud": "admin",                     # the clouds.yaml entry the openstack CLI uses for that
 }
 CHOICES = {"mechanism": ("openvswitch", "linuxbridge"), "overlay": ("vxlan", "gre"),
+           "manage_database": ("true", "false"), "manage_keystone": ("true", "false"),
            "network_option": ("provider", "self-service"), "datapath_type": ("system", "netdev")}
 LINUXBRIDGE_REMOVED = (2025, 1)
 

@@ -83,7 +83,9 @@ def main() -> int:
         for key, value in SECRETS.items():
             fleet.ctl("secret", "set", key, stdin=value + "\n")
         show(fleet, "secret", "list")
-        for key, value in (("overlay", "gre"), ("datapath_type", "netdev")):  # the guide's GRE; no kernel module
+        # The guide's GRE; netdev as there is no kernel module; no MariaDB or keystone on lab nodes.
+        for key, value in (("overlay", "gre"), ("datapath_type", "netdev"), ("manage_database", "false"),
+                           ("manage_keystone", "false")):
             fleet.ctl("var", "set", key, value)
         for host in ("network1", "compute1"):
             fleet.ctl("var", "set", "--node", host, "overlay_interface", "eth1")

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(rabbitmq-server openvswitch-switch ethtool iproute2 libsystemd-dev pkg-config python3-venv python3-dev gcc)
+PACKAGES=(rabbitmq-server openvswitch-switch ethtool iproute2 libsystemd-dev pkg-config python3-venv python3-dev gcc
+          mariadb-server)
 
 say() { printf '==> %s\n' "$*" >&2; }
 

@@ -131,3 +131,16 @@ def test_secret_values_never_appear_in_problems(roles):
     documents = _set(fleet(roles), "network1", "metadata-agent-ini", "DEFAULT", "metadata_proxy_shared_secret",
                      "leaked-value")
     assert "leaked-value" not in " ".join(check_fleet(documents))
+
+
+def test_the_controller_has_its_one_time_steps_guarded_and_masked(roles, registry):
+    body = roles.render("c", ["controller"], {}, SECRETS, FACTS)
+    steps = {r["id"]: r for r in body["resources"] if r["driver"] == "command"}
+    assert set(steps) == {"neutron-database", "neutron-db-upgrade", "keystone-neutron"}
+    assert steps["neutron-database"]["unless"] == ["mysql", "-e", "USE neutron"]
+    assert steps["neutron-db-upgrade"]["refresh_only"] is True
+    assert all(steps[s]["sensitive"] is True for s in ("neutron-database", "keystone-neutron"))
+    conf = next(r for r in body["resources"] if r["id"] == "controller-neutron-conf")
+    assert conf["notify"] == ["neutron-server", "neutron-db-upgrade"]
+    off = roles.render("c", ["controller"], {"manage_database": "false", "manage_keystone": "false"}, SECRETS, FACTS)
+    assert not [r for r in off["resources"] if r["driver"] == "command"]
