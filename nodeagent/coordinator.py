@@ -59,6 +59,7 @@ class Coordinator:
         self._transport = None
         self._notifier = None
         self.metrics = CoordinatorMetrics()
+        self.facts_changed: set[str] = set()  # nodes with roles whose facts changed: render again
         self.alerts: Any = None  # a WebhookSender while serving
 
     # -- made on first use, so that read-only commands need neither broker nor drivers ---------
@@ -131,7 +132,17 @@ class Coordinator:
         self.agents.apply_state(host, sealed)
 
     def plan(self, host: str) -> dict[str, Any]:
-        sealed = self.sealed_document(host)
+        """The agent's diff against what its roles render now (or its stored document without roles)."""
+        node = self.inventory.node(host)
+        stored = self.inventory.document(host)
+        if node is not None and node.roles:
+            body = self.render(host)
+            generation = node.desired_generation
+            if stored is None or stored.body.get("resources") != body["resources"]:
+                generation += 1  # what the next push would be
+            sealed = self.seal({"kind": "document", "document": {**body, "node": host, "generation": generation}})
+        else:
+            sealed = self.sealed_document(host)
         if sealed is None:
             raise NotFound(f"node '{host}' has no document")
         return self.agents.plan_state(host, sealed)
@@ -169,6 +180,8 @@ class Coordinator:
             node.status = payload.get("status") or {}
             node.observed_generation = int(node.status.get("generation", 0) or 0)
             if payload.get("facts"):
+                if node.roles and payload["facts"] != node.facts:
+                    self.facts_changed.add(host)
                 node.facts = payload["facts"]
             alerts = self._store_events(session, host, payload.get("events", []))
             self._close_resolved_drift(session, host, node.status)
@@ -384,6 +397,18 @@ class Coordinator:
             self.alert({"type": "nodeagent.node.down", "node": name, "at": time.time()})
         return gone
 
+    def _render_for_new_facts(self) -> None:
+        """A node's interfaces or addresses changed: its roles may render differently (local_ip)."""
+        if not self.facts_changed:
+            return
+        hosts, self.facts_changed = sorted(self.facts_changed), set()
+        try:
+            for host, generation in self.converge_roles():
+                LOG.info("facts of %s changed: %s pushed at generation %d", ", ".join(hosts), host, generation)
+        except Exception as exc:  # recorded; the operator sees it in events and fixes the inventory
+            LOG.error("facts of %s changed, but the fleet cannot be rendered: %s", ", ".join(hosts), exc)
+            self.inventory.add_event(hosts[0], "push.blocked", str(exc))
+
     def update_gauges(self) -> None:
         nodes = self.inventory.nodes()
         now = time.time()
@@ -418,6 +443,7 @@ class Coordinator:
         try:
             while not stop.wait(1.0):
                 self.check_down()
+                self._render_for_new_facts()
                 self.update_gauges()
                 sd_notify("WATCHDOG=1")
         finally:

@@ -50,7 +50,8 @@ class DriftEvent:
         return cls(node, result.id, result.driver, generation, state, changes, seen_at, fixed, result.error)
 
     def describe(self) -> str:
-        found = "; ".join(f"{c['field']}: {c['found']} (expected {c['expected']})" for c in self.changes)
+        found = "; ".join(f"{c['field']}: {_shown(c['found'])} (expected {_shown(c['expected'])})"
+                          for c in self.changes)
         return f"{self.resource} {self.state}: {found or self.error or 'changed'}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,6 +62,10 @@ class DriftEvent:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DriftEvent":
         return cls(**{**data, "changes": tuple(data.get("changes", ()))})
+
+
+def _shown(value: Any) -> str:
+    return "(absent)" if value is None else str(value)
 
 
 def is_drift(result: ResourceResult) -> bool:

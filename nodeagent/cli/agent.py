@@ -129,7 +129,8 @@ class Status(Lister):
             drift = last.get(resource["id"])
             shown = ""
             if drift:
-                found = "; ".join(f"{c['field']}: {c['found']} (expected {c['expected']})" for c in drift["changes"])
+                found = "; ".join(f"{c['field']}: {c['found'] if c['found'] is not None else '(absent)'} "
+                                  f"(expected {c['expected']})" for c in drift["changes"])
                 shown = f"{drift['state']}: {found}" if not structured else drift
             rows.append((resource["id"], resource["driver"], resource["mode"], resource["status"],
                          "yes" if resource.get("backed_off") else "", shown))

@@ -179,7 +179,8 @@ class Events(Lister):
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         found = _coordinator(self.app).inventory.events(parsed_args.node, parsed_args.type, parsed_args.limit)
-        return ("Time", "Node", "Type", "Detail"), [(_when(e.at), e.node, e.type, e.detail) for e in found]
+        return ("Time", "Node", "Type", "Detail"), [(_when(e.at), e.node or "(fleet)", e.type, e.detail)
+                                                    for e in found]
 
 
 class DriftList(Lister):
@@ -204,13 +205,18 @@ class DriftList(Lister):
         structured = parsed_args.formatter in ("json", "yaml")
         rows = []
         for record in records:
-            changes = [f"{c['field']}: found {c['found']}, expected {c['expected']}" for c in record.changes]
+            changes = [f"{c['field']}: found {_absent(c['found'])}, expected {_absent(c['expected'])}"
+                       for c in record.changes]
             if record.error:
                 changes.append(f"error: {record.error}")
             rows.append((_when(record.seen_at), record.node, record.resource, record.driver, record.state,
                          "open" if record.open else "closed", changes if structured else "\n".join(changes),
                          _when(record.fixed_at) if record.fixed_at else ""))
         return ("Seen", "Node", "Resource", "Driver", "State", "Open", "Changes", "Fixed"), rows
+
+
+def _absent(value: Any) -> str:
+    return "(absent)" if value is None else str(value)
 
 
 def _since(text: str) -> float:

@@ -150,3 +150,16 @@ def test_an_inconsistent_inventory_is_refused_before_anything_is_pushed(fleet):
     variables = fleet.ctl("var", "list", "--node", "compute1", "-f", "json").stdout
     assert {"Variable": "overlay_interface", "Value": "eth1", "From": "node"} in json.loads(variables)
     assert json.loads(fleet.ctl("events", "-f", "json", "--type", "push.blocked").stdout)
+
+
+def test_node_plan_shows_what_a_render_would_change_and_new_facts_re_render(fleet):
+    fleet.ctl("var", "set", "--node", "compute1", "overlay_interface", "eth1", check=False)
+    rows = json.loads(fleet.ctl("node", "plan", "compute1", "-f", "json").stdout)
+    assert {row["Status"] for row in rows} == {"in_sync"}
+    fleet.nodes["compute1"].exec("ip", "addr", "flush", "dev", "eth1")
+    fleet.nodes["compute1"].exec("ip", "addr", "add", "198.18.3.32/24", "dev", "eth1")
+    agent = fleet.directory / "compute1/root/etc/neutron/plugins/ml2/openvswitch_agent.ini"
+    # the agent reports its new address; the coordinator renders again and pushes local_ip
+    wait_until(lambda: "local_ip = 198.18.3.32" in agent.read_text(), timeout=60)
+    assert any(e["Node"] == "compute1" for e in json.loads(fleet.ctl("events", "-f", "json", "--type",
+                                                                     "state.set").stdout))
