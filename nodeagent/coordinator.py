@@ -8,7 +8,6 @@ coordinator's host (as salt-key works on the master's files).
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time

@@ -20,21 +20,28 @@ SERVICES = {"controller": ["neutron-server", "nova-api"],
             "compute1": ["neutron-openvswitch-agent", "nova-compute"]}
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory):
-    fleet = Fleet(tmp_path_factory.mktemp("roles"), report_interval=1, auto_accept=True,
+def role_fleet(directory, nodes: dict[str, tuple[str, list[str]]]):
+    """A coordinator with the repository's roles and agents on lab nodes (address on eth1, stand-in services),
+    yielded once every agent has reported its interfaces."""
+    fleet = Fleet(directory, report_interval=1, auto_accept=True,
                   coordinator_options={"roles_dir": REPO / "etc" / "roles"})
     try:
         fleet.start("coordinator")
-        for host, address in ADDRESSES.items():
-            node = fleet.add_node(host, ["eth1", "eth2"], services=SERVICES[host])
+        for host, (address, services) in nodes.items():
+            node = fleet.add_node(host, ["eth1", "eth2"], services=services)
             node.exec("ip", "addr", "add", address, "dev", "eth1")
             fleet.start(host)
-        wait_until(lambda: len(json.loads(fleet.ctl("node", "list", "-f", "json").stdout)) == 3, timeout=60)
-        wait_until(lambda: all("eth1" in fleet.ctl("node", "show", h, "-f", "json").stdout for h in ADDRESSES))
+        wait_until(lambda: all("eth1" in fleet.ctl("node", "show", h, "-f", "json", check=False).stdout
+                               for h in nodes), timeout=60)
         yield fleet
     finally:
         fleet.close()
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    yield from role_fleet(tmp_path_factory.mktemp("roles"),
+                          {host: (address, SERVICES[host]) for host, address in ADDRESSES.items()})
 
 
 def ini(fleet, host, path) -> configparser.RawConfigParser:

@@ -7,10 +7,8 @@ import json
 
 import pytest
 
-from nodeagent.lab import Fleet
-from tests.conftest import REPO
 from tests.functional.test_fleet import wait_until
-from tests.functional.test_roles_e2e import SECRETS, active, converged, ini
+from tests.functional.test_roles_e2e import SECRETS, active, converged, ini, role_fleet
 
 NODES = {"controller": ("198.18.4.11/24", ["controller", "network"],
                         ["neutron-server", "nova-api", "neutron-linuxbridge-agent", "neutron-l3-agent",
@@ -20,20 +18,8 @@ NODES = {"controller": ("198.18.4.11/24", ["controller", "network"],
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    fleet = Fleet(tmp_path_factory.mktemp("twonode"), report_interval=1, auto_accept=True,
-                  coordinator_options={"roles_dir": REPO / "etc" / "roles"})
-    try:
-        fleet.start("coordinator")
-        for host, (address, _, services) in NODES.items():
-            node = fleet.add_node(host, ["eth1", "eth2"], services=services)
-            node.exec("ip", "addr", "add", address, "dev", "eth1")
-            fleet.start(host)
-        wait_until(lambda: all(h in fleet.ctl("node", "show", h, "-f", "json", check=False).stdout
-                               and "eth1" in fleet.ctl("node", "show", h, "-f", "json", check=False).stdout
-                               for h in NODES), timeout=60)
-        yield fleet
-    finally:
-        fleet.close()
+    yield from role_fleet(tmp_path_factory.mktemp("twonode"),
+                          {host: (address, services) for host, (address, _, services) in NODES.items()})
 
 
 def test_the_two_node_guide_is_refused_for_2025_1_then_converges_for_2024_2(fleet):
