@@ -92,8 +92,12 @@ class LabNode:
 STUB_TARGETS = ("sysinit", "basic", "shutdown", "default", "multi-user", "local-fs", "sockets", "timers", "paths",
                 "slices", "network", "network-online", "nodeagent-lab")
 BOOT_SCRIPT = """#!/bin/sh
+# The host's network namespaces stay visible under the fresh /run (agents act on them).
+mkdir -p {directory}/netns /run/netns
+mount --rbind /run/netns {directory}/netns
 mount -t tmpfs tmpfs /run
-mkdir -p /run/systemd
+mkdir -p /run/systemd /run/netns
+mount --move {directory}/netns /run/netns
 mount -t tmpfs tmpfs /sys/fs/cgroup
 mkdir -p /sys/fs/cgroup/unified /sys/fs/cgroup/systemd
 mount -t cgroup2 none /sys/fs/cgroup/unified
@@ -135,7 +139,8 @@ class LabSystemd:
         return ["nsenter", "-t", str(self.pid), "-m", "-p", "--", "systemctl"]
 
     def add_unit(self, name: str, text: str) -> None:
-        self.units.mkdir(parents=True, exist_ok=True)
+        """A unit file, or a drop-in such as 'x.service.d/lab.conf'."""
+        (self.units / name).parent.mkdir(parents=True, exist_ok=True)
         (self.units / name).write_text(text)
 
     def start(self) -> "LabSystemd":
@@ -143,7 +148,7 @@ class LabSystemd:
         for target in STUB_TARGETS:
             self.add_unit(f"{target}.target", f"[Unit]\nDescription={target}\n")
         script = self.directory / "boot.sh"
-        script.write_text(BOOT_SCRIPT.format(units=self.units))
+        script.write_text(BOOT_SCRIPT.format(units=self.units, directory=self.directory))
         script.chmod(0o755)
         # A cgroup of its own in every hierarchy, entered before the cgroup namespace is made:
         # two lab systemds must not share init.scope and system.slice (stopping a unit in one
