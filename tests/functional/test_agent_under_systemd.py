@@ -46,7 +46,6 @@ def test_the_agent_runs_as_a_notify_service_with_its_hardening(tmp_path):
         systemd.start()
         started = subprocess.run([*systemd.systemctl, "start", "nodeagent.service"], capture_output=True, text=True,
                                  timeout=120)
-        log = tmp_path / "agent.log"
         assert started.returncode == 0, show(systemd, "nodeagent.service", "ExecMainStatus", "Result")  # READY=1
         values = show(systemd, "nodeagent.service", "ActiveState", "StatusText", "Type", "WatchdogUSec")
         assert values["ActiveState"] == "active" and values["Type"] == "notify"
