@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -281,6 +282,18 @@ class Fleet:
             "coordinator_public_key": self.public_key,
             "backup_dir": self.directory / name / "backups", **self.agent_options})
         return node
+
+    def cache_document(self, name: str, document: dict) -> None:
+        """Sign ``document`` and leave it in the node's state directory, as if its agent had accepted it
+        (an agent that starts with no broker enforces it)."""
+        from nodeagent import trust
+
+        key = trust.load_private_key(self.directory / "coordinator" / "coordinator.key")
+        state = self.directory / name / "state"
+        state.mkdir(parents=True, exist_ok=True, mode=0o700)
+        sealed = trust.seal({"kind": "document", "document": {**document, "node": name}, "issued_at": time.time()},
+                            key)
+        (state / "document.json").write_text(json.dumps(sealed))
 
     def start(self, name: str) -> subprocess.Popen:
         """Start the coordinator (name 'coordinator') or a node's agent, logging to DIR/NAME.log."""

@@ -3,16 +3,15 @@ line, and a clean stop."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from nodeagent import trust
 from nodeagent.lab import Fleet, LabSystemd
 from tests.conftest import REPO
 from tests.functional.test_fleet import wait_until
+from tests.functional.test_systemd import DNSMASQ
 
 
 def show(systemd, unit, *properties) -> dict[str, str]:
@@ -26,14 +25,7 @@ def test_the_agent_runs_as_a_notify_service_with_its_hardening(tmp_path):
     systemd = LabSystemd(tmp_path / "systemd")
     try:
         fleet.add_node("node-u", ["eth2"])
-        key = trust.load_private_key(fleet.directory / "coordinator/coordinator.key")
-        document = {"node": "node-u", "generation": 4, "resources": [
-            {"id": "dnsmasq", "driver": "file", "path": "/etc/neutron/dnsmasq-neutron.conf",
-             "content": "dhcp-option-force=26,1454\n"}]}
-        state = fleet.directory / "node-u/state"
-        state.mkdir(parents=True)
-        (state / "document.json").write_text(json.dumps(
-            trust.seal({"kind": "document", "document": document, "issued_at": time.time()}, key)))
+        fleet.cache_document("node-u", {"generation": 4, "resources": [DNSMASQ]})
         unit = (REPO / "systemd/nodeagent.service").read_text().replace(
             "/usr/bin/nodeagent --config-file /etc/nodeagent/nodeagent.conf",
             f"{Path(sys.executable).parent}/nodeagent --config-file {fleet.agent_conf('node-u')}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -13,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from nodeagent import trust
 from nodeagent.lab import Fleet
 from tests.conftest import REPO
 
 UNITS = ["nodeagent.service", "nodeagent-coordinator.service"]
+DNSMASQ = {"id": "dnsmasq", "driver": "file", "path": "/etc/neutron/dnsmasq-neutron.conf",
+           "content": "dhcp-option-force=26,1454\n"}
 
 
 def test_unit_files_verify(tmp_path):
@@ -50,14 +50,7 @@ def offline_fleet(tmp_path):
 def test_notify_protocol_ready_status_watchdog_and_reload(offline_fleet, tmp_path):
     fleet = offline_fleet
     fleet.add_node("node-s", ["eth2"])
-    key = trust.load_private_key(fleet.directory / "coordinator/coordinator.key")
-    document = {"node": "node-s", "generation": 3, "resources": [
-        {"id": "dnsmasq", "driver": "file", "path": "/etc/neutron/dnsmasq-neutron.conf",
-         "content": "dhcp-option-force=26,1454\n"}]}
-    state_dir = fleet.directory / "node-s/state"
-    state_dir.mkdir(parents=True)
-    (state_dir / "document.json").write_text(json.dumps(
-        trust.seal({"kind": "document", "document": document, "issued_at": time.time()}, key)))
+    fleet.cache_document("node-s", {"generation": 3, "resources": [DNSMASQ]})
 
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     path = str(tmp_path / "notify.sock")
