@@ -33,7 +33,7 @@ def test_unit_files_verify(tmp_path):
 def test_agent_unit_asks_for_notify_watchdog_and_hardening():
     unit = (REPO / "systemd" / "nodeagent.service").read_text()
     for line in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "ProtectSystem=strict", "NoNewPrivileges=true",
-                 "ReadWritePaths=/etc/neutron", "CapabilityBoundingSet=CAP_NET_ADMIN"):
+                 "ReadWritePaths=-/etc/neutron", "CapabilityBoundingSet=CAP_NET_ADMIN"):
         assert line in unit
 
 
