@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(rabbitmq-server openvswitch-switch ethtool iproute2 libsystemd-dev pkg-config python3-venv python3-dev gcc
-          mariadb-server)
+          mariadb-server systemd util-linux procps)
 
 say() { printf '==> %s\n' "$*" >&2; }
 
