@@ -172,7 +172,8 @@ class Agent:
         with self._lock:
             spooled = self.spool.pending()
         events = [event for _, event in spooled]
-        services = [r.spec.get("name", r.id) for r in self.document.resources
+        # Processes show the daemon's name, not the unit's: neutron-l3-agent, not neutron-l3-agent.service.
+        services = [r.spec["name"].removesuffix(".service") for r in self.document.resources
                     if r.driver == "service"] if self.document else []
         payload = {"node": self.host, "sent_at": time.time(), "status": self.enforcer.status(),
                    "health": facts.health(str(self.state_dir), services), "events": events,

@@ -59,6 +59,7 @@ class Coordinator:
         self._notifier = None
         self.metrics = CoordinatorMetrics()
         self.facts_changed: set[str] = set()  # nodes with roles whose facts changed: render again
+        self._facts_lock = threading.Lock()  # RPC threads add, the serve loop takes
         self.alerts: Any = None  # a WebhookSender while serving
 
     # -- made on first use, so that read-only commands need neither broker nor drivers ---------
@@ -180,7 +181,8 @@ class Coordinator:
             node.observed_generation = int(node.status.get("generation", 0) or 0)
             if payload.get("facts"):
                 if node.roles and payload["facts"] != node.facts:
-                    self.facts_changed.add(host)
+                    with self._facts_lock:
+                        self.facts_changed.add(host)
                 node.facts = payload["facts"]
             alerts = self._store_events(session, host, payload.get("events", []))
             self._close_resolved_drift(session, host, node.status)
@@ -300,8 +302,8 @@ class Coordinator:
     def set_variable(self, key: str, value: str, host: str | None = None) -> list[tuple[str, int]]:
         if host is not None and self.inventory.node(host) is None:
             raise NotFound(f"no node '{host}'")
-        before = self.variables(host) if host else self.variables()
-        had = key in before and (host is None or key in (self.inventory.node(host).variables or {}))
+        # What was set at this level before (None: nothing), to put back if the push is refused.
+        previous = (self.inventory.node(host).variables or {}).get(key) if host else self.variables().get(key)
 
         def put(session: Any, new: str | None) -> None:
             if host is None:
@@ -318,7 +320,7 @@ class Coordinator:
                 values[key] = new
             node.variables = values
         return self._change(lambda session: put(session, value),
-                            lambda session: put(session, before.get(key) if had else None))
+                            lambda session: put(session, previous))
 
     def _change(self, do: Any, undo: Any) -> list[tuple[str, int]]:
         """Make an inventory change and push its consequences; undo it when they cannot be pushed."""
@@ -398,9 +400,10 @@ class Coordinator:
 
     def _render_for_new_facts(self) -> None:
         """A node's interfaces or addresses changed: its roles may render differently (local_ip)."""
-        if not self.facts_changed:
+        with self._facts_lock:
+            hosts, self.facts_changed = sorted(self.facts_changed), set()
+        if not hosts:
             return
-        hosts, self.facts_changed = sorted(self.facts_changed), set()
         try:
             for host, generation in self.converge_roles():
                 LOG.info("facts of %s changed: %s pushed at generation %d", ", ".join(hosts), host, generation)

@@ -113,7 +113,7 @@ exec env -i container=docker SYSTEMD_UNIT_PATH=/etc/systemd/system:{units} /lib/
 STAND_IN_UNIT = """[Unit]
 Description=stand-in for {name}
 [Service]
-ExecStart=/bin/sh -c 'echo started >> {log}; exec sleep infinity'
+ExecStart=/bin/bash -c 'echo started >> {log}; exec -a {name} sleep infinity'
 [Install]
 WantedBy=multi-user.target
 """

@@ -117,6 +117,9 @@ def test_the_three_node_guide_converges_from_roles(fleet):
     for host, services in SERVICES.items():
         for service in services:
             assert active(fleet, host, service) == ("active", "enabled"), (host, service)
+    # the heartbeat's health says whether each managed service has processes
+    wait_until(lambda: json.loads(fleet.ctl("node", "show", "compute1", "-f", "json").stdout)["health"].get(
+        "services") == {"neutron-openvswitch-agent": True, "nova-compute": True})
 
 
 def active(fleet, host, service):
