@@ -11,7 +11,7 @@ from nodeagent.lab import Fleet
 from tests.conftest import REPO
 from tests.functional.test_fleet import wait_until
 
-SECRETS = {"RABBIT_PASS": "rabbit-s3cret", "NEUTRON_PASS": "neutron-s3cret", "NEUTRON_DBPASS": "db-s3cret",
+SECRETS = {"RABBIT_PASS": "rabbit-s3cret", "NEUTRON_PASS": "neutron-s3cret", "NEUTRON_DBPASS": "db-s3cret", "ADMIN_PASS": "admin-s3cret",
            "NOVA_PASS": "nova-s3cret", "METADATA_SECRET": "metadata-s3cret"}
 ADDRESSES = {"controller": "198.18.3.11/24", "network1": "198.18.3.21/24", "compute1": "198.18.3.31/24"}
 SERVICES = {"controller": ["neutron-server", "nova-api"],
