@@ -173,15 +173,17 @@ def test_unit_names_follow_the_distribution(roles):
 
 
 @pytest.mark.parametrize("variables", [{}, {"provider_interface": "eth2"}, {"provider_bridge": "br-provider"}])
-def test_every_bridge_an_ovs_agent_maps_is_made_on_that_node(roles, variables):
+def test_every_bridge_an_ovs_agent_maps_is_made_on_that_node(roles, registry, variables):
     # The first round's compute role mapped provider:br-ex and nothing made br-ex: the real agent never registered.
     for role in ("compute", "network"):
         body = roles.render("n1", [role], {"overlay_interface": "eth1", "external_interface": "eth2", **variables},
                             SECRETS, FACTS)
         ovs = settings(body, "openvswitch-agent-ini")["ovs"]
         mapped = {pair.split(":")[1] for pair in ovs.get("bridge_mappings", "").split(",") if pair}
-        made = {r["name"] for r in body["resources"] if r["driver"] == "ovs_bridge"}
-        assert mapped <= made, (role, variables, mapped, made)
+        made = {r["name"]: r["id"] for r in body["resources"] if r["driver"] == "ovs_bridge"}
+        assert mapped <= set(made), (role, variables, mapped, made)
+        order = parse_document({"node": "n1", **body}, registry).order  # and made before the agent starts
+        assert all(order.index(made[bridge]) < order.index("l2-agent") for bridge in mapped | {"br-int"})
     compute = roles.render("n1", ["compute"], {"overlay_interface": "eth1"}, SECRETS, FACTS)
     assert "bridge_mappings" not in settings(compute, "openvswitch-agent-ini")["ovs"]
 
