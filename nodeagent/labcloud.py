@@ -103,6 +103,7 @@ mount -t overlay overlay -o lowerdir=/var/lib,upperdir={view}/lib.upper,workdir=
 for d in neutron nova openstack; do mkdir -p /etc/$d; mount --bind {root}/etc/$d /etc/$d; done
 mkdir -p /var/lib/neutron /var/log/neutron
 printf '127.0.0.1 localhost {name} controller\\n' > /etc/hosts
+echo {name} > /etc/hostname     # systemd sets the host name from it at boot
 mount -t tmpfs tmpfs /sys/fs/cgroup
 mkdir -p /sys/fs/cgroup/unified /sys/fs/cgroup/systemd
 mount -t cgroup2 none /sys/fs/cgroup/unified

@@ -83,7 +83,7 @@ class Deployment:
         self.fleet = Fleet(self.directory / "fleet", broker, report_interval=self.report_interval, auto_accept=True,
                            coordinator_options={"roles_dir": REPO / "etc" / "roles"}, cloud=self.cloud,
                            coordinator_sections={"neutron": {"cloud": "lab", "clouds_yaml": clouds,
-                                                             "agent_alive_timeout": 60, "check_interval": 5}})
+                                                             "agent_alive_timeout": 20, "check_interval": 5}})
         self.fleet.start("coordinator")
         for host, (address, _) in self.guide.nodes.items():
             node = self.fleet.add_node(host, ["eth1", "eth2"])

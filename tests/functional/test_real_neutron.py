@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import configparser
 import json
-import os
 import subprocess
 import time
 
@@ -95,12 +94,13 @@ def test_three_node_guide_the_server_runs_as_2025_2_ships_it(three_node):
         state = subprocess.run([*systemctl, "is-active", unit], capture_output=True, text=True).stdout.strip()
         assert state == "active", unit
     assert not ini(three_node, "compute1", "/etc/neutron/neutron.conf").has_section("database")
-    # the guide's keystone steps ran for real, once: one network service, three endpoints
-    services = json.loads(subprocess.run(
-        [str(three_node.cloud.keystone_venv / "bin/openstack"), "--os-cloud", "lab", "endpoint", "list",
-         "--service", "network", "-f", "json"], capture_output=True, text=True, timeout=120,
-        env={**os.environ, "OS_CLIENT_CONFIG_FILE": str(three_node.directory / "clouds.yaml")}).stdout)
-    assert sorted(e["Interface"] for e in services) == ["admin", "internal", "public"]
+    # the guide's keystone steps ran for real, once: one network service, three endpoints, the neutron user
+    identity = three_node.neutron.connection.identity
+    services = list(identity.services(type="network"))
+    assert len(services) == 1
+    assert sorted(e.interface for e in identity.endpoints(service_id=services[0].id)) == [
+        "admin", "internal", "public"]
+    assert identity.find_user("neutron", domain_id="default") is not None
 
 
 def test_compute_node_gets_no_bridge_mapping_it_cannot_honour(three_node):
@@ -179,6 +179,11 @@ def test_monitor_mode_reports_a_stopped_agent_and_verify_names_it(three_node):
         state = subprocess.run([*systemctl, "is-active", "neutron-openvswitch-agent"], capture_output=True,
                                text=True).stdout.strip()
         assert state != "active"  # monitor mode: reported, left as found
+        # not alive for agent_alive_timeout (20 s in the lab): the coordinator raises the alert, once
+        events = wait_for(lambda: json.loads(three_node.ctl("events", "--node", "compute1", "--type",
+                                                            "neutron.agent.dead", "-f", "json").stdout), 90,
+                          "the neutron.agent.dead alert")
+        assert len(events) == 1 and "neutron-openvswitch-agent is dead in Neutron" in events[0]["Detail"]
     finally:
         three_node.ctl("var", "set", "--node", "compute1", "mode", "enforce")
     healthy(three_node)
