@@ -67,9 +67,10 @@ class Engine:
                 for target in _notified_on_change(document, resource):
                     to_notify.setdefault(target, []).append(resource.id)
         for target, sources in to_notify.items():
-            if target in results:
-                results[target] = self._notify(document, document.resource(target), results[target],
-                                               sources, dry_run)
+            if target not in results:  # a targeted reconcile (a drift) changed what this service reads
+                results[target] = self._reconcile_one(document.resource(target),
+                                                      document.mode_of(document.resource(target)), dry_run)
+            results[target] = self._notify(document, document.resource(target), results[target], sources, dry_run)
         ordered = tuple(results[r] for r in document.order if r in results)
         return ReconcileResult(document.node, document.generation, dry_run, ordered, started_at,
                                time.monotonic() - clock, tuple(to_notify))

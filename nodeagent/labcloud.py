@@ -332,7 +332,8 @@ class LabCloud:
         path.write_text(json.dumps({"clouds": {"lab": {
             "auth": {"auth_url": self.keystone_url, "username": "admin", "password": self.admin_password,
                      "project_name": "admin", "user_domain_name": "Default", "project_domain_name": "Default"},
-            "region_name": "RegionOne", "network_endpoint_override": self.neutron_url + "/v2.0/"}}}))
+            "region_name": "RegionOne", "network_endpoint_override": self.neutron_url + "/v2.0/",
+            "identity_endpoint_override": self.keystone_url + "/"}}}))
         path.chmod(0o600)
         return path
 

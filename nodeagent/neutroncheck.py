@@ -169,13 +169,15 @@ class Verifier:
             self._client = client(self.coordinator.conf)
         return self._client
 
-    def expected(self, host: str | None = None) -> dict[str, list[str]]:
+    def expected(self, host: str | None = None, applied_only: bool = False) -> dict[str, list[str]]:
+        """Agents per node from its roles; ``applied_only``: only nodes that finished applying them."""
         nodes = [n for n in self.coordinator.inventory.nodes()
-                 if n.roles and n.enrolment == "accepted" and host in (None, n.name)]
+                 if n.roles and n.enrolment == "accepted" and host in (None, n.name)
+                 and (not applied_only or (n.status or {}).get("reconciled_generation", 0) >= n.desired_generation)]
         return {n.name: expected_agents(n.roles, self.coordinator.variables(n.name)) for n in nodes}
 
-    def checks(self, host: str | None = None) -> list[AgentCheck]:
-        return compare(self.expected(host), self.neutron.agents())
+    def checks(self, host: str | None = None, applied_only: bool = False) -> list[AgentCheck]:
+        return compare(self.expected(host, applied_only), self.neutron.agents())
 
     def missing_extensions(self) -> list[str]:
         option = self.coordinator.variables().get("network_option", DEFAULTS["network_option"])
@@ -186,8 +188,8 @@ class Verifier:
         if not self.enabled or now < self._next:
             return
         self._next = now + self.interval
-        try:
-            checks = self.checks()
+        try:  # the alert clock of an agent starts once its node has applied the roles that run it
+            checks = self.checks(applied_only=True)
         except Exception as exc:  # Neutron unreachable: said once per look, the fleet keeps being served
             LOG.warning("cannot ask Neutron which agents are alive: %s", exc)
             self._client = None
