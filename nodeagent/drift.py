@@ -69,7 +69,13 @@ def _shown(value: Any) -> str:
 
 
 def is_drift(result: ResourceResult) -> bool:
-    """A reconcile result that means the node had moved away from the document."""
+    """A reconcile result that means the node had moved away from the document.
+
+    A service restarted only because something it reads changed (notified, nothing of its own differed)
+    did not drift: the drift is the resource that notified it.
+    """
+    if result.status is Status.CHANGED and not result.changes and result.notified:
+        return False
     return result.status in (Status.CHANGED, Status.DRIFTED) or (result.status is Status.FAILED
                                                                   and bool(result.changes))
 

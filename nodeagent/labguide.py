@@ -117,6 +117,12 @@ class Deployment:
                 self.ctl("node", "assign", host, *roles)
         progress("the other nodes assigned")
 
+    def set_variable(self, key: str, value: str, timeout: float = 600) -> None:
+        """Change a site variable as an operator would, and wait until every node has applied what it pushed."""
+        self.ctl("var", "set", key, value)
+        _wait(lambda: all(self.reconciled(host) for host in self.guide.nodes), timeout,
+              f"every node applying {key} = {value}")
+
     def node(self, host: str) -> dict[str, Any]:
         return json.loads(self.ctl("node", "show", host, "-f", "json").stdout)
 
@@ -125,6 +131,10 @@ class Deployment:
         node = self.node(host)
         status = node.get("status") or {}
         return status.get("reconciled_generation") == node["desired_generation"]
+
+    def variables(self) -> dict[str, str]:
+        """The site variables as the coordinator has them now."""
+        return {row["Variable"]: row["Value"] for row in json.loads(self.ctl("var", "list", "-f", "json").stdout)}
 
     @property
     def neutron(self) -> NeutronClient:
@@ -141,7 +151,7 @@ class Deployment:
             return False
 
     def expected(self) -> dict[str, list[str]]:
-        values = {**self.cloud.variables(), **self.guide.variables}
+        values = {**self.cloud.variables(), **self.guide.variables, **self.variables()}
         return {host: expected_agents(roles, values) for host, (_, roles) in self.guide.nodes.items()}
 
     def checks(self) -> list[AgentCheck]:
