@@ -146,6 +146,7 @@ def test_the_controller_has_its_one_time_steps_guarded_and_masked(roles, registr
     for resource_id in ("neutron-database", "keystone-neutron", "neutron-db-upgrade"):
         assert "s3cret" not in repr(steps[resource_id]["command"]) + repr(steps[resource_id]["unless"])
     assert "CREATE USER IF NOT EXISTS" in steps["neutron-database"]["command"]  # MySQL 8 has no GRANT ... IDENTIFIED BY
+    assert "UNHEX" in steps["neutron-database"]["command"]  # the password is never SQL
     assert steps["neutron-database"]["environment"] == {"NEUTRON_DBPASS": SECRETS["NEUTRON_DBPASS"]}
     assert "s3cret" in text  # the secret is there, in the environment only
     conf = next(r for r in body["resources"] if r["id"] == "controller-neutron-conf")
