@@ -1,7 +1,8 @@
 """One reconcile: observe, diff, apply, verify each resource in dependency order.
 
 A failure stays with its resource; whatever depends on it is skipped and says
-why. Notified resources react once, at the end.
+why. A notified resource reacts once, at its turn in the order (after everything
+that notifies it, before what comes after it).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Engine:
         wanted = set(only) if only is not None else None
         results: dict[str, ResourceResult] = {}
         to_notify: dict[str, list[str]] = {}
+        notified: dict[str, list[str]] = {}
         for resource_id in document.order:
             if wanted is not None and resource_id not in wanted:
                 continue
@@ -62,18 +64,27 @@ class Engine:
                 results[resource_id] = ResourceResult(resource.id, resource.driver, Status.SKIPPED, error=reason)
                 continue
             result = self._reconcile_one(resource, document.mode_of(resource), dry_run)
+            if resource_id in to_notify:
+                # Everything that notifies it comes before it in the order: restart it now, once, so that what
+                # comes after (an agent that needs the restarted server's new plugins) meets the new process.
+                sources = to_notify.pop(resource_id)
+                notified[resource_id] = sources
+                result = self._notify(document, resource, result, sources, dry_run)
             results[resource_id] = result
             if result.status in (Status.CHANGED, Status.PENDING):
                 for target in _notified_on_change(document, resource):
                     to_notify.setdefault(target, []).append(resource.id)
         for target, sources in to_notify.items():
-            if target not in results:  # a targeted reconcile (a drift) changed what this service reads
+            # Not reached in the order: a targeted reconcile (a drift) changed what this service reads, or
+            # another resource of a shared file changed after the service's turn.
+            if target not in results:
                 results[target] = self._reconcile_one(document.resource(target),
                                                       document.mode_of(document.resource(target)), dry_run)
             results[target] = self._notify(document, document.resource(target), results[target], sources, dry_run)
+            notified.setdefault(target, sources)
         ordered = tuple(results[r] for r in document.order if r in results)
         return ReconcileResult(document.node, document.generation, dry_run, ordered, started_at,
-                               time.monotonic() - clock, tuple(to_notify))
+                               time.monotonic() - clock, tuple(notified))
 
     def _reconcile_one(self, resource: Resource, mode: str, dry_run: bool) -> ResourceResult:
         driver = self.registry.get(resource.driver)

@@ -182,3 +182,15 @@ def test_a_targeted_reconcile_still_restarts_what_reads_the_changed_resource(eng
     assert results["conf"].status is Status.CHANGED
     assert ("notify", "svc") in ctx.extra["log"]
     assert results["svc"].notified == ("restarted (notified by 'conf')",)
+
+
+def test_a_notified_service_restarts_at_its_turn_before_what_comes_after_it(engine, ctx):
+    # The two-node controller moving to option 2: the server must restart with the router plugin before the
+    # new L3 agent starts, or the agent's first calls go unanswered.
+    doc = document({"id": "conf", "key": "c", "value": "router", "notify": ["server"]},
+                   {"id": "server", "key": "server", "value": "run"},
+                   {"id": "l3", "key": "l3", "value": "run", "after": ["server"]})
+    engine.reconcile(doc)
+    log = ctx.extra["log"]
+    assert log.index(("notify", "server")) < log.index(("observe", "l3"))
+    assert log.count(("notify", "server")) == 1
