@@ -44,6 +44,7 @@ CHOICES = {"mechanism": ("openvswitch", "linuxbridge"), "overlay": ("vxlan", "gr
 RDO_UNITS = {"nova-api": "openstack-nova-api", "nova-compute": "openstack-nova-compute",
              "nova-scheduler": "openstack-nova-scheduler", "nova-conductor": "openstack-nova-conductor",
              "openvswitch-switch": "openvswitch"}
+ROLE_ORDER = ("controller", "network", "compute")
 API_SPLIT = (2025, 2)  # from 2025.2 neutron-server is gone: neutron-api (WSGI) and neutron-rpc-server
 LINUXBRIDGE_REMOVED = (2025, 1)
 
@@ -109,7 +110,9 @@ class Roles:
         if "instance_mtu" not in values:  # the guide's 1454 leaves room for GRE; VXLAN needs 50 bytes
             values["instance_mtu"] = 1454 if values["overlay"] == "gre" else 1450
         resources: dict[str, tuple[str, dict[str, Any]]] = {}
-        for role in roles:
+        # The server's role first: where one node has several, its services start (and restart) before the
+        # agents that call it.
+        for role in sorted(roles, key=lambda r: ROLE_ORDER.index(r) if r in ROLE_ORDER else len(ROLE_ORDER)):
             self._require(role)
             context = {**values, "node": host, "role": role, **_helpers(host, role, values, secrets, facts)}
             try:
