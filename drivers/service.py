@@ -11,7 +11,7 @@ Example (the guide's ``systemctl enable --now neutron-l3-agent`` and its restart
       driver: ini
       path: /etc/neutron/l3_agent.ini
       settings: {DEFAULT: {interface_driver: openvswitch}}
-      notify: [neutron-l3-agent]     # restarted once, at the end, when the file changed
+      notify: [neutron-l3-agent]     # restarted once, after the file, when it changed
 
 Through systemd's own interface (``systemctl``; the context can prefix it to reach a
 systemd in another namespace).
