@@ -26,9 +26,11 @@ from nodeagent import spec as fields
 from nodeagent.context import Context
 from nodeagent.driver import Change, Driver
 from nodeagent.errors import PermanentError, TemporaryError
+from nodeagent.watches import PollWatch
 
 _UNIT = r"[A-Za-z0-9:_.@-]{1,255}"
 TIMEOUT = 90
+POLL_INTERVAL = 10  # seconds between two looks at each unit's state
 
 
 class ServiceDriver(Driver):
@@ -77,7 +79,9 @@ class ServiceDriver(Driver):
         return "restarted"
 
     def watch(self, specs: dict[str, dict[str, Any]], ctx: Context, on_event: Callable[[str], None]):
-        return None  # systemd's D-Bus signals are not reachable from here; the periodic resync covers units
+        # systemd's D-Bus signals are not reachable from here (a lab's systemd has no bus): poll, so that a
+        # service that died or was stopped is seen within POLL_INTERVAL, not at the next full resync.
+        return PollWatch(list(specs), POLL_INTERVAL, on_event) if specs else None
 
 
 def _systemctl(ctx: Context, *args: str) -> subprocess.CompletedProcess:
