@@ -6,6 +6,7 @@
     nodeagentctl node set-state HOST FILE    give a node a document (next generation, pushed)
     nodeagentctl node plan HOST              what the node would change
     nodeagentctl events [--node H] [--type T]
+    nodeagentctl lint [--role R] [--node H] [--release X]   the rendered options, checked per release
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from cliff.command import Command
 from cliff.lister import Lister
 from cliff.show import ShowOne
 
+from nodeagent.cli import lint
 from nodeagent.cli.base import NodeAgentApp, main_for, result_rows
 
 
@@ -359,6 +361,7 @@ COMMANDS = {
     "node set-state": NodeSetState, "node plan": NodePlan, "events": Events, "drift list": DriftList,
     "role list": RoleList, "role show": RoleShow, "node assign": NodeAssign, "node unassign": NodeUnassign,
     "var set": VarSet, "var list": VarList, "secret set": SecretSet, "secret list": SecretList,
+    "lint": lint.FleetLint,
 }
 
 
