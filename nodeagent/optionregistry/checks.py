@@ -48,6 +48,7 @@ def lint_resources(resources: Iterable[dict[str, Any]], release: str | None) -> 
     """Findings for the ini resources among ``resources``; others are not a service's files."""
     target = str(release) if release else default_release()
     found: list[Finding] = []
+    checks = []
     for resource in resources:
         if not isinstance(resource, dict) or resource.get("driver") != "ini" or not isinstance(
                 resource.get("path"), str) or not isinstance(resource.get("settings"), dict):
@@ -55,13 +56,31 @@ def lint_resources(resources: Iterable[dict[str, Any]], release: str | None) -> 
         file = posixpath.basename(resource["path"])
         service = registry.service_of(file)
         if service is not None:
-            found += _FileCheck(resource, file, service, target).run()
+            checks.append(_FileCheck(resource, file, service, target))
+            found += checks[-1].run()
+    return found + _experimental(checks)
+
+
+def _experimental(checks: list["_FileCheck"]) -> list[Finding]:
+    """A mechanism driver the release marks experimental ([experimental] NAME in neutron.conf) must be enabled
+    there: neutron-server exits at start otherwise (neutron.common.experimental.validate_experimental_enabled,
+    called by the linuxbridge mechanism driver in 2024.1 and 2024.2)."""
+    enabled = {str(k) for c in checks if c.file == "neutron.conf"
+               for k, v in (c.resource["settings"].get("experimental") or {}).items()
+               if fields.scalar_text(v).lower() in ("true", "1", "yes", "on")}
+    found = []
+    for check in checks:
+        value = (check.resource["settings"].get("ml2") or {}).get("mechanism_drivers")
+        if check.service != "neutron" or check.release is None or value is None:
+            continue
+        names = {n.strip() for v in (value if isinstance(value, list) else [value])
+                 for n in fields.scalar_text(v).split(",")}
+        for name in sorted(names - enabled):
+            if check.release.option("neutron.conf", "experimental", name):
+                found.append(check.finding(ERROR, "ml2", "mechanism_drivers", f"'{name}' is experimental in "
+                                           f"neutron {check.target}: neutron-server exits at start unless "
+                                           f"neutron.conf sets [experimental] {name} = true"))
     return found
-
-
-def default_release() -> str:
-    """The newest release the data covers: what a document that names none is checked against."""
-    return max(s for series in registry.available().values() for s in series)
 
 
 class _FileCheck:

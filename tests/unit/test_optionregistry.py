@@ -144,9 +144,19 @@ def test_a_legacy_key_names_its_replacement_release_and_source():
     ("dhcp_agent.ini", "DEFAULT", "interface_driver", "neutron.agent.linux.interface.BridgeInterfaceDriver"),
 ])
 def test_a_plugin_the_release_lacks_is_an_error_from_2025_1(file, section, key, value):
-    assert lint(file, {section: {key: value}}, "2024.2") == []
+    assert not [f for f in lint(file, {section: {key: value}}, "2024.2") if "not a plugin" in f.message]
     finding = only(lint(file, {section: {key: value}}, "2025.1"))
     assert finding.is_error and "removed in 2025.1 (last in 2024.2)" in finding.message
+
+
+def test_an_experimental_mechanism_driver_must_be_enabled_in_neutron_conf():
+    ml2 = {"id": "ml2", "driver": "ini", "path": PATHS["ml2_conf.ini"],
+           "settings": {"ml2": {"mechanism_drivers": "linuxbridge,l2population"}}}
+    finding = only(lint_resources([ml2], "2024.2"))
+    assert finding.is_error and "neutron.conf sets [experimental] linuxbridge = true" in finding.message
+    neutron = {"id": "neutron", "driver": "ini", "path": PATHS["neutron.conf"],
+               "settings": {"experimental": {"linuxbridge": True}}}
+    assert lint_resources([ml2, neutron], "2024.2") == []
 
 
 def test_an_unknown_plugin_name_gets_suggestions():
