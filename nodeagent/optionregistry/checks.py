@@ -83,6 +83,11 @@ def _experimental(checks: list["_FileCheck"]) -> list[Finding]:
     return found
 
 
+def default_release() -> str:
+    """The newest release the data covers: what a document that names none is checked against."""
+    return max(s for series in registry.available().values() for s in series)
+
+
 class _FileCheck:
     """The checks of one resource's settings against one service release."""
 
