@@ -63,6 +63,7 @@ def main() -> None:
     raw = sum(len(gzip.decompress(p.read_bytes())) for p in files)
 
     def load_all():
+        registry.available.cache_clear()
         registry.load.cache_clear()
         registry.service_of.cache_clear()
         for service, series in registry.available().items():

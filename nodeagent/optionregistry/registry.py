@@ -94,6 +94,7 @@ class ServiceRelease:
         return self.plugins.get(group, {})
 
 
+@functools.lru_cache(maxsize=None)
 def available() -> dict[str, list[str]]:
     """service -> the series the data covers, oldest first."""
     found: dict[str, list[str]] = {}

@@ -103,7 +103,7 @@ def test_a_role_change_adding_a_dead_key_is_blocked_before_the_push(tmp_path):
         older = fleet.ctl("lint", "--node", "n1", "--release", "2024.2", "-f", "json", check=False)
         assert older.returncode == 1
         [row] = json.loads(older.stdout)
-        assert (row["Node"], row["Key"]) == ("n1", "ha_conntrackd_enabled") and "only from 2025.2 on" in row["Message"]
+        assert (row["Node"], row["Key"]) == ("n1", "ha_conntrackd_enabled") and "only from 2025.1 on" in row["Message"]
         assert json.loads(fleet.ctl("lint", "--role", "legacy", "-f", "json").stdout) == []
     finally:
         fleet.close()
