@@ -199,7 +199,7 @@ class _FileCheck:
                 v.replace(":", ".") for v in r.plugin_names(group).values()})
             what = f"'{name}' is not a plugin {self.service} {self.target} offers for [{option.section}] {option.name}"
             if gone:
-                problems.append((ERROR, f"{what}{gone}"))
+                problems.append((ERROR, f"{what}{gone} (it offers: {', '.join(sorted(offered))})"))
             elif "." in name:
                 problems.append((WARNING, f"class path '{name}' is none of {self.service} {self.target}'s plugins "
                                  f"({', '.join(sorted(offered))}); check it is installed"))
