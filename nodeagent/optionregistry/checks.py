@@ -153,7 +153,8 @@ class _FileCheck:
         if elsewhere:
             return self.finding(ERROR, section, key, f"{self.file} does not hold it: it is an option of "
                                 f"{' and '.join(elsewhere)}, which {self.service} {self.target} reads it from")
-        other = self._other_releases(lambda r: bool(r.files_reading(section, key) or r.renamed(self.file, section, key)))
+        other = self._other_releases(
+            lambda r: bool(r.files_reading(section, key) or r.renamed(self.file, section, key)))
         if other:
             return self.finding(ERROR, section, key, f"{self.service} {self.target} does not read it{other}")
         row = legacy.find(self.service, section, key)

@@ -48,8 +48,8 @@ def problem(option: Option, value: str) -> str | None:
     what = _WHAT.get(option.type, "a valid value")
     if option.type == "list" and option.item_type:
         what = f"a comma-separated list of {_WHAT.get(option.item_type, option.item_type)} items"
-    bounds = [f">= {option.min:g}" if option.min is not None else "", f"<= {option.max:g}" if option.max is not None else ""]
-    bounds = [b for b in bounds if b]
+    bounds = [f">= {option.min:g}"] if option.min is not None else []
+    bounds += [f"<= {option.max:g}"] if option.max is not None else []
     if bounds and option.type in ("int", "port", "float") and _is_number(value):
         return f"out of range: must be {' and '.join(bounds)}"
     if option.type == "uri" and option.schemes:
