@@ -20,6 +20,7 @@ setup(
         "cryptography>=3.4",
         "oslo.config>=9.0",
         "oslo.messaging>=14.0",
+        "openstacksdk>=1.0",
         "ovsdbapp>=2.0",
         "pyroute2>=0.7",
         "prometheus-client>=0.17",

@@ -106,7 +106,7 @@ def _run(command: str | list[str], spec: dict[str, Any], ctx: Context, check: bo
     environment = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
                    **spec["environment"]}
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=spec["timeout"], env=environment,
+        done = subprocess.run([*ctx.command_prefix, *argv], capture_output=True, text=True, timeout=spec["timeout"], env=environment,
                               stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         raise PermanentError(f"cannot run {argv[0]}: not found") from None

@@ -22,6 +22,9 @@ agent_opts = [
     cfg.StrOpt("systemctl", default="systemctl",
                help="Command that reaches this node's systemd (service resources); a lab may prefix it, "
                     "e.g. 'nsenter -t PID -m -p -- systemctl'."),
+    cfg.StrOpt("command_prefix", default="",
+               help="Prefix for the commands of command resources (empty: run them as they are); a lab uses it "
+                    "to run them in the node's own view, e.g. 'nsenter -t PID -m -n -u --'."),
     cfg.StrOpt("state_dir", default="/var/lib/nodeagent",
                help="Where the agent keeps its last accepted document, keys and event spool."),
     cfg.StrOpt("backup_dir", default="/var/lib/nodeagent/backups",
@@ -74,9 +77,23 @@ coordinator_opts = [
 ]
 
 
+# The coordinator's view of the real Neutron (nodeagent.neutroncheck): the guides' agent list, per node.
+neutron_opts = [
+    cfg.StrOpt("cloud", default="",
+               help="Cloud name in clouds.yaml whose Neutron the coordinator asks which agents are alive "
+                    "(empty: no Neutron verification)."),
+    cfg.StrOpt("clouds_yaml", default="",
+               help="clouds.yaml to read (default: the openstack client's search path)."),
+    cfg.FloatOpt("agent_alive_timeout", default=180, min=1,
+                 help="Seconds an agent the roles expect may be missing or dead in Neutron before it is an "
+                      "alert (event, notification nodeagent.neutron.agent_dead, webhook)."),
+    cfg.FloatOpt("check_interval", default=15, min=1, help="Seconds between two looks at Neutron's agent list."),
+]
+
+
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     """For oslo-config-generator: every option, by group."""
-    return [(None, agent_opts + daemon_opts), ("coordinator", coordinator_opts)]
+    return [(None, agent_opts + daemon_opts), ("coordinator", coordinator_opts), ("neutron", neutron_opts)]
 
 
 def make_conf(config_files: list[str] | None = None, with_messaging: bool = False) -> cfg.ConfigOpts:
@@ -101,4 +118,5 @@ def make_context(conf: cfg.ConfigOpts, root: str = "/", netns: str | None = None
                  ovsdb: str | None = None) -> Context:
     return Context(root=Path(root), netns=netns, allowed_roots=tuple(conf.allowed_roots),
                    backup_dir=conf.backup_dir or None, ovsdb=ovsdb or conf.ovsdb_connection,
-                   systemctl=tuple(shlex.split(conf.systemctl)))
+                   systemctl=tuple(shlex.split(conf.systemctl)),
+                   command_prefix=tuple(shlex.split(conf.command_prefix)))

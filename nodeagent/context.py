@@ -14,7 +14,7 @@ from typing import Any, Callable, TypeVar
 
 from nodeagent.errors import PathRefused, PermanentError
 
-DEFAULT_ALLOWED_ROOTS = ("/etc/neutron", "/etc/nova", "/etc/sysctl.d", "/etc/openvswitch")
+DEFAULT_ALLOWED_ROOTS = ("/etc/neutron", "/etc/nova", "/etc/sysctl.d", "/etc/openvswitch", "/etc/openstack")
 DEFAULT_OVSDB = "unix:/var/run/openvswitch/db.sock"
 NETNS_DIR = Path("/run/netns")
 _MAX_SYMLINKS = 40
@@ -32,6 +32,7 @@ class Context:
     backup_dir: str | None = "/var/lib/nodeagent/backups"
     ovsdb: str = DEFAULT_OVSDB  # where ovs-vswitchd's database listens; vswitchd runs in ``netns``
     systemctl: tuple[str, ...] = ("systemctl",)  # how to reach the node's systemd (a prefix in labs)
+    command_prefix: tuple[str, ...] = ()  # how command resources run in the node's view (a prefix in labs)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def where(self) -> str:

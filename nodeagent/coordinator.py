@@ -139,7 +139,8 @@ class Coordinator:
         if node is not None and node.roles:
             body = self.render(host)
             generation = node.desired_generation
-            if stored is None or stored.body.get("resources") != body["resources"]:
+            if stored is None or (stored.body.get("mode", "enforce"), stored.body.get("resources")) != (
+                    body["mode"], body["resources"]):
                 generation += 1  # what the next push would be
             sealed = self.seal({"kind": "document", "document": {**body, "node": host, "generation": generation}})
         else:
@@ -374,7 +375,8 @@ class Coordinator:
         pushed = []
         for host, body in rendered.items():
             stored = self.inventory.document(host)
-            if stored is None or stored.body.get("resources") != body["resources"]:
+            if stored is None or (stored.body.get("mode", "enforce"), stored.body.get("resources")) != (
+                    body["mode"], body["resources"]):
                 pushed.append((host, self.set_state(host, body, push=self._can_push(host))))
         return pushed
 
@@ -467,9 +469,13 @@ class Coordinator:
         LOG.info("coordinator serving on %s (database %s)", messaging.COORDINATOR_TOPIC,
                  self.inventory.engine.url.render_as_string(hide_password=True))
         sd_notify("READY=1")
+        from nodeagent.neutroncheck import Verifier
+
+        neutron = Verifier(self)
         try:
             while not stop.wait(1.0):
                 self.check_down()
+                neutron.tick(time.monotonic())
                 self._render_for_new_facts()
                 self.update_gauges()
                 sd_notify("WATCHDOG=1")

@@ -179,7 +179,8 @@ class Enforcer:
                 "failed": sorted(rid for rid, state in self.states.items() if state == "failed"),
                 "drifted": sorted(rid for rid, state in self.states.items() if state == "drifted"),
                 "contested": sorted(rid for rid in self.states if self.guard.backed_off(rid, time.monotonic())),
-                "reconciled_at": result.started_at if result else None}
+                "reconciled_at": result.started_at if result else None,
+                "reconciled_generation": result.generation if result else 0}
 
     def status_line(self) -> str:
         status = self.status()

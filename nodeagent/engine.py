@@ -64,12 +64,13 @@ class Engine:
             result = self._reconcile_one(resource, document.mode_of(resource), dry_run)
             results[resource_id] = result
             if result.status in (Status.CHANGED, Status.PENDING):
-                for target in resource.notify:
+                for target in _notified_on_change(document, resource):
                     to_notify.setdefault(target, []).append(resource.id)
         for target, sources in to_notify.items():
-            if target in results:
-                results[target] = self._notify(document, document.resource(target), results[target],
-                                               sources, dry_run)
+            if target not in results:  # a targeted reconcile (a drift) changed what this service reads
+                results[target] = self._reconcile_one(document.resource(target),
+                                                      document.mode_of(document.resource(target)), dry_run)
+            results[target] = self._notify(document, document.resource(target), results[target], sources, dry_run)
         ordered = tuple(results[r] for r in document.order if r in results)
         return ReconcileResult(document.node, document.generation, dry_run, ordered, started_at,
                                time.monotonic() - clock, tuple(to_notify))
@@ -137,3 +138,18 @@ class Engine:
 
     def _describe(self, resource: Resource, changes: list[Change]) -> str:
         return "; ".join(c.describe() for c in self._redacted(resource, changes))
+
+
+def _notified_on_change(document: Document, resource: Resource) -> list[str]:
+    """What a change of ``resource`` notifies: its own list, and that of every resource managing the same file.
+
+    Two roles on one node may share a file (the two-node guide's controller writes neutron.conf as the
+    server and as the agents): whichever resource changed it, every service that reads it restarts.
+    """
+    targets = list(resource.notify)
+    path = resource.spec.get("path")
+    if path:
+        for other in document.resources:
+            if other.id != resource.id and other.spec.get("path") == path:
+                targets += other.notify
+    return list(dict.fromkeys(targets))

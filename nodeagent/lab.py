@@ -36,15 +36,18 @@ class LabNode:
     name: str
     directory: Path
     nics: list[str] = field(default_factory=list)
+    switch: "LabSwitch | None" = None  # where the NICs' cables go (none: each NIC's peer stays in the node)
 
     @property
     def ovsdb(self) -> str:
         return f"unix:{self.directory}/db.sock"
 
     def exec(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        """Run a command inside the node's namespace."""
-        return subprocess.run(["ip", "netns", "exec", self.name, *args], check=check, capture_output=True,
-                              text=True)
+        """Run a command inside the node's namespace, with the node's Open vSwitch run directory."""
+        # OVS_RUNDIR: without it a private ovs-vswitchd makes its br-*.mgmt sockets in the host's
+        # /var/run/openvswitch, where two nodes' (or the host's) br-int fight over one path.
+        return subprocess.run(["ip", "netns", "exec", self.name, "env", f"OVS_RUNDIR={self.directory}", *args],
+                              check=check, capture_output=True, text=True)
 
     def vsctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.exec("ovs-vsctl", f"--db={self.ovsdb}", "--timeout=10", *args, check=check)
@@ -57,7 +60,9 @@ class LabNode:
         if not database.exists():
             _run("ovsdb-tool", "create", str(database), SCHEMA)
         d = self.directory
-        self.exec("ovsdb-server", str(database), f"--remote=punix:{d}/db.sock", f"--pidfile={d}/ovsdb-server.pid",
+        # The manager_options remote lets a Neutron agent open its usual ptcp:6640 on the node's loopback.
+        self.exec("ovsdb-server", str(database), f"--remote=punix:{d}/db.sock",
+                  "--remote=db:Open_vSwitch,Open_vSwitch,manager_options", f"--pidfile={d}/ovsdb-server.pid",
                   f"--unixctl={d}/ovsdb-server.ctl", f"--log-file={d}/ovsdb-server.log", "--detach")
         self.vsctl("--no-wait", "init")
         self.exec("ovs-vswitchd", self.ovsdb, f"--pidfile={d}/ovs-vswitchd.pid", f"--unixctl={d}/ovs-vswitchd.ctl",
@@ -67,11 +72,15 @@ class LabNode:
         return self
 
     def add_nic(self, nic: str) -> None:
-        """A stand-in for a physical NIC: one end of a veth pair, both ends inside the namespace."""
-        peer = f"{nic[:11]}-p"
-        self.exec("ip", "link", "add", nic, "type", "veth", "peer", "name", peer)
+        """A stand-in for a physical NIC: one end of a veth pair; the other end stays in the namespace, or is
+        plugged into the lab switch's segment of that NIC's name (eth1 of every node on one segment)."""
+        if self.switch is not None:
+            self.switch.plug(self, nic)
+        else:
+            peer = f"{nic[:11]}-p"
+            self.exec("ip", "link", "add", nic, "type", "veth", "peer", "name", peer)
+            self.exec("ip", "link", "set", peer, "up")
         self.exec("ip", "link", "set", nic, "up")
-        self.exec("ip", "link", "set", peer, "up")
 
     def down(self) -> None:
         for daemon in ("ovs-vswitchd", "ovsdb-server"):
@@ -88,6 +97,32 @@ class LabNode:
             os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
         except (FileNotFoundError, ValueError, ProcessLookupError):
             pass
+
+
+@dataclass
+class LabSwitch:
+    """The lab's cables: a namespace with one Linux bridge per segment (one per NIC name), so that every
+    node's eth1 (or eth2) is on one wire with the other nodes' eth1 (eth2), and nowhere else."""
+
+    name: str
+    ports: int = 0
+
+    def up(self) -> "LabSwitch":
+        _run("ip", "netns", "add", self.name)
+        return self
+
+    def plug(self, node: LabNode, nic: str) -> None:
+        self.ports += 1
+        port, segment = f"p{self.ports}-{nic[:8]}", f"sw-{nic[:12]}"
+        node.exec("ip", "link", "add", nic, "type", "veth", "peer", "name", port, "netns", self.name)
+        switch = ["ip", "netns", "exec", self.name, "ip", "link"]
+        if subprocess.run([*switch, "show", segment], capture_output=True).returncode != 0:
+            _run(*switch, "add", segment, "type", "bridge")
+            _run(*switch, "set", segment, "up")
+        _run(*switch, "set", port, "master", segment, "up")
+
+    def down(self) -> None:
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
 
 
 STUB_TARGETS = ("sysinit", "basic", "shutdown", "default", "multi-user", "local-fs", "sockets", "timers", "paths",
@@ -144,18 +179,30 @@ class LabSystemd:
         (self.units / name).parent.mkdir(parents=True, exist_ok=True)
         (self.units / name).write_text(text)
 
+    def boot_script(self) -> str:
+        """What PID 1 of the new namespaces runs: the mounts, then systemd."""
+        return BOOT_SCRIPT.format(units=self.units, directory=self.directory)
+
+    def launcher(self) -> list[str]:
+        """A prefix for unshare (a network namespace to start in)."""
+        return []
+
+    def target(self) -> str:
+        return "[Unit]\nDescription=nodeagent-lab\n"
+
     def start(self) -> "LabSystemd":
         self.units.mkdir(parents=True, exist_ok=True)
         for target in STUB_TARGETS:
             self.add_unit(f"{target}.target", f"[Unit]\nDescription={target}\n")
+        self.add_unit("nodeagent-lab.target", self.target())
         script = self.directory / "boot.sh"
-        script.write_text(BOOT_SCRIPT.format(units=self.units, directory=self.directory))
+        script.write_text(self.boot_script())
         script.chmod(0o755)
         # A cgroup of its own in every hierarchy, entered before the cgroup namespace is made:
         # two lab systemds must not share init.scope and system.slice (stopping a unit in one
         # would kill the other's processes).
         self.cgroups = _own_cgroups(f"nodeagent-lab-{os.getpid()}-{id(self)}")
-        self.process = subprocess.Popen(["unshare", "--fork", "--pid", "--mount", "--mount-proc", "--cgroup",
+        self.process = subprocess.Popen([*self.launcher(), "unshare", "--fork", "--uts", "--pid", "--mount", "--mount-proc", "--cgroup",
                                          "--propagation", "private", str(script)],
                                         stdout=open(self.directory / "systemd.log", "ab"), stderr=subprocess.STDOUT,
                                         preexec_fn=lambda: _enter(self.cgroups))
@@ -224,8 +271,9 @@ class Fleet:
     def __init__(self, directory: Path, transport_url: str = "rabbit://guest:guest@127.0.0.1:5672/",
                  report_interval: int = 1, auto_accept: bool = False, exchange: str | None = None,
                  resync_interval: int = 300, coordinator_options: dict | None = None,
-                 agent_options: dict | None = None):
+                 agent_options: dict | None = None, cloud=None, coordinator_sections: dict | None = None):
         self.directory = directory
+        self.cloud = cloud  # a labcloud.LabCloud: nodes run the real OpenStack units instead of stand-ins
         self.directory.mkdir(parents=True, exist_ok=True)
         self.exchange = exchange or f"nodeagent-lab-{os.getpid()}-{id(self) % 100000}"
         self.common = {"transport_url": transport_url, "control_exchange": self.exchange,
@@ -233,18 +281,19 @@ class Fleet:
                        "rpc_response_timeout": 10}
         self.agent_options = agent_options or {}
         self.coordinator_conf = self._write_conf("coordinator.conf", {"host": "coordinator"}, {
-            "state_dir": directory / "coordinator", "auto_accept": str(auto_accept).lower(),
-            **(coordinator_options or {})})
+            "coordinator": {"state_dir": directory / "coordinator", "auto_accept": str(auto_accept).lower(),
+                            **(coordinator_options or {})}, **(coordinator_sections or {})})
         self.public_key = directory / "coordinator.pub"
         self.public_key.write_text(self.ctl("keygen").stdout)
         self.nodes: dict[str, LabNode] = {}
+        self.switch: LabSwitch | None = None
         self.systemds: dict[str, LabSystemd] = {}
         self.processes: dict[str, subprocess.Popen] = {}
 
-    def _write_conf(self, name: str, defaults: dict, coordinator: dict | None = None) -> Path:
+    def _write_conf(self, name: str, defaults: dict, sections: dict[str, dict] | None = None) -> Path:
         lines = ["[DEFAULT]"] + [f"{k} = {v}" for k, v in {**self.common, **defaults}.items()]
-        if coordinator:
-            lines += ["", "[coordinator]"] + [f"{k} = {v}" for k, v in coordinator.items()]
+        for section, options in (sections or {}).items():
+            lines += ["", f"[{section}]"] + [f"{k} = {v}" for k, v in options.items()]
         path = self.directory / name
         path.write_text("\n".join(lines) + "\n")
         return path
@@ -265,11 +314,19 @@ class Fleet:
                  services: list[str] | None = None) -> LabNode:
         """A lab node with its agent's configuration; ``services`` get stand-in units under a systemd of
         the node's own, which the agent's service resources then drive."""
+        if self.cloud is not None and self.switch is None:  # real services talk between nodes: cable them
+            self.switch = LabSwitch(f"na{os.getpid() % 100000}x{next(_namespaces)}sw").up()
         node = LabNode(netns or f"na{os.getpid() % 100000}x{next(_namespaces)}", self.directory / name / "ovs",
-                       nics).up()
+                       nics, self.switch).up()
         self.nodes[name] = node
         extra = {}
-        if services is not None:
+        if self.cloud is not None:
+            systemd = self.cloud.node_systemd(name, node.name, self.directory / name / "systemd",
+                                              self.directory / name / "root", node.directory)
+            self.systemds[name] = systemd.start()
+            extra["systemctl"] = " ".join(systemd.systemctl)
+            extra["command_prefix"] = self.cloud.command_prefix(systemd)
+        elif services is not None:
             systemd = LabSystemd(self.directory / name / "systemd")
             for service in services:
                 systemd.add_unit(f"{service}.service", STAND_IN_UNIT.format(
@@ -323,11 +380,13 @@ class Fleet:
 
         for name in sorted(self.processes, key=lambda n: n == "coordinator"):  # agents first
             self.stop(name)
+        for systemd in self.systemds.values():  # first: a node's services must not outlive its namespace
+            systemd.stop()
         for node in self.nodes.values():
             ovsdb.close(node.ovsdb)
             node.down()
-        for systemd in self.systemds.values():
-            systemd.stop()
+        if self.switch is not None:
+            self.switch.down()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,8 +27,10 @@ DEFAULTS: dict[str, Any] = {
     "tunnel_id_ranges": "1:1000",
     "provider_bridge": "br-ex",
     "datapath_type": "system",
-    "nova_api_service": "nova-api",          # openstack-nova-api on RDO
-    "nova_compute_service": "nova-compute",  # openstack-nova-compute on RDO
+    "mode": "enforce",                       # enforce: fix drift; monitor: only report it
+    "distribution": "debian",                # debian | rdo: the names of the service units
+    "rabbit_user": "openstack",
+    "rabbit_vhost": "",                      # the guides use RabbitMQ's default vhost
     "manage_database": "true",               # the controller creates neutron's database and grants
     "mysql_command": "mysql",
     "manage_keystone": "true",               # ... and neutron's keystone user, service and endpoints
@@ -36,7 +38,13 @@ DEFAULTS: dict[str, Any] = {
 }
 CHOICES = {"mechanism": ("openvswitch", "linuxbridge"), "overlay": ("vxlan", "gre"),
            "manage_database": ("true", "false"), "manage_keystone": ("true", "false"),
-           "network_option": ("provider", "self-service"), "datapath_type": ("system", "netdev")}
+           "network_option": ("provider", "self-service"), "datapath_type": ("system", "netdev"),
+           "distribution": ("debian", "rdo"), "mode": ("enforce", "monitor")}
+# Units whose name differs by distribution (Debian/Ubuntu name -> RDO name).
+RDO_UNITS = {"nova-api": "openstack-nova-api", "nova-compute": "openstack-nova-compute",
+             "nova-scheduler": "openstack-nova-scheduler", "nova-conductor": "openstack-nova-conductor",
+             "openvswitch-switch": "openvswitch"}
+API_SPLIT = (2025, 2)  # from 2025.2 neutron-server is gone: neutron-api (WSGI) and neutron-rpc-server
 LINUXBRIDGE_REMOVED = (2025, 1)
 
 
@@ -91,7 +99,7 @@ class Roles:
             parsed = self.env.parse(self.env.loader.get_source(self.env, template)[0])
             names |= meta.find_undeclared_variables(parsed)
             pending += [t for t in meta.find_referenced_templates(parsed) if t and t not in seen]
-        return sorted(names - {"secret", "ipv4_of", "interface", "type_drivers", "agent_services", "node", "name"})
+        return sorted(names - set(HELPERS) - {"node", "name", "role"})
 
     def render(self, host: str, roles: list[str], variables: dict[str, Any], secrets: dict[str, str],
                facts: dict[str, Any]) -> dict[str, Any]:
@@ -103,7 +111,7 @@ class Roles:
         resources: dict[str, tuple[str, dict[str, Any]]] = {}
         for role in roles:
             self._require(role)
-            context = {**values, "node": host, **_helpers(host, role, values, secrets, facts)}
+            context = {**values, "node": host, "role": role, **_helpers(host, role, values, secrets, facts)}
             try:
                 text = self.env.get_template(f"{role}.yaml.j2").render(context)
             except UndefinedError as exc:
@@ -118,7 +126,7 @@ class Roles:
                     raise RoleError(f"roles '{earlier[0]}' and '{role}' both define resource '{resource['id']}' "
                                     f"for node '{host}', differently")
                 resources.setdefault(resource["id"], (role, resource))
-        return {"resources": [resource for _, resource in resources.values()]}
+        return {"mode": values["mode"], "resources": [resource for _, resource in resources.values()]}
 
     def _require(self, role: str) -> None:
         try:
@@ -153,10 +161,30 @@ def _helpers(host: str, role: str, values: dict[str, Any], secrets: dict[str, st
 
     def agent_services() -> list[str]:
         """What neutron.conf's agent part restarts: the agents this node's roles run."""
-        return ["l2-agent"] + (["l3-agent", "dhcp-agent", "metadata-agent"] if role == "network" else [])
+        if role != "network":
+            return ["l2-agent"]
+        l3 = ["l3-agent"] if values["network_option"] == "self-service" else []
+        return ["l2-agent", *l3, "dhcp-agent", "metadata-agent"]
 
     def type_drivers() -> str:
         return "flat,vlan" + (f",{values['overlay']}" if values["network_option"] == "self-service" else "")
 
+    def at_least(series: str) -> bool:
+        """Whether the target release is ``series`` or newer (templates pick names and keys by release)."""
+        return release(values["openstack_release"]) >= release(series)
+
+    def unit(name: str) -> str:
+        """A service's unit name on the node's distribution."""
+        return RDO_UNITS.get(name, name) if values["distribution"] == "rdo" else name
+
+    def server_units() -> list[str]:
+        """The Neutron server's units for the release and distribution."""
+        if release(values["openstack_release"]) >= API_SPLIT:
+            return ["neutron-api", "neutron-rpc-server"]
+        return ["neutron-server"]
+
     return {"secret": secret, "interface": interface, "ipv4_of": ipv4_of, "type_drivers": type_drivers,
-            "agent_services": agent_services}
+            "agent_services": agent_services, "at_least": at_least, "unit": unit, "server_units": server_units}
+
+
+HELPERS = ("secret", "interface", "ipv4_of", "type_drivers", "agent_services", "at_least", "unit", "server_units")

@@ -6,6 +6,7 @@
     nodeagentctl node set-state HOST FILE    give a node a document (next generation, pushed)
     nodeagentctl node plan HOST              what the node would change
     nodeagentctl events [--node H] [--type T]
+    nodeagentctl verify [--node H]           the real Neutron's agent list against the roles
     nodeagentctl lint [--role R] [--node H] [--release X]   the rendered options, checked per release
 """
 
@@ -44,8 +45,9 @@ def node_state(node: Any) -> str:
         return node.enrolment
     if (node.status or {}).get("failed"):
         return "failed"
-    if node.observed_generation < node.desired_generation:
-        return "converging"
+    reconciled = (node.status or {}).get("reconciled_generation", node.desired_generation)
+    if node.observed_generation < node.desired_generation or reconciled < node.desired_generation:
+        return "converging"  # not yet received, or received and still being applied
     return "converged"
 
 
@@ -72,18 +74,79 @@ class Keygen(Command):
 
 
 class NodeList(Lister):
-    """List nodes: alive, enrolment and convergence, generations, drift, last heartbeat."""
+    """List nodes: alive, enrolment and convergence, generations, drift, last heartbeat.
+
+    With [neutron] cloud configured, a Neutron column says how many of the agents the node's roles
+    run Neutron lists alive (e.g. 4/4; '?' when Neutron cannot be asked): 'nodeagentctl verify' names them.
+    """
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         columns = ("Host", "Roles", "Alive", "State", "Generation", "Drifted", "Last heartbeat")
-        inventory = _coordinator(self.app).inventory
+        coordinator = _coordinator(self.app)
+        inventory = coordinator.inventory
         drifted = inventory.open_drift_counts()
+        neutron = _neutron_column(coordinator)
         rows = []
         for node in inventory.nodes():
             rows.append((node.name, ", ".join(node.roles or []), ":-)" if node.alive else "XXX", node_state(node),
                          f"{node.desired_generation}/{node.observed_generation}", drifted.get(node.name, 0),
-                         _when(node.last_heartbeat)))
-        return columns, rows
+                         _when(node.last_heartbeat)) + ((neutron(node.name),) if neutron else ()))
+        return columns + (("Neutron",) if neutron else ()), rows
+
+
+def _neutron_column(coordinator: Any):
+    """host -> 'alive/expected' from the real Neutron, or None when verification is off."""
+    from nodeagent.neutroncheck import Verifier
+
+    verifier = Verifier(coordinator)
+    if not verifier.enabled:
+        return None
+    try:
+        checks = verifier.checks()
+    except Exception:
+        return lambda host: "?"
+    counts: dict[str, list[int]] = {}
+    for check in checks:
+        counts.setdefault(check.host, [0, 0])
+        counts[check.host][0] += check.ok
+        counts[check.host][1] += 1
+    return lambda host: "{}/{}".format(*counts[host]) if host in counts else "-"
+
+
+class Verify(Lister):
+    """The guides' verification: every agent the nodes' roles run, as the real Neutron lists it.
+
+    Asks the Neutron API of [neutron] cloud (openstack network agent list, extension list) and compares
+    with what each node's roles start. Exits 1 if an expected agent is dead or missing, or an extension
+    the guide's networks need is absent; each row names the agent and where to look.
+    """
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--node", metavar="HOST", help="only this node's agents")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        from nodeagent.neutroncheck import AGENT_TYPES, Verifier
+
+        verifier = Verifier(_coordinator(self.app))
+        if not verifier.enabled:
+            raise SystemExit("nodeagentctl verify: no Neutron to ask: set [neutron] cloud (and clouds_yaml) in the "
+                             "coordinator's configuration")
+        try:
+            checks = verifier.checks(parsed_args.node)
+            missing = verifier.missing_extensions()
+        except Exception as exc:
+            raise SystemExit(f"nodeagentctl verify: cannot ask Neutron ({type(exc).__name__}: {exc})") from None
+        rows = [(c.host, AGENT_TYPES.get(c.binary, c.binary), c.binary, c.state, c.hint) for c in checks]
+        rows += [("(server)", "extension", alias, "missing", "the server's service_plugins / extension_drivers")
+                 for alias in missing]
+        self.healthy = all(row[3] == "alive" for row in rows)
+        return ("Host", "Agent", "Binary", "State", "Hint"), rows
+
+    def run(self, parsed_args: argparse.Namespace) -> int:
+        super().run(parsed_args)
+        return 0 if self.healthy else 1
 
 
 class NodeShow(ShowOne):
@@ -360,7 +423,7 @@ COMMANDS = {
     "serve": Serve, "keygen": Keygen, "node list": NodeList, "node show": NodeShow, "node accept": NodeAccept,
     "node set-state": NodeSetState, "node plan": NodePlan, "events": Events, "drift list": DriftList,
     "role list": RoleList, "role show": RoleShow, "node assign": NodeAssign, "node unassign": NodeUnassign,
-    "var set": VarSet, "var list": VarList, "secret set": SecretSet, "secret list": SecretList,
+    "var set": VarSet, "var list": VarList, "secret set": SecretSet, "secret list": SecretList, "verify": Verify,
     "lint": lint.FleetLint,
 }
 

@@ -11,7 +11,8 @@ from tests.functional.test_fleet import wait_until
 from tests.functional.test_roles_e2e import SECRETS, active, converged, ini, role_fleet
 
 NODES = {"controller": ("198.18.4.11/24", ["controller", "network"],
-                        ["neutron-server", "nova-api", "neutron-linuxbridge-agent", "neutron-l3-agent",
+                        ["neutron-server", "nova-api", "nova-scheduler", "nova-conductor", "neutron-linuxbridge-agent",
+                         "neutron-l3-agent",
                          "neutron-dhcp-agent", "neutron-metadata-agent"]),
          "compute1": ("198.18.4.31/24", ["compute"], ["neutron-linuxbridge-agent", "nova-compute"])}
 
@@ -39,7 +40,8 @@ def test_the_two_node_guide_is_refused_for_2025_1_then_converges_for_2024_2(flee
     wait_until(lambda: converged(fleet, "1/1"), timeout=60)
 
     neutron = ini(fleet, "controller", "/etc/neutron/neutron.conf")
-    assert neutron.get("DEFAULT", "allow_overlapping_ips") == "true"
+    assert not neutron.has_option("DEFAULT", "allow_overlapping_ips")  # removed in Zed
+    assert neutron.get("experimental", "linuxbridge") == "true"
     assert neutron.get("DEFAULT", "notify_nova_on_port_status_changes") == "true"
     ml2 = ini(fleet, "controller", "/etc/neutron/plugins/ml2/ml2_conf.ini")
     assert ml2.get("ml2", "type_drivers") == "flat,vlan,vxlan"

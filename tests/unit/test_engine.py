@@ -155,3 +155,30 @@ def test_secrets_are_masked_in_changes_and_errors(engine, ctx):
     assert results["q"].error == "cannot write ***"
     text = repr(engine.reconcile(doc, dry_run=True).to_dict())
     assert "hunter" not in text and "old-password" not in text
+
+
+def test_a_change_to_a_shared_file_notifies_the_readers_named_by_every_resource_of_that_file(engine, ctx):
+    # The two-node controller: the server's and the agents' neutron.conf resources manage one file.
+    ctx.extra["store"]["shared"] = "1"
+    doc = document({"id": "server", "key": "server", "value": "run"},
+                   {"id": "agent", "key": "agent", "value": "run"},
+                   {"id": "as-server", "key": "shared", "path": "/etc/neutron/neutron.conf", "value": "2",
+                    "notify": ["server"]},
+                   {"id": "as-agent", "key": "shared", "path": "/etc/neutron/neutron.conf", "value": "2",
+                    "notify": ["agent"]})
+    results = by_id(engine.reconcile(doc))
+    assert results["as-agent"].status is Status.IN_SYNC  # the first resource already wrote the value
+    assert sorted(e for e in ctx.extra["log"] if e[0] == "notify") == [("notify", "agent"), ("notify", "server")]
+
+
+def test_a_targeted_reconcile_still_restarts_what_reads_the_changed_resource(engine, ctx):
+    # A drift reconciles only the drifted file; the service that reads it must restart all the same.
+    doc = document({"id": "svc", "key": "svc", "value": "run"},
+                   {"id": "conf", "key": "c", "value": "1", "notify": ["svc"]})
+    engine.reconcile(doc)
+    ctx.extra["store"]["c"] = "drifted"
+    ctx.extra["log"].clear()
+    results = by_id(engine.reconcile(doc, only=["conf"]))
+    assert results["conf"].status is Status.CHANGED
+    assert ("notify", "svc") in ctx.extra["log"]
+    assert results["svc"].notified == ("restarted (notified by 'conf')",)

@@ -10,7 +10,7 @@ from nodeagent.roles import RoleError, Roles
 from tests.conftest import REPO
 
 SECRETS = {k: f"{k.lower()}-s3cret" for k in ("RABBIT_PASS", "NEUTRON_PASS", "NEUTRON_DBPASS", "NOVA_PASS",
-                                              "METADATA_SECRET")}
+                                              "METADATA_SECRET", "ADMIN_PASS")}
 FACTS = {"interfaces": {"eth1": {"ipv4": ["198.18.1.11/24"]}, "eth2": {"ipv4": []}}}
 NODE_VARS = {"overlay_interface": "eth1", "external_interface": "eth2", "provider_interface": "eth2"}
 
@@ -43,7 +43,10 @@ def test_modern_option_names_are_written(roles):
     assert neutron["keystone_authtoken"]["www_authenticate_uri"] == "http://controller:5000"
     assert "auth_uri" in next(r for r in controller["resources"] if r["id"] == "controller-neutron-conf")[
         "absent"]["keystone_authtoken"]
-    assert neutron["DEFAULT"]["transport_url"] == "rabbit://openstack:rabbit_pass-s3cret@controller"
+    assert neutron["DEFAULT"]["transport_url"] == "rabbit://openstack:rabbit_pass-s3cret@controller:5672/"
+    assert "allow_overlapping_ips" not in neutron["DEFAULT"]  # removed in Zed: written nowhere, removed if found
+    assert "allow_overlapping_ips" in next(r for r in controller["resources"]
+                                           if r["id"] == "controller-neutron-conf")["absent"]["DEFAULT"]
     network = roles.render("n", ["network"], NODE_VARS, SECRETS, FACTS)
     assert settings(network, "metadata-agent-ini")["DEFAULT"]["nova_metadata_host"] == "controller"
     assert settings(network, "l3-agent-ini")["DEFAULT"]["interface_driver"] == "openvswitch"
@@ -137,10 +140,70 @@ def test_the_controller_has_its_one_time_steps_guarded_and_masked(roles, registr
     body = roles.render("c", ["controller"], {}, SECRETS, FACTS)
     steps = {r["id"]: r for r in body["resources"] if r["driver"] == "command"}
     assert set(steps) == {"neutron-database", "neutron-db-upgrade", "keystone-neutron"}
-    assert steps["neutron-database"]["unless"] == ["mysql", "-e", "USE neutron"]
-    assert steps["neutron-db-upgrade"]["refresh_only"] is True
-    assert all(steps[s]["sensitive"] is True for s in ("neutron-database", "keystone-neutron"))
+    assert all(not steps[s].get("refresh_only") and steps[s]["unless"] for s in steps)  # guarded, not one-shot
+    assert all(steps[s]["sensitive"] == ["environment"] for s in ("neutron-database", "keystone-neutron"))
+    text = repr(body["resources"])
+    for resource_id in ("neutron-database", "keystone-neutron", "neutron-db-upgrade"):
+        assert "s3cret" not in repr(steps[resource_id]["command"]) + repr(steps[resource_id]["unless"])
+    assert "CREATE USER IF NOT EXISTS" in steps["neutron-database"]["command"]  # MySQL 8 has no GRANT ... IDENTIFIED BY
+    assert steps["neutron-database"]["environment"] == {"NEUTRON_DBPASS": SECRETS["NEUTRON_DBPASS"]}
+    assert "s3cret" in text  # the secret is there, in the environment only
     conf = next(r for r in body["resources"] if r["id"] == "controller-neutron-conf")
-    assert conf["notify"] == ["neutron-server", "neutron-db-upgrade"]
+    assert conf["notify"] == ["neutron-server", "neutron-database", "keystone-neutron"]  # 2025.1: neutron-server
+    servers = [r for r in body["resources"] if r["id"] == "neutron-server"]
+    assert servers[0]["after"] == ["plugin-ini", "neutron-db-upgrade"]  # the schema is at head before it starts
     off = roles.render("c", ["controller"], {"manage_database": "false", "manage_keystone": "false"}, SECRETS, FACTS)
     assert not [r for r in off["resources"] if r["driver"] == "command"]
+
+
+@pytest.mark.parametrize("release, units", [("2024.2", ["neutron-server"]), ("2025.1", ["neutron-server"]),
+                                            ("2025.2", ["neutron-api", "neutron-rpc-server"])])
+def test_the_server_units_follow_the_release(roles, release, units):
+    body = roles.render("c", ["controller"], {"openstack_release": release}, SECRETS, FACTS)
+    services = [r["name"] for r in body["resources"] if r["driver"] == "service" and r["id"].startswith("neutron")]
+    assert services == units
+
+
+def test_unit_names_follow_the_distribution(roles):
+    debian = roles.render("n1", ["compute"], NODE_VARS, SECRETS, FACTS)
+    rdo = roles.render("n1", ["compute"], {**NODE_VARS, "distribution": "rdo"}, SECRETS, FACTS)
+    names = [{r["id"]: r["name"] for r in body["resources"] if r["driver"] == "service"} for body in (debian, rdo)]
+    assert (names[0]["nova-compute"], names[1]["nova-compute"]) == ("nova-compute", "openstack-nova-compute")
+    assert (names[0]["openvswitch"], names[1]["openvswitch"]) == ("openvswitch-switch", "openvswitch")
+
+
+@pytest.mark.parametrize("variables", [{}, {"provider_interface": "eth2"}, {"provider_bridge": "br-provider"}])
+def test_every_bridge_an_ovs_agent_maps_is_made_on_that_node(roles, registry, variables):
+    # The first round's compute role mapped provider:br-ex and nothing made br-ex: the real agent never registered.
+    for role in ("compute", "network"):
+        body = roles.render("n1", [role], {"overlay_interface": "eth1", "external_interface": "eth2", **variables},
+                            SECRETS, FACTS)
+        ovs = settings(body, "openvswitch-agent-ini")["ovs"]
+        mapped = {pair.split(":")[1] for pair in ovs.get("bridge_mappings", "").split(",") if pair}
+        made = {r["name"]: r["id"] for r in body["resources"] if r["driver"] == "ovs_bridge"}
+        assert mapped <= set(made), (role, variables, mapped, made)
+        order = parse_document({"node": "n1", **body}, registry).order  # and made before the agent starts
+        assert all(order.index(made[bridge]) < order.index("l2-agent") for bridge in mapped | {"br-int"})
+    compute = roles.render("n1", ["compute"], {"overlay_interface": "eth1"}, SECRETS, FACTS)
+    assert "bridge_mappings" not in settings(compute, "openvswitch-agent-ini")["ovs"]
+
+
+def test_option_1_deploys_no_l3_agent_and_only_the_gre_guide_writes_the_dnsmasq_mtu(roles):
+    provider = roles.render("n", ["network"], {**NODE_VARS, "network_option": "provider"}, SECRETS, FACTS)
+    ids = {r["id"] for r in provider["resources"]}
+    assert not ids & {"l3-agent", "l3-agent-ini", "dnsmasq-neutron"}
+    conf = next(r for r in provider["resources"] if r["id"] == "agent-neutron-conf")
+    assert conf["notify"] == ["l2-agent", "dhcp-agent", "metadata-agent"]
+
+
+def test_compute_nodes_do_not_keep_a_database_connection(roles):
+    body = roles.render("n1", ["compute"], NODE_VARS, SECRETS, FACTS)
+    conf = next(r for r in body["resources"] if r["id"] == "agent-neutron-conf")
+    assert conf["absent"]["database"] == ["connection"]
+
+
+def test_the_linux_bridge_server_gets_its_experimental_flag(roles):
+    body = roles.render("c", ["controller"], {"mechanism": "linuxbridge", "openstack_release": "2024.2"},
+                        SECRETS, FACTS)
+    neutron = settings(body, "controller-neutron-conf")
+    assert neutron["experimental"] == {"linuxbridge": True}

@@ -1,0 +1,191 @@
+"""The roles judged by OpenStack itself.
+
+Each guide is deployed from the roles by a coordinator onto lab nodes that run the real units
+(neutron-api + neutron-rpc-server 27 for 2025.2, neutron-server 25 for 2024.2, the real agents,
+a real Keystone, MariaDB and RabbitMQ): Neutron must list every agent the roles run, alive, and
+do real work with them. Each test first waits for the deployment to be healthy, so any test runs
+alone or in any order; a test that breaks something leaves it mended.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import subprocess
+import time
+
+import pytest
+
+from nodeagent import labguide
+from nodeagent.labguide import Deployment
+
+ALIVE_TIMEOUT = 300
+# A deployment (the controller's schema migration and Keystone steps, then every agent) takes minutes.
+pytestmark = pytest.mark.timeout(1200)
+
+
+def _deployment(directory, guide):
+    deployment = Deployment(directory, guide)
+    try:
+        deployment.up()
+        deployment.deploy()
+        yield deployment
+    finally:
+        deployment.close()
+
+
+@pytest.fixture(scope="module")
+def three_node(tmp_path_factory):
+    yield from _deployment(tmp_path_factory.mktemp("three-node"), labguide.three_node())
+
+
+def not_alive(checks) -> list[str]:
+    return [f"{c.host}: {c.binary} {c.state}" for c in checks if not c.ok]
+
+
+def healthy(deployment: Deployment):
+    """Every expected agent alive (the precondition of each test), or the test fails saying which is not."""
+    checks = deployment.wait_alive(ALIVE_TIMEOUT)
+    assert not not_alive(checks), f"not alive in Neutron: {not_alive(checks)}"
+    return checks
+
+
+def in_node(deployment: Deployment, host: str, *command: str) -> subprocess.CompletedProcess:
+    """A command in the node's own view (its mount and network namespaces: qdhcp-/qrouter- live there)."""
+    pid = str(deployment.fleet.systemds[host].pid)
+    return subprocess.run(["nsenter", "-t", pid, "-m", "-n", "--", *command], capture_output=True, text=True,
+                          timeout=60)
+
+
+def wait_for(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s")
+
+
+def ini(deployment: Deployment, host: str, path: str) -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser(strict=False)
+    parser.read(deployment.fleet.directory / host / "root" / path.lstrip("/"))
+    return parser
+
+
+def test_three_node_guide_every_agent_alive_in_neutron(three_node):
+    checks = healthy(three_node)
+    assert sorted((c.host, c.binary) for c in checks) == [
+        ("compute1", "neutron-openvswitch-agent"), ("network1", "neutron-dhcp-agent"),
+        ("network1", "neutron-l3-agent"), ("network1", "neutron-metadata-agent"),
+        ("network1", "neutron-openvswitch-agent")]
+    # the operator's view: nodeagentctl says the same as Neutron
+    rows = {r["Host"]: r for r in json.loads(three_node.ctl("node", "list", "-f", "json").stdout)}
+    assert (rows["network1"]["Neutron"], rows["compute1"]["Neutron"]) == ("4/4", "1/1")
+    verify = three_node.ctl("verify", "-f", "json", check=False)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert {r["State"] for r in json.loads(verify.stdout)} == {"alive"}
+
+
+def test_three_node_guide_the_server_runs_as_2025_2_ships_it(three_node):
+    healthy(three_node)
+    systemctl = three_node.fleet.systemds["controller"].systemctl
+    for unit in ("neutron-api", "neutron-rpc-server"):
+        state = subprocess.run([*systemctl, "is-active", unit], capture_output=True, text=True).stdout.strip()
+        assert state == "active", unit
+    assert not ini(three_node, "compute1", "/etc/neutron/neutron.conf").has_section("database")
+    # the guide's keystone steps ran for real, once: one network service, three endpoints, the neutron user
+    identity = three_node.neutron.connection.identity
+    services = list(identity.services(type="network"))
+    assert len(services) == 1
+    assert sorted(e.interface for e in identity.endpoints(service_id=services[0].id)) == [
+        "admin", "internal", "public"]
+    assert identity.find_user("neutron", domain_id="default") is not None
+
+
+def test_compute_node_gets_no_bridge_mapping_it_cannot_honour(three_node):
+    # The first round's failure: compute wrote bridge_mappings = provider:br-ex and nothing made br-ex, so
+    # its OVS agent logged "Bridge br-ex ... does not exist. Agent terminated!" and never registered.
+    healthy(three_node)
+    compute = ini(three_node, "compute1", "/etc/neutron/plugins/ml2/openvswitch_agent.ini")
+    assert not compute.has_option("ovs", "bridge_mappings")
+    network = ini(three_node, "network1", "/etc/neutron/plugins/ml2/openvswitch_agent.ini")
+    assert network.get("ovs", "bridge_mappings") == "provider:br-ex"
+    # eth2 is the port the role adds; the agent's own patch port to br-int is left alone (no purge_ports)
+    assert sorted(three_node.fleet.nodes["network1"].vsctl("list-ports", "br-ex").stdout.split()) == [
+        "eth2", "phy-br-ex"]
+
+
+def test_three_node_guide_a_network_and_router_get_their_namespaces(three_node):
+    healthy(three_node)
+    network = three_node.neutron.connection.network
+    net = network.create_network(name="selfservice")
+    try:
+        subnet = network.create_subnet(network_id=net.id, ip_version=4, cidr="198.19.10.0/24",
+                                       gateway_ip="198.19.10.1", name="selfservice")
+        router = network.create_router(name="router")
+        network.add_interface_to_router(router, subnet_id=subnet.id)
+        namespaces = wait_for(lambda: {f"qdhcp-{net.id}", f"qrouter-{router.id}"} <= set(
+            in_node(three_node, "network1", "ip", "netns", "list").stdout.split()) and True, 120,
+            "qdhcp- and qrouter- namespaces on network1")
+        assert namespaces
+        dhcp_port = wait_for(lambda: next((p for p in network.ports(network_id=net.id,
+                                                                     device_owner="network:dhcp")
+                                           if p.status == "ACTIVE"), None), 120, "an ACTIVE DHCP port")
+        assert dhcp_port.binding_host_id == "network1"
+        network.remove_interface_from_router(router, subnet_id=subnet.id)
+        network.delete_router(router)
+    finally:
+        network.delete_network(net)
+
+
+def test_a_drift_that_breaks_an_agent_is_corrected_and_the_agent_restarted(three_node):
+    healthy(three_node)
+    path = three_node.fleet.directory / "compute1" / "root" / "etc/neutron/neutron.conf"
+    systemctl = three_node.fleet.systemds["compute1"].systemctl
+    pid_before = subprocess.run([*systemctl, "show", "-p", "MainPID", "--value", "neutron-openvswitch-agent"],
+                                capture_output=True, text=True).stdout.strip()
+    text = path.read_text()
+    path.write_text(text.replace("@controller:5672/", "@nowhere.invalid:5672/"))
+    wait_for(lambda: "nowhere.invalid" not in path.read_text(), 30, "the wrong transport_url corrected")
+    drift = json.loads(three_node.ctl("drift", "list", "--node", "compute1", "-f", "json").stdout)
+    assert any(d["Resource"] == "agent-neutron-conf" for d in drift), drift
+    assert "nowhere.invalid" not in json.dumps(drift)  # transport_url is a secret: never shown
+    wait_for(lambda: subprocess.run([*systemctl, "show", "-p", "MainPID", "--value", "neutron-openvswitch-agent"],
+                                    capture_output=True, text=True).stdout.strip() not in ("0", pid_before), 120,
+             "the OVS agent restarted")
+    healthy(three_node)
+
+
+def test_monitor_mode_reports_a_stopped_agent_and_verify_names_it(three_node):
+    healthy(three_node)
+    systemctl = three_node.fleet.systemds["compute1"].systemctl
+    try:
+        three_node.ctl("var", "set", "--node", "compute1", "mode", "monitor")
+        wait_for(lambda: (three_node.node("compute1")["status"] or {}).get("mode") == "monitor", 60,
+                 "compute1 in monitor mode")
+        subprocess.run([*systemctl, "stop", "neutron-openvswitch-agent"], check=True, capture_output=True,
+                       timeout=60)
+        drift = wait_for(lambda: [d for d in json.loads(three_node.ctl("drift", "list", "--node", "compute1",
+                                                                      "-f", "json").stdout)
+                                  if d["Resource"] == "l2-agent"], 60, "the stopped agent reported as drift")
+        assert drift[0]["State"] != "corrected"
+        # Neutron marks it dead after the server's agent_down_time (75 s by default)
+        verify = wait_for(lambda: (lambda done: done if done.returncode == 1 else None)(
+            three_node.ctl("verify", "--node", "compute1", "-f", "json", check=False)), 150,
+            "verify failing on the stopped agent")
+        rows = json.loads(verify.stdout)
+        assert [(r["Host"], r["Binary"], r["State"]) for r in rows] == [
+            ("compute1", "neutron-openvswitch-agent", "dead")]
+        assert "systemctl status neutron-openvswitch-agent" in rows[0]["Hint"]
+        state = subprocess.run([*systemctl, "is-active", "neutron-openvswitch-agent"], capture_output=True,
+                               text=True).stdout.strip()
+        assert state != "active"  # monitor mode: reported, left as found
+        # not alive for agent_alive_timeout (20 s in the lab): the coordinator raises the alert, once
+        events = wait_for(lambda: [e for e in json.loads(three_node.ctl(
+            "events", "--node", "compute1", "--type", "neutron.agent.dead", "-f", "json").stdout)
+            if "neutron-openvswitch-agent is dead in Neutron" in e["Detail"]], 90, "the neutron.agent.dead alert")
+        assert len(events) == 1
+    finally:
+        three_node.ctl("var", "set", "--node", "compute1", "mode", "enforce")
+    healthy(three_node)

@@ -1,0 +1,132 @@
+"""The two-node guide (Linux bridge + VXLAN, 2024.2: neutron-server 25) judged by the real Neutron, both options.
+
+Option 1 (provider networks): the controller runs the server, the Linux bridge, DHCP and metadata agents, no
+L3 agent; a stand-in VM on the compute node gets its address from the DHCP agent over the provider network
+and pings the DHCP port. Option 2 (self-service): plus the L3 agent; the VM is on a VXLAN network and pings
+its router across the overlay.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from nodeagent import labguide
+from nodeagent.labguide import Deployment
+from tests.functional.test_real_neutron import healthy, in_node, wait_for
+
+pytestmark = pytest.mark.timeout(1200)
+_vms = itertools.count()
+UDHCPC_SCRIPT = """#!/bin/sh
+# busybox udhcpc calls this with the lease in its environment: configure the stand-in VM's NIC.
+case "$1" in bound|renew) ip addr add "$ip/$mask" dev "$interface" ;; esac
+"""
+
+
+@pytest.fixture(scope="module", params=["provider", "self-service"])
+def two_node(request, tmp_path_factory):
+    deployment = Deployment(tmp_path_factory.mktemp("two-node"), labguide.two_node(request.param))
+    try:
+        deployment.up()
+        deployment.deploy()
+        yield deployment
+    finally:
+        deployment.close()
+
+
+def expected(option: str) -> list[tuple[str, str]]:
+    l3 = [("controller", "neutron-l3-agent")] if option == "self-service" else []
+    return sorted([("compute1", "neutron-linuxbridge-agent"), ("controller", "neutron-dhcp-agent"),
+                   ("controller", "neutron-linuxbridge-agent"), ("controller", "neutron-metadata-agent"), *l3])
+
+
+def test_every_agent_of_the_option_alive_in_neutron(two_node):
+    option = two_node.guide.variables["network_option"]
+    checks = healthy(two_node)
+    assert sorted((c.host, c.binary) for c in checks) == expected(option)
+    units = subprocess.run([*two_node.fleet.systemds["controller"].systemctl, "is-active", "neutron-server"],
+                           capture_output=True, text=True).stdout.strip()
+    assert units == "active"  # 2024.2 still ships the one neutron-server
+
+
+class StandInVM:
+    """A namespace plugged into a compute node as Nova plugs a VM with the Linux bridge agent: a tap (veth) on
+    the network's brq bridge, the VM's NIC at the other end with the port's MAC address."""
+
+    def __init__(self, deployment: Deployment, host: str, network_id: str):
+        self.deployment, self.host = deployment, host
+        neutron = deployment.neutron.connection.network
+        self.port = neutron.create_port(network_id=network_id, device_owner="compute:nova",
+                                        device_id=str(uuid.uuid4()), binding_host_id=host)
+        self.name = f"na{os.getpid() % 100000}vm{next(_vms)}"
+        self.tap = f"tap{self.port.id[:11]}"
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        node = deployment.fleet.nodes[host]
+        node.exec("ip", "link", "add", self.tap, "type", "veth", "peer", "name", "eth0", "netns", self.name)
+        node.exec("ip", "link", "set", self.tap, "up")
+        # the agent makes brq<network> once it sees the port's tap; libvirt, not the agent, enslaves the tap
+        bridge = f"brq{network_id[:11]}"
+        wait_for(lambda: node.exec("ip", "link", "set", self.tap, "master", bridge, check=False).returncode == 0,
+                 120, f"{bridge} on {host}")
+        self.exec("ip", "link", "set", "lo", "up")
+        self.exec("ip", "link", "set", "eth0", "address", self.port.mac_address, "mtu", "1450", "up")
+
+    def exec(self, *command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["ip", "netns", "exec", self.name, *command], capture_output=True, text=True,
+                              timeout=120)
+
+    def dhcp(self, script) -> str:
+        """Ask the DHCP agent's dnsmasq for an address; returns the address the VM configured."""
+        def leased():
+            self.exec("busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-t", "3", "-T", "2", "-s", str(script))
+            return self.exec("ip", "-4", "-o", "addr", "show", "eth0").stdout.split()[3:4]
+        return wait_for(leased, 180, "a DHCP lease")[0].split("/")[0]
+
+    def remove(self) -> None:
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+        self.deployment.neutron.connection.network.delete_port(self.port)
+
+
+def test_a_stand_in_vm_gets_its_address_from_dhcp_and_reaches_its_gateway(two_node, tmp_path):
+    option = two_node.guide.variables["network_option"]
+    healthy(two_node)
+    network = two_node.neutron.connection.network
+    if option == "provider":
+        net = network.create_network(name="provider", provider_network_type="flat",
+                                     provider_physical_network="provider", is_router_external=True)
+    else:
+        net = network.create_network(name="selfservice")
+    vm = router = subnet = None
+    try:
+        subnet = network.create_subnet(network_id=net.id, ip_version=4, cidr="198.19.30.0/24",
+                                       gateway_ip="198.19.30.1", name=net.name)
+        if option == "self-service":
+            router = network.create_router(name="router")
+            network.add_interface_to_router(router, subnet_id=subnet.id)
+            target = "198.19.30.1"  # the router's interface, in its qrouter namespace on the controller
+            wait_for(lambda: f"qrouter-{router.id}" in in_node(two_node, "controller", "ip", "netns").stdout,
+                     120, "the router's namespace")
+        dhcp_port = wait_for(lambda: next((p for p in network.ports(network_id=net.id, device_owner="network:dhcp")
+                                           if p.status == "ACTIVE"), None), 120, "an ACTIVE DHCP port")
+        if option == "provider":
+            target = dhcp_port.fixed_ips[0]["ip_address"]
+        vm = StandInVM(two_node, "compute1", net.id)
+        script = tmp_path / "udhcpc.sh"
+        script.write_text(UDHCPC_SCRIPT)
+        script.chmod(0o755)
+        address = vm.dhcp(script)
+        assert address == vm.port.fixed_ips[0]["ip_address"]  # the address Neutron gave the port
+        ping = wait_for(lambda: (lambda done: done if done.returncode == 0 else None)(
+            vm.exec("ping", "-c", "1", "-W", "2", target)), 60, f"ping {target}")
+        assert "1 received" in ping.stdout
+    finally:
+        if vm is not None:
+            vm.remove()
+        if router is not None:
+            network.remove_interface_from_router(router, subnet_id=subnet.id)
+            network.delete_router(router)
+        network.delete_network(net)
