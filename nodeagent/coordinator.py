@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from nodeagent import trust
 from nodeagent.daemon import sd_notify
-from nodeagent.fleetchecks import check_fleet
+from nodeagent.fleetchecks import check_fleet, option_findings
 from nodeagent.inventory import DriftRecord, Event, Inventory, Node, Secret, SiteVariable, StateDocument
 from nodeagent.metrics import CoordinatorMetrics
 from nodeagent.model import parse_document
@@ -104,6 +104,7 @@ class Coordinator:
         """Store a new document for ``host`` at the next generation and push it; returns the generation."""
         if raw.get("node", host) != host:
             raise ValueError(f"the document is for node '{raw.get('node')}', not '{host}'")
+        self._block_on_option_errors({host: raw})
         with self.inventory.session() as session:
             node = session.get(Node, host)
             if node is None:
@@ -367,7 +368,7 @@ class Coordinator:
     def converge_roles(self) -> list[tuple[str, int]]:
         """Render every node with roles, check the fleet, push what changed; all or nothing."""
         rendered = {node.name: self.render(node.name) for node in self.inventory.nodes() if node.roles}
-        problems = check_fleet(rendered)
+        problems = check_fleet(rendered, self.releases(rendered))
         if problems:
             self.inventory.add_event(None, "push.blocked", "; ".join(problems))
             raise FleetInconsistent(problems)
@@ -378,6 +379,30 @@ class Coordinator:
                     body["mode"], body["resources"]):
                 pushed.append((host, self.set_state(host, body, push=self._can_push(host))))
         return pushed
+
+    def releases(self, documents: dict[str, dict[str, Any]]) -> dict[str, str]:
+        """Each node's target OpenStack release: its document's, else its openstack_release variable."""
+        from nodeagent.roles import DEFAULTS
+
+        return {host: str(doc.get("openstack_release") or self.variables(host).get("openstack_release")
+                          or DEFAULTS["openstack_release"]) for host, doc in documents.items()}
+
+    def _block_on_option_errors(self, documents: dict[str, dict[str, Any]]) -> None:
+        problems = [f.describe() for f in option_findings(documents, self.releases(documents)) if f.is_error]
+        if problems:
+            self.inventory.add_event(next(iter(documents)) if len(documents) == 1 else None, "push.blocked",
+                                     "; ".join(problems))
+            raise FleetInconsistent(problems)
+
+    def lint(self, host: str | None = None, role: str | None = None, release: str | None = None) -> list[Any]:
+        """Option findings of what each node's roles render now (``nodeagentctl lint``)."""
+        nodes = [n for n in self.inventory.nodes() if n.roles and (host is None or n.name == host)
+                 and (role is None or role in n.roles)]
+        if host is not None and not nodes:
+            raise NotFound(f"no node '{host}' with roles")
+        rendered = {node.name: self.render(node.name) for node in nodes}
+        releases = {h: release for h in rendered} if release else self.releases(rendered)
+        return option_findings(rendered, releases)
 
     def _can_push(self, host: str) -> bool:
         node = self.inventory.node(host)

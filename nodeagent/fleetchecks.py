@@ -6,9 +6,12 @@ the nodes, files and keys that disagree; secret values are never shown.
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 from collections import defaultdict
 from typing import Any, Iterator
+
+from nodeagent.optionregistry import Finding, lint_document
 
 Setting = tuple[str, str, str, str, str]  # host, resource id, file name, section, key
 
@@ -25,8 +28,14 @@ def ini_settings(documents: dict[str, dict[str, Any]]) -> Iterator[tuple[Setting
                     yield (host, resource["id"], name, section, key), text
 
 
-def check_fleet(documents: dict[str, dict[str, Any]]) -> list[str]:
-    """Everything that disagrees, as sentences; [] when the fleet is consistent."""
+def option_findings(documents: dict[str, dict[str, Any]], releases: dict[str, str]) -> list[Finding]:
+    """Each node's OpenStack options checked against its target release (nodeagent.optionregistry)."""
+    return [dataclasses.replace(finding, node=host) for host, document in sorted(documents.items())
+            for finding in lint_document(document, releases.get(host))]
+
+
+def check_fleet(documents: dict[str, dict[str, Any]], releases: dict[str, str] | None = None) -> list[str]:
+    """Everything that disagrees, and (given each node's release) every option error, as sentences."""
     settings = list(ini_settings(documents))
 
     def where(files: set[tuple[str, str]], section: str, key: str) -> list[tuple[str, str]]:
@@ -47,6 +56,8 @@ def check_fleet(documents: dict[str, dict[str, Any]]) -> list[str]:
     problems += _overlays_known_to_the_server(settings)
     problems += _unique_overlay_addresses(settings)
     problems += _one_value_per_file_key(settings)
+    if releases is not None:
+        problems += [f.describe() for f in option_findings(documents, releases) if f.is_error]
     return problems
 
 

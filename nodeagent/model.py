@@ -53,6 +53,7 @@ class Document:
     mode: str
     resources: tuple[Resource, ...]
     order: tuple[str, ...] = field(default=(), compare=False)
+    openstack_release: str | None = None  # the release whose option names the ini resources are checked against
 
     def resource(self, resource_id: str) -> Resource:
         return next(r for r in self.resources if r.id == resource_id)
@@ -67,7 +68,8 @@ class Document:
         return found
 
     def to_dict(self) -> dict[str, Any]:
-        return {"node": self.node, "generation": self.generation, "mode": self.mode,
+        release = {"openstack_release": self.openstack_release} if self.openstack_release else {}
+        return {"node": self.node, "generation": self.generation, "mode": self.mode, **release,
                 "resources": [r.to_dict() for r in self.resources]}
 
 
@@ -93,10 +95,10 @@ def parse_document(raw: Any, registry: DriverRegistry) -> Document:
     """Validate a document already decoded into Python values."""
     if not isinstance(raw, dict):
         raise InvalidDocument(f"document must be a mapping with node, generation and resources, got {type(raw).__name__}")
-    unknown = set(raw) - {"node", "generation", "mode", "resources"}
+    unknown = set(raw) - {"node", "generation", "mode", "openstack_release", "resources"}
     if unknown:
         raise InvalidDocument(f"document: unknown field(s) {', '.join(sorted(map(str, unknown)))}"
-                              " (known: node, generation, mode, resources)")
+                              " (known: node, generation, mode, openstack_release, resources)")
     node = raw.get("node")
     if not isinstance(node, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}", node):
         raise InvalidDocument(f"document: field 'node' must be a host name, got {node!r}")
@@ -106,6 +108,9 @@ def parse_document(raw: Any, registry: DriverRegistry) -> Document:
     mode = raw.get("mode", "enforce")
     if mode not in MODES:
         raise InvalidDocument(f"document: field 'mode' must be one of {', '.join(MODES)}, got {mode!r}")
+    release = raw.get("openstack_release")
+    if release is not None and not re.fullmatch(r"\d{4}\.\d", str(release)):
+        raise InvalidDocument(f"document: field 'openstack_release' must look like 2024.2 or 2025.1, got {release!r}")
     entries = raw.get("resources")
     if not isinstance(entries, list):
         raise InvalidDocument(f"document: field 'resources' must be a list, got {entries!r}")
@@ -120,7 +125,8 @@ def parse_document(raw: Any, registry: DriverRegistry) -> Document:
         resources.append(resource)
     _check_edges(resources, registry)
     document = Document(node, generation, mode, tuple(resources))
-    return Document(node, generation, mode, tuple(resources), tuple(_order(document, registry)))
+    return Document(node, generation, mode, tuple(resources), tuple(_order(document, registry)),
+                    str(release) if release is not None else None)
 
 
 def _parse_resource(index: int, entry: Any, registry: DriverRegistry) -> Resource:

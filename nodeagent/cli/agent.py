@@ -10,6 +10,7 @@ from cliff.command import Command
 from cliff.lister import Lister
 
 from nodeagent import config
+from nodeagent.cli import lint
 from nodeagent.cli.base import NodeAgentApp, main_for, result_rows
 from nodeagent.engine import Engine
 from nodeagent.model import load_document
@@ -34,12 +35,14 @@ class _LocalCommand(Lister):
         parser.add_argument("--ovsdb", metavar="CONNECTION",
                             help="Open vSwitch database to use, e.g. unix:/run/openvswitch/db.sock "
                                  "(default: ovsdb_connection from the configuration)")
+        parser.add_argument("--release", metavar="SERIES", help=lint.RELEASE_HELP)
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         conf = self.app.conf()
         registry = DriverRegistry.from_entry_points()
         document = load_document(parsed_args.state_file, registry)
+        lint.gate(self.app, document, parsed_args.release)  # wrong OpenStack options: refused before any change
         engine = Engine(registry, config.make_context(conf, parsed_args.root, parsed_args.netns, parsed_args.ovsdb))
         engine.preflight(document)
         self.result = engine.reconcile(document, dry_run=self.dry_run)
@@ -140,9 +143,10 @@ class Status(Lister):
 def make_app() -> NodeAgentApp:
     return NodeAgentApp("nodeagent: keep this node true to its desired state.\n\n"
                         "Local mode: 'nodeagent plan STATE_FILE' shows what differs, "
-                        "'nodeagent apply STATE_FILE' makes it so.\n"
+                        "'nodeagent apply STATE_FILE' makes it so, "
+                        "'nodeagent lint STATE_FILE' checks its OpenStack options.\n"
                         "Fleet mode: 'nodeagent run' follows the coordinator.",
-                        {"plan": Plan, "apply": Apply, "run": Run, "status": Status})
+                        {"plan": Plan, "apply": Apply, "run": Run, "status": Status, "lint": lint.Lint})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

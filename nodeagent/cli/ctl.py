@@ -7,6 +7,7 @@
     nodeagentctl node plan HOST              what the node would change
     nodeagentctl events [--node H] [--type T]
     nodeagentctl verify [--node H]           the real Neutron's agent list against the roles
+    nodeagentctl lint [--role R] [--node H] [--release X]   the rendered options, checked per release
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from cliff.command import Command
 from cliff.lister import Lister
 from cliff.show import ShowOne
 
+from nodeagent.cli import lint
 from nodeagent.cli.base import NodeAgentApp, main_for, result_rows
 
 
@@ -422,6 +424,7 @@ COMMANDS = {
     "node set-state": NodeSetState, "node plan": NodePlan, "events": Events, "drift list": DriftList,
     "role list": RoleList, "role show": RoleShow, "node assign": NodeAssign, "node unassign": NodeUnassign,
     "var set": VarSet, "var list": VarList, "secret set": SecretSet, "secret list": SecretList, "verify": Verify,
+    "lint": lint.FleetLint,
 }
 
 
