@@ -34,9 +34,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from nodeagent.lab import STAND_IN_UNIT, LabSystemd
 
+T = TypeVar("T")
 REPO = Path(__file__).resolve().parent.parent
 VENVS = REPO / ".venvs"
 KEYSTONE_SERIES = "2025.2"   # one Keystone serves every lab; its API (v3) does not change with the series
@@ -218,7 +220,7 @@ class LabCloud:
             ["mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={self.mysqld / 'mysqld.sock'}",
              "--skip-networking", "--user=root", f"--log-error={self._log('mariadb')}",
              "--innodb-buffer-pool-size=64M", f"--pid-file={self.directory / 'mariadb.pid'}"], self._log("mariadbd"))
-        _wait(lambda: self.sql("SELECT 1").returncode == 0, 60, "MariaDB")
+        wait_until(lambda: self.sql("SELECT 1").returncode == 0, 60, "MariaDB")
 
     def sql(self, statement: str) -> subprocess.CompletedProcess:
         """Run SQL as the lab's database administrator (root over the socket)."""
@@ -256,12 +258,12 @@ class LabCloud:
         self.processes["keystone"] = _setsid([str(self.keystone_venv / "bin/python"), str(server),
                                               str(self.keystone_port)], self._log("keystone"),
                                              env={**os.environ, "OS_KEYSTONE_CONFIG_DIR": str(etc)})
-        _wait(lambda: _http_ok(self.keystone_url), 60, "Keystone")
+        wait_until(lambda: _http_ok(self.keystone_url), 60, "Keystone")
 
     def _relay(self, name: str, target: list[str]) -> None:
         self.processes[f"relay-{name}"] = _setsid(
             ["socat", f"UNIX-LISTEN:{self.sockets / name}.sock,fork,unlink-early", *target], self._log(f"relay-{name}"))
-        _wait(lambda: (self.sockets / f"{name}.sock").exists(), 10, f"the {name} relay")
+        wait_until(lambda: (self.sockets / f"{name}.sock").exists(), 10, f"the {name} relay")
 
     def stop(self) -> None:
         for name in list(self.processes):
@@ -365,11 +367,13 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def _wait(condition, timeout: float, what: str) -> None:
+def wait_until(check: Callable[[], T], timeout: float, what: str, step: float = 0.5) -> T:
+    """``check()``'s first true value, or TimeoutError naming ``what``: the lab's one way to wait."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not come up within {timeout:.0f} s")
-
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(step)

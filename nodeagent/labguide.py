@@ -10,15 +10,16 @@ Used by the real-service tests, ``scripts/demo.sh`` and ``benchmarks/guides.py``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from nodeagent.lab import Fleet
-from nodeagent.labcloud import LabCloud
+from nodeagent.labcloud import LabCloud, wait_until
 from nodeagent.neutroncheck import AgentCheck, NeutronClient, compare, expected_agents
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,6 +57,18 @@ def two_node(option: str = "self-service", series: str = "2024.2", subnet: int =
                  {"controller": interfaces, "compute1": interfaces})
 
 
+@contextlib.contextmanager
+def deployed(directory: Path, guide: Guide) -> Iterator["Deployment"]:
+    """A guide deployed on a lab cloud of its own for the duration of the block, removed afterwards."""
+    deployment = Deployment(directory, guide)
+    try:
+        deployment.up()
+        deployment.deploy()
+        yield deployment
+    finally:
+        deployment.close()
+
+
 class Deployment:
     """A guide on a lab cloud of its own, under ``directory``; ``close`` removes everything."""
 
@@ -89,7 +102,7 @@ class Deployment:
             node = self.fleet.add_node(host, ["eth1", "eth2"])
             node.exec("ip", "addr", "add", address, "dev", "eth1")
             self.fleet.start(host)
-        _wait(lambda: all("eth1" in self.ctl("node", "show", h, "-f", "json", check=False).stdout
+        wait_until(lambda: all("eth1" in self.ctl("node", "show", h, "-f", "json", check=False).stdout
                           for h in self.guide.nodes), 120, "the agents' first reports")
         progress(f"{len(self.guide.nodes)} lab nodes up, each with its systemd and agent")
         return self
@@ -109,8 +122,8 @@ class Deployment:
         controller = next(h for h, (_, roles) in self.guide.nodes.items() if "controller" in roles)
         self.ctl("node", "assign", controller, *self.guide.nodes[controller][1])
         self.cloud.expose_neutron_api(self.fleet.systemds[controller])
-        _wait(lambda: self.reconciled(controller), 600, f"{controller}'s first reconcile")
-        _wait(self._api_answers, 120, "the Neutron API")
+        wait_until(lambda: self.reconciled(controller), 600, f"{controller}'s first reconcile")
+        wait_until(self._api_answers, 120, "the Neutron API")
         progress(f"{controller}: database, Keystone, schema and server done; the API answers")
         for host, (_, roles) in self.guide.nodes.items():
             if host != controller:
@@ -120,7 +133,7 @@ class Deployment:
     def set_variable(self, key: str, value: str, timeout: float = 600) -> None:
         """Change a site variable as an operator would, and wait until every node has applied what it pushed."""
         self.ctl("var", "set", key, value)
-        _wait(lambda: all(self.reconciled(host) for host in self.guide.nodes), timeout,
+        wait_until(lambda: all(self.reconciled(host) for host in self.guide.nodes), timeout,
               f"every node applying {key} = {value}")
 
     def node(self, host: str) -> dict[str, Any]:
@@ -170,12 +183,3 @@ class Deployment:
         if self.fleet is not None:
             self.fleet.close()
         self.cloud.stop()
-
-
-def _wait(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(1)
-    raise TimeoutError(f"{what} did not happen within {timeout:.0f} s")

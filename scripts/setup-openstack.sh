@@ -1,30 +1,18 @@
 #!/usr/bin/env bash
 # Install the real OpenStack services the lab runs, once: one virtualenv per OpenStack series, each with its
-# series' upper-constraints (etc/constraints), plus the Debian packages Neutron's agents call.
-# (busybox: the lab's stand-in VMs ask for their address with its udhcpc; memcached: the guide's controller
-# runs one for keystonemiddleware, and python-memcached is what the distribution's packages pull for it.)
+# series' upper-constraints (etc/constraints). Called by scripts/setup.sh, which installs the Debian packages
+# they call. (python-memcached: what the distribution's packages pull for keystonemiddleware's cache.)
 #   .venvs/openstack-2025.2   neutron 27 (neutron-api + neutron-rpc-server), keystone 28, openstack client
 #   .venvs/openstack-2024.2   neutron 25 (neutron-server, the Linux bridge agent), openstack client
 # Idempotent: a venv whose stamp names the same packages and is newer than its constraints file is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(dnsmasq-base iptables ipset conntrack iputils-arping haproxy keepalived socat mariadb-client curl busybox iputils-ping memcached)
 declare -A SERIES=(
     [2025.2]="neutron==27.0.4 keystone==28.1.0 python-openstackclient pymysql python-memcached"
     [2024.2]="neutron==25.2.3 python-openstackclient pymysql python-memcached"
 )
 say() { printf '==> %s\n' "$*" >&2; }
-
-missing=()
-for package in "${PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    say "installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
 
 install_series() {
     local series=$1 venv=.venvs/openstack-$1 constraints=etc/constraints/upper-constraints-$1.txt

@@ -12,31 +12,22 @@ from __future__ import annotations
 import configparser
 import json
 import subprocess
-import time
 
 import pytest
 
 from nodeagent import labguide
-from nodeagent.labguide import Deployment
+from nodeagent.labcloud import wait_until
+from nodeagent.labguide import Deployment, deployed
 
 ALIVE_TIMEOUT = 300
 # A deployment (the controller's schema migration and Keystone steps, then every agent) takes minutes.
 pytestmark = pytest.mark.timeout(1200)
 
 
-def _deployment(directory, guide):
-    deployment = Deployment(directory, guide)
-    try:
-        deployment.up()
-        deployment.deploy()
-        yield deployment
-    finally:
-        deployment.close()
-
-
 @pytest.fixture(scope="module")
 def three_node(tmp_path_factory):
-    yield from _deployment(tmp_path_factory.mktemp("three-node"), labguide.three_node())
+    with deployed(tmp_path_factory.mktemp("three-node"), labguide.three_node()) as deployment:
+        yield deployment
 
 
 def not_alive(checks) -> list[str]:
@@ -55,16 +46,6 @@ def in_node(deployment: Deployment, host: str, *command: str) -> subprocess.Comp
     pid = str(deployment.fleet.systemds[host].pid)
     return subprocess.run(["nsenter", "-t", pid, "-m", "-n", "--", *command], capture_output=True, text=True,
                           timeout=60)
-
-
-def wait_for(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
 
 
 def ini(deployment: Deployment, host: str, path: str) -> configparser.RawConfigParser:
@@ -125,11 +106,11 @@ def test_three_node_guide_a_network_and_router_get_their_namespaces(three_node):
                                        gateway_ip="198.19.10.1", name="selfservice")
         router = network.create_router(name="router")
         network.add_interface_to_router(router, subnet_id=subnet.id)
-        namespaces = wait_for(lambda: {f"qdhcp-{net.id}", f"qrouter-{router.id}"} <= set(
+        namespaces = wait_until(lambda: {f"qdhcp-{net.id}", f"qrouter-{router.id}"} <= set(
             in_node(three_node, "network1", "ip", "netns", "list").stdout.split()) and True, 120,
             "qdhcp- and qrouter- namespaces on network1")
         assert namespaces
-        dhcp_port = wait_for(lambda: next((p for p in network.ports(network_id=net.id,
+        dhcp_port = wait_until(lambda: next((p for p in network.ports(network_id=net.id,
                                                                      device_owner="network:dhcp")
                                            if p.status == "ACTIVE"), None), 120, "an ACTIVE DHCP port")
         assert dhcp_port.binding_host_id == "network1"
@@ -147,12 +128,12 @@ def test_a_drift_that_breaks_an_agent_is_corrected_and_the_agent_restarted(three
                                 capture_output=True, text=True).stdout.strip()
     text = path.read_text()
     path.write_text(text.replace("@controller:5672/", "@nowhere.invalid:5672/"))
-    wait_for(lambda: "nowhere.invalid" not in path.read_text(), 30, "the wrong transport_url corrected")
-    drift = wait_for(lambda: [d for d in json.loads(three_node.ctl("drift", "list", "--node", "compute1", "-f",
+    wait_until(lambda: "nowhere.invalid" not in path.read_text(), 30, "the wrong transport_url corrected")
+    drift = wait_until(lambda: [d for d in json.loads(three_node.ctl("drift", "list", "--node", "compute1", "-f",
                                                                     "json").stdout)
                               if d["Resource"] == "agent-neutron-conf"], 60, "the drift record")
     assert "nowhere.invalid" not in json.dumps(drift)  # transport_url is a secret: never shown
-    wait_for(lambda: subprocess.run([*systemctl, "show", "-p", "MainPID", "--value", "neutron-openvswitch-agent"],
+    wait_until(lambda: subprocess.run([*systemctl, "show", "-p", "MainPID", "--value", "neutron-openvswitch-agent"],
                                     capture_output=True, text=True).stdout.strip() not in ("0", pid_before), 120,
              "the OVS agent restarted")
     healthy(three_node)
@@ -163,16 +144,16 @@ def test_monitor_mode_reports_a_stopped_agent_and_verify_names_it(three_node):
     systemctl = three_node.fleet.systemds["compute1"].systemctl
     try:
         three_node.ctl("var", "set", "--node", "compute1", "mode", "monitor")
-        wait_for(lambda: (three_node.node("compute1")["status"] or {}).get("mode") == "monitor", 60,
+        wait_until(lambda: (three_node.node("compute1")["status"] or {}).get("mode") == "monitor", 60,
                  "compute1 in monitor mode")
         subprocess.run([*systemctl, "stop", "neutron-openvswitch-agent"], check=True, capture_output=True,
                        timeout=60)
-        wait_for(lambda: [d for d in json.loads(three_node.ctl("drift", "list", "--node", "compute1", "-f",
+        wait_until(lambda: [d for d in json.loads(three_node.ctl("drift", "list", "--node", "compute1", "-f",
                                                                "json").stdout)
                           if d["Resource"] == "l2-agent" and d["State"] == "left"], 60,
                  "the stopped agent reported as drift, left as found")
         # Neutron marks it dead after the server's agent_down_time (75 s by default)
-        verify = wait_for(lambda: (lambda done: done if done.returncode == 1 else None)(
+        verify = wait_until(lambda: (lambda done: done if done.returncode == 1 else None)(
             three_node.ctl("verify", "--node", "compute1", "-f", "json", check=False)), 150,
             "verify failing on the stopped agent")
         rows = json.loads(verify.stdout)
@@ -183,7 +164,7 @@ def test_monitor_mode_reports_a_stopped_agent_and_verify_names_it(three_node):
                                text=True).stdout.strip()
         assert state != "active"  # monitor mode: reported, left as found
         # not alive for agent_alive_timeout (20 s in the lab): the coordinator raises the alert, once
-        events = wait_for(lambda: [e for e in json.loads(three_node.ctl(
+        events = wait_until(lambda: [e for e in json.loads(three_node.ctl(
             "events", "--node", "compute1", "--type", "neutron.agent.dead", "-f", "json").stdout)
             if "neutron-openvswitch-agent is dead in Neutron" in e["Detail"]], 90, "the neutron.agent.dead alert")
         assert len(events) == 1

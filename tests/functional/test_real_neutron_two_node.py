@@ -19,8 +19,9 @@ import uuid
 import pytest
 
 from nodeagent import labguide
-from nodeagent.labguide import Deployment
-from tests.functional.test_real_neutron import healthy, in_node, wait_for
+from nodeagent.labcloud import wait_until
+from nodeagent.labguide import Deployment, deployed
+from tests.functional.test_real_neutron import healthy, in_node
 
 pytestmark = pytest.mark.timeout(1200)
 _vms = itertools.count()
@@ -32,13 +33,8 @@ case "$1" in bound|renew) ip addr add "$ip/$mask" dev "$interface" ;; esac
 
 @pytest.fixture(scope="module")
 def two_node(tmp_path_factory):
-    deployment = Deployment(tmp_path_factory.mktemp("two-node"), labguide.two_node("provider"))
-    try:
-        deployment.up()
-        deployment.deploy()
+    with deployed(tmp_path_factory.mktemp("two-node"), labguide.two_node("provider")) as deployment:
         yield deployment
-    finally:
-        deployment.close()
 
 
 def use_option(deployment: Deployment, option: str) -> None:
@@ -82,7 +78,7 @@ class StandInVM:
         node.exec("ip", "link", "set", self.tap, "up")
         # the agent makes brq<network> once it sees the port's tap; libvirt, not the agent, enslaves the tap
         bridge = f"brq{network_id[:11]}"
-        wait_for(lambda: node.exec("ip", "link", "set", self.tap, "master", bridge, check=False).returncode == 0,
+        wait_until(lambda: node.exec("ip", "link", "set", self.tap, "master", bridge, check=False).returncode == 0,
                  120, f"{bridge} on {host}")
         self.exec("ip", "link", "set", "lo", "up")
         self.exec("ip", "link", "set", "eth0", "address", self.port.mac_address, "mtu", "1450", "up")
@@ -96,7 +92,7 @@ class StandInVM:
         def leased():
             self.exec("busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-t", "3", "-T", "2", "-s", str(script))
             return self.exec("ip", "-4", "-o", "addr", "show", "eth0").stdout.split()[3:4]
-        return wait_for(leased, 180, "a DHCP lease")[0].split("/")[0]
+        return wait_until(leased, 180, "a DHCP lease")[0].split("/")[0]
 
     def remove(self) -> None:
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
@@ -120,9 +116,9 @@ def test_a_stand_in_vm_gets_its_address_from_dhcp_and_reaches_its_gateway(two_no
             router = network.create_router(name="router")
             network.add_interface_to_router(router, subnet_id=subnet.id)
             target = "198.19.30.1"  # the router's interface, in its qrouter namespace on the controller
-            wait_for(lambda: f"qrouter-{router.id}" in in_node(two_node, "controller", "ip", "netns").stdout,
+            wait_until(lambda: f"qrouter-{router.id}" in in_node(two_node, "controller", "ip", "netns").stdout,
                      120, "the router's namespace")
-        dhcp_port = wait_for(lambda: next((p for p in network.ports(network_id=net.id, device_owner="network:dhcp")
+        dhcp_port = wait_until(lambda: next((p for p in network.ports(network_id=net.id, device_owner="network:dhcp")
                                            if p.status == "ACTIVE"), None), 120, "an ACTIVE DHCP port")
         if option == "provider":
             target = dhcp_port.fixed_ips[0]["ip_address"]
@@ -132,7 +128,7 @@ def test_a_stand_in_vm_gets_its_address_from_dhcp_and_reaches_its_gateway(two_no
         script.chmod(0o755)
         address = vm.dhcp(script)
         assert address == vm.port.fixed_ips[0]["ip_address"]  # the address Neutron gave the port
-        ping = wait_for(lambda: (lambda done: done if done.returncode == 0 else None)(
+        ping = wait_until(lambda: (lambda done: done if done.returncode == 0 else None)(
             vm.exec("ping", "-c", "1", "-W", "2", target)), 60, f"ping {target}")
         assert "1 received" in ping.stdout
     finally:
