@@ -31,6 +31,7 @@ from nodeagent.engine import Engine
 from nodeagent.errors import InvalidDocument
 from nodeagent.metrics import AgentMetrics
 from nodeagent.model import Document, parse_document
+from nodeagent.outbox import Outbox
 from nodeagent.registry import DriverRegistry
 
 LOG = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class Agent:
         self._transport = None
         self._notifier = None
         self._lock = threading.Lock()
+        # Notifications leave from a thread of their own: the main loop only queues them.
+        self.notifications = Outbox(self._send_notification, name="notifications")
 
     # -- trust -----------------------------------------------------------------------------------
     def coordinator_key(self):
@@ -158,12 +161,13 @@ class Agent:
         return messaging.CoordinatorClient(self._transport, timeout=timeout)
 
     def notify(self, event_type: str, payload: dict[str, Any]) -> None:
-        try:
-            if self._notifier is None:
-                self._notifier = messaging.notifier(self.conf, f"nodeagent.{self.host}")
-            self._notifier.info({}, event_type, payload)
-        except Exception as exc:
-            LOG.debug("notification %s not sent: %s", event_type, exc)
+        """Queue a notification; never waits (a broker outage costs notifications, never enforcement)."""
+        self.notifications.put(event_type, payload)
+
+    def _send_notification(self, event_type: str, payload: dict[str, Any]) -> None:
+        if self._notifier is None:
+            self._notifier = messaging.notifier(self.conf, f"nodeagent.{self.host}", retry=1)
+        self._notifier.info({}, event_type, payload)
 
     def report(self, include_facts: bool = False) -> dict[str, Any] | None:
         """Heartbeat: health, status, new events, and facts when they changed. None if unreachable."""
@@ -248,6 +252,7 @@ class Agent:
             elif kind == "reload":
                 self._reload()
         self.enforcer.stop_watches()
+        self.notifications.stop()
         self._server_stop()
         LOG.info("stopped")
 
@@ -266,7 +271,7 @@ class Agent:
         try:
             if self._transport is None:
                 self._transport = messaging.rpc_transport(self.conf)
-            target = messaging.Target(topic=messaging.AGENT_TOPIC, server=self.host,
+            target = messaging.Target(topic=messaging.topic(self.conf, messaging.AGENT_TOPIC), server=self.host,
                                       version=messaging.AGENT_API_VERSION)
             server = messaging.rpc_server(self._transport, target, [AgentEndpoint(self)])
             server.start()

@@ -57,6 +57,7 @@ class Coordinator:
         self.down_time = group.agent_down_time or 3 * conf.report_interval
         self._transport = None
         self._notifier = None
+        self._outbox: Any = None
         self.metrics = CoordinatorMetrics()
         self.facts_changed: set[str] = set()  # nodes with roles whose facts changed: render again
         self._facts_lock = threading.Lock()  # RPC threads add, the serve loop takes
@@ -86,15 +87,20 @@ class Coordinator:
         return messaging.AgentClient(transport, timeout=self.conf.rpc_response_timeout)
 
     def notify(self, event_type: str, payload: dict[str, Any]) -> None:
+        """Queued for a sender thread: a broker outage must not hold up the down check or RPC threads."""
+        from nodeagent.outbox import Outbox
+
+        if self._outbox is None:
+            self._outbox = Outbox(self._send_notification, name="notifications")
+        self._outbox.put(event_type, payload)
+
+    def _send_notification(self, event_type: str, payload: dict[str, Any]) -> None:
         from nodeagent import messaging
 
-        try:
-            if self._notifier is None:
-                messaging.register_opts(self.conf)
-                self._notifier = messaging.notifier(self.conf, "nodeagent.coordinator")
-            self._notifier.info({}, event_type, payload)
-        except Exception:
-            LOG.exception("could not send notification %s", event_type)
+        if self._notifier is None:
+            messaging.register_opts(self.conf)
+            self._notifier = messaging.notifier(self.conf, "nodeagent.coordinator", retry=1)
+        self._notifier.info({}, event_type, payload)
 
     # -- documents -------------------------------------------------------------------------------
     def seal(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -429,8 +435,9 @@ class Coordinator:
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+        topic = messaging.topic(self.conf, messaging.COORDINATOR_TOPIC)
         server = messaging.rpc_server(self.transport, messaging.Target(
-            topic=messaging.COORDINATOR_TOPIC, server=self.conf.host, version=messaging.COORDINATOR_API_VERSION),
+            topic=topic, server=self.conf.host, version=messaging.COORDINATOR_API_VERSION),
             [CoordinatorEndpoint(self)])
         server.start()
         from nodeagent import metrics
@@ -439,7 +446,7 @@ class Coordinator:
         group = self.conf.coordinator
         self.alerts = WebhookSender(group.webhooks, group.webhook_timeout, group.webhook_retries, self._dead_letter)
         metrics.serve(self.metrics.registry, group.metrics_address)
-        LOG.info("coordinator serving on %s (database %s)", messaging.COORDINATOR_TOPIC,
+        LOG.info("coordinator serving on %s (database %s)", topic,
                  self.inventory.engine.url.render_as_string(hide_password=True))
         sd_notify("READY=1")
         try:

@@ -15,7 +15,7 @@ import yaml
 
 from nodeagent.lab import Fleet
 from tests.drift_kinds import DOCUMENT, KINDS, edit, root
-from tests.functional.test_fleet import rabbitmq, wait_until
+from tests.functional.test_fleet import wait_until
 
 class Receiver(BaseHTTPRequestHandler):
     received: list[dict] = []
@@ -118,25 +118,6 @@ def test_monitor_mode_reports_every_kind_and_leaves_it(fleet):
     fleet.ctl("node", "set-state", "drift1", str(fleet.directory / "state.yaml"))  # enforce again: all put back
     wait_until(lambda: all(fixed(fleet, node) for _, _, fixed in KINDS.values()), timeout=30)
     wait_until(lambda: not drift(fleet, open=True))
-
-
-def test_drift_while_the_broker_is_away_arrives_once_it_is_back(fleet):
-    before = len(drift(fleet))
-    neutron = root(fleet) / "etc/neutron/neutron.conf"
-    rabbitmq("stop_app")
-    try:
-        edit(neutron, "core_plugin = ml2", "core_plugin = offline")
-        wait_until(lambda: "core_plugin = ml2" in neutron.read_text(), timeout=10)  # fixed without the broker
-        time.sleep(2)
-        spooled = list((fleet.directory / "drift1/state/spool").glob("*.json"))
-        assert spooled, "the drift event should wait on disk"
-    finally:
-        rabbitmq("start_app")
-    new = wait_until(lambda: drift(fleet)[before:] or None, timeout=60)
-    time.sleep(3)  # any resend would have arrived by now
-    new = drift(fleet)[before:]
-    assert [(d["Resource"], d["State"]) for d in new] == [("neutron-conf", "corrected")]
-    assert not list((fleet.directory / "drift1/state/spool").glob("*.json"))
 
 
 def test_something_that_keeps_fighting_the_agent_is_contested_and_backed_off(fleet):
