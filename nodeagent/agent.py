@@ -23,7 +23,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from nodeagent import config, facts, messaging, metrics, trust
+from nodeagent import box, config, facts, messaging, metrics, trust
 from nodeagent.daemon import sd_notify
 from nodeagent.drift import DriftGuard, Spool
 from nodeagent.enforcer import Enforcer
@@ -32,6 +32,8 @@ from nodeagent.errors import InvalidDocument
 from nodeagent.metrics import AgentMetrics
 from nodeagent.model import Document, parse_document
 from nodeagent.outbox import Outbox
+from nodeagent.refusals import RefusalLog, category
+from nodeagent.sequence import Sequence
 from nodeagent.registry import DriverRegistry
 
 LOG = logging.getLogger(__name__)
@@ -47,7 +49,13 @@ class Agent:
         self.host = conf.host
         self.state_dir = Path(conf.state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.node_key = trust.load_or_create_key(conf.node_key or self.state_dir / "node.key")
+        self.node_key_path = Path(conf.node_key or self.state_dir / "node.key")
+        self.node_key = trust.load_or_create_key(self.node_key_path)
+        # Documents come encrypted for this key; the previous one (after a re-key) still opens the cache.
+        self.box_keys = [box.load_or_create_key(path) for path in box_key_paths(self.state_dir)
+                         if path.exists() or path == self.state_dir / "node.box"]
+        self.sequence = Sequence(self.state_dir / "sequence")
+        self.reply_refused = False
         self.registry = DriverRegistry.from_entry_points()
         self.ctx = config.make_context(conf, conf.root, conf.netns)
         self.metrics = AgentMetrics()
@@ -67,16 +75,44 @@ class Agent:
         self._lock = threading.Lock()
         # Notifications leave from a thread of their own: the main loop only queues them.
         self.notifications = Outbox(self._send_notification, name="notifications")
+        self.refusals = RefusalLog(self._record_refusal)
 
     # -- trust -----------------------------------------------------------------------------------
+    @property
+    def rotated_key_path(self) -> Path:
+        return self.state_dir / "coordinator.pub"
+
     def coordinator_key(self):
-        return trust.load_public_key(self.conf.coordinator_public_key)
+        """The configured key, or the one it endorsed when the coordinator rotated its key."""
+        path = self.rotated_key_path if self.rotated_key_path.exists() else self.conf.coordinator_public_key
+        return trust.load_public_key(path)
+
+    def unseal(self, sealed: Any) -> dict[str, Any]:
+        """A coordinator's message; a new coordinator key is trusted when the trusted one endorses it."""
+        trusted = self.coordinator_key()
+        try:
+            return trust.unseal(sealed, trusted)
+        except trust.Refused:
+            new = sealed.get("key") if isinstance(sealed, dict) else None
+            if not isinstance(new, str) or not trust.endorses(trusted, sealed.get("endorsement"), new, "rotate"):
+                raise
+        payload = trust.unseal(sealed, trust.public_from_text(new))
+        self.rotated_key_path.write_text(new + "\n")
+        LOG.warning("the coordinator rotated its signing key: now trusting %s", new)
+        self.record("coordinator.rekeyed", f"now trusting {new}")
+        return payload
 
     def verify_document(self, sealed: Any, allow_same: bool = True) -> Document:
         """The document in a signed message, if it is for this node and not older than ours."""
-        payload = trust.unseal(sealed, self.coordinator_key())
+        payload = self.unseal(sealed)
+        if payload.get("kind") != "document":
+            raise trust.Refused("not a document")
+        if "encrypted" in payload:
+            if payload.get("node") != self.host:
+                raise trust.Refused(f"meant for node '{str(payload.get('node'))[:64]}', this is '{self.host}'")
+            payload = {"document": self.decrypt(payload["encrypted"], f"{self.host}:{payload.get('generation')}")}
         raw = payload.get("document")
-        if payload.get("kind") != "document" or not isinstance(raw, dict):
+        if not isinstance(raw, dict):
             raise trust.Refused("not a document")
         if raw.get("node") != self.host:
             raise trust.Refused(f"meant for node '{raw.get('node')}', this is '{self.host}'")
@@ -89,16 +125,28 @@ class Agent:
         except InvalidDocument as exc:
             raise trust.Refused(f"invalid document: {exc}") from None
 
+    def decrypt(self, encrypted: Any, aad: str) -> Any:
+        for key in self.box_keys:
+            try:
+                return box.decrypt(key, encrypted, aad.encode())
+            except trust.Refused as exc:
+                error = exc
+        raise error
+
     def verify_request(self, sealed: Any) -> dict[str, Any]:
-        payload = trust.unseal(sealed, self.coordinator_key())
+        payload = self.unseal(sealed)
         if time.time() - float(payload.get("issued_at", 0)) > REQUEST_MAX_AGE:
             raise trust.Refused("request too old")
         return payload
 
     def refuse(self, what: str, reason: str) -> None:
+        """Logged each time; recorded and notified once per kind of refusal per minute, with a count."""
         LOG.warning("refused %s: %s", what, reason)
-        self.record("state.refused", f"{what}: {reason}")
-        self.notify("nodeagent.state.refused", {"node": self.host, "what": what, "reason": reason})
+        self.refusals.refuse(f"{what}: {category(reason)}", self.host, "state.refused", f"{what}: {reason}")
+
+    def _record_refusal(self, node: str | None, kind: str, detail: str) -> None:
+        self.record(kind, detail)
+        self.notify("nodeagent.state.refused", {"node": self.host, "detail": detail})
 
     @property
     def document(self) -> Document | None:
@@ -182,12 +230,8 @@ class Agent:
         payload = {"node": self.host, "sent_at": time.time(), "status": self.enforcer.status(),
                    "health": facts.health(str(self.state_dir), services), "events": events,
                    "facts": node_facts if include_facts or digest != self.facts_sent else None}
-        try:
-            answer = self.coordinator.report_state(trust.seal(payload, self.node_key))
-        except Exception as exc:
-            if self.connected is not False:
-                LOG.warning("coordinator unreachable (working from the cached document): %s", exc)
-            self.connected = False
+        answer = self.ask("report_state", payload)
+        if not isinstance(answer, dict):
             return None
         if answer.get("status") not in ("pending", "refused"):
             with self._lock:
@@ -209,14 +253,41 @@ class Agent:
         return answer
 
     def pull(self) -> None:
-        try:
-            sealed = self.coordinator.fetch_state(trust.seal({"node": self.host, "sent_at": time.time()},
-                                                             self.node_key))
-        except Exception as exc:
-            LOG.warning("could not fetch the document: %s", exc)
-            return
+        sealed = self.ask("fetch_state", {"node": self.host, "sent_at": time.time()})
         if sealed:
             self.work.put(("document", (sealed, "the coordinator")))
+
+    def ask(self, method: str, payload: dict[str, Any]) -> Any:
+        """Call the coordinator with a signed, sequenced request; its answer if signed for this very request,
+        else None (as if unreachable: nothing is acknowledged on an answer that cannot be trusted)."""
+        sequence = self.sequence.next()
+        payload = {**payload, "seq": sequence, "box_key": box.public_text(self.box_keys[0].public_key())}
+        previous = trust.previous_key_path(self.node_key_path)
+        if previous.exists():  # re-keyed: the accepted key vouches for the new one
+            payload["rekey"] = trust.endorse(trust.load_private_key(previous), trust.public_text(
+                self.node_key.public_key()), "rekey")
+        try:
+            sealed = getattr(self.coordinator, method)(trust.seal(payload, self.node_key))
+        except Exception as exc:
+            if self.connected is not False:
+                LOG.warning("coordinator unreachable (working from the cached document): %s", exc)
+            self.connected = False
+            return None
+        try:
+            reply = self.unseal(sealed)
+            if reply.get("kind") != "reply" or reply.get("node") != self.host or reply.get("seq") != sequence:
+                raise trust.Refused("an answer to another request")
+        except trust.Refused as exc:
+            if not self.reply_refused:  # recorded once per run of bad answers
+                self.refuse(f"answer to {method}", str(exc))
+            self.reply_refused = True
+            return None
+        self.reply_refused = False
+        answer = reply.get("answer")
+        if previous.exists() and method == "report_state" and isinstance(answer, dict) \
+                and answer.get("status") not in ("refused", None):
+            previous.unlink()  # the coordinator took the new key
+        return answer
 
     # -- the daemon ------------------------------------------------------------------------------
     def run(self) -> None:
@@ -233,6 +304,7 @@ class Agent:
         next_resync = time.monotonic() + self._resync_delay()
         while not self.stopping.is_set():
             sd_notify("WATCHDOG=1")
+            self.refusals.flush()
             now = time.monotonic()
             if now >= next_resync:
                 self.enforcer.reconcile("periodic resync")
@@ -336,3 +408,8 @@ class AgentEndpoint:
             self.agent.refuse("report request", str(exc))
             return
         self.agent.report_soon.set()
+
+
+def box_key_paths(state_dir: Path) -> list[Path]:
+    """This node's encryption keys, the current one first."""
+    return [state_dir / "node.box", state_dir / "node.box.previous"]

@@ -140,7 +140,8 @@ def test_reports_not_signed_by_the_nodes_key_are_refused(fleet):
 
     impostor = trust.seal({"node": "node-b", "status": {"generation": 42}, "events": []},
                           Ed25519PrivateKey.generate())
-    answer = messaging.CoordinatorClient(messaging.rpc_transport(conf)).report_state(impostor)
+    reply = messaging.CoordinatorClient(messaging.rpc_transport(conf)).report_state(impostor)
+    answer = trust.unseal(reply, trust.load_public_key(fleet.public_key))["answer"]  # replies are signed
     assert answer == {"status": "refused", "reason": "signed with a key other than the node's accepted key"}
     assert nodes(fleet)["node-b"]["Generation"] == "1/1"
     assert any(e["Type"] == "report.refused" for e in events(fleet, "--node", "node-b"))
