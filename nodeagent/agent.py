@@ -141,8 +141,10 @@ class Agent:
 
     def refuse(self, what: str, reason: str) -> None:
         """Logged each time; recorded and notified once per kind of refusal per minute, with a count."""
-        LOG.warning("refused %s: %s", what, reason)
-        self.refusals.refuse(f"{what}: {category(reason)}", self.host, "state.refused", f"{what}: {reason}")
+        if self.refusals.refuse(f"{what}: {category(reason)}", self.host, "state.refused", f"{what}: {reason}"):
+            LOG.warning("refused %s: %s", what, reason)
+        else:
+            LOG.debug("refused %s: %s", what, reason)
 
     def _record_refusal(self, node: str | None, kind: str, detail: str) -> None:
         self.record(kind, detail)
