@@ -127,6 +127,8 @@ class Coordinator:
             node = session.get(Node, host)
             if node is None:
                 raise NotFound(f"no node '{host}' (it appears when its agent first reports)")
+            if node.enrolment == "revoked":
+                raise ValueError(f"node '{host}' is revoked: it gets nothing ('node forget {host}' first)")
             generation = max(node.desired_generation, node.observed_generation) + 1
             document = parse_document({**raw, "node": host, "generation": generation}, self.registry)
             session.add(StateDocument(node=host, generation=generation, body=document.to_dict(),
