@@ -11,6 +11,7 @@ password sees and can do.
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 import uuid
@@ -284,3 +285,37 @@ def test_forged_replayed_foreign_and_unenrolled_messages_are_refused_and_recorde
     finally:
         fleet.close()
         sniffer.close()
+
+
+def test_an_agent_with_its_own_broker_user_works_and_can_neither_sniff_nor_take_others_queues(tmp_path):
+    exchange = f"nodeagent-sec-{uuid.uuid4().hex[:8]}"
+    fleet = Fleet(tmp_path, report_interval=1, auto_accept=True, exchange=exchange)
+    try:
+        fleet.add_node("sec1", [])
+        user = fleet.use_own_broker_user("sec1")
+        url = next(line for line in fleet.agent_conf("sec1").read_text().splitlines() if "transport_url" in line)
+        password = url.split(":")[2].split("@")[0]
+        assert f"rabbit://{user}:" in url and "guest" not in url
+        fleet.start("coordinator")
+        fleet.start("sec1")
+        wait_until(lambda: "sec1" in fleet.ctl("node", "list", "-f", "value", "-c", "Host").stdout, timeout=30)
+        set_state(fleet, "sec1", document(OLD), 1)  # pushes, reports and pulls all work with the limited user
+        marker = fleet.directory / "sec1/root/etc/neutron/marker.conf"
+        marker.write_text("edited\n")
+        wait_until(lambda: json.loads(fleet.ctl("drift", "list", "-f", "json").stdout), timeout=20)
+        topic = kombu.Exchange(exchange, type="topic", durable=False, auto_delete=False)
+        attempts = {
+            "bind # on the control exchange": kombu.Queue(f"sniff-{uuid.uuid4().hex}", exchange=topic,
+                                                          routing_key="#", auto_delete=True),
+            "bind another node's key": kombu.Queue(f"{exchange}.nodeagent.other", exchange=topic,
+                                                   routing_key=f"{exchange}.nodeagent.other", auto_delete=True),
+            "consume the coordinator's queue": kombu.Queue(f"{exchange}.nodeagent-coordinator", exchange=topic,
+                                                           routing_key=f"{exchange}.nodeagent-coordinator"),
+        }
+        for what, queue in attempts.items():
+            with kombu.Connection(f"amqp://{user}:{password}@127.0.0.1:5672//") as connection:
+                with pytest.raises(Exception, match="ACCESS_REFUSED|access to|not authorised|403"):
+                    queue(connection.channel()).declare()
+    finally:
+        fleet.close()
+    assert user not in subprocess.run(["rabbitmqctl", "-q", "list_users"], capture_output=True, text=True).stdout
