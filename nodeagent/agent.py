@@ -38,6 +38,7 @@ from nodeagent.registry import DriverRegistry
 
 LOG = logging.getLogger(__name__)
 REQUEST_MAX_AGE = 300  # seconds a signed request (plan, facts) stays valid
+WORK_QUEUE = 2000  # pushes and wake-ups waiting for the main loop
 
 
 class Agent:
@@ -63,8 +64,9 @@ class Agent:
         guard = DriftGuard(conf.drift_contested_count, conf.drift_contested_window, conf.drift_backoff)
         self.enforcer = Enforcer(self.host, Engine(self.registry, self.ctx), self.state_dir, guard,
                                  conf.debounce, self.record, self.notify, self.metrics)
-        self.work: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.enforcer.wake = lambda: self.work.put(("touch", None))
+        # Bounded: a flood of pushes is dropped (a lost push is healed by the next pull), never queued without end.
+        self.work: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=WORK_QUEUE)
+        self.enforcer.wake = lambda: self.queue_work("touch", None)
         self.stopping = threading.Event()
         self.report_soon = threading.Event()
         self.server = None
@@ -257,7 +259,16 @@ class Agent:
     def pull(self) -> None:
         sealed = self.ask("fetch_state", {"node": self.host, "sent_at": time.time()})
         if sealed:
-            self.work.put(("document", (sealed, "the coordinator")))
+            self.queue_work("document", (sealed, "the coordinator"))
+
+    def queue_work(self, kind: str, item: Any) -> bool:
+        """Hand work to the main loop without waiting; False when its queue is full (dropped)."""
+        try:
+            self.work.put_nowait((kind, item))
+            return True
+        except queue.Full:
+            LOG.debug("work queue full: %s dropped", kind)
+            return False
 
     def ask(self, method: str, payload: dict[str, Any]) -> Any:
         """Call the coordinator with a signed, sequenced request; its answer if signed for this very request,
@@ -297,7 +308,7 @@ class Agent:
         whose calls may block for as long as it is away."""
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
-        signal.signal(signal.SIGHUP, lambda *_: self.work.put(("reload", None)))
+        signal.signal(signal.SIGHUP, lambda *_: self.queue_work("reload", None))
         metrics.serve(self.metrics.registry, self.conf.metrics_address)
         self.load_cached()
         sd_notify(f"READY=1\nSTATUS={self.enforcer.status_line()}")
@@ -381,7 +392,7 @@ class AgentEndpoint:
 
     @messaging.expose
     def apply_state(self, context: dict, sealed: dict[str, Any]) -> None:
-        self.agent.work.put(("document", (sealed, "a push")))
+        self.agent.queue_work("document", (sealed, "a push"))
 
     @messaging.expose
     def plan_state(self, context: dict, sealed: dict[str, Any]) -> dict[str, Any]:
