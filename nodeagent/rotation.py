@@ -30,8 +30,8 @@ def rotate(coordinator: Any) -> int:
             flag_modified(row, column)  # written again, so sealed under the new key
             count += 1
     coordinator.vault.end_rotation()
-    coordinator.inventory.add_event(None, "keys.rotated", f"signing key {trust.public_text(coordinator.key.public_key())}"
-                                    f"; {count} stored values re-encrypted")
+    signing = trust.public_text(coordinator.key.public_key())
+    coordinator.inventory.add_event(None, "keys.rotated", f"signing key {signing}; {count} stored values re-encrypted")
     return count
 
 

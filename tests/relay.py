@@ -1,8 +1,8 @@
 """A TCP relay in front of the shared RabbitMQ that a test can cut, so no test stops the host's broker.
 
-``cut()`` closes every relayed connection and stops listening, so new ones are refused (what a
-stopped broker looks like to a client); ``restore()`` listens on the same port and relays again. Threads and sockets are enough: a relay of a
-few AMQP connections on loopback.
+``cut()`` closes every relayed connection and stops listening, so new ones are refused (what
+a stopped broker looks like to a client); ``restore()`` listens on the same port and relays
+again. Threads and sockets are enough: a relay of a few AMQP connections on loopback.
 """
 
 from __future__ import annotations
