@@ -401,8 +401,8 @@ class AgentEndpoint:
             document = self.agent.verify_document(sealed)
         except trust.Refused as exc:
             self.agent.refuse("plan request", str(exc))
-            return {"refused": str(exc)}
-        return self.agent.enforcer.engine.reconcile(document, dry_run=True).to_dict()
+            return self.answer(sealed, {"refused": str(exc)})
+        return self.answer(sealed, self.agent.enforcer.engine.reconcile(document, dry_run=True).to_dict())
 
     @messaging.expose
     def get_facts(self, context: dict, sealed: dict[str, Any]) -> dict[str, Any]:
@@ -410,8 +410,13 @@ class AgentEndpoint:
             self.agent.verify_request(sealed)
         except trust.Refused as exc:
             self.agent.refuse("facts request", str(exc))
-            return {"refused": str(exc)}
-        return facts.gather_facts(self.agent.ctx, self.agent.host)
+            return self.answer(sealed, {"refused": str(exc)})
+        return self.answer(sealed, facts.gather_facts(self.agent.ctx, self.agent.host))
+
+    def answer(self, request: Any, answer: Any) -> dict[str, Any]:
+        """Signed by this node for this very request: another consumer of its queue cannot answer for it."""
+        return trust.seal({"kind": "reply", "node": self.agent.host, "request": trust.digest(request),
+                           "answer": answer}, self.agent.node_key)
 
     @messaging.expose
     def report_now(self, context: dict, sealed: dict[str, Any]) -> None:

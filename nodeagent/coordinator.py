@@ -179,7 +179,22 @@ class Coordinator:
             sealed = self.sealed_document(host)
         if sealed is None:
             raise NotFound(f"node '{host}' has no document")
-        return self.agents.plan_state(host, sealed)
+        return self.node_answer(host, sealed, self.agents.plan_state(host, sealed))
+
+    def node_answer(self, host: str, request: Any, sealed: Any) -> Any:
+        """An agent's answer, if signed by the node's accepted key for this very request."""
+        node = self.inventory.node(host)
+        if node is None or not node.public_key:
+            raise trust.Refused(f"the answer of '{host}': not an accepted node")
+        try:
+            payload = trust.unseal(sealed, trust.public_from_text(node.public_key))
+            if payload.get("kind") != "reply" or payload.get("node") != host or \
+                    payload.get("request") != trust.digest(request):
+                raise trust.Refused("an answer to another request")
+        except trust.Refused as exc:
+            self.refuse(host, "answer.refused", str(exc))
+            raise trust.Refused(f"the answer of '{host}' is refused: {exc}") from None
+        return payload.get("answer")
 
     def accept(self, host: str) -> None:
         with self.inventory.session() as session:

@@ -80,6 +80,13 @@ def seal(payload: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
             "key": public_text(key.public_key())}
 
 
+def digest(message: Any) -> str:
+    """What names a request in its answer: the hash of the whole sealed request."""
+    import hashlib
+
+    return hashlib.sha256(canonical(message)).hexdigest()
+
+
 def unseal(message: Any, key: Ed25519PublicKey) -> dict[str, Any]:
     """The payload of a message signed by ``key``, or Refused saying what was wrong."""
     if not isinstance(message, dict) or "payload" not in message:

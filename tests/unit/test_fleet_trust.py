@@ -192,3 +192,21 @@ def test_a_revoked_node_is_refused_gets_nothing_and_forget_lets_it_enrol_again(c
     assert coordinator.report_state(node.message())["status"] == "new"  # auto_accept here: enrolled afresh
     with pytest.raises(LookupError):
         enrolment.revoke(coordinator.inventory, "ghost")
+
+
+def test_an_agents_answer_counts_only_signed_by_the_node_for_that_request(coordinator):
+    node = Node()
+    coordinator.report_state(node.message())
+    request, other = coordinator.seal({"kind": "plan"}), coordinator.seal({"kind": "plan", "n": 2})
+
+    def answer(key, for_request, host="n1"):
+        return trust.seal({"kind": "reply", "node": host, "request": trust.digest(for_request),
+                           "answer": {"resources": []}}, key)
+    assert coordinator.node_answer("n1", request, answer(node.key, request)) == {"resources": []}
+    for forged, reason in ((answer(Ed25519PrivateKey.generate(), request), "bad signature"),
+                           ({"resources": []}, "malformed message"),
+                           (answer(node.key, other), "an answer to another request"),
+                           (answer(node.key, request, host="n2"), "an answer to another request")):
+        with pytest.raises(trust.Refused, match=reason):
+            coordinator.node_answer("n1", request, forged)
+    assert kinds(coordinator, "answer.refused") == ["answer.refused"]  # one event for the four
