@@ -13,6 +13,7 @@ Run as root with RabbitMQ up:  .venv/bin/python benchmarks/fleet.py [--pushes 10
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import subprocess
@@ -95,8 +96,9 @@ def main() -> None:
 
         client = messaging.CoordinatorClient(coordinator.transport, timeout=30)
         keys = [Ed25519PrivateKey.generate() for _ in range(args.senders)]
+        sequence = itertools.count(1)  # reports carry a rising sequence (replay protection)
         for number, key in enumerate(keys):
-            client.report_state(trust.seal({"node": f"sender{number}", "status": {}}, key))
+            client.report_state(trust.seal({"node": f"sender{number}", "status": {}, "seq": next(sequence)}, key))
         done = [0] * args.threads
         stop = time.monotonic() + args.seconds
 
@@ -104,7 +106,8 @@ def main() -> None:
             number = slot
             while time.monotonic() < stop:
                 key = keys[number % len(keys)]
-                client.report_state(trust.seal({"node": f"sender{number % len(keys)}", "status": {}}, key))
+                client.report_state(trust.seal({"node": f"sender{number % len(keys)}", "status": {},
+                                                "seq": next(sequence)}, key))
                 done[slot] += 1
                 number += args.threads
         threads = [threading.Thread(target=send, args=(slot,)) for slot in range(args.threads)]

@@ -23,7 +23,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from nodeagent import config, facts, messaging, metrics, trust
+from nodeagent import box, config, facts, messaging, metrics, trust
 from nodeagent.daemon import sd_notify
 from nodeagent.drift import DriftGuard, Spool
 from nodeagent.enforcer import Enforcer
@@ -31,10 +31,14 @@ from nodeagent.engine import Engine
 from nodeagent.errors import InvalidDocument
 from nodeagent.metrics import AgentMetrics
 from nodeagent.model import Document, parse_document
+from nodeagent.outbox import Outbox
+from nodeagent.refusals import RefusalLog, category
+from nodeagent.sequence import Sequence
 from nodeagent.registry import DriverRegistry
 
 LOG = logging.getLogger(__name__)
 REQUEST_MAX_AGE = 300  # seconds a signed request (plan, facts) stays valid
+WORK_QUEUE = 2000  # pushes and wake-ups waiting for the main loop
 
 
 class Agent:
@@ -46,7 +50,13 @@ class Agent:
         self.host = conf.host
         self.state_dir = Path(conf.state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.node_key = trust.load_or_create_key(conf.node_key or self.state_dir / "node.key")
+        self.node_key_path = Path(conf.node_key or self.state_dir / "node.key")
+        self.node_key = trust.load_or_create_key(self.node_key_path)
+        # Documents come encrypted for this key; the previous one (after a re-key) still opens the cache.
+        self.box_keys = [box.load_or_create_key(path) for path in box_key_paths(self.state_dir)
+                         if path.exists() or path == self.state_dir / "node.box"]
+        self.sequence = Sequence(self.state_dir / "sequence")
+        self.reply_refused = False
         self.registry = DriverRegistry.from_entry_points()
         self.ctx = config.make_context(conf, conf.root, conf.netns)
         self.metrics = AgentMetrics()
@@ -54,8 +64,9 @@ class Agent:
         guard = DriftGuard(conf.drift_contested_count, conf.drift_contested_window, conf.drift_backoff)
         self.enforcer = Enforcer(self.host, Engine(self.registry, self.ctx), self.state_dir, guard,
                                  conf.debounce, self.record, self.notify, self.metrics)
-        self.work: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.enforcer.wake = lambda: self.work.put(("touch", None))
+        # Bounded: a flood of pushes is dropped (a lost push is healed by the next pull), never queued without end.
+        self.work: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=WORK_QUEUE)
+        self.enforcer.wake = lambda: self.queue_work("touch", None)
         self.stopping = threading.Event()
         self.report_soon = threading.Event()
         self.server = None
@@ -64,16 +75,46 @@ class Agent:
         self._transport = None
         self._notifier = None
         self._lock = threading.Lock()
+        # Notifications leave from a thread of their own: the main loop only queues them.
+        self.notifications = Outbox(self._send_notification, name="notifications")
+        self.refusals = RefusalLog(self._record_refusal)
 
     # -- trust -----------------------------------------------------------------------------------
+    @property
+    def rotated_key_path(self) -> Path:
+        return self.state_dir / "coordinator.pub"
+
     def coordinator_key(self):
-        return trust.load_public_key(self.conf.coordinator_public_key)
+        """The configured key, or the one it endorsed when the coordinator rotated its key."""
+        path = self.rotated_key_path if self.rotated_key_path.exists() else self.conf.coordinator_public_key
+        return trust.load_public_key(path)
+
+    def unseal(self, sealed: Any) -> dict[str, Any]:
+        """A coordinator's message; a new coordinator key is trusted when the trusted one endorses it."""
+        trusted = self.coordinator_key()
+        try:
+            return trust.unseal(sealed, trusted)
+        except trust.Refused:
+            new = sealed.get("key") if isinstance(sealed, dict) else None
+            if not isinstance(new, str) or not trust.endorses(trusted, sealed.get("endorsement"), new, "rotate"):
+                raise
+        payload = trust.unseal(sealed, trust.public_from_text(new))
+        self.rotated_key_path.write_text(new + "\n")
+        LOG.warning("the coordinator rotated its signing key: now trusting %s", new)
+        self.record("coordinator.rekeyed", f"now trusting {new}")
+        return payload
 
     def verify_document(self, sealed: Any, allow_same: bool = True) -> Document:
         """The document in a signed message, if it is for this node and not older than ours."""
-        payload = trust.unseal(sealed, self.coordinator_key())
+        payload = self.unseal(sealed)
+        if payload.get("kind") != "document":
+            raise trust.Refused("not a document")
+        if "encrypted" in payload:
+            if payload.get("node") != self.host:
+                raise trust.Refused(f"meant for node '{str(payload.get('node'))[:64]}', this is '{self.host}'")
+            payload = {"document": self.decrypt(payload["encrypted"], f"{self.host}:{payload.get('generation')}")}
         raw = payload.get("document")
-        if payload.get("kind") != "document" or not isinstance(raw, dict):
+        if not isinstance(raw, dict):
             raise trust.Refused("not a document")
         if raw.get("node") != self.host:
             raise trust.Refused(f"meant for node '{raw.get('node')}', this is '{self.host}'")
@@ -86,16 +127,30 @@ class Agent:
         except InvalidDocument as exc:
             raise trust.Refused(f"invalid document: {exc}") from None
 
+    def decrypt(self, encrypted: Any, aad: str) -> Any:
+        for key in self.box_keys:
+            try:
+                return box.decrypt(key, encrypted, aad.encode())
+            except trust.Refused as exc:
+                error = exc
+        raise error
+
     def verify_request(self, sealed: Any) -> dict[str, Any]:
-        payload = trust.unseal(sealed, self.coordinator_key())
+        payload = self.unseal(sealed)
         if time.time() - float(payload.get("issued_at", 0)) > REQUEST_MAX_AGE:
             raise trust.Refused("request too old")
         return payload
 
     def refuse(self, what: str, reason: str) -> None:
-        LOG.warning("refused %s: %s", what, reason)
-        self.record("state.refused", f"{what}: {reason}")
-        self.notify("nodeagent.state.refused", {"node": self.host, "what": what, "reason": reason})
+        """Logged each time; recorded and notified once per kind of refusal per minute, with a count."""
+        if self.refusals.refuse(f"{what}: {category(reason)}", self.host, "state.refused", f"{what}: {reason}"):
+            LOG.warning("refused %s: %s", what, reason)
+        else:
+            LOG.debug("refused %s: %s", what, reason)
+
+    def _record_refusal(self, node: str | None, kind: str, detail: str) -> None:
+        self.record(kind, detail)
+        self.notify("nodeagent.state.refused", {"node": self.host, "detail": detail})
 
     @property
     def document(self) -> Document | None:
@@ -158,12 +213,13 @@ class Agent:
         return messaging.CoordinatorClient(self._transport, timeout=timeout)
 
     def notify(self, event_type: str, payload: dict[str, Any]) -> None:
-        try:
-            if self._notifier is None:
-                self._notifier = messaging.notifier(self.conf, f"nodeagent.{self.host}")
-            self._notifier.info({}, event_type, payload)
-        except Exception as exc:
-            LOG.debug("notification %s not sent: %s", event_type, exc)
+        """Queue a notification; never waits (a broker outage costs notifications, never enforcement)."""
+        self.notifications.put(event_type, payload)
+
+    def _send_notification(self, event_type: str, payload: dict[str, Any]) -> None:
+        if self._notifier is None:
+            self._notifier = messaging.notifier(self.conf, f"nodeagent.{self.host}", retry=1)
+        self._notifier.info({}, event_type, payload)
 
     def report(self, include_facts: bool = False) -> dict[str, Any] | None:
         """Heartbeat: health, status, new events, and facts when they changed. None if unreachable."""
@@ -178,12 +234,8 @@ class Agent:
         payload = {"node": self.host, "sent_at": time.time(), "status": self.enforcer.status(),
                    "health": facts.health(str(self.state_dir), services), "events": events,
                    "facts": node_facts if include_facts or digest != self.facts_sent else None}
-        try:
-            answer = self.coordinator.report_state(trust.seal(payload, self.node_key))
-        except Exception as exc:
-            if self.connected is not False:
-                LOG.warning("coordinator unreachable (working from the cached document): %s", exc)
-            self.connected = False
+        answer = self.ask("report_state", payload)
+        if not isinstance(answer, dict):
             return None
         if answer.get("status") not in ("pending", "refused"):
             with self._lock:
@@ -205,14 +257,50 @@ class Agent:
         return answer
 
     def pull(self) -> None:
-        try:
-            sealed = self.coordinator.fetch_state(trust.seal({"node": self.host, "sent_at": time.time()},
-                                                             self.node_key))
-        except Exception as exc:
-            LOG.warning("could not fetch the document: %s", exc)
-            return
+        sealed = self.ask("fetch_state", {"node": self.host, "sent_at": time.time()})
         if sealed:
-            self.work.put(("document", (sealed, "the coordinator")))
+            self.queue_work("document", (sealed, "the coordinator"))
+
+    def queue_work(self, kind: str, item: Any) -> bool:
+        """Hand work to the main loop without waiting; False when its queue is full (dropped)."""
+        try:
+            self.work.put_nowait((kind, item))
+            return True
+        except queue.Full:
+            LOG.debug("work queue full: %s dropped", kind)
+            return False
+
+    def ask(self, method: str, payload: dict[str, Any]) -> Any:
+        """Call the coordinator with a signed, sequenced request; its answer if signed for this very request,
+        else None (as if unreachable: nothing is acknowledged on an answer that cannot be trusted)."""
+        sequence = self.sequence.next()
+        payload = {**payload, "seq": sequence, "box_key": box.public_text(self.box_keys[0].public_key())}
+        previous = trust.previous_key_path(self.node_key_path)
+        if previous.exists():  # re-keyed: the accepted key vouches for the new one
+            payload["rekey"] = trust.endorse(trust.load_private_key(previous), trust.public_text(
+                self.node_key.public_key()), "rekey")
+        try:
+            sealed = getattr(self.coordinator, method)(trust.seal(payload, self.node_key))
+        except Exception as exc:
+            if self.connected is not False:
+                LOG.warning("coordinator unreachable (working from the cached document): %s", exc)
+            self.connected = False
+            return None
+        try:
+            reply = self.unseal(sealed)
+            if reply.get("kind") != "reply" or reply.get("node") != self.host or reply.get("seq") != sequence:
+                raise trust.Refused("an answer to another request")
+        except trust.Refused as exc:
+            if not self.reply_refused:  # recorded once per run of bad answers
+                self.refuse(f"answer to {method}", str(exc))
+            self.reply_refused = True
+            return None
+        self.reply_refused = False
+        answer = reply.get("answer")
+        if previous.exists() and method == "report_state" and isinstance(answer, dict) \
+                and answer.get("status") not in ("refused", None):
+            previous.unlink()  # the coordinator took the new key
+        return answer
 
     # -- the daemon ------------------------------------------------------------------------------
     def run(self) -> None:
@@ -220,7 +308,7 @@ class Agent:
         whose calls may block for as long as it is away."""
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
-        signal.signal(signal.SIGHUP, lambda *_: self.work.put(("reload", None)))
+        signal.signal(signal.SIGHUP, lambda *_: self.queue_work("reload", None))
         metrics.serve(self.metrics.registry, self.conf.metrics_address)
         self.load_cached()
         sd_notify(f"READY=1\nSTATUS={self.enforcer.status_line()}")
@@ -229,6 +317,7 @@ class Agent:
         next_resync = time.monotonic() + self._resync_delay()
         while not self.stopping.is_set():
             sd_notify("WATCHDOG=1")
+            self.refusals.flush()
             now = time.monotonic()
             if now >= next_resync:
                 self.enforcer.reconcile("periodic resync")
@@ -248,6 +337,7 @@ class Agent:
             elif kind == "reload":
                 self._reload()
         self.enforcer.stop_watches()
+        self.notifications.stop()
         self._server_stop()
         LOG.info("stopped")
 
@@ -266,7 +356,7 @@ class Agent:
         try:
             if self._transport is None:
                 self._transport = messaging.rpc_transport(self.conf)
-            target = messaging.Target(topic=messaging.AGENT_TOPIC, server=self.host,
+            target = messaging.Target(topic=messaging.topic(self.conf, messaging.AGENT_TOPIC), server=self.host,
                                       version=messaging.AGENT_API_VERSION)
             server = messaging.rpc_server(self._transport, target, [AgentEndpoint(self)])
             server.start()
@@ -302,7 +392,7 @@ class AgentEndpoint:
 
     @messaging.expose
     def apply_state(self, context: dict, sealed: dict[str, Any]) -> None:
-        self.agent.work.put(("document", (sealed, "a push")))
+        self.agent.queue_work("document", (sealed, "a push"))
 
     @messaging.expose
     def plan_state(self, context: dict, sealed: dict[str, Any]) -> dict[str, Any]:
@@ -311,8 +401,8 @@ class AgentEndpoint:
             document = self.agent.verify_document(sealed)
         except trust.Refused as exc:
             self.agent.refuse("plan request", str(exc))
-            return {"refused": str(exc)}
-        return self.agent.enforcer.engine.reconcile(document, dry_run=True).to_dict()
+            return self.answer(sealed, {"refused": str(exc)})
+        return self.answer(sealed, self.agent.enforcer.engine.reconcile(document, dry_run=True).to_dict())
 
     @messaging.expose
     def get_facts(self, context: dict, sealed: dict[str, Any]) -> dict[str, Any]:
@@ -320,8 +410,13 @@ class AgentEndpoint:
             self.agent.verify_request(sealed)
         except trust.Refused as exc:
             self.agent.refuse("facts request", str(exc))
-            return {"refused": str(exc)}
-        return facts.gather_facts(self.agent.ctx, self.agent.host)
+            return self.answer(sealed, {"refused": str(exc)})
+        return self.answer(sealed, facts.gather_facts(self.agent.ctx, self.agent.host))
+
+    def answer(self, request: Any, answer: Any) -> dict[str, Any]:
+        """Signed by this node for this very request: another consumer of its queue cannot answer for it."""
+        return trust.seal({"kind": "reply", "node": self.agent.host, "request": trust.digest(request),
+                           "answer": answer}, self.agent.node_key)
 
     @messaging.expose
     def report_now(self, context: dict, sealed: dict[str, Any]) -> None:
@@ -331,3 +426,8 @@ class AgentEndpoint:
             self.agent.refuse("report request", str(exc))
             return
         self.agent.report_soon.set()
+
+
+def box_key_paths(state_dir: Path) -> list[Path]:
+    """This node's encryption keys, the current one first."""
+    return [state_dir / "node.box", state_dir / "node.box.previous"]

@@ -63,6 +63,11 @@ coordinator_opts = [
                help="SQLAlchemy URL of the inventory (default: SQLite in state_dir; "
                     "postgresql:// or mysql+pymysql:// in production)."),
     cfg.StrOpt("signing_key", help="Ed25519 key that signs documents (default state_dir/coordinator.key)."),
+    cfg.StrOpt("secrets_key",
+               help="Key file that encrypts secrets and rendered documents in the database (default "
+                    "state_dir/secrets.key, made on first use; keep it apart from database backups)."),
+    cfg.FloatOpt("refusal_window", default=60, min=1,
+                 help="Seconds over which refused messages from one source make one event with a count."),
     cfg.BoolOpt("auto_accept", default=False,
                 help="Accept every new node's key on first contact (labs and demos only)."),
     cfg.IntOpt("agent_down_time", default=0, min=0,

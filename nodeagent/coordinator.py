@@ -17,12 +17,13 @@ from typing import Any
 from oslo_config import cfg
 from sqlalchemy import select
 
-from nodeagent import trust
+from nodeagent import box, enrolment, trust
 from nodeagent.daemon import sd_notify
 from nodeagent.fleetchecks import check_fleet, option_findings
-from nodeagent.inventory import DriftRecord, Event, Inventory, Node, Secret, SiteVariable, StateDocument
+from nodeagent.inventory import DriftRecord, Event, Inventory, Node, NodeTrust, Secret, SiteVariable, StateDocument
 from nodeagent.metrics import CoordinatorMetrics
 from nodeagent.model import parse_document
+from nodeagent.refusals import RefusalLog
 from nodeagent.registry import DriverRegistry
 
 # oslo.messaging and the drivers take most of a second to import: read-only
@@ -51,12 +52,18 @@ class Coordinator:
         group = conf.coordinator
         state_dir = Path(group.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.inventory = Inventory(group.database_connection or f"sqlite:///{state_dir / 'coordinator.db'}")
-        self.key = trust.load_or_create_key(group.signing_key or state_dir / "coordinator.key")
+        self.vault = box.Vault(group.secrets_key or state_dir / "secrets.key")
+        self.inventory = Inventory(group.database_connection or f"sqlite:///{state_dir / 'coordinator.db'}",
+                                   self.vault)
+        self.key_path = Path(group.signing_key or state_dir / "coordinator.key")
+        self.key = trust.load_or_create_key(self.key_path)
+        # Refusals (forged, replayed, unknown): one event per source per window, with a count.
+        self.refusals = RefusalLog(self.inventory.add_event, group.refusal_window)
         self._registry: DriverRegistry | None = None
         self.down_time = group.agent_down_time or 3 * conf.report_interval
         self._transport = None
         self._notifier = None
+        self._outbox: Any = None
         self.metrics = CoordinatorMetrics()
         self.facts_changed: set[str] = set()  # nodes with roles whose facts changed: render again
         self._facts_lock = threading.Lock()  # RPC threads add, the serve loop takes
@@ -86,19 +93,31 @@ class Coordinator:
         return messaging.AgentClient(transport, timeout=self.conf.rpc_response_timeout)
 
     def notify(self, event_type: str, payload: dict[str, Any]) -> None:
+        """Queued for a sender thread: a broker outage must not hold up the down check or RPC threads."""
+        from nodeagent.outbox import Outbox
+
+        if self._outbox is None:
+            self._outbox = Outbox(self._send_notification, name="notifications")
+        self._outbox.put(event_type, payload)
+
+    def _send_notification(self, event_type: str, payload: dict[str, Any]) -> None:
         from nodeagent import messaging
 
-        try:
-            if self._notifier is None:
-                messaging.register_opts(self.conf)
-                self._notifier = messaging.notifier(self.conf, "nodeagent.coordinator")
-            self._notifier.info({}, event_type, payload)
-        except Exception:
-            LOG.exception("could not send notification %s", event_type)
+        if self._notifier is None:
+            messaging.register_opts(self.conf)
+            self._notifier = messaging.notifier(self.conf, "nodeagent.coordinator", retry=1)
+        self._notifier.info({}, event_type, payload)
 
     # -- documents -------------------------------------------------------------------------------
     def seal(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return trust.seal({**payload, "issued_at": time.time()}, self.key)
+        return trust.endorsed(trust.seal({**payload, "issued_at": time.time()}, self.key), self.key_path)
+
+    def signed_reply(self, request: Any, answer: Any) -> dict[str, Any]:
+        """An answer an agent can trust: signed, for its node, echoing the sequence of its request."""
+        payload = request.get("payload") if isinstance(request, dict) else None
+        payload = payload if isinstance(payload, dict) else {}
+        return self.seal({"kind": "reply", "node": payload.get("node"), "seq": payload.get("seq"),
+                          "answer": answer})
 
     def set_state(self, host: str, raw: dict[str, Any], push: bool = True) -> int:
         """Store a new document for ``host`` at the next generation and push it; returns the generation."""
@@ -109,6 +128,8 @@ class Coordinator:
             node = session.get(Node, host)
             if node is None:
                 raise NotFound(f"no node '{host}' (it appears when its agent first reports)")
+            if node.enrolment == "revoked":
+                raise ValueError(f"node '{host}' is revoked: it gets nothing ('node forget {host}' first)")
             generation = max(node.desired_generation, node.observed_generation) + 1
             document = parse_document({**raw, "node": host, "generation": generation}, self.registry)
             session.add(StateDocument(node=host, generation=generation, body=document.to_dict(),
@@ -124,7 +145,20 @@ class Coordinator:
         if stored is None:
             return None
         body = {**stored.body, "node": host, "generation": stored.generation}
-        return self.seal({"kind": "document", "document": body})
+        return self.seal_document(host, body)
+
+    def seal_document(self, host: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Signed, and encrypted for the node's own key: no other node and no listener on the bus reads it."""
+        with self.inventory.session() as session:
+            known = session.get(NodeTrust, host)
+            box_key = known.box_key if known is not None else None
+        if not box_key:
+            raise NotFound(f"node '{host}' has presented no encryption key yet (an agent older than this "
+                           "coordinator?): nothing is sent to it in clear")
+        aad = f"{host}:{body['generation']}".encode()
+        sealed_body = box.encrypt_for(box.public_from_text(box_key), body, aad)
+        return self.seal({"kind": "document", "node": host, "generation": body["generation"],
+                          "encrypted": sealed_body})
 
     def push(self, host: str) -> None:
         sealed = self.sealed_document(host)
@@ -142,12 +176,27 @@ class Coordinator:
             if stored is None or (stored.body.get("mode", "enforce"), stored.body.get("resources")) != (
                     body["mode"], body["resources"]):
                 generation += 1  # what the next push would be
-            sealed = self.seal({"kind": "document", "document": {**body, "node": host, "generation": generation}})
+            sealed = self.seal_document(host, {**body, "node": host, "generation": generation})
         else:
             sealed = self.sealed_document(host)
         if sealed is None:
             raise NotFound(f"node '{host}' has no document")
-        return self.agents.plan_state(host, sealed)
+        return self.node_answer(host, sealed, self.agents.plan_state(host, sealed))
+
+    def node_answer(self, host: str, request: Any, sealed: Any) -> Any:
+        """An agent's answer, if signed by the node's accepted key for this very request."""
+        node = self.inventory.node(host)
+        if node is None or not node.public_key:
+            raise trust.Refused(f"the answer of '{host}': not an accepted node")
+        try:
+            payload = trust.unseal(sealed, trust.public_from_text(node.public_key))
+            if payload.get("kind") != "reply" or payload.get("node") != host or \
+                    payload.get("request") != trust.digest(request):
+                raise trust.Refused("an answer to another request")
+        except trust.Refused as exc:
+            self.refuse(host, "answer.refused", str(exc))
+            raise trust.Refused(f"the answer of '{host}' is refused: {exc}") from None
+        return payload.get("answer")
 
     def accept(self, host: str) -> None:
         with self.inventory.session() as session:
@@ -163,36 +212,68 @@ class Coordinator:
         host = payload.get("node")
         if not isinstance(host, str) or not host:
             return {"status": "refused", "reason": "malformed report"}
+        refused = None
         with self.inventory.session() as session:
             node = session.get(Node, host)
             try:
                 payload = self._verify_node(session, node, host, sealed)
+                self._check_fresh(session, host, payload)
             except trust.Refused as exc:
-                self.inventory.add_event(host, "report.refused", str(exc), session)
-                LOG.warning("report from %s refused: %s", host, exc)
-                return {"status": "refused", "reason": str(exc)}
-            node = session.get(Node, host)
-            if node.enrolment != "accepted":
-                return {"status": "pending"}
-            now = time.time()
-            status = "new" if node.last_heartbeat is None else "alive" if node.alive else "revived"
-            node.last_heartbeat = now
-            node.alive = True
-            node.health = payload.get("health") or {}
-            node.status = payload.get("status") or {}
-            node.observed_generation = int(node.status.get("generation", 0) or 0)
-            if payload.get("facts"):
-                if node.roles and payload["facts"] != node.facts:
-                    with self._facts_lock:
-                        self.facts_changed.add(host)
-                node.facts = payload["facts"]
-            alerts = self._store_events(session, host, payload.get("events", []))
-            self._close_resolved_drift(session, host, node.status)
-            counts = node.status.get("counts", {})
-            self.metrics.in_sync.labels(host).set(counts.get("in_sync", 0) + counts.get("changed", 0))
-            if status != "alive":
-                self.inventory.add_event(host, "node.up", status, session)
-            desired = node.desired_generation
+                refused = str(exc)
+            if refused is None:
+                return self._take_report(session, host, payload)
+        # Recorded once the session is closed (SQLite: one writer at a time).
+        self.refuse(host, "report.refused", refused)
+        return {"status": "refused", "reason": refused}
+
+    def refuse(self, host: Any, kind: str, reason: str) -> None:
+        """Recorded (and logged) once per source and kind per window; an invalid name is one source."""
+        name = host if isinstance(host, str) and enrolment.valid_host(host) else None
+        if self.refusals.refuse(name or "(invalid name)", name, kind, reason):
+            LOG.warning("%s from %s: %s", kind, name or "(invalid name)", reason)
+
+    def _check_fresh(self, session: Any, host: str, payload: dict[str, Any]) -> None:
+        """Every message of a node carries a sequence above the last accepted: a replay is refused."""
+        sequence = payload.get("seq")
+        if not isinstance(sequence, int) or isinstance(sequence, bool):
+            raise trust.Refused("no sequence number (replay protection)")
+        known = session.get(NodeTrust, host)
+        if known is None:
+            known = NodeTrust(name=host, sequence=0)
+            session.add(known)
+        if sequence <= known.sequence:
+            raise trust.Refused(f"replayed: sequence {sequence} is not above {known.sequence}")
+        known.sequence = sequence
+        presented = payload.get("box_key")
+        if isinstance(presented, str) and presented != known.box_key:
+            box.public_from_text(presented)  # a key, or refused
+            known.box_key = presented
+
+    def _take_report(self, session: Any, host: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """A verified, fresh report: heartbeat, status, facts, events."""
+        node = session.get(Node, host)
+        if node.enrolment != "accepted":
+            return {"status": "pending"}
+        now = time.time()
+        status = "new" if node.last_heartbeat is None else "alive" if node.alive else "revived"
+        node.last_heartbeat = now
+        node.alive = True
+        node.health = payload.get("health") or {}
+        node.status = payload.get("status") or {}
+        node.observed_generation = int(node.status.get("generation", 0) or 0)
+        if payload.get("facts"):
+            if node.roles and payload["facts"] != node.facts:
+                with self._facts_lock:
+                    self.facts_changed.add(host)
+            node.facts = payload["facts"]
+        alerts = self._store_events(session, host, payload.get("events", []))
+        self._close_resolved_drift(session, host, node.status)
+        counts = node.status.get("counts", {})
+        self.metrics.in_sync.labels(host).set(counts.get("in_sync", 0) + counts.get("changed", 0))
+        if status != "alive":
+            self.inventory.add_event(host, "node.up", status, session)
+        desired = node.desired_generation
+        # The outbox and the webhook sender queue these: nothing here waits on the network.
         if status == "revived":
             self.notify("nodeagent.node.up", {"node": host})
         for alert in alerts:
@@ -246,24 +327,37 @@ class Coordinator:
     def fetch_state(self, sealed: dict[str, Any]) -> dict[str, Any] | None:
         payload = sealed.get("payload", {}) if isinstance(sealed, dict) else {}
         host = payload.get("node")
+        refused = None
         with self.inventory.session() as session:
             node = session.get(Node, host) if isinstance(host, str) else None
             try:
-                self._verify_node(session, node, host, sealed, enrol=False)
+                payload = self._verify_node(session, node, host, sealed, enrol=False)
+                self._check_fresh(session, host, payload)
             except trust.Refused as exc:
-                self.inventory.add_event(host, "fetch.refused", str(exc), session)
-                return None
-            if node.enrolment != "accepted":
-                return None
-        return self.sealed_document(host)
+                refused = str(exc)
+            accepted = node is not None and node.enrolment == "accepted"
+        if refused is not None:
+            self.refuse(host, "fetch.refused", refused)
+            return None
+        if not accepted:
+            return None
+        try:
+            return self.sealed_document(host)
+        except NotFound as exc:
+            LOG.warning("%s", exc)
+            return None
 
     def _verify_node(self, session: Any, node: Node | None, host: str, sealed: dict[str, Any],
                      enrol: bool = True) -> dict[str, Any]:
         """Check a node's signature; a first contact enrols the key it presents (pending, or auto-accepted)."""
         presented = sealed.get("key")
+        if node is not None and node.enrolment == "revoked":
+            raise trust.Refused("revoked: run 'nodeagentctl node forget' to let it enrol again")
         if node is None or node.public_key is None:
             if not enrol or not isinstance(presented, str):
                 raise trust.Refused("unknown node")
+            if not enrolment.valid_host(host):
+                raise trust.Refused("invalid host name (RFC 1123, at most 253 characters)")
             payload = trust.unseal(sealed, trust.public_from_text(presented))  # proves it holds the key
             accepted = self.conf.coordinator.auto_accept
             if node is None:
@@ -276,8 +370,17 @@ class Coordinator:
             session.flush()
             return payload
         if presented is not None and presented != node.public_key:
-            raise trust.Refused("signed with a key other than the node's accepted key")
+            return self._rekey(session, node, sealed)
         return trust.unseal(sealed, trust.public_from_text(node.public_key))
+
+    def _rekey(self, session: Any, node: Node, sealed: dict[str, Any]) -> dict[str, Any]:
+        """A node that made itself a new key proves it with the accepted key's endorsement (agent re-key)."""
+        payload = trust.unseal(sealed, trust.public_from_text(sealed["key"]))
+        if not trust.endorses(trust.public_from_text(node.public_key), payload.get("rekey"), sealed["key"], "rekey"):
+            raise trust.Refused("signed with a key other than the node's accepted key")
+        node.public_key = sealed["key"]
+        self.inventory.add_event(node.name, "node.rekeyed", f"new key {sealed['key']}", session)
+        return payload
 
     # -- roles, variables, secrets -------------------------------------------------------------
     @property
@@ -456,8 +559,9 @@ class Coordinator:
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+        topic = messaging.topic(self.conf, messaging.COORDINATOR_TOPIC)
         server = messaging.rpc_server(self.transport, messaging.Target(
-            topic=messaging.COORDINATOR_TOPIC, server=self.conf.host, version=messaging.COORDINATOR_API_VERSION),
+            topic=topic, server=self.conf.host, version=messaging.COORDINATOR_API_VERSION),
             [CoordinatorEndpoint(self)])
         server.start()
         from nodeagent import metrics
@@ -466,7 +570,7 @@ class Coordinator:
         group = self.conf.coordinator
         self.alerts = WebhookSender(group.webhooks, group.webhook_timeout, group.webhook_retries, self._dead_letter)
         metrics.serve(self.metrics.registry, group.metrics_address)
-        LOG.info("coordinator serving on %s (database %s)", messaging.COORDINATOR_TOPIC,
+        LOG.info("coordinator serving on %s (database %s)", topic,
                  self.inventory.engine.url.render_as_string(hide_password=True))
         sd_notify("READY=1")
         from nodeagent.neutroncheck import Verifier
@@ -474,6 +578,7 @@ class Coordinator:
         neutron = Verifier(self)
         try:
             while not stop.wait(1.0):
+                self.refusals.flush()
                 self.check_down()
                 neutron.tick(time.monotonic())
                 self._render_for_new_facts()
@@ -486,7 +591,8 @@ class Coordinator:
 
 
 def CoordinatorEndpoint(coordinator: Coordinator) -> Any:  # noqa: N802 - builds the endpoint class lazily
-    """The RPC face of the coordinator: only these two methods are callable (explicit access policy)."""
+    """The RPC face of the coordinator: only these two methods are callable (explicit access policy);
+    every answer is signed and names the request it answers."""
     from nodeagent import messaging
 
     class Endpoint:
@@ -494,10 +600,10 @@ def CoordinatorEndpoint(coordinator: Coordinator) -> Any:  # noqa: N802 - builds
 
         @messaging.expose
         def report_state(self, context: dict, sealed: dict[str, Any]) -> dict[str, Any]:
-            return coordinator.report_state(sealed)
+            return coordinator.signed_reply(sealed, coordinator.report_state(sealed))
 
         @messaging.expose
         def fetch_state(self, context: dict, sealed: dict[str, Any]) -> dict[str, Any] | None:
-            return coordinator.fetch_state(sealed)
+            return coordinator.signed_reply(sealed, coordinator.fetch_state(sealed))
 
     return Endpoint()

@@ -8,12 +8,43 @@ share it.
 from __future__ import annotations
 
 import collections
+import json
 import time
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, Text, create_engine, event, select
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Integer, String, Text, create_engine, event, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+
+class SealedText(TypeDecorator):
+    """Text encrypted with the database's vault (the coordinator's ``box.Vault``, set on the engine's dialect);
+    as given when there is none. Values stored in clear before are read as they are."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        vault = getattr(dialect, "nodeagent_vault", None)
+        return vault.encrypt(value) if vault is not None and value is not None else value
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        vault = getattr(dialect, "nodeagent_vault", None)
+        return vault.decrypt(value) if vault is not None and value is not None else value
+
+
+class SealedJSON(SealedText):
+    """JSON, encrypted like ``SealedText``."""
+
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        return super().process_bind_param(None if value is None else json.dumps(value), dialect)
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        text = super().process_result_value(value, dialect)
+        return None if text is None else json.loads(text)
 
 
 class Base(DeclarativeBase):
@@ -44,7 +75,7 @@ class StateDocument(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     node: Mapped[str] = mapped_column(ForeignKey("nodes.name"), index=True)
     generation: Mapped[int] = mapped_column(Integer)
-    body: Mapped[dict] = mapped_column(JSON)
+    body: Mapped[dict] = mapped_column(SealedJSON)  # a rendered document holds the secrets
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
 
 
@@ -90,22 +121,33 @@ class SiteVariable(Base):
 class Secret(Base):
     """Secrets the roles render into documents as sensitive fields; never listed with their values.
 
-    Kept in the inventory database as given: protect the database like the signing key
-    (the default SQLite file lives in the coordinator's 0700 state directory).
+    Encrypted at rest under the coordinator's key file (``secrets.key``), like the rendered documents.
     """
 
     __tablename__ = "secrets"
 
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
+    value: Mapped[str] = mapped_column(SealedText)
     set_at: Mapped[float] = mapped_column(Float, default=time.time)
 
 
-class Inventory:
-    """Sessions over the inventory database."""
+class NodeTrust(Base):
+    """What proves a node's messages fresh and keeps its documents private: the last report sequence
+    accepted and its encryption key (a table of its own, so existing databases gain it)."""
 
-    def __init__(self, url: str):
+    __tablename__ = "node_trust"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sequence: Mapped[int] = mapped_column(BigInteger, default=0)
+    box_key: Mapped[str | None] = mapped_column(String(64))
+
+
+class Inventory:
+    """Sessions over the inventory database; ``vault`` encrypts secrets and documents at rest."""
+
+    def __init__(self, url: str, vault: Any = None):
         self.engine = create_engine(url, future=True)
+        self.engine.dialect.nodeagent_vault = vault
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         Base.metadata.create_all(self.engine)

@@ -340,6 +340,22 @@ class Fleet:
             "backup_dir": self.directory / name / "backups", **self.agent_options})
         return node
 
+    def use_own_broker_user(self, name: str) -> str:
+        """Give node ``name``'s agent a RabbitMQ user of its own, limited to what an agent needs
+        (``nodeagent.brokeraccess``); removed by ``close()``. Call after ``add_node``, before ``start``."""
+        import uuid
+
+        from nodeagent import brokeraccess
+
+        password = uuid.uuid4().hex
+        user = brokeraccess.create_user(name, self.exchange, password, user=f"{self.exchange}-{name}")
+        self.broker_users = [*getattr(self, "broker_users", []), user]
+        conf = self.agent_conf(name)
+        shared = self.common["transport_url"]
+        host = shared.split("@", 1)[1] if "@" in shared else "127.0.0.1:5672/"
+        conf.write_text(conf.read_text().replace(shared, f"rabbit://{user}:{password}@{host}"))
+        return user
+
     def cache_document(self, name: str, document: dict) -> None:
         """Sign ``document`` and leave it in the node's state directory, as if its agent had accepted it
         (an agent that starts with no broker enforces it)."""
@@ -387,6 +403,10 @@ class Fleet:
             node.down()
         if self.switch is not None:
             self.switch.down()
+        from nodeagent import brokeraccess
+
+        for user in getattr(self, "broker_users", []):
+            brokeraccess.delete_user(user)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,10 +3,13 @@
 Like Neutron's agents: a versioned ``Target`` per side, ``prepare(version=...)`` on
 every call, and notifications (``messagingv2``) for operators' tools.
 
-* agent server ``Target(topic="nodeagent", server=<host>)``: ``apply_state`` (cast),
-  ``plan_state`` (call), ``get_facts`` (call), and ``report_now`` (fanout cast);
-* coordinator server ``Target(topic="nodeagent-coordinator")``: ``report_state`` and
-  ``fetch_state`` (calls).
+* agent server ``Target(topic="<control_exchange>.nodeagent", server=<host>)``: ``apply_state``
+  (cast), ``plan_state`` (call), ``get_facts`` (call), and ``report_now`` (fanout cast);
+* coordinator server ``Target(topic="<control_exchange>.nodeagent-coordinator")``: ``report_state``
+  and ``fetch_state`` (calls).
+
+RabbitMQ names a topic's queues after the topic alone, whatever the exchange: without the
+``control_exchange`` prefix two fleets on one vhost would share their queues and meet.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ with warnings.catch_warnings():  # oslo.messaging imports eventlet via oslo.serv
     import oslo_messaging
     from oslo_messaging._metrics import client as _metrics_client
     from oslo_messaging._tracing import client as _tracing_client
+    from oslo_messaging import transport as _transport
     from oslo_messaging.rpc import client as _rpc_client
 from oslo_config import cfg
 
@@ -26,11 +30,18 @@ AGENT_TOPIC = "nodeagent"
 COORDINATOR_TOPIC = "nodeagent-coordinator"
 AGENT_API_VERSION = "1.0"
 COORDINATOR_API_VERSION = "1.0"
-NOTIFICATION_TOPICS = ["notifications"]
+NOTIFICATION_TOPIC = "notifications"  # in the fleet's namespace too: <control_exchange>.notifications
+
+
+def topic(conf: cfg.ConfigOpts, name: str) -> str:
+    """``name`` in this fleet's namespace (its ``control_exchange``), e.g. ``fleet1.nodeagent``."""
+    register_opts(conf)
+    return f"{conf.control_exchange}.{name}"
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """oslo.messaging registers its tracing and metrics options on the global CONF only."""
+    conf.register_opts(_transport._transport_opts)  # control_exchange, which names the fleet's topics
     if "rpc_response_timeout" in conf:
         return
     conf.register_opts(_tracing_client.oslo_messaging_tracing, group="oslo_messaging_tracing")
@@ -43,10 +54,11 @@ def rpc_transport(conf: cfg.ConfigOpts) -> oslo_messaging.Transport:
     return oslo_messaging.get_rpc_transport(conf)
 
 
-def notifier(conf: cfg.ConfigOpts, publisher: str) -> oslo_messaging.Notifier:
+def notifier(conf: cfg.ConfigOpts, publisher: str, retry: int | None = None) -> oslo_messaging.Notifier:
+    """``retry``: connection retries per notification (None: forever, only for callers that may wait)."""
     transport = oslo_messaging.get_notification_transport(conf)
     return oslo_messaging.Notifier(transport, publisher_id=publisher, driver="messagingv2",
-                                   topics=NOTIFICATION_TOPICS)
+                                   topics=[topic(conf, NOTIFICATION_TOPIC)], retry=retry)
 
 
 def rpc_server(transport: oslo_messaging.Transport, target: oslo_messaging.Target,
@@ -59,7 +71,7 @@ class AgentClient:
     """What the coordinator (and nodeagentctl) ask of agents."""
 
     def __init__(self, transport: oslo_messaging.Transport, timeout: int = 30):
-        target = oslo_messaging.Target(topic=AGENT_TOPIC, version=AGENT_API_VERSION)
+        target = oslo_messaging.Target(topic=topic(transport.conf, AGENT_TOPIC), version=AGENT_API_VERSION)
         self.client = oslo_messaging.get_rpc_client(transport, target, timeout=timeout)
 
     def apply_state(self, host: str, sealed: dict[str, Any]) -> None:
@@ -79,14 +91,16 @@ class CoordinatorClient:
     """What an agent asks of the coordinator."""
 
     def __init__(self, transport: oslo_messaging.Transport, timeout: int = 10):
-        target = oslo_messaging.Target(topic=COORDINATOR_TOPIC, version=COORDINATOR_API_VERSION)
+        target = oslo_messaging.Target(topic=topic(transport.conf, COORDINATOR_TOPIC),
+                                       version=COORDINATOR_API_VERSION)
         self.client = oslo_messaging.get_rpc_client(transport, target, timeout=timeout)
 
+    # Bounded retries: an agent tries again at its next heartbeat rather than inside this one.
     def report_state(self, sealed: dict[str, Any]) -> dict[str, Any]:
-        return self.client.prepare(version="1.0").call({}, "report_state", sealed=sealed)
+        return self.client.prepare(version="1.0", retry=1).call({}, "report_state", sealed=sealed)
 
     def fetch_state(self, sealed: dict[str, Any]) -> dict[str, Any] | None:
-        return self.client.prepare(version="1.0").call({}, "fetch_state", sealed=sealed)
+        return self.client.prepare(version="1.0", retry=1).call({}, "fetch_state", sealed=sealed)
 
 
 expose = oslo_messaging.expose

@@ -21,14 +21,36 @@ _lock = threading.Lock()
 
 
 class _NotifyingIdl(connection.OvsdbIdl):
-    """An IDL that hands every row change to a RowEventHandler (ovsdbapp's documented pattern)."""
+    """An IDL that hands every row change to a RowEventHandler (ovsdbapp's documented pattern), and says
+    when it has resynced after a reconnect (ovsdb-server restarted).
+
+    On a reconnect the IDL reloads its replica silently: rows that vanished meanwhile (a database
+    recreated empty) produce no delete event. So watchers get ``resync_handlers`` called once the
+    replica is whole again, and look at everything they watch.
+    """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.notify_handler = row_event.RowEventHandler()
+        self.resync_handlers: list[Callable[[], None]] = []
+        self._connections = 0
+        self._resync_due = False
 
     def notify(self, event, row, updates=None):
         self.notify_handler.notify(event, row, updates)
+
+    def restart_fsm(self):  # the ovs IDL calls this on every (re)connection
+        super().restart_fsm()
+        self._connections += 1
+        self._resync_due = self._connections > 1
+
+    def run(self):
+        changed = super().run()
+        if self._resync_due and self.state == self.IDL_S_MONITORING:
+            self._resync_due = False
+            for handler in list(self.resync_handlers):
+                handler()
+        return changed
 
 
 def api(connection_string: str) -> impl_idl.OvsdbIdl:
@@ -74,10 +96,17 @@ class RowWatch:
         self.on_event = on_event
         self.events = [_NameEvent(table, self._matched) for table in tables]
         self.api.idl.notify_handler.watch_events(self.events)
+        self.api.idl.resync_handlers.append(self._resynced)
 
     def _matched(self, table: str, name: str) -> None:
         for resource_id in self.names.get(name, []):
             self.on_event(resource_id)
 
+    def _resynced(self) -> None:
+        for resource_id in {r for ids in self.names.values() for r in ids}:
+            self.on_event(resource_id)
+
     def stop(self) -> None:
         self.api.idl.notify_handler.unwatch_events(self.events)
+        if self._resynced in self.api.idl.resync_handlers:
+            self.api.idl.resync_handlers.remove(self._resynced)

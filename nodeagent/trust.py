@@ -80,6 +80,13 @@ def seal(payload: dict[str, Any], key: Ed25519PrivateKey) -> dict[str, Any]:
             "key": public_text(key.public_key())}
 
 
+def digest(message: Any) -> str:
+    """What names a request in its answer: the hash of the whole sealed request."""
+    import hashlib
+
+    return hashlib.sha256(canonical(message)).hexdigest()
+
+
 def unseal(message: Any, key: Ed25519PublicKey) -> dict[str, Any]:
     """The payload of a message signed by ``key``, or Refused saying what was wrong."""
     if not isinstance(message, dict) or "payload" not in message:
@@ -93,3 +100,42 @@ def unseal(message: Any, key: Ed25519PublicKey) -> dict[str, Any]:
     if not isinstance(message["payload"], dict):
         raise Refused("malformed payload")
     return message["payload"]
+
+
+# -- key rotation: the old key vouches for the new one ------------------------------------------
+def endorse(old: Ed25519PrivateKey, new_public: str, purpose: str) -> dict[str, str]:
+    """The old key's signature over a new public key, so whoever trusts the old key can move to the new."""
+    return {"key": public_text(old.public_key()),
+            "signature": base64.b64encode(old.sign(f"nodeagent-{purpose}:{new_public}".encode())).decode()}
+
+
+def endorses(trusted: Ed25519PublicKey, endorsement: Any, new_public: str, purpose: str) -> bool:
+    if not isinstance(endorsement, dict) or endorsement.get("key") != public_text(trusted):
+        return False
+    try:
+        trusted.verify(base64.b64decode(str(endorsement.get("signature"))),
+                       f"nodeagent-{purpose}:{new_public}".encode())
+        return True
+    except (InvalidSignature, ValueError, TypeError):
+        return False
+
+
+def previous_key_path(path: Path) -> Path:
+    return path.with_name(path.name + ".previous")
+
+
+def rotate_key(path: Path) -> Ed25519PrivateKey:
+    """A new key at ``path``; the old one kept beside it (``.previous``) to endorse the new one."""
+    previous = previous_key_path(path)
+    previous.unlink(missing_ok=True)
+    os.replace(path, previous)
+    path.with_suffix(".pub").unlink(missing_ok=True)
+    return load_or_create_key(path)
+
+
+def endorsed(sealed: dict[str, Any], key_path: Path) -> dict[str, Any]:
+    """``sealed`` with the previous key's endorsement of the signing key, while a rotation is under way."""
+    previous = previous_key_path(key_path)
+    if previous.exists():
+        sealed["endorsement"] = endorse(load_private_key(previous), sealed["key"], "rotate")
+    return sealed

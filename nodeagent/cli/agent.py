@@ -104,6 +104,43 @@ class Run(Command):
         return 0
 
 
+class Keygen(Command):
+    """Print this node's public keys (signing, encryption), making them on first use.
+
+    --rotate makes new ones (agent re-key): stop the agent, rotate, start it. Its next report is
+    signed with the new key and carries the old key's endorsement, so the coordinator moves to
+    it without the operator; the old encryption key still opens the cached document until the
+    coordinator sends one for the new key.
+    """
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--rotate", action="store_true", help="make new key pairs (see above)")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> int:
+        import os
+        from pathlib import Path
+
+        from nodeagent import box, trust
+        from nodeagent.agent import box_key_paths
+
+        conf = self.app.conf()
+        state_dir = Path(conf.state_dir)
+        key_path = Path(conf.node_key or state_dir / "node.key")
+        current_box, previous_box = box_key_paths(state_dir)
+        if parsed_args.rotate:
+            key = trust.rotate_key(key_path) if key_path.exists() else trust.load_or_create_key(key_path)
+            if current_box.exists():
+                os.replace(current_box, previous_box)
+        else:
+            key = trust.load_or_create_key(key_path)
+        encryption = box.load_or_create_key(current_box)
+        self.app.stdout.write(f"signing {trust.public_text(key.public_key())}\n"
+                              f"encryption {box.public_text(encryption.public_key())}\n")
+        return 0
+
+
 class Status(Lister):
     """Show this node's local view: generation, mode, each resource's state, the last drift events.
 
@@ -146,7 +183,8 @@ def make_app() -> NodeAgentApp:
                         "'nodeagent apply STATE_FILE' makes it so, "
                         "'nodeagent lint STATE_FILE' checks its OpenStack options.\n"
                         "Fleet mode: 'nodeagent run' follows the coordinator.",
-                        {"plan": Plan, "apply": Apply, "run": Run, "status": Status, "lint": lint.Lint})
+                        {"plan": Plan, "apply": Apply, "run": Run, "status": Status, "lint": lint.Lint,
+                         "keygen": Keygen})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,6 +3,7 @@
     nodeagentctl serve                       run the coordinator
     nodeagentctl node list                   the fleet at a glance
     nodeagentctl node accept HOST            trust a node's key
+    nodeagentctl node revoke|forget HOST     take that trust back (forget: it may enrol again)
     nodeagentctl node set-state HOST FILE    give a node a document (next generation, pushed)
     nodeagentctl node plan HOST              what the node would change
     nodeagentctl events [--node H] [--type T]
@@ -63,12 +64,30 @@ class Serve(Command):
 
 
 class Keygen(Command):
-    """Make the coordinator's signing key (0600) and print the public key agents need."""
+    """Make the coordinator's signing key (0600) and print the public key agents need.
+
+    --rotate makes a new signing key and a new key for the secrets at rest (every secret and
+    stored document is re-encrypted). Agents move to the new signing key by themselves: until
+    --retire-previous, the old key endorses the new one in every message. Stop 'serve' first.
+    """
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument("--rotate", action="store_true", help="new signing and at-rest keys (see above)")
+        group.add_argument("--retire-previous", action="store_true",
+                           help="forget the old signing key once every node has reported since --rotate")
+        return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
         coordinator = _coordinator(self.app)
-        from nodeagent import trust
+        from nodeagent import rotation, trust
 
+        if parsed_args.rotate:
+            count = rotation.rotate(coordinator)
+            self.app.stderr.write(f"keys rotated; {count} stored values re-encrypted\n")
+        elif parsed_args.retire_previous and not rotation.retire_previous(coordinator):
+            self.app.stderr.write("no previous signing key\n")
         self.app.stdout.write(trust.public_text(coordinator.key.public_key()) + "\n")
         return 0
 
@@ -188,6 +207,32 @@ class NodeAccept(Command):
         _coordinator(self.app).accept(parsed_args.host)
         self.app.stdout.write(f"accepted {parsed_args.host}\n")
         return 0
+
+
+class NodeRevoke(Command):
+    """Revoke a node: its key is forgotten, its reports are refused, it gets nothing. 'node forget' undoes
+    the name's reservation (the node may then enrol again, pending)."""
+
+    forget = False
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("host", metavar="HOST")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> int:
+        from nodeagent import enrolment
+
+        coordinator = _coordinator(self.app)
+        (enrolment.forget if self.forget else enrolment.revoke)(coordinator.inventory, parsed_args.host)
+        self.app.stdout.write(f"{'forgot' if self.forget else 'revoked'} {parsed_args.host}\n")
+        return 0
+
+
+class NodeForget(NodeRevoke):
+    """Forget a node: its documents, keys and drift records (its events stay); it may enrol again, pending."""
+
+    forget = True
 
 
 class NodeSetState(Command):
@@ -421,6 +466,7 @@ class SecretList(Lister):
 
 COMMANDS = {
     "serve": Serve, "keygen": Keygen, "node list": NodeList, "node show": NodeShow, "node accept": NodeAccept,
+    "node revoke": NodeRevoke, "node forget": NodeForget,
     "node set-state": NodeSetState, "node plan": NodePlan, "events": Events, "drift list": DriftList,
     "role list": RoleList, "role show": RoleShow, "node assign": NodeAssign, "node unassign": NodeUnassign,
     "var set": VarSet, "var list": VarList, "secret set": SecretSet, "secret list": SecretList, "verify": Verify,

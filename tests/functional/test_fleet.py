@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import time
 
 import pytest
@@ -17,6 +16,7 @@ import yaml
 from nodeagent import config, messaging, trust
 from nodeagent.lab import Fleet
 from tests.conftest import EXAMPLES
+from tests.relay import Relay
 
 DOCUMENT = {k: v for k, v in yaml.safe_load((EXAMPLES / "network-node.yaml").read_text()).items() if k != "node"}
 
@@ -31,15 +31,11 @@ def wait_until(check, timeout: float = 20.0, step: float = 0.2):
     raise AssertionError(f"not reached within {timeout} s: {check.__doc__ or check}")
 
 
-def rabbitmq(action: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", action], check=True, capture_output=True, timeout=120)
-    if action == "start_app":
-        subprocess.run(["rabbitmqctl", "-q", "await_startup"], check=True, capture_output=True, timeout=120)
-
-
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    fleet = Fleet(tmp_path_factory.mktemp("fleet"), report_interval=1)
+    relay = Relay()  # the broker outages cut this fleet's relay, never the shared RabbitMQ
+    fleet = Fleet(tmp_path_factory.mktemp("fleet"), transport_url=relay.url(), report_interval=1)
+    fleet.relay = relay
     try:
         for name in ("node-a", "node-b"):
             fleet.add_node(name, ["eth2"])
@@ -50,6 +46,7 @@ def fleet(tmp_path_factory):
             fleet.start(name)
         yield fleet
     finally:
+        relay.close()
         fleet.close()
 
 
@@ -143,7 +140,8 @@ def test_reports_not_signed_by_the_nodes_key_are_refused(fleet):
 
     impostor = trust.seal({"node": "node-b", "status": {"generation": 42}, "events": []},
                           Ed25519PrivateKey.generate())
-    answer = messaging.CoordinatorClient(messaging.rpc_transport(conf)).report_state(impostor)
+    reply = messaging.CoordinatorClient(messaging.rpc_transport(conf)).report_state(impostor)
+    answer = trust.unseal(reply, trust.load_public_key(fleet.public_key))["answer"]  # replies are signed
     assert answer == {"status": "refused", "reason": "signed with a key other than the node's accepted key"}
     assert nodes(fleet)["node-b"]["Generation"] == "1/1"
     assert any(e["Type"] == "report.refused" for e in events(fleet, "--node", "node-b"))
@@ -164,11 +162,11 @@ def test_an_unaccepted_node_gets_nothing(fleet):
 
 
 def test_agents_reconnect_and_converge_after_a_broker_restart(fleet):
-    rabbitmq("stop_app")
+    fleet.relay.cut()
     try:
         time.sleep(2)
     finally:
-        rabbitmq("start_app")
+        fleet.relay.restore()
     changed = {**DOCUMENT, "resources": DOCUMENT["resources"] + [
         {"id": "extra", "driver": "file", "path": "/etc/neutron/after-restart.conf", "content": "ok\n"}]}
     state = fleet.directory / "changed.yaml"
@@ -180,14 +178,14 @@ def test_agents_reconnect_and_converge_after_a_broker_restart(fleet):
 
 def test_agent_restarted_without_broker_enforces_its_cached_document(fleet):
     assert fleet.stop("node-b") == 0  # SIGTERM: a clean stop
-    rabbitmq("stop_app")
+    fleet.relay.cut()
     try:
         conf = fleet.directory / "node-b/root/etc/neutron/neutron.conf"
         conf.write_text(conf.read_text().replace("core_plugin = ml2", "core_plugin = drifted"))
         fleet.start("node-b")
         wait_until(lambda: "core_plugin = ml2" in conf.read_text(), timeout=30)
     finally:
-        rabbitmq("start_app")
+        fleet.relay.restore()
     wait_until(lambda: nodes(fleet)["node-b"]["Alive"] == ":-)", timeout=60)
 
 

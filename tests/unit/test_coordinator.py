@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from nodeagent import config, trust
+from nodeagent import box, config, trust
 from nodeagent.coordinator import Coordinator, NotFound
+
+
+NODE_BOX = box.public_text(box.X25519PrivateKey.generate().public_key())
 
 
 @pytest.fixture
@@ -16,8 +21,13 @@ def coordinator(tmp_path):
     return Coordinator(config.make_conf([str(conf_file)]))
 
 
+_sequence = itertools.count(1)
+
+
 def report(key, node="n1", generation=0, **extra):
-    return trust.seal({"node": node, "status": {"generation": generation}, "events": [], **extra}, key)
+    """A node's report, with the next sequence number (a replay protection the coordinator checks)."""
+    return trust.seal({"node": node, "status": {"generation": generation}, "events": [], "seq": next(_sequence),
+                       "box_key": NODE_BOX, **extra}, key)
 
 
 def test_first_contact_is_pending_until_accepted(coordinator):
@@ -58,7 +68,7 @@ def test_set_state_bumps_the_generation_and_fetch_returns_it_signed(coordinator)
     assert coordinator.set_state("n1", document, push=False) == 2
     sealed = coordinator.fetch_state(report(key))
     payload = trust.unseal(sealed, coordinator.key.public_key())
-    assert payload["document"]["generation"] == 2 and payload["document"]["node"] == "n1"
+    assert payload["generation"] == 2 and payload["node"] == "n1" and "document" not in payload
     with pytest.raises(ValueError, match="the document is for node 'n2', not 'n1'"):
         coordinator.set_state("n1", {**document, "node": "n2"}, push=False)
     with pytest.raises(NotFound):

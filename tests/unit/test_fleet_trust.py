@@ -1,0 +1,212 @@
+"""Trust beyond the signature, on the coordinator's side: replays, signed replies, documents encrypted per
+node and at rest, refusals aggregated, host names, revoke and forget, key rotation (real SQLite, no broker)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from nodeagent import box, config, enrolment, rotation, trust
+from nodeagent.coordinator import Coordinator
+from nodeagent.refusals import RefusalLog
+
+SECRET = "s3cret-rabbit-pass"
+DOCUMENT = {"resources": [{"id": "conf", "driver": "ini", "path": "/etc/neutron/neutron.conf",
+                           "settings": {"DEFAULT": {"transport_url": f"rabbit://openstack:{SECRET}@controller"}},
+                           "sensitive": ["DEFAULT.transport_url"]}]}
+_sequence = itertools.count(1)
+
+
+class Node:
+    """What an agent holds: a signing key, an encryption key, and its sequence."""
+
+    def __init__(self, name: str = "n1"):
+        self.name = name
+        self.key = Ed25519PrivateKey.generate()
+        self.box = box.X25519PrivateKey.generate()
+
+    def message(self, seq: int | None = None, **extra) -> dict:
+        payload = {"node": self.name, "status": {"generation": 0}, "events": [],
+                   "seq": next(_sequence) if seq is None else seq,
+                   "box_key": box.public_text(self.box.public_key()), **extra}
+        return trust.seal(payload, self.key)
+
+
+@pytest.fixture
+def coordinator(tmp_path):
+    conf_file = tmp_path / "coordinator.conf"
+    conf_file.write_text(f"[DEFAULT]\nreport_interval = 1\n[coordinator]\nstate_dir = {tmp_path / 'state'}\n"
+                         "auto_accept = true\nrefusal_window = 60\n")
+    return Coordinator(config.make_conf([str(conf_file)]))
+
+
+def kinds(coordinator, pattern="*") -> list[str]:
+    return [e.type for e in coordinator.inventory.events(kind=pattern)]
+
+
+def test_a_replayed_report_is_refused_and_recorded(coordinator):
+    node = Node()
+    sealed = node.message()
+    assert coordinator.report_state(sealed)["status"] == "new"
+    assert coordinator.report_state(node.message())["status"] == "alive"
+    answer = coordinator.report_state(sealed)  # sniffed and sent again
+    assert answer["status"] == "refused" and answer["reason"].startswith("replayed: sequence")
+    assert kinds(coordinator, "report.refused") == ["report.refused"]
+    unsequenced = trust.seal({"node": "n1", "status": {"generation": 7}, "events": []}, node.key)
+    assert coordinator.report_state(unsequenced)["reason"] == "no sequence number (replay protection)"
+    assert coordinator.inventory.node("n1").observed_generation == 0
+
+
+def test_a_replayed_fetch_is_refused(coordinator):
+    node = Node()
+    coordinator.report_state(node.message())
+    coordinator.set_state("n1", DOCUMENT, push=False)
+    fetch = node.message()
+    assert coordinator.fetch_state(fetch) is not None
+    assert coordinator.fetch_state(fetch) is None
+    assert coordinator.refusals._open  # recorded (the first of its window at once)
+    assert kinds(coordinator, "fetch.refused") == ["fetch.refused"]
+
+
+def test_replies_are_signed_and_name_the_request(coordinator):
+    node = Node()
+    request = node.message(seq=41)
+    reply = trust.unseal(coordinator.signed_reply(request, coordinator.report_state(request)),
+                         coordinator.key.public_key())
+    assert (reply["kind"], reply["node"], reply["seq"], reply["answer"]["status"]) == ("reply", "n1", 41, "new")
+
+
+def test_documents_travel_encrypted_for_their_node_only(coordinator):
+    node, other = Node(), Node("n2")
+    coordinator.report_state(node.message())
+    coordinator.report_state(other.message())
+    coordinator.set_state("n1", DOCUMENT, push=False)
+    sealed = coordinator.fetch_state(node.message())
+    assert SECRET not in json.dumps(sealed)
+    payload = trust.unseal(sealed, coordinator.key.public_key())
+    document = box.decrypt(node.box, payload["encrypted"], b"n1:1")
+    assert SECRET in json.dumps(document) and document["generation"] == 1
+    with pytest.raises(trust.Refused, match="not encrypted for this node's key"):
+        box.decrypt(other.box, payload["encrypted"], b"n1:1")
+    with pytest.raises(trust.Refused):  # the same ciphertext passed off as another generation
+        box.decrypt(node.box, payload["encrypted"], b"n1:2")
+
+
+def test_secrets_and_documents_are_encrypted_at_rest_and_survive_a_rotation(coordinator, tmp_path):
+    node = Node()
+    coordinator.report_state(node.message())
+    coordinator.set_secret("RABBIT_PASS", SECRET)
+    coordinator.set_state("n1", DOCUMENT, push=False)
+    database = tmp_path / "state/coordinator.db"
+
+    def stored() -> str:
+        with sqlite3.connect(database) as connection:
+            rows = connection.execute("SELECT value FROM secrets").fetchall() + \
+                connection.execute("SELECT body FROM documents").fetchall()
+        return json.dumps(rows)
+    before = stored()
+    assert SECRET not in before and before.count("nasealed:v1:") == 2
+    old_public = trust.public_text(coordinator.key.public_key())
+    assert rotation.rotate(coordinator) == 2
+    after = stored()
+    assert SECRET not in after and after.count("nasealed:v1:") == 2
+    assert {v.split(":")[2] for v in json.loads(after) for v in v} != {v.split(":")[2] for v in json.loads(before)
+                                                                       for v in v}
+    assert len(coordinator.vault.keys) == 1
+    again = Coordinator(coordinator.conf)  # a new process: the key file and the database agree
+    assert again.secrets() == {"RABBIT_PASS": SECRET}
+    assert SECRET in json.dumps(again.inventory.document("n1").body)
+    # The new signing key signs; the old one endorses it, so agents trusting the old key follow.
+    sealed = again.fetch_state(node.message())
+    assert sealed["key"] != old_public
+    assert trust.endorses(trust.public_from_text(old_public), sealed["endorsement"], sealed["key"], "rotate")
+    assert rotation.retire_previous(again) and "endorsement" not in again.fetch_state(node.message())
+
+
+def test_a_node_rekeys_with_its_old_keys_endorsement_only(coordinator):
+    node = Node()
+    coordinator.report_state(node.message())
+    old = node.key
+    node.key = Ed25519PrivateKey.generate()
+    assert coordinator.report_state(node.message())["reason"] == \
+        "signed with a key other than the node's accepted key"
+    new_public = trust.public_text(node.key.public_key())
+    forged = trust.endorse(Ed25519PrivateKey.generate(), new_public, "rekey")
+    assert coordinator.report_state(node.message(rekey=forged))["status"] == "refused"
+    assert coordinator.report_state(node.message(rekey=trust.endorse(old, new_public, "rekey")))["status"] == "alive"
+    assert coordinator.inventory.node("n1").public_key == new_public
+    assert "node.rekeyed" in kinds(coordinator)
+
+
+@pytest.mark.parametrize("name, valid", [
+    ("network1", True), ("compute-01.example.org", True), ("a" * 63, True), ("a" * 64, False),
+    (".".join(["a" * 63] * 4), False), ("-lead", False), ("trail-", False), ("new\nline", False),
+    ("space ", False), ("", False), ("under_score", False), ("x" * 100_000, False), (42, False)])
+def test_host_names_follow_rfc_1123(name, valid):
+    assert enrolment.valid_host(name) is valid
+
+
+def test_invalid_names_never_enrol_and_a_flood_of_refusals_makes_two_events(coordinator):
+    for number in range(1000):
+        forger = Node(f"evil {number}\n" + "x" * 1000)
+        assert coordinator.report_state(forger.message())["status"] == "refused"
+    assert coordinator.inventory.nodes() == []
+    assert kinds(coordinator) == ["report.refused"]
+    coordinator.refusals.flush(force=True)
+    events = coordinator.inventory.events()
+    assert len(events) == 2 and "999 more refused" in events[1].detail
+    assert all("\n" not in e.detail and len(e.detail) < 400 for e in events)
+
+
+def test_refusal_log_one_event_per_source_and_window():
+    now = [0.0]
+    recorded = []
+    log = RefusalLog(lambda *event: recorded.append(event), window=60, max_sources=3, clock=lambda: now[0])
+    for _ in range(500):
+        log.refuse("push: bad signature", "n1", "state.refused", "push: bad signature")
+    for source in range(100):  # varying the claimed source does not get around it
+        log.refuse(f"host{source}", None, "report.refused", "unknown node")
+    assert len(recorded) == 4
+    now[0] = 61
+    log.flush()
+    assert [r[2] for r in recorded[4:]] == ["499 more refused from push: bad signature within 60 s, the last: "
+                                            "push: bad signature",
+                                            "97 more refused from (other sources) within 60 s, the last: unknown node"]
+
+
+def test_a_revoked_node_is_refused_gets_nothing_and_forget_lets_it_enrol_again(coordinator):
+    node = Node()
+    coordinator.report_state(node.message())
+    coordinator.set_state("n1", DOCUMENT, push=False)
+    enrolment.revoke(coordinator.inventory, "n1")
+    assert coordinator.inventory.node("n1").public_key is None
+    assert coordinator.report_state(node.message())["reason"].startswith("revoked")
+    assert coordinator.fetch_state(node.message()) is None
+    assert not coordinator._can_push("n1")
+    enrolment.forget(coordinator.inventory, "n1")
+    assert coordinator.inventory.node("n1") is None and coordinator.inventory.document("n1") is None
+    assert coordinator.report_state(node.message())["status"] == "new"  # auto_accept here: enrolled afresh
+    with pytest.raises(LookupError):
+        enrolment.revoke(coordinator.inventory, "ghost")
+
+
+def test_an_agents_answer_counts_only_signed_by_the_node_for_that_request(coordinator):
+    node = Node()
+    coordinator.report_state(node.message())
+    request, other = coordinator.seal({"kind": "plan"}), coordinator.seal({"kind": "plan", "n": 2})
+
+    def answer(key, for_request, host="n1"):
+        return trust.seal({"kind": "reply", "node": host, "request": trust.digest(for_request),
+                           "answer": {"resources": []}}, key)
+    assert coordinator.node_answer("n1", request, answer(node.key, request)) == {"resources": []}
+    for forged, reason in ((answer(Ed25519PrivateKey.generate(), request), "bad signature"),
+                           ({"resources": []}, "malformed message"),
+                           (answer(node.key, other), "an answer to another request"),
+                           (answer(node.key, request, host="n2"), "an answer to another request")):
+        with pytest.raises(trust.Refused, match=reason):
+            coordinator.node_answer("n1", request, forged)
+    assert kinds(coordinator, "answer.refused") == ["answer.refused"]  # one event for the four
