@@ -26,7 +26,7 @@ from typing import Any
 from nodeagent import spec as fields
 from nodeagent.context import Context
 from nodeagent.driver import Change, Driver
-from nodeagent.errors import InvalidResource, PermanentError, TemporaryError
+from nodeagent.errors import InvalidResource, PermanentError, TemporaryError, preview
 
 
 class CommandDriver(Driver):
@@ -46,7 +46,7 @@ class CommandDriver(Driver):
         environment = spec.get("environment", {})
         if not isinstance(environment, dict) or not all(isinstance(k, str) and isinstance(v, (str, int))
                                                          for k, v in environment.items()):
-            raise InvalidResource("environment", f"must be a mapping of names to strings, got {environment!r}")
+            raise InvalidResource("environment", f"must be a mapping of names to strings, got {preview(environment)}")
         normal["environment"] = {k: str(v) for k, v in environment.items()}
         if not (normal["unless"] or normal["creates"] or normal["refresh_only"]):
             raise InvalidResource(None, "a command needs 'unless', 'creates' or 'refresh_only', "
@@ -97,7 +97,7 @@ def _command(spec: dict[str, Any], name: str) -> str | list[str]:
         return value
     if isinstance(value, list) and value and all(isinstance(v, (str, int)) for v in value):
         return [str(v) for v in value]
-    raise InvalidResource(name, f"must be a command line (a string) or its arguments (a list), got {value!r}")
+    raise InvalidResource(name, f"must be a command line (a string) or its arguments (a list), got {preview(value)}")
 
 
 def _run(command: str | list[str], spec: dict[str, Any], ctx: Context, check: bool = True

@@ -25,7 +25,7 @@ from typing import Any
 from nodeagent import files, spec as fields
 from nodeagent.context import Context
 from nodeagent.driver import Change, Driver
-from nodeagent.errors import InvalidResource
+from nodeagent.errors import InvalidResource, preview
 
 _SECTION = re.compile(r"^\[([^\]\n]+)\]\s*$")
 _KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
@@ -158,7 +158,7 @@ class IniDriver(Driver):
         for section, options in settings.items():
             _check_section(section, "settings")
             if not isinstance(options, dict):
-                raise InvalidResource(f"settings.{section}", f"must be a mapping of option to value, got {options!r}")
+                raise InvalidResource(f"settings.{section}", f"must be a mapping of option to value, got {preview(options)}")
             normalised[section] = {}
             for key, value in options.items():
                 where = f"settings.{section}.{key}"
@@ -168,7 +168,7 @@ class IniDriver(Driver):
         for section, keys in absent.items():
             _check_section(section, "absent")
             if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-                raise InvalidResource(f"absent.{section}", f"must be a list of option names, got {keys!r}")
+                raise InvalidResource(f"absent.{section}", f"must be a list of option names, got {preview(keys)}")
             for key in keys:
                 _check_key(key, f"absent.{section}")
                 if key in normalised.get(section, {}):
@@ -224,18 +224,19 @@ class IniDriver(Driver):
 def _mapping(spec: dict[str, Any], name: str) -> dict[str, Any]:
     value = spec.get(name, {})
     if not isinstance(value, dict):
-        raise InvalidResource(name, f"must be a mapping of section to options, got {value!r}")
+        raise InvalidResource(name, f"must be a mapping of section to options, got {preview(value)}")
     return value
 
 
 def _check_section(section: Any, where: str) -> None:
-    if not isinstance(section, str) or not section.strip() or any(c in section for c in "[]\n"):
-        raise InvalidResource(where, f"has an invalid section name {section!r}")
+    if not isinstance(section, str) or not section.strip() or any(c in section for c in "[]"):
+        raise InvalidResource(where, f"has an invalid section name {preview(section)}")
+    fields.single_line(section, where)
 
 
 def _check_key(key: Any, where: str) -> None:
     if not isinstance(key, str) or not _KEY.fullmatch(key):
-        raise InvalidResource(where, f"has an invalid option name {key!r}")
+        raise InvalidResource(where, f"has an invalid option name {preview(key)}")
 
 
 def _values(value: Any, where: str) -> list[str]:
@@ -243,9 +244,9 @@ def _values(value: Any, where: str) -> list[str]:
     if not items:
         raise InvalidResource(where, "must not be an empty list (list the key under 'absent' to remove it)")
     for item in items:
-        if not fields.is_scalar(item) or "\n" in str(item):
-            raise InvalidResource(where, f"must be a single-line value or a list of them, got {item!r}")
-    return [fields.scalar_text(item) for item in items]
+        if not fields.is_scalar(item):
+            raise InvalidResource(where, f"must be a single-line value or a list of them, got {preview(item)}")
+    return [fields.single_line(fields.scalar_text(item), where) for item in items]
 
 
 def _shown(values: list[str]) -> str | None:

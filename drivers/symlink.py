@@ -17,7 +17,7 @@ from typing import Any
 from nodeagent import files, spec as fields
 from nodeagent.context import Context
 from nodeagent.driver import Change, Driver
-from nodeagent.errors import InvalidResource, PermanentError
+from nodeagent.errors import InvalidResource, PermanentError, preview
 
 NOT_A_LINK = "(not a symbolic link)"
 
@@ -32,7 +32,7 @@ class SymlinkDriver(Driver):
         state = fields.choice(spec, "state", ["present", "absent"], "present")
         target = spec.get("target")
         if state == "present" and (not isinstance(target, str) or not target or "\0" in target):
-            raise InvalidResource("target", f"must be the path the link points to, got {target!r}")
+            raise InvalidResource("target", f"must be the path the link points to, got {preview(target)}")
         return {"path": fields.absolute_path(spec, "path"), "target": target, "state": state}
 
     def paths(self, spec: dict[str, Any]) -> list[tuple[str, bool]]:

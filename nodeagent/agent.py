@@ -23,7 +23,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from nodeagent import config, facts, messaging, metrics, trust
+from nodeagent import config, facts, loading, messaging, metrics, trust
 from nodeagent.daemon import sd_notify
 from nodeagent.drift import DriftGuard, Spool
 from nodeagent.enforcer import Enforcer
@@ -121,8 +121,9 @@ class Agent:
         if not self.cache_path.exists():
             return
         try:
-            document = self.verify_document(json.loads(self.cache_path.read_text()))
-        except (trust.Refused, ValueError, OSError) as exc:
+            sealed = loading.loads(self.cache_path.read_bytes(), str(self.cache_path), as_json=True)
+            document = self.verify_document(sealed)
+        except (trust.Refused, InvalidDocument, OSError) as exc:
             self.refuse("cached document", str(exc))
             return
         LOG.info("enforcing cached document, generation %d", document.generation)

@@ -15,6 +15,8 @@ import yaml
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, UndefinedError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
+from nodeagent import loading
+
 # What every deployment has unless the operator says otherwise ('nodeagentctl var set').
 DEFAULTS: dict[str, Any] = {
     "openstack_release": "2025.1",
@@ -111,7 +113,7 @@ class Roles:
                 variable = name.group(1) if name else str(exc)
                 raise RoleError(f"role '{role}' for node '{host}': variable '{variable}' is not set "
                                 f"(nodeagentctl var set --node {host} {variable} VALUE)") from None
-            body = yaml.safe_load(text) or {}
+            body = loading.loads(text, f"role '{role}' for node '{host}'") or {}
             for resource in body.get("resources") or []:
                 earlier = resources.get(resource["id"])
                 if earlier and earlier[1] != resource:
