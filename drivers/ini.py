@@ -183,15 +183,18 @@ class IniDriver(Driver):
     def secret_values(self, spec: dict[str, Any], field: str) -> list[str]:
         section, _, key = field.partition(".")
         options = spec["settings"].get(section)
+        removed = spec["absent"].get(section, [])
+        if key in removed or (not key and options is None and removed):
+            return []  # a key to remove: nothing to scrub, but its old value is masked in every change
         if options is None or (key and key not in options):
-            raise InvalidResource("sensitive", f"names '{field}', which is not a setting of this resource "
-                                  "(write SECTION.KEY, or SECTION for a whole section)")
+            raise InvalidResource("sensitive", f"names '{field}', which is neither a setting nor an absent key "
+                                  "of this resource (write SECTION.KEY, or SECTION for a whole section)")
         chosen = [options[key]] if key else list(options.values())
         return [value for values in chosen for value in values]
 
     def observe(self, spec: dict[str, Any], ctx: Context) -> tuple[files.FileState, IniFile]:
-        found = files.read_file(ctx.host_path(spec["path"]))
-        return found, IniFile.parse(found.text)
+        found, text = files.read_text(ctx.host_path(spec["path"]))
+        return found, IniFile.parse(text)
 
     def diff(self, spec: dict[str, Any], observed: tuple[files.FileState, IniFile]) -> list[Change]:
         found, ini = observed

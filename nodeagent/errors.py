@@ -82,6 +82,10 @@ class TemporaryError(DriverError):
     temporary = True
 
 
+class Conflict(TemporaryError):
+    """Someone else changed the thing while the agent was changing it: looked at again, never overwritten unseen."""
+
+
 class PermanentError(DriverError):
     """Retrying will not help until the node or the document changes."""
 
