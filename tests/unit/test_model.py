@@ -63,7 +63,7 @@ BAD = [
     ("ini set and absent", doc({**INI, "absent": {"DEFAULT": ["a"]}}),
      "resource 'conf': field 'absent.DEFAULT' names 'a', which 'settings' also sets"),
     ("sensitive unknown key", doc({**INI, "sensitive": ["DEFAULT.b"]}),
-     "resource 'conf': field 'sensitive' names 'DEFAULT.b', which is not a setting of this resource"),
+     "resource 'conf': field 'sensitive' names 'DEFAULT.b', which is neither a setting nor an absent key of this resource"),
     ("sensitive a string", doc({**INI, "sensitive": "DEFAULT.a"}),
      "resource 'conf': field 'sensitive' must be true or a list of field names"),
     ("symlink without target", doc({"id": "l", "driver": "symlink", "path": "/etc/neutron/plugin.ini"}),
