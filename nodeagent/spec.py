@@ -74,8 +74,9 @@ def single_line(value: str, name: str) -> str:
     """Refuse control characters: a '\\r' in an ini value would start a line (a section) of its own."""
     found = _CONTROL.search(value)
     if found:
+        # No preview of the value: it may be a secret, and this runs before the secrets are known.
         raise InvalidResource(name, f"must not contain control characters ({found.group()!r} at offset "
-                              f"{found.start()}), got {preview(value)}")
+                              f"{found.start()} of {len(value)})")
     return value
 
 
