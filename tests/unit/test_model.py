@@ -59,7 +59,7 @@ BAD = [
     ("ini empty list", doc({**INI, "settings": {"DEFAULT": {"a": []}}}),
      "resource 'conf': field 'settings.DEFAULT.a' must not be an empty list"),
     ("ini multi-line value", doc({**INI, "settings": {"DEFAULT": {"a": "x\ny"}}}),
-     "resource 'conf': field 'settings.DEFAULT.a' must not contain control characters ('\\n' at offset 1)"),
+     "resource 'conf': field 'settings.DEFAULT.a' must not contain control characters ('\\n' at offset 1 of 3)"),
     ("ini set and absent", doc({**INI, "absent": {"DEFAULT": ["a"]}}),
      "resource 'conf': field 'absent.DEFAULT' names 'a', which 'settings' also sets"),
     ("sensitive unknown key", doc({**INI, "sensitive": ["DEFAULT.b"]}),
