@@ -29,6 +29,9 @@ from nodeagent.errors import InvalidResource, preview
 
 _SECTION = re.compile(r"^\[([^\]\n]+)\]\s*$")
 _KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+# Lines as oslo.config reads them (a text-mode file: universal newlines), not as str.splitlines() cuts
+# them: a form feed or U+2028 inside a value does not end the line.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 
 
 @dataclass
@@ -55,7 +58,7 @@ class IniFile:
     def parse(cls, text: str) -> "IniFile":
         entries: list[_Entry] = []
         section: str | None = None
-        for line in text.splitlines(keepends=True):
+        for line in _LINE.findall(text):
             stripped = line.strip()
             previous = entries[-1] if entries else None
             if line[:1] in (" ", "\t") and stripped and previous is not None and previous.key is not None:
@@ -109,6 +112,10 @@ class IniFile:
             options = [i for i in in_section if self.entries[i].key is not None]
             anchor = options[-1] if options else in_section[0]
         self._ensure_newline(anchor)
+        following = self.entries[anchor + 1] if anchor + 1 < len(self.entries) else None
+        if following is not None and following.lines[0][:1] in (" ", "\t") and following.lines[0].strip():
+            # An indented line after the new option would read as its continuation: a blank line ends it.
+            new = [*new, _Entry(["\n"], section)]
         self.entries[anchor + 1:anchor + 1] = new
 
     def _add_section(self, section: str, new: list[_Entry]) -> None:

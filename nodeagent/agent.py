@@ -28,7 +28,7 @@ from nodeagent.daemon import sd_notify
 from nodeagent.drift import DriftGuard, Spool
 from nodeagent.enforcer import Enforcer
 from nodeagent.engine import Engine
-from nodeagent.errors import InvalidDocument
+from nodeagent.errors import InvalidDocument, preview
 from nodeagent.metrics import AgentMetrics
 from nodeagent.model import Document, parse_document
 from nodeagent.registry import DriverRegistry
@@ -88,7 +88,10 @@ class Agent:
 
     def verify_request(self, sealed: Any) -> dict[str, Any]:
         payload = trust.unseal(sealed, self.coordinator_key())
-        if time.time() - float(payload.get("issued_at", 0)) > REQUEST_MAX_AGE:
+        issued_at = payload.get("issued_at", 0)
+        if isinstance(issued_at, bool) or not isinstance(issued_at, (int, float)) or issued_at != issued_at:
+            raise trust.Refused(f"malformed request: issued_at is {preview(issued_at)}")
+        if time.time() - issued_at > REQUEST_MAX_AGE:
             raise trust.Refused("request too old")
         return payload
 

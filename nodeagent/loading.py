@@ -51,6 +51,23 @@ class _LimitedLoader(yaml.SafeLoader):
             self.depth -= 1
 
 
+# A document is JSON's types only: it is signed as JSON, cached as JSON and sent as JSON. An unquoted
+# 2024-01-01 stays a string; explicit tags that make dates, bytes or sets are refused.
+_LimitedLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+def _refuse_tag(loader: _LimitedLoader, node: yaml.Node) -> None:
+    raise yaml.constructor.ConstructorError(None, None, f"YAML tag {node.tag.replace('tag:yaml.org,2002:', '!!')} "
+                                            "is not allowed (strings, numbers, booleans, null, lists and "
+                                            "mappings only)", node.start_mark)
+
+
+for _tag in ("timestamp", "binary", "set", "omap", "pairs"):
+    _LimitedLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse_tag)
+
+
 class _Refused(Exception):
     def __init__(self, problem: str, event: Any):
         mark = getattr(event, "start_mark", None)
