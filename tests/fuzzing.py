@@ -72,12 +72,45 @@ def _resource(index: int) -> st.SearchStrategy:
     return st.one_of(ini, file, link, other)
 
 
+GOOD_PATHS = st.sampled_from(["/etc/neutron/neutron.conf", "/etc/neutron/plugin.ini", "/etc/nova/nova.conf",
+                               "/etc/neutron/plugins/ml2/ml2_conf.ini", "/etc/neutron/a b.conf", "/etc/shadow",
+                               "/etc/neutron/../shadow", "/etc/neutron/plugins"])
+GOOD_TEXT = st.text(alphabet=string.ascii_letters + string.digits + " :/@_.-,'\"#;=[]{}%*&!|>", max_size=20)
+
+
+def _good_resource(index: int) -> st.SearchStrategy:
+    """Resources that are valid, or nearly (the interesting ones: they reach the drivers)."""
+    common = {"id": st.just(f"r{index}"), "path": GOOD_PATHS}
+    key = st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True)
+    ini = st.fixed_dictionaries({**common, "driver": st.just("ini"), "settings": st.dictionaries(
+        st.sampled_from(["DEFAULT", "database", "keystone_authtoken", "x y"]),
+        st.dictionaries(key, st.one_of(GOOD_TEXT, st.integers(), st.booleans(), st.lists(GOOD_TEXT, min_size=1,
+                                                                                         max_size=2)),
+                        min_size=1, max_size=3), min_size=1, max_size=2)},
+        optional={"absent": st.dictionaries(st.sampled_from(["DEFAULT", "old"]), st.lists(key, max_size=2),
+                                            max_size=1),
+                  "permissions": st.sampled_from(["0640", "0600", "0644"]), "owner": st.sampled_from([0, "root"])})
+    file = st.fixed_dictionaries({**common, "driver": st.just("file"), "content": st.text(max_size=80)},
+                                 optional={"permissions": st.sampled_from(["0640", "0600"])})
+    link = st.fixed_dictionaries({**common, "driver": st.just("symlink"), "target": st.one_of(
+        GOOD_PATHS, st.sampled_from(["neutron.conf", "plugins/ml2/ml2_conf.ini", "../shadow", "../../etc/shadow",
+                                     "/etc/neutron", ".", "..", "../nova/nova.conf"]))},
+        optional={"state": st.sampled_from(["present", "absent"])})
+    return st.one_of(ini, file, link)
+
+
 @st.composite
 def documents(draw) -> Any:
-    """Mostly nearly valid documents (the interesting ones), sometimes anything at all."""
+    """Half nearly valid documents (they reach the drivers), half wild ones, sometimes anything at all."""
     if draw(st.integers(0, 9)) == 0:
         return draw(VALUE)
     count = draw(st.integers(0, 4))
+    if draw(st.booleans()):
+        resources = [draw(_good_resource(i)) for i in range(count)]
+        for resource in resources[1:]:
+            if draw(st.integers(0, 3)) == 0:
+                resource["after"] = [f"r{draw(st.integers(0, count - 1))}"]
+        return {"node": "n1", "generation": draw(st.integers(0, 10)), "resources": resources}
     resources = [draw(_resource(i)) for i in range(count)]
     raw: dict[str, Any] = {"node": draw(st.one_of(st.just("n1"), TEXT)),
                            "generation": draw(st.one_of(st.integers(0, 10), SCALAR)),
@@ -247,9 +280,14 @@ class RpcTarget:
         self.agent = Agent(conf)
         self.endpoint = AgentEndpoint(self.agent)
         self.trust, self.time = trust, time
+        self.generation = 0
 
     def check(self, method: str, message: Any, signed: bool) -> str:
         if signed:
+            document = message.get("document")
+            if isinstance(document, dict) and type(document.get("generation")) is int:
+                self.generation += 1  # newer than what the agent holds, so the document itself is checked
+                document["generation"] = self.generation
             if message.get("issued_at") == "now":
                 message["issued_at"] = self.time.time()
             try:
