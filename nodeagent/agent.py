@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import queue
 import random
 import signal
@@ -23,7 +22,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from nodeagent import config, facts, loading, messaging, metrics, trust
+from nodeagent import config, facts, files, loading, messaging, metrics, trust
 from nodeagent.daemon import sd_notify
 from nodeagent.drift import DriftGuard, Spool
 from nodeagent.enforcer import Enforcer
@@ -46,6 +45,8 @@ class Agent:
         self.host = conf.host
         self.state_dir = Path(conf.state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for name in ("document.json", "status.json"):  # what a kill in the middle of a write left
+            files.remove_leftovers(self.state_dir / name)
         self.node_key = trust.load_or_create_key(conf.node_key or self.state_dir / "node.key")
         self.registry = DriverRegistry.from_entry_points()
         self.ctx = config.make_context(conf, conf.root, conf.netns)
@@ -109,8 +110,13 @@ class Agent:
         event = {"id": drift["id"] if drift else uuid.uuid4().hex, "type": kind, "detail": detail, "at": time.time()}
         if drift:
             event["drift"] = drift
-        with self._lock:
-            self.spool.append(event)
+        try:
+            with self._lock:
+                self.spool.append(event)
+        except OSError as exc:
+            LOG.error("state directory %s: event %s not spooled (%s): %s", self.state_dir, kind,
+                      exc.strerror or exc, detail[:200])
+            return
         self.metrics.spooled.set(len(self.spool))
         self.report_soon.set()
 
@@ -133,10 +139,12 @@ class Agent:
         self.enforcer.apply_document(document, "start")
 
     def accept(self, sealed: dict[str, Any]) -> None:
-        temporary = self.cache_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(sealed))
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, self.cache_path)
+        """Cache the document; when the state directory is full, say so and enforce it all the same."""
+        try:
+            files.write_private(self.cache_path, json.dumps(sealed).encode())
+        except OSError as exc:
+            LOG.error("state directory %s: cannot cache the new document (%s); it is enforced, but a restart "
+                      "would start from the previous one", self.state_dir, exc.strerror or exc)
 
     def take(self, sealed: dict[str, Any], source: str) -> bool:
         """Accept and apply a pushed or pulled document; False when refused or already held."""

@@ -173,6 +173,25 @@ def write_atomic(path: Path, content: bytes, mode: int | None = None, owner: str
         raise
 
 
+def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace one of the agent's own state files (cache, status, spool) atomically.
+
+    On failure (a full disk) the old file stays whole, no temporary file is left, and the
+    OSError is raised for the caller to report.
+    """
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            os.fchmod(stream.fileno(), mode)
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.rename(temporary, path)
+    except BaseException:
+        _discard(temporary)
+        raise
+
+
 def write_backup(backup: Path, found: FileState, mode: int | None) -> None:
     """Keep the replaced version, never more readable than the file it was or becomes.
 

@@ -259,7 +259,7 @@ def rpc_payloads(draw) -> tuple[str, Any, bool]:
 class RpcTarget:
     """An agent (not started: no broker) with a scratch root, and the key its coordinator signs with."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, state_dir: Path | None = None):
         import time
 
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -274,13 +274,20 @@ class RpcTarget:
         # oslo.messaging's in-process "fake" driver: notifications of refusals go nowhere near a broker.
         (directory / "agent.conf").write_text("[DEFAULT]\ntransport_url = fake:/\n")
         conf = config.make_conf([str(directory / "agent.conf")], with_messaging=True)
-        for name, value in {"host": "n1", "state_dir": str(directory / "state"), "root": str(self.root),
+        for name, value in {"host": "n1", "state_dir": str(state_dir or directory / "state"), "root": str(self.root),
                             "coordinator_public_key": str(directory / "coordinator.pub"), "systemctl": "false"}.items():
             conf.set_override(name, value)
         self.agent = Agent(conf)
         self.endpoint = AgentEndpoint(self.agent)
         self.trust, self.time = trust, time
         self.generation = 0
+
+    def sealed_document(self, generation: int, debug: str) -> dict[str, Any]:
+        """A signed document of one ini resource (``conf``) setting ``[DEFAULT] debug``."""
+        document = {"node": "n1", "generation": generation, "resources": [
+            {"id": "conf", "driver": "ini", "path": "/etc/neutron/neutron.conf",
+             "settings": {"DEFAULT": {"debug": debug}}}]}
+        return self.trust.seal({"kind": "document", "document": document}, self.key)
 
     def check(self, method: str, message: Any, signed: bool) -> str:
         if signed:
