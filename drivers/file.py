@@ -31,6 +31,8 @@ class FileDriver(Driver):
         content = spec.get("content")
         if state == "present" and not isinstance(content, str):
             raise InvalidResource("content", f"must be the file's text, got {preview(content)}")
+        if state == "present":
+            fields.utf8_text(content, "content")
         if state == "absent" and content is not None:
             raise InvalidResource("content", "must not be given with state: absent")
         return {"path": fields.absolute_path(spec, "path"), "state": state, "content": content,

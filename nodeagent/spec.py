@@ -170,3 +170,19 @@ def ipv4_address(spec: dict[str, Any], name: str) -> str | None:
         return str(ipaddress.IPv4Address(value))
     except (ipaddress.AddressValueError, ValueError):
         raise InvalidResource(name, f"must be an IPv4 address, got {preview(value)}") from None
+
+
+def utf8_text(value: str, name: str) -> str:
+    """Text that can be written out: JSON lets a lone surrogate through, UTF-8 cannot hold it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidResource(name, f"is not valid Unicode text (a lone surrogate at offset {exc.start})") from None
+    return value
+
+
+def no_nul(value: str, name: str) -> str:
+    """Refuse a NUL character: no file name, argument or environment value can hold one."""
+    if "\0" in value:
+        raise InvalidResource(name, f"must not contain a NUL character (at offset {value.index(chr(0))})")
+    return utf8_text(value, name)

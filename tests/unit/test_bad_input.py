@@ -333,3 +333,22 @@ def test_an_edit_between_read_and_rename_is_a_conflict_not_overwritten(tmp_path)
         files.write_atomic(path, b"wanted", expected=found)
     assert path.read_text() == "edited meanwhile"
     assert [p.name for p in tmp_path.iterdir()] == ["f.conf"]
+
+
+@pytest.mark.parametrize("resource, message", [
+    ({"id": "c", "driver": "command", "command": ["echo", "a\0b"], "refresh_only": True},
+     "resource 'c': field 'command' must not contain a NUL character (at offset 1)"),
+    ({"id": "c", "driver": "command", "command": "true", "refresh_only": True, "environment": {"A=B": "x"}},
+     "resource 'c': field 'environment' must be a mapping of names to strings"),
+    ({"id": "c", "driver": "command", "command": "true", "refresh_only": True, "environment": {"P": "\ud800"}},
+     "resource 'c': field 'environment.P' is not valid Unicode text"),
+    ({"id": "s", "driver": "sysctl", "settings": {"net.ipv4.ip_forward": "1\rnet.ipv4.conf.all.rp_filter = 1"}},
+     "resource 's': field 'settings.net.ipv4.ip_forward' must not contain control characters"),
+])
+def test_arguments_and_values_a_process_or_file_cannot_hold_are_refused(registry, resource, message):
+    assert message in refusal(registry, doc(resource))
+
+
+def test_file_content_that_utf8_cannot_hold_is_refused(registry):
+    message = refusal(registry, doc({"id": "f", "driver": "file", "path": "/etc/neutron/f", "content": "a\ud800"}))
+    assert message == "resource 'f': field 'content' is not valid Unicode text (a lone surrogate at offset 1)"
