@@ -16,7 +16,7 @@ import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from nodeagent.driver import Change
 from nodeagent.errors import Conflict, PermanentError, TemporaryError
@@ -143,8 +143,12 @@ def write_atomic(path: Path, content: bytes, mode: int | None = None, owner: str
     raises Conflict instead of being overwritten unseen.
     """
     found = read_file(path)
-    if expected is not None and found != expected:
-        raise Conflict(f"'{path}' was edited while being corrected; it is looked at again")
+
+    def unchanged() -> None:
+        if expected is not None and read_file(path) != expected:
+            raise Conflict(f"'{path}' was edited while being corrected; it is looked at again")
+
+    unchanged()
     uid = uid_of(owner) if owner is not None else found.uid
     gid = gid_of(group) if group is not None else found.gid
     if mode is None:
@@ -152,22 +156,30 @@ def write_atomic(path: Path, content: bytes, mode: int | None = None, owner: str
     make_parents(path.parent)
     if found.exists and backup is not None:
         write_backup(backup, found, found.mode & mode)
+    try:
+        _replace(path, content, mode, uid, gid, before_rename=unchanged)
+        sync_directory(path.parent)
+    except OSError as exc:
+        raise os_error(exc, f"cannot write '{path}'") from None
+
+
+def _replace(path: Path, data: bytes, mode: int, uid: int | None = None, gid: int | None = None,
+             before_rename: Callable[[], None] | None = None) -> None:
+    """Temporary file beside ``path`` (made 0600, then given its mode and owner before any data),
+    fsync, rename over ``path``. The rename replaces whatever is at ``path``, a link included, never
+    following it; on any failure the temporary file is removed and ``path`` is as it was."""
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
-            stream.write(content)
-            stream.flush()
             os.fchmod(stream.fileno(), mode)
             if uid is not None or gid is not None:
                 os.fchown(stream.fileno(), -1 if uid is None else uid, -1 if gid is None else gid)
+            stream.write(data)
+            stream.flush()
             os.fsync(stream.fileno())
-        if expected is not None and read_file(path) != found:
-            raise Conflict(f"'{path}' was edited while being corrected; it is looked at again")
+        if before_rename is not None:
+            before_rename()
         os.rename(temporary, path)
-        sync_directory(path.parent)
-    except OSError as exc:
-        _discard(temporary)
-        raise os_error(exc, f"cannot write '{path}'") from None
     except BaseException:
         _discard(temporary)
         raise
@@ -179,41 +191,20 @@ def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
     On failure (a full disk) the old file stays whole, no temporary file is left, and the
     OSError is raised for the caller to report.
     """
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            os.fchmod(stream.fileno(), mode)
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.rename(temporary, path)
-    except BaseException:
-        _discard(temporary)
-        raise
+    _replace(path, data, mode)
 
 
 def write_backup(backup: Path, found: FileState, mode: int | None) -> None:
     """Keep the replaced version, never more readable than the file it was or becomes.
 
-    Written like any managed file (temporary file created 0600, then renamed), so a
-    symbolic link planted at the backup's name is replaced, not followed.
+    Written like any managed file, so a symbolic link planted at the backup's name is
+    replaced, not followed.
     """
-    make_parents(backup.parent, BACKUP_DIR_MODE)
-    handle, temporary = tempfile.mkstemp(prefix=f".{backup.name}.", suffix=TEMPORARY_SUFFIX, dir=backup.parent)
     try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(found.content or b"")
-            os.fchmod(stream.fileno(), 0o600 if mode is None else mode)
-            os.fchown(stream.fileno(), -1 if found.uid is None else found.uid,
-                      -1 if found.gid is None else found.gid)
-            os.fsync(stream.fileno())
-        os.rename(temporary, backup)
+        make_parents(backup.parent, BACKUP_DIR_MODE)
+        _replace(backup, found.content or b"", 0o600 if mode is None else mode, found.uid, found.gid)
     except OSError as exc:
-        _discard(temporary)
         raise os_error(exc, f"cannot keep a backup at '{backup}'") from None
-    except BaseException:
-        _discard(temporary)
-        raise
 
 
 def link_temporary(path: Path) -> Path:
