@@ -89,6 +89,8 @@ def loads(text: str | bytes, source: str, as_json: bool = False) -> Any:
         raise InvalidDocument(f"{source}: nested deeper than {MAX_DEPTH} levels") from None
     except json.JSONDecodeError as exc:
         raise InvalidDocument(f"{source}: line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except ValueError as exc:  # a number of more than 4300 digits (Python's int conversion limit)
+        raise InvalidDocument(f"{source}: a value cannot be read ({str(exc).split(':')[0]})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

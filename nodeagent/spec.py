@@ -101,7 +101,7 @@ def account(spec: dict[str, Any], name: str) -> str | int | None:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InvalidResource(name, f"must be a name or a numeric id, got {preview(value)}")
     if isinstance(value, int) or (value.isascii() and value.isdigit()):
-        if not 0 <= int(value) <= MAX_ID:
+        if len(str(value)) > 10 or not 0 <= int(value) <= MAX_ID:  # (int() of 5000 digits raises)
             raise InvalidResource(name, f"must be a numeric id from 0 to {MAX_ID}, got {preview(value)}")
         return int(value)
     if not re.fullmatch(r"[a-z_][a-z0-9_.-]{0,31}\$?", value):

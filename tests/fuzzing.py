@@ -35,7 +35,7 @@ FILE_DRIVERS = ("ini", "file", "symlink")  # the only ones a fuzzed document may
 
 NASTY = st.sampled_from(["", " ", "\r", "\n", "\r\n", "\x00", "\x85", "\u2028", "\ud800", "[", "]", "=", ":", "#",
                          ";", "..", "/", "/etc/shadow", "../../etc/shadow", "*", "&a", "%", "\t", "\\", '"', "'",
-                         "x" * 300, "-1", "0640", "true", "null"])
+                         "x" * 300, "-1", "0640", "true", "null", "9" * 5000])
 TEXT = st.one_of(st.text(max_size=20), NASTY, st.text(alphabet=string.printable, max_size=40))
 SCALAR = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70),
                    st.floats(allow_nan=True), TEXT)
@@ -128,7 +128,8 @@ YAML_PIECES = st.sampled_from(["node: n1\n", "generation: 1\n", "resources:\n", 
                                "  path: /etc/neutron/x.conf\n", "  settings: {DEFAULT: {a: 1}}\n", "&a ", "*a ",
                                "[", "]", "{", "}", ": ", "- ", "!!python/object:os.system ", "!!binary ", "? ",
                                "'", '"', "\t", "\n", "  ", "%YAML 1.1\n", "--- ", "...\n", "<<: *a\n", "\\u0000",
-                               "\x00", "\ufeff", "#", "|\n", ">-\n", "!!set {a, b}\n", "!!timestamp 2001-12-14\n"])
+                               "\x00", "\ufeff", "#", "|\n", ">-\n", "!!set {a, b}\n", "!!timestamp 2001-12-14\n",
+                               "9" * 5000, "1e999", "0x" + "f" * 5000])
 YAML_TEXT = st.one_of(st.lists(YAML_PIECES, max_size=30).map("".join), st.text(max_size=200),
                       st.binary(max_size=200))
 

@@ -352,3 +352,15 @@ def test_arguments_and_values_a_process_or_file_cannot_hold_are_refused(registry
 def test_file_content_that_utf8_cannot_hold_is_refused(registry):
     message = refusal(registry, doc({"id": "f", "driver": "file", "path": "/etc/neutron/f", "content": "a\ud800"}))
     assert message == "resource 'f': field 'content' is not valid Unicode text (a lone surrogate at offset 1)"
+
+
+@pytest.mark.parametrize("suffix, text", [(".yaml", "generation: " + "9" * 5000), (".json", '{"g": ' + "9" * 5000 + "}")])
+def test_numbers_too_long_for_python_are_refused_clearly(tmp_path, suffix, text):
+    path = tmp_path / f"long{suffix}"
+    path.write_text(text)
+    with pytest.raises(InvalidDocument, match=r"a value cannot be read \(Exceeds the limit \(4300 digits\)"):
+        load_file(path)
+
+
+def test_an_owner_of_5000_digits_is_refused_clearly(registry):
+    assert "field 'owner' must be a numeric id from 0 to 4294967294" in refusal(registry, doc(ini(owner="9" * 5000)))
