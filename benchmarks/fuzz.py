@@ -5,7 +5,9 @@ example runs and every failure is counted, with the first few shown. Prints, per
 cases tried, the failures and what the cases came to, then one JSON line. Run as root from the
 repository (no broker, no namespace needed):
 
-    .venv/bin/python benchmarks/fuzz.py [EXAMPLES_PER_PROPERTY]     # default 10000
+    .venv/bin/python benchmarks/fuzz.py [EXAMPLES_PER_PROPERTY] [PROPERTY...]   # default 10000, all
+
+Properties: documents, yaml_text, ini_text, rpc_payloads, reports.
 """
 
 from __future__ import annotations
@@ -77,13 +79,19 @@ def main() -> int:
         rpc_dir = scratch_dir / "rpc"
         rpc_dir.mkdir()
         target = fuzzing.RpcTarget(rpc_dir)
+        coordinator_dir = scratch_dir / "coordinator"
+        coordinator_dir.mkdir()
+        coordinator = fuzzing.CoordinatorTarget(coordinator_dir)
         ini = st.tuples(fuzzing.INI_TEXT, fuzzing.SECTION, fuzzing.INI_KEY, st.lists(fuzzing.INI_VALUE, max_size=3))
-        figures = {
-            "documents": run("documents", fuzzing.documents(), document, examples),
-            "yaml_text": run("yaml text", fuzzing.YAML_TEXT, fuzzing.check_yaml_text, examples),
-            "ini_text": run("ini text", ini, lambda case: fuzzing.check_ini_round_trip(*case), examples),
-            "rpc_payloads": run("rpc payloads", fuzzing.rpc_payloads(), lambda case: target.check(*case), examples),
+        properties = {
+            "documents": ("documents", fuzzing.documents(), document),
+            "yaml_text": ("yaml text", fuzzing.YAML_TEXT, fuzzing.check_yaml_text),
+            "ini_text": ("ini text", ini, lambda case: fuzzing.check_ini_round_trip(*case)),
+            "rpc_payloads": ("rpc payloads to the agent", fuzzing.rpc_payloads(), lambda case: target.check(*case)),
+            "reports": ("reports to the coordinator", fuzzing.reports(), lambda case: coordinator.check(*case)),
         }
+        chosen = sys.argv[2:] or list(properties)
+        figures = {name: run(*properties[name], examples) for name in chosen}
     total = {"cases": sum(f["cases"] for f in figures.values()),
              "failures": sum(f["failures"] for f in figures.values())}
     print(f"total: {total['cases']} cases, {total['failures']} failures")

@@ -21,6 +21,7 @@ from nodeagent.registry import DriverRegistry
 MODES = ("enforce", "monitor")
 MAX_GENERATION = 2**63 - 1  # what SQL's BIGINT holds
 COMMON_FIELDS = ("id", "driver", "after", "notify", "sensitive", "mode")
+NODE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}"  # a host name
 _ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}"
 
 
@@ -85,7 +86,7 @@ def parse_document(raw: Any, registry: DriverRegistry) -> Document:
         raise InvalidDocument(f"document: unknown field(s) {', '.join(sorted(map(str, unknown)))}"
                               " (known: node, generation, mode, resources)")
     node = raw.get("node")
-    if not isinstance(node, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}", node):
+    if not isinstance(node, str) or not re.fullmatch(NODE_PATTERN, node):
         raise InvalidDocument(f"document: field 'node' must be a host name, got {preview(node)}")
     generation = raw.get("generation", 0)
     if isinstance(generation, bool) or not isinstance(generation, int) or not 0 <= generation <= MAX_GENERATION:

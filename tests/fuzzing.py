@@ -313,3 +313,55 @@ class RpcTarget:
         if isinstance(answer, dict) and "refused" in answer:
             return "refused"
         return "answered"
+
+
+@st.composite
+def reports(draw) -> tuple[str, Any, bool]:
+    """(method, message, signed) for the coordinator: junk, or reports signed by an enrolled node's key
+    whose fields (status, health, facts, events, drift records) are anything an agent could send."""
+    method = draw(st.sampled_from(["report_state", "report_state", "fetch_state"]))
+    if draw(st.integers(0, 3)) == 0:
+        return method, draw(st.one_of(VALUE, st.fixed_dictionaries({"payload": VALUE, "signature": VALUE,
+                                                                      "key": VALUE}))), False
+    drift = st.fixed_dictionaries({}, optional={name: SCALAR for name in (
+        "resource", "driver", "generation", "state", "error", "seen_at", "fixed_at")} | {"changes": VALUE})
+    event = st.one_of(VALUE, st.fixed_dictionaries({}, optional={
+        "id": TEXT, "type": TEXT, "detail": VALUE, "at": SCALAR, "drift": st.one_of(VALUE, drift)}))
+    status = st.one_of(VALUE, st.fixed_dictionaries({}, optional={
+        "generation": SCALAR, "counts": st.one_of(VALUE, st.dictionaries(TEXT, SCALAR, max_size=3)),
+        "drifted": VALUE, "failed": VALUE, "contested": VALUE}))
+    payload = draw(st.fixed_dictionaries({"node": st.one_of(st.just("fz1"), TEXT)}, optional={
+        "sent_at": SCALAR, "status": status, "health": VALUE, "facts": VALUE, "events": st.one_of(
+            VALUE, st.lists(event, max_size=3))}))
+    return method, payload, True
+
+
+class CoordinatorTarget:
+    """A coordinator on a SQLite inventory in ``directory``, auto-accepting, with one node key."""
+
+    def __init__(self, directory: Path):
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        from nodeagent import config, trust
+        from nodeagent.coordinator import Coordinator, CoordinatorEndpoint
+
+        (directory / "coordinator.conf").write_text(
+            f"[DEFAULT]\ntransport_url = fake:/\n[coordinator]\nstate_dir = {directory}\nauto_accept = true\n")
+        conf = config.make_conf([str(directory / "coordinator.conf")], with_messaging=True)
+        self.coordinator = Coordinator(conf)
+        self.endpoint = CoordinatorEndpoint(self.coordinator)
+        self.key = Ed25519PrivateKey.generate()
+        self.trust = trust
+
+    def check(self, method: str, message: Any, signed: bool) -> str:
+        if signed:
+            try:
+                message = self.trust.seal(message, self.key)
+            except ValueError:
+                message = {"payload": message, "signature": "AAAA", "key": "AAAA"}
+        answer = getattr(self.endpoint, method)({}, message)
+        if method == "fetch_state":
+            assert answer is None or isinstance(answer, dict)
+            return "document" if answer else "nothing"
+        assert isinstance(answer, dict) and answer.get("status"), answer
+        return str(answer["status"])

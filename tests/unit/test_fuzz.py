@@ -52,3 +52,15 @@ def _target(tmp_path_factory) -> fuzzing.RpcTarget:
     if key not in _TARGETS:
         _TARGETS[key] = fuzzing.RpcTarget(tmp_path_factory.mktemp("rpc"))
     return _TARGETS[key]
+
+
+@SHORT
+@given(case=fuzzing.reports())
+def test_reports_to_the_coordinator_are_stored_or_refused_never_raised(tmp_path_factory, case):
+    key = ("coordinator", id(tmp_path_factory))
+    if key not in _COORDINATORS:
+        _COORDINATORS[key] = fuzzing.CoordinatorTarget(tmp_path_factory.mktemp("coordinator"))
+    _COORDINATORS[key].check(*case)
+
+
+_COORDINATORS: dict[tuple, fuzzing.CoordinatorTarget] = {}
