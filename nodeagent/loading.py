@@ -23,6 +23,7 @@ MAX_BYTES = 8 * 1024 * 1024  # a node's whole document; the biggest real one is 
 MAX_DEPTH = 32               # a document nests about 7 deep (resources, settings, section, key, values)
 MAX_ALIASES = 100            # YAML anchors are a convenience; a bomb needs many
 MAX_NODES = 200_000          # values once aliases are expanded
+MAX_BITS = 4096              # a bigger integer cannot even be printed (Python's 4300-digit limit); fields check ranges
 
 
 class _LimitedLoader(yaml.SafeLoader):
@@ -122,6 +123,8 @@ def check_shape(value: Any, source: str) -> None:
 
     def size(item: Any, depth: int) -> tuple[int, int]:
         if not isinstance(item, (dict, list, tuple)):
+            if isinstance(item, int) and item.bit_length() > MAX_BITS:  # 0xfff... of 5000 digits: too big to print
+                raise InvalidDocument(f"{source}: a number larger than {MAX_BITS} bits ({item.bit_length()} bits)")
             return 1, len(item) if isinstance(item, str) else 0
         if depth > MAX_DEPTH:
             raise InvalidDocument(f"{source}: nested deeper than {MAX_DEPTH} levels")

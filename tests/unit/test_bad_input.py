@@ -364,3 +364,10 @@ def test_numbers_too_long_for_python_are_refused_clearly(tmp_path, suffix, text)
 
 def test_an_owner_of_5000_digits_is_refused_clearly(registry):
     assert "field 'owner' must be a numeric id from 0 to 4294967294" in refusal(registry, doc(ini(owner="9" * 5000)))
+
+
+def test_numbers_larger_than_64_bits_are_refused(tmp_path):
+    path = tmp_path / "hex.yaml"
+    path.write_text("generation: 0x" + "f" * 5000 + "\n")
+    with pytest.raises(InvalidDocument, match=r"a number larger than 4096 bits \(20000 bits\)"):
+        load_file(path)

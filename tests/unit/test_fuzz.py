@@ -8,6 +8,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tests import fuzzing
@@ -35,32 +36,25 @@ def test_ini_round_trip_is_the_identity_on_unmanaged_lines(text, section, key, v
     fuzzing.check_ini_round_trip(text, section, key, values)
 
 
+@pytest.fixture
+def agent_target(tmp_path):
+    """One agent (not started) per test, shared by its examples: hypothesis runs them all in one call of
+    the test, so this function-scoped fixture is made once (the health check about that is suppressed)."""
+    return fuzzing.RpcTarget(tmp_path)
+
+
+@pytest.fixture
+def coordinator_target(tmp_path):
+    return fuzzing.CoordinatorTarget(tmp_path)
+
+
 @SHORT
 @given(case=fuzzing.rpc_payloads())
-def test_rpc_payloads_are_answered_or_refused_never_raised(tmp_path_factory, case):
-    target = _target(tmp_path_factory)
-    target.check(*case)
-
-
-_TARGETS: dict[int, fuzzing.RpcTarget] = {}
-
-
-def _target(tmp_path_factory) -> fuzzing.RpcTarget:
-    # One agent per test run (making one costs a key and a state directory); its scratch root is checked
-    # unchanged around each refused example, so examples do not depend on each other's outcome.
-    key = id(tmp_path_factory)
-    if key not in _TARGETS:
-        _TARGETS[key] = fuzzing.RpcTarget(tmp_path_factory.mktemp("rpc"))
-    return _TARGETS[key]
+def test_rpc_payloads_are_answered_or_refused_never_raised(agent_target, case):
+    agent_target.check(*case)
 
 
 @SHORT
 @given(case=fuzzing.reports())
-def test_reports_to_the_coordinator_are_stored_or_refused_never_raised(tmp_path_factory, case):
-    key = ("coordinator", id(tmp_path_factory))
-    if key not in _COORDINATORS:
-        _COORDINATORS[key] = fuzzing.CoordinatorTarget(tmp_path_factory.mktemp("coordinator"))
-    _COORDINATORS[key].check(*case)
-
-
-_COORDINATORS: dict[tuple, fuzzing.CoordinatorTarget] = {}
+def test_reports_to_the_coordinator_are_stored_or_refused_never_raised(coordinator_target, case):
+    coordinator_target.check(*case)
