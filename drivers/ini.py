@@ -165,7 +165,8 @@ class IniDriver(Driver):
         for section, options in settings.items():
             _check_section(section, "settings")
             if not isinstance(options, dict):
-                raise InvalidResource(f"settings.{section}", f"must be a mapping of option to value, got {preview(options)}")
+                raise InvalidResource(f"settings.{section}",
+                                      f"must be a mapping of option to value, got {preview(options)}")
             normalised[section] = {}
             for key, value in options.items():
                 where = f"settings.{section}.{key}"

@@ -42,7 +42,8 @@ class OvsBridgeDriver(Driver):
         external_ids = spec.get("external_ids", {})
         if not isinstance(external_ids, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in external_ids.items()):
-            raise InvalidResource("external_ids", f"must be a mapping of strings to strings, got {preview(external_ids)}")
+            raise InvalidResource("external_ids",
+                                  f"must be a mapping of strings to strings, got {preview(external_ids)}")
         ports = spec.get("ports", [])
         if not isinstance(ports, list):
             raise InvalidResource("ports", f"must be a list of interface names, got {preview(ports)}")

@@ -44,9 +44,11 @@ class SysctlDriver(Driver):
         normalised = {}
         for key, value in settings.items():
             if not isinstance(key, str) or not _KEY.fullmatch(key):
-                raise InvalidResource("settings", f"has an invalid parameter name {preview(key)} (e.g. net.ipv4.ip_forward)")
+                raise InvalidResource("settings",
+                                      f"has an invalid parameter name {preview(key)} (e.g. net.ipv4.ip_forward)")
             if not fields.is_scalar(value) or isinstance(value, bool):
-                raise InvalidResource(f"settings.{key}", f"must be a number or a single-line string, got {preview(value)}")
+                raise InvalidResource(f"settings.{key}",
+                                      f"must be a number or a single-line string, got {preview(value)}")
             normalised[key] = _normal(fields.single_line(str(value), f"settings.{key}"))
         persist = fields.absolute_path(spec, "persist") if "persist" in spec else None
         return {"settings": normalised, "persist": persist}

@@ -90,7 +90,8 @@ def parse_document(raw: Any, registry: DriverRegistry) -> Document:
         raise InvalidDocument(f"document: field 'node' must be a host name, got {preview(node)}")
     generation = raw.get("generation", 0)
     if isinstance(generation, bool) or not isinstance(generation, int) or not 0 <= generation <= MAX_GENERATION:
-        raise InvalidDocument(f"document: field 'generation' must be a non-negative integer (at most {MAX_GENERATION}), "
+        raise InvalidDocument(f"document: field 'generation' must be a non-negative integer "
+                              f"(at most {MAX_GENERATION}), "
                               f"got {preview(generation)}")
     mode = raw.get("mode", "enforce")
     if mode not in MODES:

@@ -306,7 +306,8 @@ def test_leftover_temporary_files_are_removed_at_start(registry, root):
 def test_old_values_of_absent_and_secret_looking_keys_are_never_shown(registry, engine, root, sensitive):
     target = root / "etc/neutron/neutron.conf"
     target.parent.mkdir(parents=True)
-    target.write_text("[DEFAULT]\ntransport_url = rabbit://u:old-rabbit@h\n[database]\nconnection = mysql://n:old-db@h\n"
+    target.write_text("[DEFAULT]\ntransport_url = rabbit://u:old-rabbit@h\n"
+                      "[database]\nconnection = mysql://n:old-db@h\n"
                       "[keystone_authtoken]\npassword = old-ks\n")
     resource = {"id": "conf", "driver": "ini", "path": "/etc/neutron/neutron.conf",
                 "settings": {"DEFAULT": {"transport_url": "rabbit://u:new-rabbit@h"},
@@ -354,7 +355,8 @@ def test_file_content_that_utf8_cannot_hold_is_refused(registry):
     assert message == "resource 'f': field 'content' is not valid Unicode text (a lone surrogate at offset 1)"
 
 
-@pytest.mark.parametrize("suffix, text", [(".yaml", "generation: " + "9" * 5000), (".json", '{"g": ' + "9" * 5000 + "}")])
+@pytest.mark.parametrize("suffix, text", [(".yaml", "generation: " + "9" * 5000),
+                                          (".json", '{"g": ' + "9" * 5000 + "}")])
 def test_numbers_too_long_for_python_are_refused_clearly(tmp_path, suffix, text):
     path = tmp_path / f"long{suffix}"
     path.write_text(text)
