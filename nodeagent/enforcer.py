@@ -155,7 +155,10 @@ class Enforcer:
                 if self._standing.get(item.id) == standing:
                     continue
                 self._standing[item.id] = standing
-            contested = item.status is Status.CHANGED and self.guard.record(item.id, now)
+            # An edit that lands while the agent corrects (a Conflict) is fighting too, or a writer that never
+            # stops would never be backed off.
+            fought = item.status is Status.CHANGED or item.error_kind == "conflict"
+            contested = fought and self.guard.record(item.id, now)
             event = DriftEvent.from_result(self.host, result.generation, item, seen_at, contested)
             LOG.warning("drift %s", event.describe())
             self.recent_drift.append(event.to_dict())

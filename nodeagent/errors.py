@@ -83,7 +83,14 @@ class TemporaryError(DriverError):
 
 
 class Conflict(TemporaryError):
-    """Someone else changed the thing while the agent was changing it: looked at again, never overwritten unseen."""
+    """Someone else changed the thing while the agent was changing it: looked at again, never overwritten unseen.
+
+    Its kind is "conflict" so the drift guard counts it as fighting, like a correction.
+    """
+
+    @property
+    def kind(self) -> str:
+        return "conflict"
 
 
 class PermanentError(DriverError):

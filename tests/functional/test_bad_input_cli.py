@@ -115,6 +115,7 @@ def test_an_edit_made_while_the_agent_corrects_the_file_gets_a_drift_record(regi
     found = [c["found"] for _, _, drift in events if drift for c in drift["changes"]]
     assert found == ["false", "edited-meanwhile"], events
     assert [drift["state"] for _, _, drift in events if drift] == ["failed", "corrected"]
+    assert len(enforcer.guard.seen["conf"]) == 2  # the conflict counts as fighting, like the correction
     assert "debug = true\n" in target.read_text()
 
 

@@ -332,6 +332,7 @@ def test_an_edit_between_read_and_rename_is_a_conflict_not_overwritten(tmp_path)
     path.write_text("edited meanwhile")
     with pytest.raises(Conflict, match="was edited while being corrected"):
         files.write_atomic(path, b"wanted", expected=found)
+    assert Conflict("x").kind == "conflict"
     assert path.read_text() == "edited meanwhile"
     assert [p.name for p in tmp_path.iterdir()] == ["f.conf"]
 
