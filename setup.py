@@ -32,7 +32,7 @@ setup(
         "watchdog>=3.0",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-timeout>=2"],
+        "test": ["pytest>=7", "pytest-timeout>=2", "hypothesis>=6"],
     },
     entry_points={
         "console_scripts": [

@@ -20,13 +20,14 @@ or ``refresh_only`` is required, or the command would run at every reconcile.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from typing import Any
 
 from nodeagent import spec as fields
 from nodeagent.context import Context
 from nodeagent.driver import Change, Driver
-from nodeagent.errors import InvalidResource, PermanentError, TemporaryError
+from nodeagent.errors import InvalidResource, PermanentError, TemporaryError, preview
 
 
 class CommandDriver(Driver):
@@ -44,10 +45,11 @@ class CommandDriver(Driver):
                   "refresh_only": fields.flag(spec, "refresh_only", False),
                   "timeout": fields.integer(spec, "timeout", 1, 86400, 300)}
         environment = spec.get("environment", {})
-        if not isinstance(environment, dict) or not all(isinstance(k, str) and isinstance(v, (str, int))
-                                                         for k, v in environment.items()):
-            raise InvalidResource("environment", f"must be a mapping of names to strings, got {environment!r}")
-        normal["environment"] = {k: str(v) for k, v in environment.items()}
+        if not isinstance(environment, dict) or not all(
+                isinstance(k, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k) and isinstance(v, (str, int))
+                for k, v in environment.items()):
+            raise InvalidResource("environment", f"must be a mapping of names to strings, got {preview(environment)}")
+        normal["environment"] = {k: fields.no_nul(str(v), f"environment.{k}") for k, v in environment.items()}
         if not (normal["unless"] or normal["creates"] or normal["refresh_only"]):
             raise InvalidResource(None, "a command needs 'unless', 'creates' or 'refresh_only', "
                                   "or it would run at every reconcile")
@@ -94,10 +96,10 @@ class CommandDriver(Driver):
 def _command(spec: dict[str, Any], name: str) -> str | list[str]:
     value = spec.get(name)
     if isinstance(value, str) and value.strip():
-        return value
+        return fields.no_nul(value, name)
     if isinstance(value, list) and value and all(isinstance(v, (str, int)) for v in value):
-        return [str(v) for v in value]
-    raise InvalidResource(name, f"must be a command line (a string) or its arguments (a list), got {value!r}")
+        return [fields.no_nul(str(v), name) for v in value]
+    raise InvalidResource(name, f"must be a command line (a string) or its arguments (a list), got {preview(value)}")
 
 
 def _run(command: str | list[str], spec: dict[str, Any], ctx: Context, check: bool = True

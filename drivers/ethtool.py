@@ -22,7 +22,7 @@ from pyroute2.ethtool import Ethtool
 from nodeagent import netlink, spec as fields
 from nodeagent.context import Context
 from nodeagent.driver import Change, Driver
-from nodeagent.errors import InvalidResource, PermanentError
+from nodeagent.errors import InvalidResource, PermanentError, preview
 
 # The short names ethtool -K accepts, as patterns of the kernel features each one switches.
 ALIASES = {
@@ -49,12 +49,12 @@ class EthtoolDriver(Driver):
         fields.check_fields(spec, "ethtool", ["interface", "features"], [])
         features = spec["features"]
         if not isinstance(features, dict) or not features:
-            raise InvalidResource("features", f"must be a mapping of feature to true/false, got {features!r}")
+            raise InvalidResource("features", f"must be a mapping of feature to true/false, got {preview(features)}")
         for name, wanted in features.items():
             if not isinstance(name, str) or not (name in ALIASES or re.fullmatch(r"[a-z][a-z0-9_-]+", name)):
-                raise InvalidResource("features", f"has an invalid feature name {name!r}")
+                raise InvalidResource("features", f"has an invalid feature name {preview(name)}")
             if not isinstance(wanted, bool):
-                raise InvalidResource(f"features.{name}", f"must be true or false, got {wanted!r}")
+                raise InvalidResource(f"features.{name}", f"must be true or false, got {preview(wanted)}")
         return {"interface": fields.interface_name(spec.get("interface"), "interface"), "features": dict(features)}
 
     def observe(self, spec: dict[str, Any], ctx: Context) -> dict[str, dict[str, bool]]:

@@ -17,7 +17,7 @@ from typing import Any
 from nodeagent import files, spec as fields
 from nodeagent.context import Context
 from nodeagent.driver import Change, Driver
-from nodeagent.errors import InvalidResource
+from nodeagent.errors import InvalidResource, preview
 
 
 class FileDriver(Driver):
@@ -30,7 +30,9 @@ class FileDriver(Driver):
         state = fields.choice(spec, "state", ["present", "absent"], "present")
         content = spec.get("content")
         if state == "present" and not isinstance(content, str):
-            raise InvalidResource("content", f"must be the file's text, got {content!r}")
+            raise InvalidResource("content", f"must be the file's text, got {preview(content)}")
+        if state == "present":
+            fields.utf8_text(content, "content")
         if state == "absent" and content is not None:
             raise InvalidResource("content", "must not be given with state: absent")
         return {"path": fields.absolute_path(spec, "path"), "state": state, "content": content,

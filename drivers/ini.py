@@ -25,10 +25,13 @@ from typing import Any
 from nodeagent import files, spec as fields
 from nodeagent.context import Context
 from nodeagent.driver import Change, Driver
-from nodeagent.errors import InvalidResource
+from nodeagent.errors import InvalidResource, preview
 
 _SECTION = re.compile(r"^\[([^\]\n]+)\]\s*$")
 _KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+# Lines as oslo.config reads them (a text-mode file: universal newlines), not as str.splitlines() cuts
+# them: a form feed or U+2028 inside a value does not end the line.
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 
 
 @dataclass
@@ -55,7 +58,7 @@ class IniFile:
     def parse(cls, text: str) -> "IniFile":
         entries: list[_Entry] = []
         section: str | None = None
-        for line in text.splitlines(keepends=True):
+        for line in _LINE.findall(text):
             stripped = line.strip()
             previous = entries[-1] if entries else None
             if line[:1] in (" ", "\t") and stripped and previous is not None and previous.key is not None:
@@ -109,6 +112,10 @@ class IniFile:
             options = [i for i in in_section if self.entries[i].key is not None]
             anchor = options[-1] if options else in_section[0]
         self._ensure_newline(anchor)
+        following = self.entries[anchor + 1] if anchor + 1 < len(self.entries) else None
+        if following is not None and following.lines[0][:1] in (" ", "\t") and following.lines[0].strip():
+            # An indented line after the new option would read as its continuation: a blank line ends it.
+            new = [*new, _Entry(["\n"], section)]
         self.entries[anchor + 1:anchor + 1] = new
 
     def _add_section(self, section: str, new: list[_Entry]) -> None:
@@ -158,7 +165,8 @@ class IniDriver(Driver):
         for section, options in settings.items():
             _check_section(section, "settings")
             if not isinstance(options, dict):
-                raise InvalidResource(f"settings.{section}", f"must be a mapping of option to value, got {options!r}")
+                raise InvalidResource(f"settings.{section}",
+                                      f"must be a mapping of option to value, got {preview(options)}")
             normalised[section] = {}
             for key, value in options.items():
                 where = f"settings.{section}.{key}"
@@ -168,7 +176,7 @@ class IniDriver(Driver):
         for section, keys in absent.items():
             _check_section(section, "absent")
             if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-                raise InvalidResource(f"absent.{section}", f"must be a list of option names, got {keys!r}")
+                raise InvalidResource(f"absent.{section}", f"must be a list of option names, got {preview(keys)}")
             for key in keys:
                 _check_key(key, f"absent.{section}")
                 if key in normalised.get(section, {}):
@@ -183,15 +191,18 @@ class IniDriver(Driver):
     def secret_values(self, spec: dict[str, Any], field: str) -> list[str]:
         section, _, key = field.partition(".")
         options = spec["settings"].get(section)
+        removed = spec["absent"].get(section, [])
+        if key in removed or (not key and options is None and removed):
+            return []  # a key to remove: nothing to scrub, but its old value is masked in every change
         if options is None or (key and key not in options):
-            raise InvalidResource("sensitive", f"names '{field}', which is not a setting of this resource "
-                                  "(write SECTION.KEY, or SECTION for a whole section)")
+            raise InvalidResource("sensitive", f"names '{field}', which is neither a setting nor an absent key "
+                                  "of this resource (write SECTION.KEY, or SECTION for a whole section)")
         chosen = [options[key]] if key else list(options.values())
         return [value for values in chosen for value in values]
 
     def observe(self, spec: dict[str, Any], ctx: Context) -> tuple[files.FileState, IniFile]:
-        found = files.read_file(ctx.host_path(spec["path"]))
-        return found, IniFile.parse(found.text)
+        found, text = files.read_text(ctx.host_path(spec["path"]))
+        return found, IniFile.parse(text)
 
     def diff(self, spec: dict[str, Any], observed: tuple[files.FileState, IniFile]) -> list[Change]:
         found, ini = observed
@@ -224,18 +235,19 @@ class IniDriver(Driver):
 def _mapping(spec: dict[str, Any], name: str) -> dict[str, Any]:
     value = spec.get(name, {})
     if not isinstance(value, dict):
-        raise InvalidResource(name, f"must be a mapping of section to options, got {value!r}")
+        raise InvalidResource(name, f"must be a mapping of section to options, got {preview(value)}")
     return value
 
 
 def _check_section(section: Any, where: str) -> None:
-    if not isinstance(section, str) or not section.strip() or any(c in section for c in "[]\n"):
-        raise InvalidResource(where, f"has an invalid section name {section!r}")
+    if not isinstance(section, str) or not section.strip() or any(c in section for c in "[]"):
+        raise InvalidResource(where, f"has an invalid section name {preview(section)}")
+    fields.single_line(section, where)
 
 
 def _check_key(key: Any, where: str) -> None:
     if not isinstance(key, str) or not _KEY.fullmatch(key):
-        raise InvalidResource(where, f"has an invalid option name {key!r}")
+        raise InvalidResource(where, f"has an invalid option name {preview(key)}")
 
 
 def _values(value: Any, where: str) -> list[str]:
@@ -243,9 +255,9 @@ def _values(value: Any, where: str) -> list[str]:
     if not items:
         raise InvalidResource(where, "must not be an empty list (list the key under 'absent' to remove it)")
     for item in items:
-        if not fields.is_scalar(item) or "\n" in str(item):
-            raise InvalidResource(where, f"must be a single-line value or a list of them, got {item!r}")
-    return [fields.scalar_text(item) for item in items]
+        if not fields.is_scalar(item):
+            raise InvalidResource(where, f"must be a single-line value or a list of them, got {preview(item)}")
+    return [fields.single_line(fields.scalar_text(item), where) for item in items]
 
 
 def _shown(values: list[str]) -> str | None:

@@ -24,7 +24,7 @@ from typing import Any, Callable
 from nodeagent import ovsdb, spec as fields
 from nodeagent.context import Context
 from nodeagent.driver import Change, Driver
-from nodeagent.errors import InvalidResource, PermanentError
+from nodeagent.errors import InvalidResource, PermanentError, preview
 
 PORT_TYPES = ("system", "internal", "patch", "gre", "vxlan", "geneve")
 TUNNEL_TYPES = ("gre", "vxlan", "geneve")
@@ -42,10 +42,11 @@ class OvsBridgeDriver(Driver):
         external_ids = spec.get("external_ids", {})
         if not isinstance(external_ids, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in external_ids.items()):
-            raise InvalidResource("external_ids", f"must be a mapping of strings to strings, got {external_ids!r}")
+            raise InvalidResource("external_ids",
+                                  f"must be a mapping of strings to strings, got {preview(external_ids)}")
         ports = spec.get("ports", [])
         if not isinstance(ports, list):
-            raise InvalidResource("ports", f"must be a list of interface names, got {ports!r}")
+            raise InvalidResource("ports", f"must be a list of interface names, got {preview(ports)}")
         normal_ports = [_port(item, index) for index, item in enumerate(ports)]
         names = [p["name"] for p in normal_ports]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -184,19 +185,19 @@ def _port(item: Any, index: int) -> dict[str, Any]:
         return {"name": fields.interface_name(item, "ports", "a list of interface names"), "type": "system",
                 "options": {}}
     if not isinstance(item, dict):
-        raise InvalidResource("ports", f"must be a list of interface names, got {item!r}")
+        raise InvalidResource("ports", f"must be a list of interface names, got {preview(item)}")
     unknown = set(item) - {"name", "type", *OPTION_FIELDS}
     if unknown:
         raise InvalidResource(where, f"has unknown field(s) {', '.join(sorted(unknown))} "
                               f"(known: name, type, {', '.join(OPTION_FIELDS)})")
     port_type = item.get("type", "system")
     if port_type not in PORT_TYPES:
-        raise InvalidResource(f"{where}.type", f"must be one of {', '.join(PORT_TYPES)}, got {port_type!r}")
+        raise InvalidResource(f"{where}.type", f"must be one of {', '.join(PORT_TYPES)}, got {preview(port_type)}")
     options = {}
     for key in OPTION_FIELDS:
         if key in item:
             if isinstance(item[key], bool) or not isinstance(item[key], (str, int)):
-                raise InvalidResource(f"{where}.{key}", f"must be a string, got {item[key]!r}")
+                raise InvalidResource(f"{where}.{key}", f"must be a string, got {preview(item[key])}")
             options[key] = str(item[key])
     if port_type == "patch" and "peer" not in options:
         raise InvalidResource(f"{where}.peer", "is required for a patch port")

@@ -17,7 +17,7 @@ from typing import Any
 from nodeagent import files, spec as fields
 from nodeagent.context import Context
 from nodeagent.driver import Change, Driver
-from nodeagent.errors import InvalidResource, PermanentError
+from nodeagent.errors import InvalidResource, PathRefused, PermanentError, preview
 
 NOT_A_LINK = "(not a symbolic link)"
 
@@ -31,16 +31,29 @@ class SymlinkDriver(Driver):
         fields.check_fields(spec, "symlink", ["path"], ["target", "state"])
         state = fields.choice(spec, "state", ["present", "absent"], "present")
         target = spec.get("target")
-        if state == "present" and (not isinstance(target, str) or not target or "\0" in target):
-            raise InvalidResource("target", f"must be the path the link points to, got {target!r}")
+        if state == "present" and (not isinstance(target, str) or not target):
+            raise InvalidResource("target", f"must be the path the link points to, got {preview(target)}")
+        if state == "present":
+            fields.single_line(target, "target")
+            fields.path_length(target, "target")
         return {"path": fields.absolute_path(spec, "path"), "target": target, "state": state}
 
     def paths(self, spec: dict[str, Any]) -> list[tuple[str, bool]]:
         return [(spec["path"], False)]
 
+    def confine(self, spec: dict[str, Any], ctx: Context) -> None:
+        super().confine(spec, ctx)
+        if spec["state"] == "present":
+            try:
+                ctx.link_target(spec["path"], spec["target"])
+            except PathRefused as exc:
+                raise InvalidResource("target", f"is refused: {exc}") from None
+
     def observe(self, spec: dict[str, Any], ctx: Context) -> str | None:
         """The link's target, NOT_A_LINK for something else, None when nothing is there."""
         path = ctx.host_path(spec["path"], follow_final=False)
+        if spec["state"] == "present":
+            ctx.link_target(spec["path"], spec["target"])  # the agent has no preflight: refused here too
         if path.is_symlink():
             return os.readlink(path)
         if path.exists():
@@ -62,10 +75,10 @@ class SymlinkDriver(Driver):
         if path.exists() and not path.is_symlink():
             backup = ctx.backup_path(spec["path"])
             if backup is not None:
-                files.make_parents(backup.parent)
+                files.make_parents(backup.parent, files.BACKUP_DIR_MODE)
                 os.replace(path, backup)
         # A link cannot be overwritten in place: make it beside, then rename over.
-        temporary = path.with_name(f".{path.name}.nodeagent-link")
+        temporary = files.link_temporary(path)
         try:
             if temporary.is_symlink():
                 temporary.unlink()

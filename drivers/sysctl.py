@@ -21,7 +21,7 @@ from typing import Any, Callable
 from nodeagent import files, netlink, spec as fields
 from nodeagent.context import Context
 from nodeagent.driver import Change, Driver
-from nodeagent.errors import InvalidResource, PermanentError
+from nodeagent.errors import InvalidResource, PermanentError, preview
 from nodeagent.watches import PollWatch, Watches
 
 _KEY = re.compile(r"[a-z0-9_][a-zA-Z0-9_\-]*(\.[a-zA-Z0-9_\-]+)+")
@@ -40,14 +40,16 @@ class SysctlDriver(Driver):
         fields.check_fields(spec, "sysctl", ["settings"], ["persist"])
         settings = spec["settings"]
         if not isinstance(settings, dict) or not settings:
-            raise InvalidResource("settings", f"must be a mapping of parameter to value, got {settings!r}")
+            raise InvalidResource("settings", f"must be a mapping of parameter to value, got {preview(settings)}")
         normalised = {}
         for key, value in settings.items():
             if not isinstance(key, str) or not _KEY.fullmatch(key):
-                raise InvalidResource("settings", f"has an invalid parameter name {key!r} (e.g. net.ipv4.ip_forward)")
-            if not fields.is_scalar(value) or isinstance(value, bool) or "\n" in str(value):
-                raise InvalidResource(f"settings.{key}", f"must be a number or a single-line string, got {value!r}")
-            normalised[key] = _normal(str(value))
+                raise InvalidResource("settings",
+                                      f"has an invalid parameter name {preview(key)} (e.g. net.ipv4.ip_forward)")
+            if not fields.is_scalar(value) or isinstance(value, bool):
+                raise InvalidResource(f"settings.{key}",
+                                      f"must be a number or a single-line string, got {preview(value)}")
+            normalised[key] = _normal(fields.single_line(str(value), f"settings.{key}"))
         persist = fields.absolute_path(spec, "persist") if "persist" in spec else None
         return {"settings": normalised, "persist": persist}
 
@@ -121,7 +123,7 @@ def _write_live(settings: dict[str, str], where: str) -> None:
             _proc_path(key).write_text(value + "\n")
         except OSError as exc:
             if exc.errno == errno.EINVAL:
-                raise PermanentError(f"the kernel refused {key} = {value!r} {where}") from None
+                raise PermanentError(f"the kernel refused {key} = {preview(value)} {where}") from None
             raise files.os_error(exc, f"cannot set kernel parameter '{key}'") from None
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import queue
 import random
 import signal
@@ -23,12 +22,12 @@ from typing import Any
 
 from oslo_config import cfg
 
-from nodeagent import box, config, facts, messaging, metrics, trust
+from nodeagent import box, config, facts, files, loading, messaging, metrics, trust
 from nodeagent.daemon import sd_notify
 from nodeagent.drift import DriftGuard, Spool
 from nodeagent.enforcer import Enforcer
 from nodeagent.engine import Engine
-from nodeagent.errors import InvalidDocument
+from nodeagent.errors import InvalidDocument, preview
 from nodeagent.metrics import AgentMetrics
 from nodeagent.model import Document, parse_document
 from nodeagent.outbox import Outbox
@@ -50,6 +49,8 @@ class Agent:
         self.host = conf.host
         self.state_dir = Path(conf.state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for name in ("document.json", "status.json"):  # what a kill in the middle of a write left
+            files.remove_leftovers(self.state_dir / name)
         self.node_key_path = Path(conf.node_key or self.state_dir / "node.key")
         self.node_key = trust.load_or_create_key(self.node_key_path)
         # Documents come encrypted for this key; the previous one (after a re-key) still opens the cache.
@@ -137,7 +138,10 @@ class Agent:
 
     def verify_request(self, sealed: Any) -> dict[str, Any]:
         payload = self.unseal(sealed)
-        if time.time() - float(payload.get("issued_at", 0)) > REQUEST_MAX_AGE:
+        issued_at = payload.get("issued_at", 0)
+        if isinstance(issued_at, bool) or not isinstance(issued_at, (int, float)) or issued_at != issued_at:
+            raise trust.Refused(f"malformed request: issued_at is {preview(issued_at)}")
+        if time.time() - issued_at > REQUEST_MAX_AGE:
             raise trust.Refused("request too old")
         return payload
 
@@ -161,8 +165,13 @@ class Agent:
         event = {"id": drift["id"] if drift else uuid.uuid4().hex, "type": kind, "detail": detail, "at": time.time()}
         if drift:
             event["drift"] = drift
-        with self._lock:
-            self.spool.append(event)
+        try:
+            with self._lock:
+                self.spool.append(event)
+        except OSError as exc:
+            LOG.error("state directory %s: event %s not spooled (%s): %s", self.state_dir, kind,
+                      exc.strerror or exc, detail[:200])
+            return
         self.metrics.spooled.set(len(self.spool))
         self.report_soon.set()
 
@@ -176,18 +185,21 @@ class Agent:
         if not self.cache_path.exists():
             return
         try:
-            document = self.verify_document(json.loads(self.cache_path.read_text()))
-        except (trust.Refused, ValueError, OSError) as exc:
+            sealed = loading.loads(self.cache_path.read_bytes(), str(self.cache_path), as_json=True)
+            document = self.verify_document(sealed)
+        except (trust.Refused, InvalidDocument, OSError) as exc:
             self.refuse("cached document", str(exc))
             return
         LOG.info("enforcing cached document, generation %d", document.generation)
         self.enforcer.apply_document(document, "start")
 
     def accept(self, sealed: dict[str, Any]) -> None:
-        temporary = self.cache_path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(sealed))
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, self.cache_path)
+        """Cache the document; when the state directory is full, say so and enforce it all the same."""
+        try:
+            files.write_private(self.cache_path, json.dumps(sealed).encode())
+        except OSError as exc:
+            LOG.error("state directory %s: cannot cache the new document (%s); it is enforced, but a restart "
+                      "would start from the previous one", self.state_dir, exc.strerror or exc)
 
     def take(self, sealed: dict[str, Any], source: str) -> bool:
         """Accept and apply a pushed or pulled document; False when refused or already held."""

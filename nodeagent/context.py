@@ -56,6 +56,17 @@ class Context:
             raise PathRefused(f"path '{path}' must be absolute and must not contain '..'")
         parent = self._resolve_in_root(pure.parent)
         resolved = self._resolve_in_root(parent / pure.name) if follow_final else parent / pure.name
+        return self._allowed(path, resolved)
+
+    def link_target(self, path: str, target: str) -> Path:
+        """Where a link at ``path`` pointing at ``target`` leads, refused outside the allowed roots
+        like any path (a link to /etc/shadow would let a reader of the link read the shadow file)."""
+        parent = self._resolve_in_root(PurePosixPath(path).parent)
+        joined = PurePosixPath(target) if target.startswith("/") else parent / target
+        resolved = self._resolve_in_root(joined)
+        return self._allowed(f"{path} -> {target}", resolved)
+
+    def _allowed(self, path: str, resolved: PurePosixPath) -> Path:
         for allowed in self.allowed_roots:
             allowed_real = self._resolve_in_root(PurePosixPath(allowed))
             if resolved == allowed_real or allowed_real in resolved.parents:
@@ -64,10 +75,21 @@ class Context:
         raise PathRefused(f"path {shown} is outside the allowed roots: {', '.join(self.allowed_roots)}")
 
     def backup_path(self, path: str) -> Path | None:
-        """Where the previous version of a managed file is kept, mirrored under ``backup_dir``."""
+        """Where the previous version of a managed file is kept, mirrored under ``backup_dir``.
+
+        No part of it under ``backup_dir`` may be a symbolic link: a link planted there
+        would carry copies of managed files (and their secrets) anywhere.
+        """
         if not self.backup_dir:
             return None
-        return self.root / self.backup_dir.lstrip("/") / path.lstrip("/")
+        base = self.root / self.backup_dir.lstrip("/")
+        backup = base / path.lstrip("/")
+        current = base
+        for part in ("", *PurePosixPath(path).parts[1:]):
+            current = current / part if part else current
+            if current.is_symlink():
+                raise PathRefused(f"backup path '{current}' is a symbolic link; backups never follow links")
+        return backup
 
     def _resolve_in_root(self, path: PurePosixPath) -> PurePosixPath:
         # os.path.realpath() knows only the host's "/", and a chroot would need a
@@ -84,7 +106,11 @@ class Context:
                 continue
             candidate = resolved / part
             real = self.root / str(candidate).lstrip("/")
-            if real.is_symlink():
+            try:
+                is_link = real.is_symlink()
+            except OSError as exc:  # a name too long, a loop: refused like any path that cannot be checked
+                raise PathRefused(f"cannot check '{path}': {exc.strerror or exc}") from None
+            if is_link:
                 hops += 1
                 if hops > _MAX_SYMLINKS:
                     raise PathRefused(f"too many symbolic links under '{path}'")

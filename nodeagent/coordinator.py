@@ -8,6 +8,8 @@ coordinator's host (as salt-key works on the master's files).
 from __future__ import annotations
 
 import logging
+import math
+import re
 import signal
 import threading
 import time
@@ -22,7 +24,7 @@ from nodeagent.daemon import sd_notify
 from nodeagent.fleetchecks import check_fleet, option_findings
 from nodeagent.inventory import DriftRecord, Event, Inventory, Node, NodeTrust, Secret, SiteVariable, StateDocument
 from nodeagent.metrics import CoordinatorMetrics
-from nodeagent.model import parse_document
+from nodeagent.model import NODE_PATTERN, parse_document
 from nodeagent.refusals import RefusalLog
 from nodeagent.registry import DriverRegistry
 
@@ -208,9 +210,9 @@ class Coordinator:
 
     # -- what agents call ------------------------------------------------------------------------
     def report_state(self, sealed: dict[str, Any]) -> dict[str, Any]:
-        payload = sealed.get("payload", {}) if isinstance(sealed, dict) else {}
-        host = payload.get("node")
-        if not isinstance(host, str) or not host:
+        host = _sender(sealed)
+        if host is None:
+            self.refuse(None, "report.refused", "malformed report, or a node name that is not a host name")
             return {"status": "refused", "reason": "malformed report"}
         refused = None
         with self.inventory.session() as session:
@@ -258,15 +260,16 @@ class Coordinator:
         status = "new" if node.last_heartbeat is None else "alive" if node.alive else "revived"
         node.last_heartbeat = now
         node.alive = True
-        node.health = payload.get("health") or {}
-        node.status = payload.get("status") or {}
-        node.observed_generation = int(node.status.get("generation", 0) or 0)
-        if payload.get("facts"):
+        payload = _clean_report(payload)  # signed by the node, but the node may be the attacker
+        node.health = payload["health"]
+        node.status = payload["status"]
+        node.observed_generation = payload["status"]["generation"]
+        if payload["facts"]:
             if node.roles and payload["facts"] != node.facts:
                 with self._facts_lock:
                     self.facts_changed.add(host)
             node.facts = payload["facts"]
-        alerts = self._store_events(session, host, payload.get("events", []))
+        alerts = self._store_events(session, host, payload["events"])
         self._close_resolved_drift(session, host, node.status)
         counts = node.status.get("counts", {})
         self.metrics.in_sync.labels(host).set(counts.get("in_sync", 0) + counts.get("changed", 0))
@@ -291,16 +294,19 @@ class Coordinator:
                 continue
             kind = str(item.get("type", "agent"))[:64]
             session.add(Event(uid=uid, node=host, type=kind, detail=str(item.get("detail", "")),
-                              at=float(item.get("at") or time.time())))
+                              at=_number(item.get("at")) or time.time()))
             if kind == "apply.failed":
                 self.metrics.apply_failures.labels(host).inc()
             drift = item.get("drift")
             if isinstance(drift, dict) and uid:
+                changes = drift.get("changes")
                 session.add(DriftRecord(
                     uid=uid, node=host, resource=str(drift.get("resource")), driver=str(drift.get("driver")),
-                    generation=int(drift.get("generation") or 0), state=str(drift.get("state")),
-                    changes=list(drift.get("changes") or []), error=drift.get("error"),
-                    seen_at=float(drift.get("seen_at") or time.time()), fixed_at=drift.get("fixed_at")))
+                    generation=int(_number(drift.get("generation"))), state=str(drift.get("state")),
+                    changes=changes if isinstance(changes, list) else [],
+                    error=None if drift.get("error") is None else str(drift["error"]),
+                    seen_at=_number(drift.get("seen_at")) or time.time(),
+                    fixed_at=_number(drift.get("fixed_at")) or None))
                 self.metrics.drift_events.labels(host, str(drift.get("driver")), str(drift.get("state"))).inc()
                 alerts.append({"type": f"nodeagent.drift.{drift.get('state')}", "node": host, **drift})
         return alerts
@@ -325,11 +331,13 @@ class Coordinator:
                                  f"{url} did not take {alert.get('type')} {alert.get('id', '')}: {error}")
 
     def fetch_state(self, sealed: dict[str, Any]) -> dict[str, Any] | None:
-        payload = sealed.get("payload", {}) if isinstance(sealed, dict) else {}
-        host = payload.get("node")
+        host = _sender(sealed)
+        if host is None:
+            self.refuse(None, "fetch.refused", "malformed request, or a node name that is not a host name")
+            return None
         refused = None
         with self.inventory.session() as session:
-            node = session.get(Node, host) if isinstance(host, str) else None
+            node = session.get(Node, host)
             try:
                 payload = self._verify_node(session, node, host, sealed, enrol=False)
                 self._check_fresh(session, host, payload)
@@ -588,6 +596,36 @@ class Coordinator:
             server.stop()
             server.wait()
             self.alerts.stop()
+
+
+def _sender(sealed: Any) -> str | None:
+    """The node a message says it comes from; None when it is not even shaped like a signed message."""
+    if not isinstance(sealed, dict) or not isinstance(sealed.get("payload"), dict):
+        return None
+    host = sealed["payload"].get("node")
+    return host if isinstance(host, str) and re.fullmatch(NODE_PATTERN, host) else None
+
+
+def _number(value: Any) -> float:
+    """A finite number from a report, 0 for anything else (a string, NaN, a list, 1e999)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return 0.0
+    return float(min(max(value, -2**62), 2**62))
+
+
+def _clean_report(payload: dict[str, Any]) -> dict[str, Any]:
+    """A report's fields in the shapes the inventory stores, whatever the agent sent."""
+    status = payload.get("status") if isinstance(payload.get("status"), dict) else {}
+    counts = status.get("counts") if isinstance(status.get("counts"), dict) else {}
+    status = {**status, "generation": int(_number(status.get("generation"))),
+              "counts": {str(k): int(_number(v)) for k, v in counts.items()}}
+    for name in ("drifted", "failed", "contested"):
+        items = status.get(name)
+        status[name] = [str(i) for i in items if isinstance(i, str)] if isinstance(items, list) else []
+    return {"status": status,
+            "health": payload.get("health") if isinstance(payload.get("health"), dict) else {},
+            "facts": payload.get("facts") if isinstance(payload.get("facts"), dict) else None,
+            "events": payload.get("events") if isinstance(payload.get("events"), list) else []}
 
 
 def CoordinatorEndpoint(coordinator: Coordinator) -> Any:  # noqa: N802 - builds the endpoint class lazily

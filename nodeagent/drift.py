@@ -7,13 +7,13 @@ applied: the first apply of a new generation is the agent's own work, never drif
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nodeagent import files
 from nodeagent.result import ResourceResult, Status
 
 CORRECTED, LEFT, CONTESTED, FAILED = "corrected", "left", "contested", "failed"
@@ -127,9 +127,7 @@ class Spool:
     def append(self, event: dict[str, Any]) -> None:
         path = self.directory / f"{self.next_number:012d}.json"
         self.next_number += 1
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(event))
-        os.replace(temporary, path)
+        files.write_private(path, json.dumps(event).encode())  # whole or not at all, even on a full disk
 
     def pending(self, limit: int = 100) -> list[tuple[Path, dict[str, Any]]]:
         found = []

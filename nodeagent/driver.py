@@ -80,6 +80,19 @@ class Driver:
         """Files this resource writes, as (path, follow_final_symlink), checked before anything runs."""
         return []
 
+    def confine(self, spec: dict[str, Any], ctx: Context) -> None:
+        """Refuse (InvalidResource) a resource that would touch anything outside the allowed roots.
+
+        The default checks ``paths()``; a driver with other paths (a link's target) adds them.
+        """
+        from nodeagent.errors import PathRefused
+
+        for path, follow_final in self.paths(spec):
+            try:
+                ctx.host_path(path, follow_final)
+            except PathRefused as exc:
+                raise InvalidResource("path", f"is refused: {exc}") from None
+
     def observe(self, spec: dict[str, Any], ctx: Context) -> Any:
         """Read the real state; change nothing."""
         raise NotImplementedError

@@ -9,12 +9,12 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import os
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+from nodeagent import files
 from nodeagent.daemon import sd_notify
 from nodeagent.drift import DriftEvent, DriftGuard, is_drift
 from nodeagent.engine import Engine
@@ -53,6 +53,7 @@ class Enforcer:
         self._last_touch = 0.0
         self._lock = threading.Lock()
         self.wake: Callable[[], None] = lambda: None
+        self._status_error: int | None = None
 
     # -- documents -------------------------------------------------------------------------------
     def apply_document(self, document: Document, trigger: str) -> ReconcileResult:
@@ -154,7 +155,10 @@ class Enforcer:
                 if self._standing.get(item.id) == standing:
                     continue
                 self._standing[item.id] = standing
-            contested = item.status is Status.CHANGED and self.guard.record(item.id, now)
+            # An edit that lands while the agent corrects (a Conflict) is fighting too, or a writer that never
+            # stops would never be backed off.
+            fought = item.status is Status.CHANGED or item.error_kind == "conflict"
+            contested = fought and self.guard.record(item.id, now)
             event = DriftEvent.from_result(self.host, result.generation, item, seen_at, contested)
             LOG.warning("drift %s", event.describe())
             self.recent_drift.append(event.to_dict())
@@ -201,7 +205,12 @@ class Enforcer:
                                   "status": self.states.get(resource.id, "unknown"),
                                   "backed_off": self.guard.backed_off(resource.id, time.monotonic())})
         view = {"node": self.host, **status, "resources": resources, "drift": list(self.recent_drift)}
-        temporary = self.state_dir / "status.json.tmp"
-        temporary.write_text(json.dumps(view, indent=1))
-        os.replace(temporary, self.state_dir / "status.json")
+        try:
+            files.write_private(self.state_dir / "status.json", json.dumps(view, indent=1).encode(), 0o644)
+            self._status_error = None
+        except OSError as exc:  # a full state directory must not stop enforcement; said once, not per reconcile
+            if self._status_error != exc.errno:
+                LOG.error("state directory %s: cannot write status.json (%s); 'nodeagent status' shows an "
+                          "older view", self.state_dir, exc.strerror or exc)
+            self._status_error = exc.errno
         sd_notify(f"STATUS={self.status_line()}")

@@ -14,7 +14,8 @@ from typing import Iterable
 
 from nodeagent.context import Context
 from nodeagent.driver import Change
-from nodeagent.errors import DriverError, InvalidResource, PathRefused
+from nodeagent import files
+from nodeagent.errors import Conflict, DriverError, InvalidResource, PathRefused
 from nodeagent.model import Document, Resource
 from nodeagent.redact import redact_change, scrub
 from nodeagent.registry import DriverRegistry
@@ -30,6 +31,7 @@ class Engine:
     def __init__(self, registry: DriverRegistry, ctx: Context):
         self.registry = registry
         self.ctx = ctx
+        self._swept: set[str] = set()  # managed paths whose leftovers were removed since this engine started
 
     def preflight(self, document: Document) -> None:
         """Checks that need the node but change nothing: paths inside the allowed roots, the namespace."""
@@ -38,17 +40,17 @@ class Engine:
         except DriverError as exc:
             raise InvalidResource(None, str(exc), "(context)") from None
         for resource in document.resources:
-            driver = self.registry.get(resource.driver)
-            for path, follow_final in driver.paths(resource.spec):
-                try:
-                    self.ctx.host_path(path, follow_final)
-                except PathRefused as exc:
-                    raise InvalidResource("path", f"is refused: {exc}", resource.id) from None
+            try:
+                self.registry.get(resource.driver).confine(resource.spec, self.ctx)
+            except InvalidResource as exc:
+                raise exc.with_resource(resource.id) from None
 
     def reconcile(self, document: Document, dry_run: bool = False,
                   only: Iterable[str] | None = None) -> ReconcileResult:
         """Bring the node to ``document`` (or only show what differs when ``dry_run``)."""
         started_at, clock = time.time(), time.monotonic()
+        if not dry_run:
+            self.remove_leftovers(document)
         wanted = set(only) if only is not None else None
         results: dict[str, ResourceResult] = {}
         to_notify: dict[str, list[str]] = {}
@@ -101,6 +103,11 @@ class Engine:
                 LOG.warning("resource '%s' drifted (monitor mode, left as found): %s",
                             resource.id, self._describe(resource, changes))
             else:
+                if driver.paths(resource.spec) and driver.diff(resource.spec,
+                                                               driver.observe(resource.spec, self.ctx)) != changes:
+                    # A person edits files, not bridges: an edit made since the look above is drift of its
+                    # own, recorded by the reconcile its event triggers, never overwritten unseen.
+                    raise Conflict(f"'{resource.id}' was edited while being corrected; it is looked at again")
                 driver.apply(resource.spec, changes, self.ctx)
                 remaining = driver.diff(resource.spec, driver.observe(resource.spec, self.ctx))
                 if remaining:
@@ -115,6 +122,21 @@ class Engine:
             return self._failure(resource, changes, exc, time.monotonic() - clock, unexpected=True)
         return ResourceResult(resource.id, resource.driver, status, self._redacted(resource, changes),
                               duration=time.monotonic() - clock)
+
+    def remove_leftovers(self, document: Document) -> None:
+        """Delete what an interrupted write left beside each managed file, once per path and engine."""
+        for resource in document.resources:
+            for path, follow_final in self.registry.get(resource.driver).paths(resource.spec):
+                if path in self._swept:
+                    continue
+                self._swept.add(path)
+                try:
+                    places = [self.ctx.host_path(path, follow_final), self.ctx.backup_path(path)]
+                except PathRefused:
+                    continue  # reported by the reconcile of that resource
+                for place in filter(None, places):
+                    for leftover in files.remove_leftovers(place):
+                        LOG.warning("removed '%s', left by an interrupted write", leftover)
 
     def _notify(self, document: Document, target: Resource, result: ResourceResult, sources: list[str],
                 dry_run: bool) -> ResourceResult:

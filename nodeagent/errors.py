@@ -2,9 +2,38 @@
 
 from __future__ import annotations
 
+import reprlib
+from typing import Any
+
+PREVIEW_CHARS = 60  # a value shown in an error: enough to recognise it, never a 39 MB message
+MESSAGE_CHARS = 500
+
+# reprlib (the standard library's bounded repr) cuts strings, lists and nesting alike.
+_PREVIEW = reprlib.Repr()
+_PREVIEW.maxstring = _PREVIEW.maxother = _PREVIEW.maxlong = PREVIEW_CHARS
+_PREVIEW.maxlist = _PREVIEW.maxtuple = _PREVIEW.maxdict = _PREVIEW.maxset = 4
+_PREVIEW.maxlevel = 2
+
+
+def preview(value: Any) -> str:
+    """A short, one-line repr of a value for an error message, with its size when it was cut."""
+    shown = _PREVIEW.repr(value)
+    if isinstance(value, (str, bytes)) and len(value) > PREVIEW_CHARS:
+        shown += f" ({len(value)} characters)"
+    return shown
+
+
+def one_line(text: str, limit: int = MESSAGE_CHARS) -> str:
+    """Any message as one bounded line: line breaks and control characters escaped, the rest cut."""
+    cut = text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in cut)
+
 
 class InvalidDocument(Exception):
-    """The desired-state document is wrong; nothing was touched."""
+    """The desired-state document is wrong; nothing was touched. The message is always one bounded line."""
+
+    def __init__(self, message: str = ""):
+        super().__init__(one_line(str(message)))
 
 
 class InvalidResource(InvalidDocument):
@@ -18,7 +47,7 @@ class InvalidResource(InvalidDocument):
         self.field = field
         self.problem = problem
         self.resource_id = resource_id
-        super().__init__(str(self))
+        Exception.__init__(self, str(self))
 
     def with_resource(self, resource_id: str) -> "InvalidResource":
         return InvalidResource(self.field, self.problem, resource_id)
@@ -26,8 +55,8 @@ class InvalidResource(InvalidDocument):
     def __str__(self) -> str:
         where = f"resource '{self.resource_id}'" if self.resource_id else "resource"
         if self.field:
-            return f"{where}: field '{self.field}' {self.problem}"
-        return f"{where}: {self.problem}"
+            return one_line(f"{where}: field '{self.field}' {self.problem}")
+        return one_line(f"{where}: {self.problem}")
 
 
 class DriverError(Exception):
@@ -39,6 +68,9 @@ class DriverError(Exception):
 
     temporary = False
 
+    def __init__(self, message: str = ""):
+        super().__init__(one_line(str(message)))
+
     @property
     def kind(self) -> str:
         return "temporary" if self.temporary else "permanent"
@@ -48,6 +80,17 @@ class TemporaryError(DriverError):
     """Retrying later may succeed."""
 
     temporary = True
+
+
+class Conflict(TemporaryError):
+    """Someone else changed the thing while the agent was changing it: looked at again, never overwritten unseen.
+
+    Its kind is "conflict" so the drift guard counts it as fighting, like a correction.
+    """
+
+    @property
+    def kind(self) -> str:
+        return "conflict"
 
 
 class PermanentError(DriverError):

@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import copy
 import heapq
-import json
 import re
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from nodeagent.errors import InvalidDocument, InvalidResource
+from nodeagent import loading
+from nodeagent.errors import InvalidDocument, InvalidResource, preview
 from nodeagent.registry import DriverRegistry
 
 MODES = ("enforce", "monitor")
+MAX_GENERATION = 2**63 - 1  # what SQL's BIGINT holds
 COMMON_FIELDS = ("id", "driver", "after", "notify", "sensitive", "mode")
+NODE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}"  # a host name
 _ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}"
 
 
@@ -74,25 +74,13 @@ class Document:
 
 
 def load_document(path: str | Path, registry: DriverRegistry) -> Document:
-    """Read a YAML or JSON document from a file and validate it."""
-    path = Path(path)
-    try:
-        raw_text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidDocument(f"{path}: {exc.strerror}") from None
-    try:
-        raw = json.loads(raw_text) if path.suffix == ".json" else yaml.safe_load(raw_text)
-    except json.JSONDecodeError as exc:
-        raise InvalidDocument(f"{path}: line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise InvalidDocument(f"{path}: {where}{getattr(exc, 'problem', None) or exc}") from None
-    return parse_document(raw, registry)
+    """Read a YAML or JSON document from a file (with the limits of ``loading``) and validate it."""
+    return parse_document(loading.load_file(path), registry)
 
 
 def parse_document(raw: Any, registry: DriverRegistry) -> Document:
     """Validate a document already decoded into Python values."""
+    loading.check_shape(raw, "document")
     if not isinstance(raw, dict):
         raise InvalidDocument(f"document must be a mapping with node, generation and resources, got {type(raw).__name__}")
     unknown = set(raw) - {"node", "generation", "mode", "openstack_release", "resources"}
@@ -100,20 +88,22 @@ def parse_document(raw: Any, registry: DriverRegistry) -> Document:
         raise InvalidDocument(f"document: unknown field(s) {', '.join(sorted(map(str, unknown)))}"
                               " (known: node, generation, mode, openstack_release, resources)")
     node = raw.get("node")
-    if not isinstance(node, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}", node):
-        raise InvalidDocument(f"document: field 'node' must be a host name, got {node!r}")
+    if not isinstance(node, str) or not re.fullmatch(NODE_PATTERN, node):
+        raise InvalidDocument(f"document: field 'node' must be a host name, got {preview(node)}")
     generation = raw.get("generation", 0)
-    if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
-        raise InvalidDocument(f"document: field 'generation' must be a non-negative integer, got {generation!r}")
+    if isinstance(generation, bool) or not isinstance(generation, int) or not 0 <= generation <= MAX_GENERATION:
+        raise InvalidDocument(f"document: field 'generation' must be a non-negative integer "
+                              f"(at most {MAX_GENERATION}), "
+                              f"got {preview(generation)}")
     mode = raw.get("mode", "enforce")
     if mode not in MODES:
-        raise InvalidDocument(f"document: field 'mode' must be one of {', '.join(MODES)}, got {mode!r}")
+        raise InvalidDocument(f"document: field 'mode' must be one of {', '.join(MODES)}, got {preview(mode)}")
     release = raw.get("openstack_release")
     if release is not None and not re.fullmatch(r"\d{4}\.\d", str(release)):
-        raise InvalidDocument(f"document: field 'openstack_release' must look like 2024.2 or 2025.1, got {release!r}")
+        raise InvalidDocument(f"document: field 'openstack_release' must look like 2024.2 or 2025.1, got {preview(release)}")
     entries = raw.get("resources")
     if not isinstance(entries, list):
-        raise InvalidDocument(f"document: field 'resources' must be a list, got {entries!r}")
+        raise InvalidDocument(f"document: field 'resources' must be a list, got {preview(entries)}")
 
     resources: list[Resource] = []
     seen: set[str] = set()
@@ -131,18 +121,18 @@ def parse_document(raw: Any, registry: DriverRegistry) -> Document:
 
 def _parse_resource(index: int, entry: Any, registry: DriverRegistry) -> Resource:
     if not isinstance(entry, dict):
-        raise InvalidDocument(f"resources[{index}] must be a mapping with id and driver, got {entry!r}")
+        raise InvalidDocument(f"resources[{index}] must be a mapping with id and driver, got {preview(entry)}")
     resource_id = entry.get("id")
     if not isinstance(resource_id, str) or not re.fullmatch(_ID_PATTERN, resource_id):
         raise InvalidDocument(f"resources[{index}]: field 'id' must be a name of letters, digits and '_.:@-', "
-                              f"got {resource_id!r}")
+                              f"got {preview(resource_id)}")
     try:
         driver = registry.get(entry.get("driver"))
         after = _id_list(entry, "after")
         notify = _id_list(entry, "notify")
         mode = entry.get("mode")
         if mode is not None and mode not in MODES:
-            raise InvalidResource("mode", f"must be one of {', '.join(MODES)}, got {mode!r}")
+            raise InvalidResource("mode", f"must be one of {', '.join(MODES)}, got {preview(mode)}")
         spec = driver.validate({k: v for k, v in entry.items() if k not in COMMON_FIELDS})
         sensitive, secrets = _sensitive(entry.get("sensitive", ()), driver, spec)
     except InvalidResource as exc:
@@ -153,7 +143,7 @@ def _parse_resource(index: int, entry: Any, registry: DriverRegistry) -> Resourc
 def _id_list(entry: dict[str, Any], name: str) -> tuple[str, ...]:
     value = entry.get(name, [])
     if isinstance(value, str) or not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InvalidResource(name, f"must be a list of resource ids, got {value!r}")
+        raise InvalidResource(name, f"must be a list of resource ids, got {preview(value)}")
     return tuple(value)
 
 
@@ -168,7 +158,7 @@ def _sensitive(value: Any, driver: Any, spec: dict[str, Any]) -> tuple[tuple[str
     if value is False:
         return (), ()
     if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise InvalidResource("sensitive", f"must be true or a list of field names, got {value!r}")
+        raise InvalidResource("sensitive", f"must be true or a list of field names, got {preview(value)}")
     secrets: list[str] = []
     for name in value:
         secrets += driver.secret_values(spec, name)

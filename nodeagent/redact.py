@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from typing import Iterable
 
 from nodeagent.driver import REDACTED, Change
 
 
+# Option names that hold secrets in OpenStack's files: masked even when the document forgot to say so
+# (``memcache_secret_key``, ``metadata_proxy_shared_secret``, ``[database] connection`` with its password).
+_SECRET_NAME = re.compile(r"pass|secret|token|credential|private|transport_url|connection", re.IGNORECASE)
+
+
+def looks_secret(field: str) -> bool:
+    """A field whose last part is named like a secret (``keystone_authtoken.password``)."""
+    return bool(_SECRET_NAME.search(field.split(" ", 1)[0].rsplit(".", 1)[-1]))
+
+
 def is_sensitive(field: str, sensitive: tuple[str, ...] | bool) -> bool:
-    """``DEFAULT.transport_url`` covers that change; ``keystone_authtoken`` covers the whole section."""
-    if sensitive is True:
+    """``DEFAULT.transport_url`` covers that change; ``keystone_authtoken`` covers the whole section;
+    a field named like a secret is always covered."""
+    if sensitive is True or looks_secret(field):
         return True
     name = field.split(" ", 1)[0]
     return any(name == s or name.startswith(s + ".") for s in sensitive or ())

@@ -7,7 +7,7 @@ from typing import Iterable
 from stevedore import ExtensionManager
 
 from nodeagent.driver import Driver
-from nodeagent.errors import InvalidResource
+from nodeagent.errors import InvalidResource, preview
 
 ENTRY_POINT_GROUP = "nodeagent.drivers"
 
@@ -37,5 +37,5 @@ class DriverRegistry:
 
     def get(self, name: object) -> Driver:
         if not isinstance(name, str) or name not in self._drivers:
-            raise InvalidResource("driver", f"names unknown driver {name!r} (known drivers: {', '.join(self.names)})")
+            raise InvalidResource("driver", f"names unknown driver {preview(name)} (known drivers: {', '.join(self.names)})")
         return self._drivers[name]

@@ -28,7 +28,7 @@ class ResourceResult:
     status: Status
     changes: tuple[Change, ...] = ()
     error: str | None = None
-    error_kind: str | None = None  # "temporary" or "permanent"
+    error_kind: str | None = None  # "temporary", "permanent" or "conflict" (edited while being corrected)
     duration: float = 0.0
     notified: tuple[str, ...] = ()  # what this resource did because others changed
 

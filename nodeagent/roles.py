@@ -7,13 +7,15 @@ it, the role and the node, never an empty string in a configuration file.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, UndefinedError, meta
 from jinja2.sandbox import SandboxedEnvironment
+
+from nodeagent import loading
 
 # What every deployment has unless the operator says otherwise ('nodeagentctl var set').
 DEFAULTS: dict[str, Any] = {
@@ -49,6 +51,41 @@ API_SPLIT = (2025, 2)  # from 2025.2 neutron-server is gone: neutron-api (WSGI) 
 LINUXBRIDGE_REMOVED = (2025, 1)
 
 
+class _Quoted(str):
+    """A value already written as a whole YAML scalar (by the ``yaml`` filter): printed as is."""
+
+
+def yaml_escape(value: Any) -> str:
+    """What every ``{{ ... }}`` prints: safe inside a YAML double-quoted string.
+
+    The templates put values between double quotes ("rabbit://openstack:{{ secret('RABBIT_PASS') }}@..."),
+    so a quote, backslash or line break in a secret must be escaped or it would end the string and
+    write YAML of its own. Printable text without '"' or '\\' is unchanged, so plain contexts
+    (``- id: {{ name }}-agent``) keep working for the names they hold; lists and numbers print as
+    YAML flow values (JSON). Jinja2 calls this as ``finalize`` on every printed expression.
+    """
+    if isinstance(value, _Quoted):
+        return value
+    if not isinstance(value, str):
+        return json.dumps(value, default=str)
+    return "".join(_escape_char(c) for c in value)
+
+
+def yaml_scalar(value: Any) -> _Quoted:
+    """The ``yaml`` filter: a value as a complete double-quoted YAML scalar, for unquoted places
+    (``region: {{ region | yaml }}``)."""
+    return _Quoted(f'"{yaml_escape(str(value) if not isinstance(value, str) else value)}"')
+
+
+def _escape_char(char: str) -> str:
+    if char in '"\\':
+        return "\\" + char
+    if char.isprintable():  # false for controls, \x85, \u2028, \u2029: YAML would fold or break on them
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 class RoleError(Exception):
     """A role cannot be rendered for a node; the message says which variable, secret or interface."""
 
@@ -80,7 +117,8 @@ class Roles:
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
         self.env = SandboxedEnvironment(loader=FileSystemLoader(str(self.directory)), undefined=StrictUndefined,
-                                        keep_trailing_newline=True, autoescape=False)
+                                        keep_trailing_newline=True, autoescape=False, finalize=yaml_escape)
+        self.env.filters["yaml"] = yaml_scalar
 
     def names(self) -> list[str]:
         return sorted(p.name[:-len(".yaml.j2")] for p in self.directory.glob("*.yaml.j2")
@@ -122,7 +160,7 @@ class Roles:
                 variable = name.group(1) if name else str(exc)
                 raise RoleError(f"role '{role}' for node '{host}': variable '{variable}' is not set "
                                 f"(nodeagentctl var set --node {host} {variable} VALUE)") from None
-            body = yaml.safe_load(text) or {}
+            body = loading.loads(text, f"role '{role}' for node '{host}'") or {}
             for resource in body.get("resources") or []:
                 earlier = resources.get(resource["id"])
                 if earlier and earlier[1] != resource:

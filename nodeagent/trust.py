@@ -24,7 +24,9 @@ class Refused(Exception):
 
 
 def canonical(payload: Any) -> bytes:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    # surrogatepass: a hostile message may hold lone surrogates; its digest must still be computable
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8",
+                                                                                                 "surrogatepass")
 
 
 def load_or_create_key(path: str | Path) -> Ed25519PrivateKey:

@@ -11,7 +11,7 @@ from cliff.lister import Lister
 
 from nodeagent import config
 from nodeagent.cli import lint
-from nodeagent.cli.base import NodeAgentApp, main_for, result_rows
+from nodeagent.cli.base import RESULT_COLUMNS, NodeAgentApp, check_columns, main_for, result_rows
 from nodeagent.engine import Engine
 from nodeagent.model import load_document
 from nodeagent.registry import DriverRegistry
@@ -39,6 +39,7 @@ class _LocalCommand(Lister):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        check_columns(parsed_args, RESULT_COLUMNS)
         conf = self.app.conf()
         registry = DriverRegistry.from_entry_points()
         document = load_document(parsed_args.state_file, registry)

@@ -55,6 +55,20 @@ class NodeAgentApp(App):
         return config.make_conf([self.default_config_file] if exists else [])
 
 
+RESULT_COLUMNS = ("Resource", "Driver", "Status", "Details", "Duration (ms)")
+
+
+def check_columns(parsed_args: Any, columns: Sequence[str]) -> None:
+    """Refuse ``-c NAME`` for a column the table will not have, before the command acts.
+
+    cliff checks columns only when it prints, which for ``apply`` is after the node changed.
+    """
+    unknown = [c for c in getattr(parsed_args, "columns", None) or [] if c not in columns]
+    if unknown:
+        raise ValueError(f"no column named {', '.join(repr(c) for c in unknown)} "
+                         f"(columns: {', '.join(columns)}); nothing was done")
+
+
 def result_rows(result: ReconcileResult | dict[str, Any], structured: bool
                 ) -> tuple[tuple[str, ...], list[tuple[Any, ...]]]:
     """One row per resource; details as text for a table, as a list for json and yaml.
@@ -62,7 +76,7 @@ def result_rows(result: ReconcileResult | dict[str, Any], structured: bool
     Takes a result or its dict form (as an agent returns it over RPC).
     """
     data = result.to_dict() if isinstance(result, ReconcileResult) else result
-    columns = ("Resource", "Driver", "Status", "Details", "Duration (ms)")
+    columns = RESULT_COLUMNS
     rows = []
     for item in data["resources"]:
         details = [_describe(change) for change in item["changes"]]

@@ -19,7 +19,6 @@ import sys
 import time
 from typing import Any, Sequence
 
-import yaml
 from cliff.command import Command
 from cliff.lister import Lister
 from cliff.show import ShowOne
@@ -247,13 +246,10 @@ class NodeSetState(Command):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
+        from nodeagent import loading
         from nodeagent.errors import InvalidDocument
 
-        try:
-            with open(parsed_args.state_file, encoding="utf-8") as stream:
-                raw = yaml.safe_load(stream)
-        except (OSError, yaml.YAMLError) as exc:
-            raise InvalidDocument(f"{parsed_args.state_file}: {exc}") from None
+        raw = loading.load_file(parsed_args.state_file)
         if not isinstance(raw, dict):
             raise InvalidDocument(f"{parsed_args.state_file}: document must be a mapping")
         generation = _coordinator(self.app).set_state(parsed_args.host, raw, push=not parsed_args.no_push)

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 from nodeagent import spec as fields
 from nodeagent.optionregistry import legacy, registry, values
 from nodeagent.optionregistry.finding import ERROR, WARNING, Finding
-from nodeagent.optionregistry.registry import Option, ServiceRelease
+from nodeagent.optionregistry.registry import Option
 
 # Values that name plugins: free strings to oslo.config, entry-point names to the service.
 PLUGIN_OPTIONS = {

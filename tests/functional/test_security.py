@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
 import uuid
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
