@@ -152,7 +152,7 @@ def test_monitor_mode_reports_a_stopped_agent_and_verify_names_it(three_node):
                                                                "json").stdout)
                           if d["Resource"] == "l2-agent" and d["State"] == "left"], 60,
                  "the stopped agent reported as drift, left as found")
-        # Neutron marks it dead after the server's agent_down_time (75 s by default)
+        # Neutron marks it dead after the server's agent_down_time (20 s in the lab, 75 s by default)
         verify = wait_until(lambda: (lambda done: done if done.returncode == 1 else None)(
             three_node.ctl("verify", "--node", "compute1", "-f", "json", check=False)), 150,
             "verify failing on the stopped agent")
