@@ -241,3 +241,12 @@ def test_the_yaml_filter_writes_a_whole_scalar_for_unquoted_places():
     import yaml
 
     assert yaml.safe_load(text) == {"a": "x: y\n- z", "b": "x: y\n- z", "c": 1454, "d": ["l2-agent", "l3-agent"]}
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_the_keystone_steps_clouds_yaml_carries_the_admin_password_verbatim(roles, hostile):
+    import yaml
+
+    body = roles.render("c", ["controller"], {}, {**SECRETS, "ADMIN_PASS": hostile}, FACTS)
+    clouds = yaml.safe_load(next(r for r in body["resources"] if r["id"] == "admin-clouds-yaml")["content"])
+    assert clouds["clouds"]["admin"]["auth"]["password"] == hostile
