@@ -18,13 +18,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
 from nodeagent.optionregistry import lint_document, registry
 from nodeagent.roles import Roles
+from timing import timed  # noqa: E402 (benchmarks/ is the script's directory)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,15 +54,6 @@ def render_fleet(release: str, computes: int) -> dict[str, dict]:
         fleet[host] = {"node": host, "openstack_release": release,
                        **roles.render(host, names, variables, SECRETS, facts)}
     return fleet
-
-
-def timed(function, runs: int) -> list[float]:
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        samples.append(time.perf_counter() - start)
-    return samples
 
 
 def main() -> None:

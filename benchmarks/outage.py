@@ -24,20 +24,13 @@ warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 import yaml  # noqa: E402
 
 from nodeagent.lab import Fleet  # noqa: E402
+from nodeagent.labcloud import wait_until  # noqa: E402
 from tests.relay import Relay  # noqa: E402
 
 DOCUMENT = {"resources": [{"id": "neutron-conf", "driver": "ini", "path": "/etc/neutron/neutron.conf",
                            "settings": {"DEFAULT": {"core_plugin": "ml2"}}}]}
 
 
-def wait(check, timeout: float = 30, step: float = 0.002):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(step)
-    raise TimeoutError("not reached")
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -61,17 +54,17 @@ def main() -> None:
         number += 1
         start = time.monotonic()
         conf.write_text(conf.read_text().replace("core_plugin = ml2", f"core_plugin = drift{number}"))
-        wait(lambda: "core_plugin = ml2" in conf.read_text(), 120)
+        wait_until(lambda: "core_plugin = ml2" in conf.read_text(), 120, "the drift corrected", 0.002)
         return time.monotonic() - start
 
     try:
         fleet.add_node("o1", [])
         fleet.start("coordinator")
         fleet.start("o1")
-        wait(lambda: "o1" in fleet.ctl("node", "list", "-f", "value", "-c", "Host").stdout, 60, 0.2)
+        wait_until(lambda: "o1" in fleet.ctl("node", "list", "-f", "value", "-c", "Host").stdout, 60, "the node", 0.2)
         (fleet.directory / "state.yaml").write_text(yaml.safe_dump(DOCUMENT))
         fleet.ctl("node", "set-state", "o1", str(fleet.directory / "state.yaml"))
-        wait(lambda: conf.exists() and "core_plugin = ml2" in conf.read_text(), 60)
+        wait_until(lambda: conf.exists() and "core_plugin = ml2" in conf.read_text(), 60, "the document applied", 0.002)
         time.sleep(2)
         up = []
         for _ in range(10):
@@ -88,7 +81,7 @@ def main() -> None:
 
         def delivered():
             return len(json.loads(fleet.ctl("drift", "list", "-f", "json", "--limit", "100000").stdout)) >= number
-        wait(delivered, 300, 0.5)
+        wait_until(delivered, 300, "every event delivered", 0.5)
         catch_up = time.monotonic() - restored
         time.sleep(3)
         records = json.loads(fleet.ctl("drift", "list", "-f", "json", "--limit", "100000").stdout)

@@ -15,7 +15,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from pyroute2 import IPRoute
@@ -26,18 +25,10 @@ from nodeagent.engine import Engine
 from nodeagent.lab import LabNode
 from nodeagent.model import load_document, parse_document
 from nodeagent.registry import DriverRegistry
+from timing import timed  # noqa: E402 (benchmarks/ is the script's directory)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "etc/examples"
 NETWORK_DRIVERS = ("ovs_bridge", "linux_bridge", "ethtool")
-
-
-def timed(function, runs: int) -> list[float]:
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        samples.append(time.perf_counter() - start)
-    return samples
 
 
 def p90(values: list[float]) -> float:
