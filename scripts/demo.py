@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -22,6 +23,7 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 from nodeagent import labguide  # noqa: E402
+from nodeagent.labcloud import wait_until  # noqa: E402
 from nodeagent.labguide import Deployment  # noqa: E402
 
 STARTED = time.monotonic()
@@ -45,6 +47,12 @@ def agent_list(deployment: Deployment) -> None:
     print(f"{'Agent Type':<20} {'Host':<12} {'Alive':<6} Binary")
     for agent in rows:
         print(f"{agent['type']:<20} {agent['host']:<12} {':-)' if agent['alive'] else 'XXX':<6} {agent['binary']}")
+
+
+def main_pid(deployment: Deployment, host: str, unit: str) -> str:
+    systemctl = deployment.fleet.systemds[host].systemctl
+    return subprocess.run([*systemctl, "show", "-p", "MainPID", "--value", unit], capture_output=True,
+                          text=True).stdout.strip()
 
 
 def main() -> int:
@@ -72,12 +80,18 @@ def main() -> int:
 
         step("someone breaks compute1's transport_url by hand: nodeagent puts it back and restarts the agent")
         conf = deployment.fleet.directory / "compute1/root/etc/neutron/neutron.conf"
+        agent_pid = main_pid(deployment, "compute1", "neutron-openvswitch-agent")
         conf.write_text(conf.read_text().replace("@controller:5672/", "@nowhere.invalid:5672/"))
-        time.sleep(3)
+        wait_until(lambda: "agent-neutron-conf" in deployment.ctl("drift", "list", "-f", "value").stdout, 60,
+                   "the drift record")
         show(deployment, "drift", "list", "-c", "Node", "-c", "Resource", "-c", "State", "-c", "Changes")
-        checks = deployment.wait_alive(300)
+        wait_until(lambda: main_pid(deployment, "compute1", "neutron-openvswitch-agent") not in ("0", agent_pid),
+                   120, "the agent restarted")
+        print(f"neutron-openvswitch-agent on compute1 restarted (PID {agent_pid} -> "
+              f"{main_pid(deployment, 'compute1', 'neutron-openvswitch-agent')})")
+        deployment.wait_alive(300)
         agent_list(deployment)
-        show(deployment, "events", "-c", "Time", "-c", "Node", "-c", "Type")
+        show(deployment, "events", "--type", "drift.*", "-c", "Time", "-c", "Node", "-c", "Type", "-c", "Detail")
         if not args.once:
             step(f"running; try: .venv/bin/nodeagentctl --config-file {deployment.fleet.coordinator_conf} verify"
                  "   (Ctrl-C stops and cleans up)")
