@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from nodeagent import files
-from nodeagent.trust import Refused
+from nodeagent.trust import Refused, read_private_pem
 
 INFO = b"nodeagent document v1"
 AT_REST = "nasealed:v1:"
@@ -55,12 +55,7 @@ def write_private(path: Path, data: bytes) -> None:
 def load_or_create_key(path: str | Path) -> X25519PrivateKey:
     path = Path(path)
     if path.exists():
-        if path.stat().st_mode & 0o077:
-            raise PermissionError(f"private key {path} is readable by others: chmod 600 it")
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, X25519PrivateKey):
-            raise ValueError(f"{path} is not an X25519 private key")
-        return key
+        return read_private_pem(path, X25519PrivateKey)
     key = X25519PrivateKey.generate()
     write_private(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                           serialization.NoEncryption()))

@@ -50,14 +50,19 @@ def write_private_key(key: Ed25519PrivateKey, path: Path) -> None:
     public_path.write_text(public_text(key.public_key()) + "\n")
 
 
-def load_private_key(path: str | Path) -> Ed25519PrivateKey:
+def read_private_pem(path: str | Path, kind: type) -> Any:
+    """A private key of ``kind`` from a PEM file only its owner may read (signing and encryption keys alike)."""
     path = Path(path)
     if path.stat().st_mode & 0o077:
         raise PermissionError(f"private key {path} is readable by others: chmod 600 it")
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path} is not an Ed25519 private key")
+    if not isinstance(key, kind):
+        raise ValueError(f"{path} is not an {kind.__name__.replace('PrivateKey', '')} private key")
     return key
+
+
+def load_private_key(path: str | Path) -> Ed25519PrivateKey:
+    return read_private_pem(path, Ed25519PrivateKey)
 
 
 def public_text(key: Ed25519PublicKey) -> str:
