@@ -24,7 +24,7 @@ warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 import psutil  # noqa: E402
 import yaml  # noqa: E402
 
-from nodeagent.lab import Fleet  # noqa: E402
+from nodeagent.testing.lab import Fleet  # noqa: E402
 from tests.drift_kinds import DOCUMENT, KINDS  # noqa: E402
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import psutil
 
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
-from nodeagent import labguide  # noqa: E402
-from nodeagent.labguide import Deployment  # noqa: E402
+from nodeagent.testing import labguide  # noqa: E402
+from nodeagent.testing.labguide import Deployment  # noqa: E402
 
 GUIDES = {"three-node": labguide.three_node, "two-node-provider": lambda: labguide.two_node("provider"),
           "two-node-self-service": lambda: labguide.two_node("self-service")}

@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from nodeagent.optionregistry import lint_document, registry
-from nodeagent.roles import Roles
+from nodeagent.fleet.roles import Roles
 from timing import timed  # noqa: E402 (benchmarks/ is the script's directory)
 
 ROOT = Path(__file__).resolve().parent.parent

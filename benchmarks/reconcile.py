@@ -19,12 +19,12 @@ from pathlib import Path
 
 from pyroute2 import IPRoute
 
-from nodeagent import ovsdb
-from nodeagent.context import Context
-from nodeagent.engine import Engine
-from nodeagent.lab import LabNode
-from nodeagent.model import load_document, parse_document
-from nodeagent.registry import DriverRegistry
+from nodeagent.kit import ovsdb
+from nodeagent.kit.context import Context
+from nodeagent.node.engine import Engine
+from nodeagent.testing.lab import LabNode
+from nodeagent.kit.model import load_document, parse_document
+from nodeagent.kit.registry import DriverRegistry
 from timing import timed  # noqa: E402 (benchmarks/ is the script's directory)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "etc/examples"

@@ -24,10 +24,11 @@ import re
 import subprocess
 from typing import Any
 
-from nodeagent import spec as fields
-from nodeagent.context import Context
-from nodeagent.driver import Change, Driver
-from nodeagent.errors import InvalidResource, PermanentError, TemporaryError, preview
+from nodeagent.kit import fields
+from nodeagent.kit.context import Context
+from nodeagent.kit.driver import Driver
+from nodeagent.kit.result import Change
+from nodeagent.kit.errors import InvalidResource, PermanentError, TemporaryError, preview
 
 
 class CommandDriver(Driver):

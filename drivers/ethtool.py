@@ -19,10 +19,11 @@ from typing import Any, Callable
 
 from pyroute2.ethtool import Ethtool
 
-from nodeagent import netlink, spec as fields
-from nodeagent.context import Context
-from nodeagent.driver import Change, Driver
-from nodeagent.errors import InvalidResource, PermanentError, preview
+from nodeagent.kit import netlink, fields
+from nodeagent.kit.context import Context
+from nodeagent.kit.driver import Driver
+from nodeagent.kit.result import Change
+from nodeagent.kit.errors import InvalidResource, PermanentError, preview
 
 # The short names ethtool -K accepts, as patterns of the kernel features each one switches.
 ALIASES = {

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from nodeagent import files, spec as fields
-from nodeagent.context import Context
-from nodeagent.driver import Change, Driver
-from nodeagent.errors import InvalidResource, preview
+from nodeagent.kit import files, fields
+from nodeagent.kit.context import Context
+from nodeagent.kit.driver import Driver
+from nodeagent.kit.result import Change
+from nodeagent.kit.errors import InvalidResource, preview
 
 
 class FileDriver(Driver):

@@ -22,10 +22,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from nodeagent import files, spec as fields
-from nodeagent.context import Context
-from nodeagent.driver import Change, Driver
-from nodeagent.errors import InvalidResource, preview
+from nodeagent.kit import files, fields
+from nodeagent.kit.context import Context
+from nodeagent.kit.driver import Driver
+from nodeagent.kit.result import Change
+from nodeagent.kit.errors import InvalidResource, preview
 
 _SECTION = re.compile(r"^\[([^\]\n]+)\]\s*$")
 _KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")

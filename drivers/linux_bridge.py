@@ -25,10 +25,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from nodeagent import netlink, spec as fields
-from nodeagent.context import Context
-from nodeagent.driver import Change, Driver
-from nodeagent.errors import InvalidResource, PermanentError
+from nodeagent.kit import netlink, fields
+from nodeagent.kit.context import Context
+from nodeagent.kit.driver import Driver
+from nodeagent.kit.result import Change
+from nodeagent.kit.errors import InvalidResource, PermanentError
 
 VXLAN_FIELDS = ("vni", "local", "device", "port", "learning")
 

@@ -21,10 +21,11 @@ from __future__ import annotations
 import socket
 from typing import Any, Callable
 
-from nodeagent import ovsdb, spec as fields
-from nodeagent.context import Context
-from nodeagent.driver import Change, Driver
-from nodeagent.errors import InvalidResource, PermanentError, preview
+from nodeagent.kit import ovsdb, fields
+from nodeagent.kit.context import Context
+from nodeagent.kit.driver import Driver
+from nodeagent.kit.result import Change
+from nodeagent.kit.errors import InvalidResource, PermanentError, preview
 
 PORT_TYPES = ("system", "internal", "patch", "gre", "vxlan", "geneve")
 TUNNEL_TYPES = ("gre", "vxlan", "geneve")

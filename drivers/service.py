@@ -22,11 +22,12 @@ from __future__ import annotations
 import subprocess
 from typing import Any, Callable
 
-from nodeagent import spec as fields
-from nodeagent.context import Context
-from nodeagent.driver import Change, Driver
-from nodeagent.errors import PermanentError, TemporaryError
-from nodeagent.watches import PollWatch
+from nodeagent.kit import fields
+from nodeagent.kit.context import Context
+from nodeagent.kit.driver import Driver
+from nodeagent.kit.result import Change
+from nodeagent.kit.errors import PermanentError, TemporaryError
+from nodeagent.kit.watches import PollWatch
 
 _UNIT = r"[A-Za-z0-9:_.@-]{1,255}"
 TIMEOUT = 90

@@ -14,10 +14,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from nodeagent import files, spec as fields
-from nodeagent.context import Context
-from nodeagent.driver import Change, Driver
-from nodeagent.errors import InvalidResource, PathRefused, PermanentError, preview
+from nodeagent.kit import files, fields
+from nodeagent.kit.context import Context
+from nodeagent.kit.driver import Driver
+from nodeagent.kit.result import Change
+from nodeagent.kit.errors import InvalidResource, PathRefused, PermanentError, preview
 
 NOT_A_LINK = "(not a symbolic link)"
 

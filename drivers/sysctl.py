@@ -18,11 +18,12 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from nodeagent import files, netlink, spec as fields
-from nodeagent.context import Context
-from nodeagent.driver import Change, Driver
-from nodeagent.errors import InvalidResource, PermanentError, preview
-from nodeagent.watches import PollWatch, Watches
+from nodeagent.kit import files, netlink, fields
+from nodeagent.kit.context import Context
+from nodeagent.kit.driver import Driver
+from nodeagent.kit.result import Change
+from nodeagent.kit.errors import InvalidResource, PermanentError, preview
+from nodeagent.kit.watches import PollWatch, Watches
 
 _KEY = re.compile(r"[a-z0-9_][a-zA-Z0-9_\-]*(\.[a-zA-Z0-9_\-]+)+")
 PERSISTED = " (persisted)"

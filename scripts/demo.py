@@ -22,9 +22,9 @@ import warnings
 from pathlib import Path
 
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
-from nodeagent import labguide  # noqa: E402
-from nodeagent.labcloud import wait_until  # noqa: E402
-from nodeagent.labguide import Deployment  # noqa: E402
+from nodeagent.testing import labguide  # noqa: E402
+from nodeagent.testing.labcloud import wait_until  # noqa: E402
+from nodeagent.testing.labguide import Deployment  # noqa: E402
 
 STARTED = time.monotonic()
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from nodeagent.context import Context
-from nodeagent.engine import Engine
-from nodeagent.registry import DriverRegistry
+from nodeagent.kit.context import Context
+from nodeagent.node.engine import Engine
+from nodeagent.kit.registry import DriverRegistry
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "etc" / "examples"
@@ -64,8 +64,8 @@ def netns_sysctl(name: str, key: str) -> str:
 @pytest.fixture
 def lab(tmp_path: Path):
     """A test node: its own namespace with a private Open vSwitch and a veth stand-in for eth2."""
-    from nodeagent import ovsdb
-    from nodeagent.lab import LabNode
+    from nodeagent.kit import ovsdb
+    from nodeagent.testing.lab import LabNode
 
     node = LabNode(f"na-t{os.getpid()}-{next(_names)}", tmp_path / "ovs", ["eth2"])
     try:

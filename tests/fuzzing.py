@@ -21,13 +21,13 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from nodeagent.context import Context
+from nodeagent.kit.context import Context
 from nodeagent.drivers.ini import IniFile
-from nodeagent.engine import Engine
-from nodeagent.errors import InvalidDocument
-from nodeagent.loading import loads
-from nodeagent.model import parse_document
-from nodeagent.registry import DriverRegistry
+from nodeagent.node.engine import Engine
+from nodeagent.kit.errors import InvalidDocument
+from nodeagent.kit.loading import loads
+from nodeagent.kit.model import parse_document
+from nodeagent.kit.registry import DriverRegistry
 
 FILE_DRIVERS = ("ini", "file", "symlink")  # the only ones a fuzzed document may apply (no kernel, no commands)
 
@@ -265,8 +265,10 @@ class RpcTarget:
 
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-        from nodeagent import config, trust
-        from nodeagent.agent import Agent, AgentEndpoint
+        from nodeagent.kit import config
+
+        from nodeagent.wire import trust
+        from nodeagent.node.agent import Agent, AgentEndpoint
 
         self.key = Ed25519PrivateKey.generate()
         (directory / "coordinator.pub").write_text(trust.public_text(self.key.public_key()))
@@ -342,8 +344,10 @@ class CoordinatorTarget:
     def __init__(self, directory: Path):
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-        from nodeagent import config, trust
-        from nodeagent.coordinator import Coordinator, CoordinatorEndpoint
+        from nodeagent.kit import config
+
+        from nodeagent.wire import trust
+        from nodeagent.fleet.coordinator import Coordinator, CoordinatorEndpoint
 
         (directory / "coordinator.conf").write_text(
             f"[DEFAULT]\ntransport_url = fake:/\n[coordinator]\nstate_dir = {directory}\nauto_accept = true\n")

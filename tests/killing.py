@@ -21,8 +21,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from nodeagent import trust
-from nodeagent.files import TEMPORARY_SUFFIX
+from nodeagent.wire import trust
+from nodeagent.kit.files import TEMPORARY_SUFFIX
 
 FILES, INIS = 30, 3
 

@@ -9,13 +9,13 @@ from typing import Any, Sequence
 from cliff.command import Command
 from cliff.lister import Lister
 
-from nodeagent import config
+from nodeagent.kit import config
 from nodeagent.cli import lint
 from nodeagent.cli.base import RESULT_COLUMNS, NodeAgentApp, check_columns, main_for, result_rows
-from nodeagent.engine import Engine
-from nodeagent.model import load_document
-from nodeagent.registry import DriverRegistry
-from nodeagent.result import ReconcileResult
+from nodeagent.node.engine import Engine
+from nodeagent.kit.model import load_document
+from nodeagent.kit.registry import DriverRegistry
+from nodeagent.kit.result import ReconcileResult
 
 EXIT_OK, EXIT_INVALID, EXIT_PENDING, EXIT_FAILED = 0, 1, 2, 4
 
@@ -97,8 +97,8 @@ class Run(Command):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
-        from nodeagent.agent import Agent
-        from nodeagent.daemon import setup_logging
+        from nodeagent.node.agent import Agent
+        from nodeagent.kit.daemon import setup_logging
 
         setup_logging("nodeagent", parsed_args.debug_log)
         Agent(self.app.conf()).run()
@@ -123,8 +123,8 @@ class Keygen(Command):
         import os
         from pathlib import Path
 
-        from nodeagent import box, trust
-        from nodeagent.agent import box_key_paths
+        from nodeagent.wire import box, trust
+        from nodeagent.node.agent import box_key_paths
 
         conf = self.app.conf()
         state_dir = Path(conf.state_dir)

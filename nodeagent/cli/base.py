@@ -12,8 +12,8 @@ from cliff.app import App
 from cliff.commandmanager import CommandManager
 
 from nodeagent import __version__
-from nodeagent.driver import Change
-from nodeagent.result import ReconcileResult
+from nodeagent.kit.result import Change
+from nodeagent.kit.result import ReconcileResult
 
 
 class NodeAgentApp(App):
@@ -47,7 +47,7 @@ class NodeAgentApp(App):
 
     def conf(self) -> Any:
         """The oslo.config options, from --config-file or the default file when it exists."""
-        from nodeagent import config
+        from nodeagent.kit import config
 
         if self.options.config_files:
             return config.make_conf(self.options.config_files)

@@ -28,7 +28,7 @@ from nodeagent.cli.base import NodeAgentApp, main_for, result_rows
 
 
 def _coordinator(app: Any):
-    from nodeagent.coordinator import Coordinator
+    from nodeagent.fleet.coordinator import Coordinator
 
     return Coordinator(app.conf())
 
@@ -55,7 +55,7 @@ class Serve(Command):
     """Run the coordinator: answer agents' reports and pulls, mark silent nodes down."""
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
-        from nodeagent.daemon import setup_logging
+        from nodeagent.kit.daemon import setup_logging
 
         setup_logging("nodeagent-coordinator")
         _coordinator(self.app).serve()
@@ -80,7 +80,8 @@ class Keygen(Command):
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
         coordinator = _coordinator(self.app)
-        from nodeagent import rotation, trust
+        from nodeagent.fleet import rotation
+        from nodeagent.wire import trust
 
         if parsed_args.rotate:
             count = rotation.rotate(coordinator)
@@ -114,7 +115,7 @@ class NodeList(Lister):
 
 def _neutron_column(coordinator: Any):
     """host -> 'alive/expected' from the real Neutron, or None when verification is off."""
-    from nodeagent.neutroncheck import Verifier
+    from nodeagent.fleet.neutroncheck import Verifier
 
     verifier = Verifier(coordinator)
     if not verifier.enabled:
@@ -145,7 +146,7 @@ class Verify(Lister):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        from nodeagent.neutroncheck import AGENT_TYPES, Verifier
+        from nodeagent.fleet.neutroncheck import AGENT_TYPES, Verifier
 
         verifier = Verifier(_coordinator(self.app))
         if not verifier.enabled:
@@ -220,7 +221,7 @@ class NodeRevoke(Command):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
-        from nodeagent import enrolment
+        from nodeagent.fleet import enrolment
 
         coordinator = _coordinator(self.app)
         (enrolment.forget if self.forget else enrolment.revoke)(coordinator.inventory, parsed_args.host)
@@ -246,8 +247,8 @@ class NodeSetState(Command):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
-        from nodeagent import loading
-        from nodeagent.errors import InvalidDocument
+        from nodeagent.kit import loading
+        from nodeagent.kit.errors import InvalidDocument
 
         raw = loading.load_file(parsed_args.state_file)
         if not isinstance(raw, dict):
@@ -417,7 +418,7 @@ class VarList(Lister):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        from nodeagent.roles import DEFAULTS
+        from nodeagent.fleet.roles import DEFAULTS
 
         coordinator = _coordinator(self.app)
         site = coordinator.variables()
@@ -453,7 +454,7 @@ class SecretList(Lister):
     """List the secrets' names and when they were set (never their values)."""
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        from nodeagent.inventory import Secret
+        from nodeagent.fleet.inventory import Secret
 
         with _coordinator(self.app).inventory.session() as session:
             rows = [(s.key, _when(s.set_at)) for s in session.query(Secret).order_by(Secret.key)]

@@ -7,7 +7,7 @@ from typing import Any
 
 from cliff.lister import Lister
 
-from nodeagent.errors import InvalidDocument
+from nodeagent.kit.errors import InvalidDocument
 from nodeagent.optionregistry import Finding, lint_document
 from nodeagent.optionregistry.checks import default_release
 
@@ -64,8 +64,8 @@ class Lint(_LintLister):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        from nodeagent.model import load_document
-        from nodeagent.registry import DriverRegistry
+        from nodeagent.kit.model import load_document
+        from nodeagent.kit.registry import DriverRegistry
 
         document = load_document(parsed_args.state_file, DriverRegistry.from_entry_points())
         self.findings = lint_document(document, parsed_args.release)
@@ -88,7 +88,7 @@ class FleetLint(_LintLister):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        from nodeagent.coordinator import Coordinator
+        from nodeagent.fleet.coordinator import Coordinator
 
         coordinator = Coordinator(self.app.conf())
         self.findings = coordinator.lint(parsed_args.node, parsed_args.role, parsed_args.release)

@@ -13,7 +13,7 @@ import difflib
 import posixpath
 from typing import Any, Iterable
 
-from nodeagent import spec as fields
+from nodeagent.kit import fields
 from nodeagent.optionregistry import legacy, registry, values
 from nodeagent.optionregistry.finding import ERROR, WARNING, Finding
 from nodeagent.optionregistry.registry import Option

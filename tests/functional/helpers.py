@@ -5,9 +5,9 @@ from __future__ import annotations
 import queue
 import time
 
-from nodeagent.engine import Engine
-from nodeagent.model import parse_document
-from nodeagent.result import ResourceResult
+from nodeagent.node.engine import Engine
+from nodeagent.kit.model import parse_document
+from nodeagent.kit.result import ResourceResult
 
 
 def reconcile(engine: Engine, *resources: dict, dry_run: bool = False) -> dict[str, ResourceResult]:

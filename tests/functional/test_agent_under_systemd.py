@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from nodeagent.lab import Fleet, LabSystemd
+from nodeagent.testing.lab import Fleet, LabSystemd
 from tests.conftest import REPO
 from tests.functional.test_fleet import wait_until
 from tests.functional.test_systemd import DNSMASQ

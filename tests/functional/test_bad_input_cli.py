@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nodeagent.context import Context
-from nodeagent.drift import DriftGuard
+from nodeagent.kit.context import Context
+from nodeagent.node.drift import DriftGuard
 from nodeagent.drivers.ini import IniDriver
-from nodeagent.enforcer import Enforcer
-from nodeagent.engine import Engine
-from nodeagent.metrics import AgentMetrics
-from nodeagent.model import parse_document
-from nodeagent.registry import DriverRegistry
+from nodeagent.node.enforcer import Enforcer
+from nodeagent.node.engine import Engine
+from nodeagent.kit.metrics import AgentMetrics
+from nodeagent.kit.model import parse_document
+from nodeagent.kit.registry import DriverRegistry
 from tests.conftest import run_cli
 from tests.unit.test_bad_input import ALIAS_BOMB
 

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from nodeagent.context import Context
-from nodeagent.engine import Engine
-from nodeagent.errors import InvalidDocument
-from nodeagent.result import Status
+from nodeagent.kit.context import Context
+from nodeagent.node.engine import Engine
+from nodeagent.kit.errors import InvalidDocument
+from nodeagent.kit.result import Status
 from tests.functional.helpers import reconcile
 
 PASSWORD = "db-s3cret-value"

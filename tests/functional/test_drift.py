@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 import yaml
 
-from nodeagent.lab import Fleet
+from nodeagent.testing.lab import Fleet
 from tests.drift_kinds import DOCUMENT, KINDS, edit, root
 from tests.functional.test_fleet import wait_until
 

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from nodeagent.lab import SCHEMA, Fleet, LabNode
+from nodeagent.testing.lab import SCHEMA, Fleet, LabNode
 from tests.functional.test_fleet import wait_until
 
 DOCUMENT = {"resources": [

@@ -13,8 +13,10 @@ import time
 import pytest
 import yaml
 
-from nodeagent import config, messaging, trust
-from nodeagent.lab import Fleet
+from nodeagent.kit import config
+
+from nodeagent.wire import rpc as messaging, trust
+from nodeagent.testing.lab import Fleet
 from tests.conftest import EXAMPLES
 from tests.relay import Relay
 

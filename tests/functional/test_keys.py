@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from nodeagent.lab import Fleet
+from nodeagent.testing.lab import Fleet
 from tests.conftest import run_cli
 from tests.functional.test_fleet import wait_until
 

@@ -6,7 +6,7 @@ import json
 
 import yaml
 
-from nodeagent.lab import Fleet
+from nodeagent.testing.lab import Fleet
 from tests.conftest import DATA, EXAMPLES, run_cli
 from tests.functional.test_fleet import wait_until
 

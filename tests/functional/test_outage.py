@@ -11,7 +11,7 @@ import json
 import pytest
 import yaml
 
-from nodeagent.lab import Fleet
+from nodeagent.testing.lab import Fleet
 from tests.functional.test_fleet import wait_until
 from tests.relay import Relay
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nodeagent.engine import Engine
-from nodeagent.errors import InvalidDocument
-from nodeagent.result import Status
+from nodeagent.node.engine import Engine
+from nodeagent.kit.errors import InvalidDocument
+from nodeagent.kit.result import Status
 from tests.conftest import lab_context
 from tests.functional.helpers import EventSink, details, reconcile
 

@@ -15,9 +15,9 @@ import subprocess
 
 import pytest
 
-from nodeagent import labguide
-from nodeagent.labcloud import wait_until
-from nodeagent.labguide import Deployment, deployed
+from nodeagent.testing import labguide
+from nodeagent.testing.labcloud import wait_until
+from nodeagent.testing.labguide import Deployment, deployed
 
 ALIVE_TIMEOUT = 300
 # A deployment (the controller's schema migration and Keystone steps, then every agent) takes minutes.

@@ -18,9 +18,9 @@ import uuid
 
 import pytest
 
-from nodeagent import labguide
-from nodeagent.labcloud import wait_until
-from nodeagent.labguide import Deployment, deployed
+from nodeagent.testing import labguide
+from nodeagent.testing.labcloud import wait_until
+from nodeagent.testing.labguide import Deployment, deployed
 from tests.functional.test_real_neutron import healthy, in_node
 
 pytestmark = pytest.mark.timeout(1200)

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from nodeagent.lab import Fleet
+from nodeagent.testing.lab import Fleet
 from tests.conftest import REPO
 from tests.functional.test_fleet import wait_until
 

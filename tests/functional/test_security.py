@@ -21,8 +21,10 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from nodeagent import config, messaging, trust
-from nodeagent.lab import Fleet
+from nodeagent.kit import config
+
+from nodeagent.wire import rpc as messaging, trust
+from nodeagent.testing.lab import Fleet
 from tests.conftest import run_cli
 from tests.functional.test_fleet import wait_until
 

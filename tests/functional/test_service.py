@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from nodeagent.context import Context
-from nodeagent.engine import Engine
-from nodeagent.errors import InvalidDocument
-from nodeagent.lab import STAND_IN_UNIT, LabSystemd
-from nodeagent.result import Status
+from nodeagent.kit.context import Context
+from nodeagent.node.engine import Engine
+from nodeagent.kit.errors import InvalidDocument
+from nodeagent.testing.lab import STAND_IN_UNIT, LabSystemd
+from nodeagent.kit.result import Status
 from tests.functional.helpers import details, reconcile
 from tests.functional.test_fleet import wait_until
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nodeagent.lab import Fleet
+from nodeagent.testing.lab import Fleet
 from tests.conftest import REPO
 
 UNITS = ["nodeagent.service", "nodeagent-coordinator.service"]

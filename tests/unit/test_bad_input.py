@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from nodeagent import files
-from nodeagent.context import Context
-from nodeagent.engine import Engine
-from nodeagent.errors import Conflict, InvalidDocument
-from nodeagent.loading import load_file
-from nodeagent.model import parse_document
-from nodeagent.result import Status
+from nodeagent.kit import files
+from nodeagent.kit.context import Context
+from nodeagent.node.engine import Engine
+from nodeagent.kit.errors import Conflict, InvalidDocument
+from nodeagent.kit.loading import load_file
+from nodeagent.kit.model import parse_document
+from nodeagent.kit.result import Status
 
 # The classic "billion laughs": 460 bytes that expand to 10**9 strings.
 ALIAS_BOMB = """\

@@ -7,8 +7,10 @@ import itertools
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from nodeagent import box, config, trust
-from nodeagent.coordinator import Coordinator, NotFound
+from nodeagent.wire import box, trust
+
+from nodeagent.kit import config
+from nodeagent.fleet.coordinator import Coordinator, NotFound
 
 
 NODE_BOX = box.public_text(box.X25519PrivateKey.generate().public_key())

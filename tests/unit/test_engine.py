@@ -6,13 +6,14 @@ from typing import Any
 
 import pytest
 
-from nodeagent.context import Context
-from nodeagent.driver import Change, Driver
-from nodeagent.engine import Engine
-from nodeagent.errors import PermanentError, TemporaryError
-from nodeagent.model import parse_document
-from nodeagent.registry import DriverRegistry
-from nodeagent.result import Status
+from nodeagent.kit.context import Context
+from nodeagent.kit.driver import Driver
+from nodeagent.kit.result import Change
+from nodeagent.node.engine import Engine
+from nodeagent.kit.errors import PermanentError, TemporaryError
+from nodeagent.kit.model import parse_document
+from nodeagent.kit.registry import DriverRegistry
+from nodeagent.kit.result import Status
 
 
 class MemoryDriver(Driver):

@@ -10,9 +10,13 @@ import sqlite3
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from nodeagent import box, config, enrolment, rotation, trust
-from nodeagent.coordinator import Coordinator
-from nodeagent.refusals import RefusalLog
+from nodeagent.wire import box, trust
+
+from nodeagent.kit import config
+
+from nodeagent.fleet import enrolment, rotation
+from nodeagent.fleet.coordinator import Coordinator
+from nodeagent.wire.refusals import RefusalLog
 
 SECRET = "s3cret-rabbit-pass"
 DOCUMENT = {"resources": [{"id": "conf", "driver": "ini", "path": "/etc/neutron/neutron.conf",

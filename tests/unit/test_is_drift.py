@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from nodeagent.drift import is_drift
-from nodeagent.driver import Change
-from nodeagent.result import ResourceResult, Status
+from nodeagent.node.drift import is_drift
+from nodeagent.kit.result import Change
+from nodeagent.kit.result import ResourceResult, Status
 
 
 def test_a_corrected_or_left_difference_is_drift():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nodeagent.errors import InvalidDocument
-from nodeagent.model import load_document, parse_document
+from nodeagent.kit.errors import InvalidDocument
+from nodeagent.kit.model import load_document, parse_document
 from tests.conftest import EXAMPLES
 
 

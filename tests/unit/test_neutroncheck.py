@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nodeagent.neutroncheck import AgentWatch, compare, expected_agents
+from nodeagent.fleet.neutroncheck import AgentWatch, compare, expected_agents
 
 
 def test_expected_agents_follow_the_roles_and_the_options():

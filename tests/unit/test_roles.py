@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nodeagent.fleetchecks import check_fleet
-from nodeagent.model import parse_document
-from nodeagent.roles import RoleError, Roles
+from nodeagent.fleet.fleetchecks import check_fleet
+from nodeagent.kit.model import parse_document
+from nodeagent.fleet.roles import RoleError, Roles
 from tests.conftest import REPO
 
 SECRETS = {k: f"{k.lower()}-s3cret" for k in ("RABBIT_PASS", "NEUTRON_PASS", "NEUTRON_DBPASS", "NOVA_PASS",
@@ -232,7 +232,7 @@ def test_every_variable_is_escaped_for_yaml(roles, registry, hostile):
 def test_the_yaml_filter_writes_a_whole_scalar_for_unquoted_places():
     from jinja2.sandbox import SandboxedEnvironment
 
-    from nodeagent.roles import yaml_escape, yaml_scalar
+    from nodeagent.fleet.roles import yaml_escape, yaml_scalar
 
     env = SandboxedEnvironment(finalize=yaml_escape)
     env.filters["yaml"] = yaml_scalar

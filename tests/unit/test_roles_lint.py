@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nodeagent.optionregistry import lint_document, registry
-from nodeagent.roles import LINUXBRIDGE_REMOVED, Roles, release
+from nodeagent.fleet.roles import LINUXBRIDGE_REMOVED, Roles, release
 from tests.conftest import REPO
 from tests.unit.test_roles import FACTS, NODE_VARS, SECRETS
 

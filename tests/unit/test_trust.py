@@ -8,7 +8,7 @@ import stat
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from nodeagent import trust
+from nodeagent.wire import trust
 
 
 def test_seal_and_unseal():

@@ -1,0 +1,114 @@
+"""The driver contract: what every driver implements.
+
+A driver reads (``observe``), compares (``diff``) and writes (``apply``); the engine
+decides when each happens. Drivers import from the kit only (``nodeagent.kit``): this
+module, ``fields``, ``files``, ``context``, ``errors`` and ``result`` (the ``Change`` value).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from nodeagent.kit.context import Context
+from nodeagent.kit.errors import InvalidResource
+from nodeagent.kit.result import Change
+
+class Watch(Protocol):
+    """A running watch, as returned by ``Driver.watch``."""
+
+    def stop(self) -> None: ...
+
+
+class Driver:
+    """Base class of every driver; subclasses override what they need.
+
+    ``phase`` gives the natural order between resources that have no explicit
+    edge: files first, then network objects, then services that read both.
+    ``notifiable`` drivers accept ``notify`` edges (a restart when a resource
+    they depend on changed).
+    """
+
+    name: str = ""
+    phase: int = 50
+    notifiable: bool = False
+    fields: dict[str, str] = {}  # field -> one-line help, for error messages
+
+    def validate(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Return the normalised spec or raise InvalidResource naming the field."""
+        return dict(spec)
+
+    def paths(self, spec: dict[str, Any]) -> list[tuple[str, bool]]:
+        """Files this resource writes, as (path, follow_final_symlink), checked before anything runs."""
+        return []
+
+    def confine(self, spec: dict[str, Any], ctx: Context) -> None:
+        """Refuse (InvalidResource) a resource that would touch anything outside the allowed roots.
+
+        The default checks ``paths()``; a driver with other paths (a link's target) adds them.
+        """
+        from nodeagent.kit.errors import PathRefused
+
+        for path, follow_final in self.paths(spec):
+            try:
+                ctx.host_path(path, follow_final)
+            except PathRefused as exc:
+                raise InvalidResource("path", f"is refused: {exc}") from None
+
+    def observe(self, spec: dict[str, Any], ctx: Context) -> Any:
+        """Read the real state; change nothing."""
+        raise NotImplementedError
+
+    def diff(self, spec: dict[str, Any], observed: Any) -> list[Change]:
+        """Return what differs; [] means in sync."""
+        raise NotImplementedError
+
+    def apply(self, spec: dict[str, Any], changes: list[Change], ctx: Context) -> None:
+        """Make the real state match; must be idempotent."""
+        raise NotImplementedError
+
+    def notify(self, spec: dict[str, Any], ctx: Context) -> str:
+        """React to a change of a resource that notifies this one; return what was done."""
+        raise NotImplementedError(f"driver '{self.name}' cannot be notified")
+
+    def watch(self, specs: dict[str, dict[str, Any]], ctx: Context,
+              on_event: Callable[[str], None]) -> "Watch | None":
+        """Call ``on_event(resource_id)`` when the real state of one of ``specs`` (by id) may have
+        changed; return something with ``stop()``, or None when nothing can be watched.
+
+        The default watches the files ``paths()`` names (inotify), which is all a file
+        driver needs; drivers of other state override it.
+        """
+        from nodeagent.kit.errors import PathRefused
+        from nodeagent.kit.fswatch import FileWatch
+
+        paths: dict[Any, list[str]] = {}
+        for resource_id, spec in specs.items():
+            for path, follow_final in self.paths(spec):
+                try:
+                    paths.setdefault(ctx.host_path(path, follow_final), []).append(resource_id)
+                except PathRefused:
+                    continue
+        return FileWatch(paths, on_event) if paths else None
+
+    def sensitive_leaves(self, spec: dict[str, Any]) -> list[Any]:
+        """The values a resource marked ``sensitive: true`` hides everywhere: all of them, by default."""
+        return _leaves(spec)
+
+    def secret_values(self, spec: dict[str, Any], field: str) -> list[str]:
+        """The values a ``sensitive`` entry names, so they can be masked everywhere.
+
+        Raises InvalidResource when the entry names nothing in this resource.
+        """
+        if field not in spec:
+            raise InvalidResource("sensitive", f"names '{field}', which is not a field of this resource")
+        value = spec[field]
+        return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, (list, tuple)):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]

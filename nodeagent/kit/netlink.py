@@ -1,0 +1,156 @@
+"""Netlink for drivers: an rtnetlink handle in the context's namespace, and link events.
+
+Shared by the drivers that act on kernel links (linux_bridge, ethtool) so none of
+them opens sockets or runs watch threads of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+from typing import Callable, Iterator
+
+from pyroute2 import AsyncIPRoute, IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_LINK, RTNLGRP_IPV4_NETCONF
+
+from nodeagent.kit.context import NETNS_DIR, Context
+from nodeagent.kit.errors import PermanentError, TemporaryError
+
+LOG = logging.getLogger(__name__)
+IFF_UP = 0x1
+RTMGRP_IPV4_NETCONF = 1 << (RTNLGRP_IPV4_NETCONF - 1)
+
+
+# Opening a handle in a namespace costs more than the requests themselves, so one is
+# kept per (thread, namespace): pyroute2 handles are not shared between threads.
+_handles: dict[tuple[int, str | None], tuple[IPRoute, int]] = {}
+
+
+@contextlib.contextmanager
+def iproute(ctx: Context) -> Iterator[IPRoute]:
+    """An rtnetlink handle in the context's namespace (never creating the namespace)."""
+    ctx.check_netns()
+    key = (threading.get_ident(), ctx.netns)
+    identity = os.stat(NETNS_DIR / ctx.netns).st_ino if ctx.netns else 0
+    handle, opened_for = _handles.get(key, (None, None))
+    if handle is None or opened_for != identity:  # a namespace deleted and made again is a new one
+        if handle is not None:
+            handle.close()
+        handle = IPRoute(netns=ctx.netns, flags=0) if ctx.netns else IPRoute()
+        _handles[key] = (handle, identity)
+    try:
+        yield handle
+    except NetlinkError as exc:
+        raise netlink_error(exc, "netlink request failed") from None
+    except OSError:
+        _handles.pop(key, None)
+        handle.close()
+        raise
+
+
+def netlink_error(exc: NetlinkError, what: str) -> Exception:
+    text = f"{what}: {exc.args[1] if len(exc.args) > 1 else exc}"
+    return TemporaryError(text) if exc.code in (11, 16) else PermanentError(text)  # EAGAIN, EBUSY
+
+
+def find_link(ipr: IPRoute, name: str):
+    """The link message for ``name``, or None."""
+    found = ipr.link("get", ifname=name) if ipr.link_lookup(ifname=name) else []
+    return found[0] if found else None
+
+
+def require_index(ipr: IPRoute, name: str, ctx: Context) -> int:
+    """The index of an interface that must already exist, with the message an operator understands."""
+    indexes = ipr.link_lookup(ifname=name)
+    if not indexes:
+        raise PermanentError(f"interface {name} not found {ctx.where()}")
+    return indexes[0]
+
+
+def link_name(ipr: IPRoute, index: int | None) -> str | None:
+    if not index:
+        return None
+    found = ipr.link("get", index=index)
+    return found[0].get_attr("IFLA_IFNAME") if found else None
+
+
+class LinkWatch:
+    """Calls ``on_event(resource_id)`` when a watched link, its address or one of its ports changes,
+    and, for ``netconf`` resources, when the kernel announces a forwarding or rp_filter change.
+
+    ``names`` maps interface names to the resources that care about them. The
+    socket lives in the watch thread: pyroute2 sockets must be read by the thread
+    that made them.
+    """
+
+    def __init__(self, ctx: Context, names: dict[str, list[str]], on_event: Callable[[str], None],
+                 netconf: list[str] | None = None):
+        self.ctx = ctx
+        self.names = names
+        self.on_event = on_event
+        self.netconf = netconf or []
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._indexes: dict[int, str] = {}
+        self._thread = threading.Thread(target=self._run, name=f"linkwatch-{ctx.netns or 'host'}", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._watch())
+        except Exception:  # a dead watch must be visible, the periodic resync still covers it
+            LOG.exception("link watch %s stopped", self.ctx.where())
+        finally:
+            self._ready.set()
+
+    async def _watch(self) -> None:
+        kwargs = {"netns": self.ctx.netns, "flags": 0} if self.ctx.netns else {}
+        async with AsyncIPRoute(**kwargs) as ipr:
+            await ipr.bind(groups=RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_NETCONF)
+            for link in [m async for m in await ipr.get_links()]:
+                self._remember(link)
+            self._ready.set()
+            while not self._stop.is_set():
+                try:
+                    messages = await asyncio.wait_for(_collect(ipr.get()), 0.2)
+                except asyncio.TimeoutError:
+                    continue
+                for message in messages:
+                    try:
+                        self._dispatch(message)
+                    except Exception:  # one odd message must not end the watch
+                        LOG.exception("link watch: cannot handle %r", message.get("event"))
+
+    def _remember(self, message) -> str | None:
+        name = message.get_attr("IFLA_IFNAME")
+        index = message.get("index")
+        if name and index and message.get("event") != "RTM_DELLINK":
+            self._indexes[index] = name
+        return name or self._indexes.get(index)
+
+    def _dispatch(self, message) -> None:
+        if str(message.get("event")).endswith("NETCONF"):
+            for resource_id in self.netconf:
+                self.on_event(resource_id)
+            return
+        name = self._remember(message)
+        if str(message.get("event")).endswith("ADDR"):
+            name = message.get_attr("IFA_LABEL") or self._indexes.get(message.get("index"))
+        touched = set(self.names.get(name, []))
+        master = self._indexes.get(message.get_attr("IFLA_MASTER") or 0)
+        touched.update(self.names.get(master, []))
+        for resource_id in sorted(touched):
+            self.on_event(resource_id)
+
+
+async def _collect(generator) -> list:
+    return [message async for message in generator]

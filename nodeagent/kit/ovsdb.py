@@ -1,0 +1,112 @@
+"""OVSDB for drivers: one ovsdbapp connection per database socket, and row events.
+
+ovsdbapp keeps an in-memory replica of the database (the IDL) updated by a
+thread of its own; every resource on the same socket shares it, and watches
+register RowEvents on it instead of polling.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Iterable
+
+from ovsdbapp.backend.ovs_idl import connection, event as row_event
+from ovsdbapp.schema.open_vswitch import impl_idl
+
+from nodeagent.kit.errors import TemporaryError
+
+TIMEOUT = 10
+_apis: dict[str, impl_idl.OvsdbIdl] = {}
+_lock = threading.Lock()
+
+
+class _NotifyingIdl(connection.OvsdbIdl):
+    """An IDL that hands every row change to a RowEventHandler (ovsdbapp's documented pattern), and says
+    when it has resynced after a reconnect (ovsdb-server restarted).
+
+    On a reconnect the IDL reloads its replica silently: rows that vanished meanwhile (a database
+    recreated empty) produce no delete event. So watchers get ``resync_handlers`` called once the
+    replica is whole again, and look at everything they watch.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.notify_handler = row_event.RowEventHandler()
+        self.resync_handlers: list[Callable[[], None]] = []
+        self._connections = 0
+        self._resync_due = False
+
+    def notify(self, event, row, updates=None):
+        self.notify_handler.notify(event, row, updates)
+
+    def restart_fsm(self):  # the ovs IDL calls this on every (re)connection
+        super().restart_fsm()
+        self._connections += 1
+        self._resync_due = self._connections > 1
+
+    def run(self):
+        changed = super().run()
+        if self._resync_due and self.state == self.IDL_S_MONITORING:
+            self._resync_due = False
+            for handler in list(self.resync_handlers):
+                handler()
+        return changed
+
+
+def api(connection_string: str) -> impl_idl.OvsdbIdl:
+    """The shared ovsdbapp API for a database, connecting on first use."""
+    with _lock:
+        if connection_string not in _apis:
+            try:
+                idl = _NotifyingIdl.from_server(connection_string, "Open_vSwitch")
+                # ovsdbapp keeps the connection in a class attribute (one database per process,
+                # as in Neutron); a subclass per database lets a lab host several.
+                api_class = type(f"OvsdbIdl{len(_apis)}", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
+                _apis[connection_string] = api_class(connection.Connection(idl, timeout=TIMEOUT))
+            except Exception as exc:
+                raise TemporaryError(f"cannot reach the Open vSwitch database at {connection_string}: {exc}") from None
+        return _apis[connection_string]
+
+
+def close(connection_string: str) -> None:
+    """Stop the connection's thread (tests that start private databases close theirs)."""
+    with _lock:
+        found = _apis.pop(connection_string, None)
+    if found is not None:
+        found.ovsdb_connection.stop()
+
+
+class _NameEvent(row_event.RowEvent):
+    def __init__(self, table: str, callback: Callable[[str, str], None]):
+        super().__init__((self.ROW_CREATE, self.ROW_UPDATE, self.ROW_DELETE), table, None)
+        self.callback = callback
+        self.event_name = f"nodeagent-{table}-{id(self)}"
+
+    def run(self, event, row, old):
+        self.callback(self.table, getattr(row, "name", ""))
+
+
+class RowWatch:
+    """Calls ``on_event(resource_id)`` when a Bridge, Port or Interface row with a watched name changes."""
+
+    def __init__(self, connection_string: str, names: dict[str, list[str]], on_event: Callable[[str], None],
+                 tables: Iterable[str] = ("Bridge", "Port", "Interface")):
+        self.api = api(connection_string)
+        self.names = names
+        self.on_event = on_event
+        self.events = [_NameEvent(table, self._matched) for table in tables]
+        self.api.idl.notify_handler.watch_events(self.events)
+        self.api.idl.resync_handlers.append(self._resynced)
+
+    def _matched(self, table: str, name: str) -> None:
+        for resource_id in self.names.get(name, []):
+            self.on_event(resource_id)
+
+    def _resynced(self) -> None:
+        for resource_id in {r for ids in self.names.values() for r in ids}:
+            self.on_event(resource_id)
+
+    def stop(self) -> None:
+        self.api.idl.notify_handler.unwatch_events(self.events)
+        if self._resynced in self.api.idl.resync_handlers:
+            self.api.idl.resync_handlers.remove(self._resynced)

@@ -1,0 +1,449 @@
+"""The agent daemon (``nodeagent run``): keep this node true to the document the coordinator signed.
+
+It enforces its last accepted document at once (it works with no broker), then
+pulls its document, heartbeats with health and status, applies pushed documents,
+answers plans, and resyncs periodically. One worker (the main loop) reconciles,
+so two reconciles never run at once; RPC threads only queue work or read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import queue
+import random
+import signal
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from oslo_config import cfg
+
+from nodeagent.wire import box, rpc as messaging, trust
+
+from nodeagent.kit import config, files, loading, metrics
+
+from nodeagent.node import facts
+from nodeagent.kit.daemon import sd_notify
+from nodeagent.node.drift import DriftGuard, Spool
+from nodeagent.node.enforcer import Enforcer
+from nodeagent.node.engine import Engine
+from nodeagent.kit.errors import InvalidDocument, preview
+from nodeagent.kit.metrics import AgentMetrics
+from nodeagent.kit.model import Document, parse_document
+from nodeagent.wire.outbox import Outbox
+from nodeagent.wire.refusals import RefusalLog, category
+from nodeagent.wire.sequence import Sequence
+from nodeagent.kit.registry import DriverRegistry
+
+LOG = logging.getLogger(__name__)
+REQUEST_MAX_AGE = 300  # seconds a signed request (plan, facts) stays valid
+WORK_QUEUE = 2000  # pushes and wake-ups waiting for the main loop
+
+
+class Agent:
+    """One node's agent; ``run()`` is the daemon, the other methods are its parts."""
+
+    def __init__(self, conf: cfg.ConfigOpts):
+        messaging.register_opts(conf)
+        self.conf = conf
+        self.host = conf.host
+        self.state_dir = Path(conf.state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for name in ("document.json", "status.json"):  # what a kill in the middle of a write left
+            files.remove_leftovers(self.state_dir / name)
+        self.node_key_path = Path(conf.node_key or self.state_dir / "node.key")
+        self.node_key = trust.load_or_create_key(self.node_key_path)
+        # Documents come encrypted for this key; the previous one (after a re-key) still opens the cache.
+        self.box_keys = [box.load_or_create_key(path) for path in box_key_paths(self.state_dir)
+                         if path.exists() or path == self.state_dir / "node.box"]
+        self.sequence = Sequence(self.state_dir / "sequence")
+        self.reply_refused = False
+        self.registry = DriverRegistry.from_entry_points()
+        self.ctx = config.make_context(conf, conf.root, conf.netns)
+        self.metrics = AgentMetrics()
+        self.spool = Spool(self.state_dir / "spool")
+        guard = DriftGuard(conf.drift_contested_count, conf.drift_contested_window, conf.drift_backoff)
+        self.enforcer = Enforcer(self.host, Engine(self.registry, self.ctx), self.state_dir, guard,
+                                 conf.debounce, self.record, self.notify, self.metrics)
+        # Bounded: a flood of pushes is dropped (a lost push is healed by the next pull), never queued without end.
+        self.work: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=WORK_QUEUE)
+        self.enforcer.wake = lambda: self.queue_work("touch", None)
+        self.stopping = threading.Event()
+        self.report_soon = threading.Event()
+        self.server = None
+        self.connected: bool | None = None  # None: not tried yet
+        self.facts_sent: str | None = None
+        self._transport = None
+        self._notifier = None
+        self._lock = threading.Lock()
+        # Notifications leave from a thread of their own: the main loop only queues them.
+        self.notifications = Outbox(self._send_notification, name="notifications")
+        self.refusals = RefusalLog(self._record_refusal)
+
+    # -- trust -----------------------------------------------------------------------------------
+    @property
+    def rotated_key_path(self) -> Path:
+        return self.state_dir / "coordinator.pub"
+
+    def coordinator_key(self):
+        """The configured key, or the one it endorsed when the coordinator rotated its key."""
+        path = self.rotated_key_path if self.rotated_key_path.exists() else self.conf.coordinator_public_key
+        return trust.load_public_key(path)
+
+    def unseal(self, sealed: Any) -> dict[str, Any]:
+        """A coordinator's message; a new coordinator key is trusted when the trusted one endorses it."""
+        trusted = self.coordinator_key()
+        try:
+            return trust.unseal(sealed, trusted)
+        except trust.Refused:
+            new = sealed.get("key") if isinstance(sealed, dict) else None
+            if not isinstance(new, str) or not trust.endorses(trusted, sealed.get("endorsement"), new, "rotate"):
+                raise
+        payload = trust.unseal(sealed, trust.public_from_text(new))
+        self.rotated_key_path.write_text(new + "\n")
+        LOG.warning("the coordinator rotated its signing key: now trusting %s", new)
+        self.record("coordinator.rekeyed", f"now trusting {new}")
+        return payload
+
+    def verify_document(self, sealed: Any, allow_same: bool = True) -> Document:
+        """The document in a signed message, if it is for this node and not older than ours."""
+        payload = self.unseal(sealed)
+        if payload.get("kind") != "document":
+            raise trust.Refused("not a document")
+        if "encrypted" in payload:
+            if payload.get("node") != self.host:
+                raise trust.Refused(f"meant for node '{str(payload.get('node'))[:64]}', this is '{self.host}'")
+            payload = {"document": self.decrypt(payload["encrypted"], f"{self.host}:{payload.get('generation')}")}
+        raw = payload.get("document")
+        if not isinstance(raw, dict):
+            raise trust.Refused("not a document")
+        if raw.get("node") != self.host:
+            raise trust.Refused(f"meant for node '{raw.get('node')}', this is '{self.host}'")
+        current = self.document.generation if self.document else -1
+        generation = raw.get("generation")
+        if isinstance(generation, int) and (generation < current or (generation == current and not allow_same)):
+            raise trust.Refused(f"stale: generation {generation} is older than the generation {current} held")
+        try:
+            return parse_document(raw, self.registry)
+        except InvalidDocument as exc:
+            raise trust.Refused(f"invalid document: {exc}") from None
+
+    def decrypt(self, encrypted: Any, aad: str) -> Any:
+        for key in self.box_keys:
+            try:
+                return box.decrypt(key, encrypted, aad.encode())
+            except trust.Refused as exc:
+                error = exc
+        raise error
+
+    def verify_request(self, sealed: Any) -> dict[str, Any]:
+        payload = self.unseal(sealed)
+        issued_at = payload.get("issued_at", 0)
+        if isinstance(issued_at, bool) or not isinstance(issued_at, (int, float)) or issued_at != issued_at:
+            raise trust.Refused(f"malformed request: issued_at is {preview(issued_at)}")
+        if time.time() - issued_at > REQUEST_MAX_AGE:
+            raise trust.Refused("request too old")
+        return payload
+
+    def refuse(self, what: str, reason: str) -> None:
+        """Logged each time; recorded and notified once per kind of refusal per minute, with a count."""
+        if self.refusals.refuse(f"{what}: {category(reason)}", self.host, "state.refused", f"{what}: {reason}"):
+            LOG.warning("refused %s: %s", what, reason)
+        else:
+            LOG.debug("refused %s: %s", what, reason)
+
+    def _record_refusal(self, node: str | None, kind: str, detail: str) -> None:
+        self.record(kind, detail)
+        self.notify("nodeagent.state.refused", {"node": self.host, "detail": detail})
+
+    @property
+    def document(self) -> Document | None:
+        return self.enforcer.document
+
+    def record(self, kind: str, detail: str, drift: dict[str, Any] | None = None) -> None:
+        """Spool an event for the coordinator (delivered in order, at least once; it keeps each once)."""
+        event = {"id": drift["id"] if drift else uuid.uuid4().hex, "type": kind, "detail": detail, "at": time.time()}
+        if drift:
+            event["drift"] = drift
+        try:
+            with self._lock:
+                self.spool.append(event)
+        except OSError as exc:
+            LOG.error("state directory %s: event %s not spooled (%s): %s", self.state_dir, kind,
+                      exc.strerror or exc, detail[:200])
+            return
+        self.metrics.spooled.set(len(self.spool))
+        self.report_soon.set()
+
+    # -- state -----------------------------------------------------------------------------------
+    @property
+    def cache_path(self) -> Path:
+        return self.state_dir / "document.json"
+
+    def load_cached(self) -> None:
+        """The last accepted document, checked again: a tampered cache is refused like a forged push."""
+        if not self.cache_path.exists():
+            return
+        try:
+            sealed = loading.loads(self.cache_path.read_bytes(), str(self.cache_path), as_json=True)
+            document = self.verify_document(sealed)
+        except (trust.Refused, InvalidDocument, OSError) as exc:
+            self.refuse("cached document", str(exc))
+            return
+        LOG.info("enforcing cached document, generation %d", document.generation)
+        self.enforcer.apply_document(document, "start")
+
+    def accept(self, sealed: dict[str, Any]) -> None:
+        """Cache the document; when the state directory is full, say so and enforce it all the same."""
+        try:
+            files.write_private(self.cache_path, json.dumps(sealed).encode())
+        except OSError as exc:
+            LOG.error("state directory %s: cannot cache the new document (%s); it is enforced, but a restart "
+                      "would start from the previous one", self.state_dir, exc.strerror or exc)
+
+    def take(self, sealed: dict[str, Any], source: str) -> bool:
+        """Accept and apply a pushed or pulled document; False when refused or already held."""
+        try:
+            document = self.verify_document(sealed)
+        except trust.Refused as exc:
+            self.refuse(f"document from {source}", str(exc))
+            return False
+        if self.document is not None and document.generation == self.document.generation \
+                and document.to_dict() == self.document.to_dict():
+            return False
+        self.accept(sealed)
+        self.enforcer.apply_document(document, f"generation {document.generation} from {source}")
+        return True
+
+    # -- talking to the coordinator --------------------------------------------------------------
+    @property
+    def coordinator(self) -> messaging.CoordinatorClient:
+        if self._transport is None:
+            self._transport = messaging.rpc_transport(self.conf)
+        # A heartbeat answered later than two intervals is as good as lost: try again next time.
+        timeout = max(1, min(self.conf.rpc_response_timeout, 2 * self.conf.report_interval))
+        return messaging.CoordinatorClient(self._transport, timeout=timeout)
+
+    def notify(self, event_type: str, payload: dict[str, Any]) -> None:
+        """Queue a notification; never waits (a broker outage costs notifications, never enforcement)."""
+        self.notifications.put(event_type, payload)
+
+    def _send_notification(self, event_type: str, payload: dict[str, Any]) -> None:
+        if self._notifier is None:
+            self._notifier = messaging.notifier(self.conf, f"nodeagent.{self.host}", retry=1)
+        self._notifier.info({}, event_type, payload)
+
+    def report(self, include_facts: bool = False) -> dict[str, Any] | None:
+        """Heartbeat: health, status, new events, and facts when they changed. None if unreachable."""
+        node_facts = facts.gather_facts(self.ctx, self.host)
+        digest = hashlib.sha256(json.dumps(node_facts, sort_keys=True).encode()).hexdigest()
+        with self._lock:
+            spooled = self.spool.pending()
+        events = [event for _, event in spooled]
+        # Processes show the daemon's name, not the unit's: neutron-l3-agent, not neutron-l3-agent.service.
+        services = [r.spec["name"].removesuffix(".service") for r in self.document.resources
+                    if r.driver == "service"] if self.document else []
+        payload = {"node": self.host, "sent_at": time.time(), "status": self.enforcer.status(),
+                   "health": facts.health(str(self.state_dir), services), "events": events,
+                   "facts": node_facts if include_facts or digest != self.facts_sent else None}
+        answer = self.ask("report_state", payload)
+        if not isinstance(answer, dict):
+            return None
+        if answer.get("status") not in ("pending", "refused"):
+            with self._lock:
+                self.spool.acknowledge([path for path, _ in spooled])
+                remaining = len(self.spool)
+            self.metrics.spooled.set(remaining)
+            if remaining:
+                self.report_soon.set()
+        if payload["facts"] is not None and answer.get("status") not in ("pending", "refused"):
+            self.facts_sent = digest
+        was_connected, self.connected = self.connected, True
+        if answer.get("status") == "pending":
+            LOG.warning("waiting for the operator to accept this node: nodeagentctl node accept %s", self.host)
+        elif answer.get("status") == "refused":
+            LOG.error("the coordinator refused this node's report: %s", answer.get("reason"))
+        elif not was_connected or answer.get("status") in ("new", "revived") or \
+                answer.get("desired_generation", 0) > self.enforcer.status()["generation"]:
+            self.pull()
+        return answer
+
+    def pull(self) -> None:
+        sealed = self.ask("fetch_state", {"node": self.host, "sent_at": time.time()})
+        if sealed:
+            self.queue_work("document", (sealed, "the coordinator"))
+
+    def queue_work(self, kind: str, item: Any) -> bool:
+        """Hand work to the main loop without waiting; False when its queue is full (dropped)."""
+        try:
+            self.work.put_nowait((kind, item))
+            return True
+        except queue.Full:
+            LOG.debug("work queue full: %s dropped", kind)
+            return False
+
+    def ask(self, method: str, payload: dict[str, Any]) -> Any:
+        """Call the coordinator with a signed, sequenced request; its answer if signed for this very request,
+        else None (as if unreachable: nothing is acknowledged on an answer that cannot be trusted)."""
+        sequence = self.sequence.next()
+        payload = {**payload, "seq": sequence, "box_key": box.public_text(self.box_keys[0].public_key())}
+        previous = trust.previous_key_path(self.node_key_path)
+        if previous.exists():  # re-keyed: the accepted key vouches for the new one
+            payload["rekey"] = trust.endorse(trust.load_private_key(previous), trust.public_text(
+                self.node_key.public_key()), "rekey")
+        try:
+            sealed = getattr(self.coordinator, method)(trust.seal(payload, self.node_key))
+        except Exception as exc:
+            if self.connected is not False:
+                LOG.warning("coordinator unreachable (working from the cached document): %s", exc)
+            self.connected = False
+            return None
+        try:
+            reply = self.unseal(sealed)
+            if reply.get("kind") != "reply" or reply.get("node") != self.host or reply.get("seq") != sequence:
+                raise trust.Refused("an answer to another request")
+        except trust.Refused as exc:
+            if not self.reply_refused:  # recorded once per run of bad answers
+                self.refuse(f"answer to {method}", str(exc))
+            self.reply_refused = True
+            return None
+        self.reply_refused = False
+        answer = reply.get("answer")
+        if previous.exists() and method == "report_state" and isinstance(answer, dict) \
+                and answer.get("status") not in ("refused", None):
+            previous.unlink()  # the coordinator took the new key
+        return answer
+
+    # -- the daemon ------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Main thread: reconcile and keep the watchdog fed. A second thread talks to the broker,
+        whose calls may block for as long as it is away."""
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGHUP, lambda *_: self.queue_work("reload", None))
+        metrics.serve(self.metrics.registry, self.conf.metrics_address)
+        self.load_cached()
+        sd_notify(f"READY=1\nSTATUS={self.enforcer.status_line()}")
+        talker = threading.Thread(target=self._talk, name="coordinator", daemon=True)
+        talker.start()
+        next_resync = time.monotonic() + self._resync_delay()
+        while not self.stopping.is_set():
+            sd_notify("WATCHDOG=1")
+            self.refusals.flush()
+            now = time.monotonic()
+            if now >= next_resync:
+                self.enforcer.reconcile("periodic resync")
+                next_resync = time.monotonic() + self._resync_delay()
+            touched = self.enforcer.touch_deadline()
+            if touched is not None and now >= touched:
+                ids, seen_at = self.enforcer.take_touched()
+                self.enforcer.reconcile("event", only=ids, seen_at=seen_at)
+                continue
+            wake = min(next_resync, touched if touched is not None else next_resync, now + 1.0)
+            try:
+                kind, item = self.work.get(timeout=max(0.005, wake - time.monotonic()))
+            except queue.Empty:
+                continue
+            if kind == "document" and self.take(*item):
+                self.report_soon.set()  # tell the coordinator at once
+            elif kind == "reload":
+                self._reload()
+        self.enforcer.stop_watches()
+        self.notifications.stop()
+        self._server_stop()
+        LOG.info("stopped")
+
+    def _talk(self) -> None:
+        """Listen for the coordinator, heartbeat, and pull when told to or after a reconnect."""
+        while not self.stopping.is_set() and self.server is None:
+            self.server = self._start_server()
+            if self.server is None:
+                self.stopping.wait(self.conf.report_interval)
+        while not self.stopping.is_set():
+            self.report()
+            self.report_soon.wait(self.conf.report_interval)
+            self.report_soon.clear()
+
+    def _start_server(self):
+        try:
+            if self._transport is None:
+                self._transport = messaging.rpc_transport(self.conf)
+            target = messaging.Target(topic=messaging.topic(self.conf, messaging.AGENT_TOPIC), server=self.host,
+                                      version=messaging.AGENT_API_VERSION)
+            server = messaging.rpc_server(self._transport, target, [AgentEndpoint(self)])
+            server.start()
+            return server
+        except Exception as exc:
+            LOG.warning("cannot listen for the coordinator yet: %s", exc)
+            return None
+
+    def _server_stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server.wait()
+
+    def _resync_delay(self) -> float:
+        return self.conf.resync_interval * random.uniform(0.9, 1.0)
+
+    def _reload(self) -> None:
+        try:
+            self.conf.reload_config_files()
+            LOG.info("configuration reloaded: report_interval %d, resync_interval %d",
+                     self.conf.report_interval, self.conf.resync_interval)
+        except Exception as exc:
+            LOG.error("configuration not reloaded: %s", exc)
+
+
+class AgentEndpoint:
+    """The RPC face of an agent; every request must carry the coordinator's signature."""
+
+    target = messaging.Target(version=messaging.AGENT_API_VERSION)
+
+    def __init__(self, agent: Agent):
+        self.agent = agent
+
+    @messaging.expose
+    def apply_state(self, context: dict, sealed: dict[str, Any]) -> None:
+        self.agent.queue_work("document", (sealed, "a push"))
+
+    @messaging.expose
+    def plan_state(self, context: dict, sealed: dict[str, Any]) -> dict[str, Any]:
+        try:
+            self.agent.verify_request(sealed)
+            document = self.agent.verify_document(sealed)
+        except trust.Refused as exc:
+            self.agent.refuse("plan request", str(exc))
+            return self.answer(sealed, {"refused": str(exc)})
+        return self.answer(sealed, self.agent.enforcer.engine.reconcile(document, dry_run=True).to_dict())
+
+    @messaging.expose
+    def get_facts(self, context: dict, sealed: dict[str, Any]) -> dict[str, Any]:
+        try:
+            self.agent.verify_request(sealed)
+        except trust.Refused as exc:
+            self.agent.refuse("facts request", str(exc))
+            return self.answer(sealed, {"refused": str(exc)})
+        return self.answer(sealed, facts.gather_facts(self.agent.ctx, self.agent.host))
+
+    def answer(self, request: Any, answer: Any) -> dict[str, Any]:
+        """Signed by this node for this very request: another consumer of its queue cannot answer for it."""
+        return trust.seal({"kind": "reply", "node": self.agent.host, "request": trust.digest(request),
+                           "answer": answer}, self.agent.node_key)
+
+    @messaging.expose
+    def report_now(self, context: dict, sealed: dict[str, Any]) -> None:
+        try:
+            self.agent.verify_request(sealed)
+        except trust.Refused as exc:
+            self.agent.refuse("report request", str(exc))
+            return
+        self.agent.report_soon.set()
+
+
+def box_key_paths(state_dir: Path) -> list[Path]:
+    """This node's encryption keys, the current one first."""
+    return [state_dir / "node.box", state_dir / "node.box.previous"]

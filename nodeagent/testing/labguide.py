@@ -1,0 +1,185 @@
+"""The install guides, deployed from roles on a lab cloud and judged by the real Neutron.
+
+One deployment = a lab cloud (MariaDB, Keystone, a RabbitMQ vhost), a coordinator with the
+repository's roles and ``[neutron] cloud`` pointing at the lab's Keystone, and one lab node per
+guide node, each with its agent and the real OpenStack units. ``deploy`` does what an operator
+does: secrets and variables, the controller first (database, Keystone, schema, server), then
+the other nodes; ``wait_alive`` asks Neutron until every agent the roles run is alive.
+Used by the real-service tests, ``scripts/demo.sh`` and ``benchmarks/guides.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from nodeagent.testing.lab import Fleet
+from nodeagent.testing.labcloud import LabCloud, wait_until
+from nodeagent.fleet.neutroncheck import AgentCheck, NeutronClient, compare, expected_agents
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Guide:
+    """A guide's nodes (address on eth1, roles) and its variables."""
+
+    name: str
+    series: str
+    nodes: dict[str, tuple[str, tuple[str, ...]]]
+    variables: dict[str, str]
+    node_variables: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def three_node(series: str = "2025.2", subnet: int = 6) -> Guide:
+    """The three-node guide: Open vSwitch + GRE, self-service networks (option 2)."""
+    return Guide("three-node (Open vSwitch + GRE)", series,
+                 {"controller": (f"198.18.{subnet}.11/24", ("controller",)),
+                  "network1": (f"198.18.{subnet}.21/24", ("network",)),
+                  "compute1": (f"198.18.{subnet}.31/24", ("compute",))},
+                 {"mechanism": "openvswitch", "overlay": "gre", "network_option": "self-service"},
+                 {"network1": {"overlay_interface": "eth1", "external_interface": "eth2"},
+                  "compute1": {"overlay_interface": "eth1"}})
+
+
+def two_node(option: str = "self-service", series: str = "2024.2", subnet: int = 7) -> Guide:
+    """The two-node guide: Linux bridge + VXLAN; option 1 (provider) or option 2 (self-service)."""
+    interfaces = {"overlay_interface": "eth1", "provider_interface": "eth2"}
+    return Guide(f"two-node (Linux bridge, {option})", series,
+                 {"controller": (f"198.18.{subnet}.11/24", ("controller", "network")),
+                  "compute1": (f"198.18.{subnet}.31/24", ("compute",))},
+                 {"mechanism": "linuxbridge", "overlay": "vxlan", "network_option": option},
+                 {"controller": interfaces, "compute1": interfaces})
+
+
+@contextlib.contextmanager
+def deployed(directory: Path, guide: Guide) -> Iterator["Deployment"]:
+    """A guide deployed on a lab cloud of its own for the duration of the block, removed afterwards."""
+    deployment = Deployment(directory, guide)
+    try:
+        deployment.up()
+        deployment.deploy()
+        yield deployment
+    finally:
+        deployment.close()
+
+
+class Deployment:
+    """A guide on a lab cloud of its own, under ``directory``; ``close`` removes everything."""
+
+    def __init__(self, directory: Path, guide: Guide, report_interval: int = 2):
+        self.directory = Path(directory)
+        self.guide = guide
+        self.secrets = {"NEUTRON_PASS": "neutron-" + secrets.token_hex(4),
+                        "NEUTRON_DBPASS": "db'$pass-" + secrets.token_hex(4),  # SQL, shell and URL quoting
+                        "NOVA_PASS": "nova-" + secrets.token_hex(4),
+                        "METADATA_SECRET": "metadata-" + secrets.token_hex(4)}
+        self.cloud = LabCloud(self.directory / "cloud", guide.series)
+        self.fleet: Fleet | None = None
+        self.report_interval = report_interval
+        self._neutron: NeutronClient | None = None
+
+    def up(self, progress: Callable[[str], None] = lambda _: None) -> "Deployment":
+        """The cloud's shared services, the coordinator, the nodes and their agents (nothing assigned yet)."""
+        self.cloud.start()
+        self.secrets.update(self.cloud.secrets())
+        clouds = self.cloud.clouds_yaml(self.directory / "clouds.yaml")
+        progress(f"lab cloud up: MariaDB, Keystone {self.cloud.keystone_url}, RabbitMQ vhost {self.cloud.rabbit_vhost}")
+        # nodeagent's own messages go to the lab cloud's vhost too: nothing of another lab reaches this one
+        cloud = self.cloud
+        broker = f"rabbit://{cloud.rabbit_user}:{cloud.rabbit_password}@127.0.0.1:5672/{cloud.rabbit_vhost}"
+        self.fleet = Fleet(self.directory / "fleet", broker, report_interval=self.report_interval, auto_accept=True,
+                           coordinator_options={"roles_dir": REPO / "etc" / "roles"}, cloud=self.cloud,
+                           coordinator_sections={"neutron": {"cloud": "lab", "clouds_yaml": clouds,
+                                                             "agent_alive_timeout": 20, "check_interval": 5}})
+        self.fleet.start("coordinator")
+        for host, (address, _) in self.guide.nodes.items():
+            node = self.fleet.add_node(host, ["eth1", "eth2"])
+            node.exec("ip", "addr", "add", address, "dev", "eth1")
+            self.fleet.start(host)
+        wait_until(lambda: all("eth1" in self.ctl("node", "show", h, "-f", "json", check=False).stdout
+                          for h in self.guide.nodes), 120, "the agents' first reports")
+        progress(f"{len(self.guide.nodes)} lab nodes up, each with its systemd and agent")
+        return self
+
+    def ctl(self, *args: str, check: bool = True, stdin: str = ""):
+        return self.fleet.ctl(*args, check=check, stdin=stdin)
+
+    def deploy(self, progress: Callable[[str], None] = lambda _: None) -> None:
+        """The operator's steps: secrets, variables, then the controller, then every other node."""
+        for key, value in self.secrets.items():
+            self.ctl("secret", "set", key, stdin=value + "\n")
+        for key, value in {**self.cloud.variables(), **self.guide.variables}.items():
+            self.ctl("var", "set", key, value)
+        for host, values in self.guide.node_variables.items():
+            for key, value in values.items():
+                self.ctl("var", "set", "--node", host, key, value)
+        controller = next(h for h, (_, roles) in self.guide.nodes.items() if "controller" in roles)
+        self.ctl("node", "assign", controller, *self.guide.nodes[controller][1])
+        self.cloud.expose_neutron_api(self.fleet.systemds[controller])
+        wait_until(lambda: self.reconciled(controller), 600, f"{controller}'s first reconcile")
+        wait_until(self._api_answers, 120, "the Neutron API")
+        progress(f"{controller}: database, Keystone, schema and server done; the API answers")
+        for host, (_, roles) in self.guide.nodes.items():
+            if host != controller:
+                self.ctl("node", "assign", host, *roles)
+        progress("the other nodes assigned")
+
+    def set_variable(self, key: str, value: str, timeout: float = 600) -> None:
+        """Change a site variable as an operator would, and wait until every node has applied what it pushed."""
+        self.ctl("var", "set", key, value)
+        wait_until(lambda: all(self.reconciled(host) for host in self.guide.nodes), timeout,
+              f"every node applying {key} = {value}")
+
+    def node(self, host: str) -> dict[str, Any]:
+        return json.loads(self.ctl("node", "show", host, "-f", "json").stdout)
+
+    def reconciled(self, host: str) -> bool:
+        """The node's agent finished a reconcile of its newest document."""
+        node = self.node(host)
+        status = node.get("status") or {}
+        return status.get("reconciled_generation") == node["desired_generation"]
+
+    def variables(self) -> dict[str, str]:
+        """The site variables as the coordinator has them now."""
+        return {row["Variable"]: row["Value"] for row in json.loads(self.ctl("var", "list", "-f", "json").stdout)}
+
+    @property
+    def neutron(self) -> NeutronClient:
+        if self._neutron is None:
+            self._neutron = NeutronClient("lab", str(self.directory / "clouds.yaml"))
+        return self._neutron
+
+    def _api_answers(self) -> bool:
+        try:
+            self.neutron.agents()
+            return True
+        except Exception:
+            self._neutron = None
+            return False
+
+    def expected(self) -> dict[str, list[str]]:
+        values = {**self.cloud.variables(), **self.guide.variables, **self.variables()}
+        return {host: expected_agents(roles, values) for host, (_, roles) in self.guide.nodes.items()}
+
+    def checks(self) -> list[AgentCheck]:
+        return compare(self.expected(), self.neutron.agents())
+
+    def wait_alive(self, timeout: float = 300) -> list[AgentCheck]:
+        """Neutron's view once every expected agent is alive, or at the timeout (the caller asserts)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            checks = self.checks()
+            if all(c.ok for c in checks) or time.monotonic() > deadline:
+                return checks
+            time.sleep(2)
+
+    def close(self) -> None:
+        if self.fleet is not None:
+            self.fleet.close()
+        self.cloud.stop()
