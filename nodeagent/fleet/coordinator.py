@@ -1,7 +1,8 @@
 """The coordinator: the fleet's control plane, composed of its parts, and the serve loop that runs them.
 
 * ``reports``  — intake of what agents send (reports, events, drift, fetches), enrolment of new keys;
-* ``desired``  — each node's document: render → check → store → sign/encrypt → push;
+* ``desired``  — each node's document: render → check → store (one transaction) → push;
+* ``delivery`` — a document sealed for one node (signed, encrypted to its key), pushed, planned;
 * ``settings`` — what the operator sets (roles, variables, secrets), each change converging the fleet;
 * ``liveness`` — nodes down and up;
 * ``notices``  — notifications on the bus and webhook alerts;
@@ -24,9 +25,10 @@ from typing import Any
 from oslo_config import cfg
 
 from nodeagent.fleet import enrolment
+from nodeagent.fleet.delivery import Delivery
 from nodeagent.fleet.desired import DesiredState
 from nodeagent.fleet.endpoint import CoordinatorEndpoint
-from nodeagent.fleet.errors import FleetInconsistent, NotFound
+from nodeagent.fleet.errors import FleetInconsistent, NotFound, PushFailed
 from nodeagent.fleet.inventory import Inventory
 from nodeagent.fleet.liveness import Liveness
 from nodeagent.fleet.notices import Notices
@@ -41,9 +43,11 @@ from nodeagent.wire.refusals import RefusalLog
 # oslo.messaging and the drivers take most of a second to import: read-only
 # commands (node list, events) do without them, so they are imported on first use.
 
-__all__ = ["Coordinator", "CoordinatorEndpoint", "FleetInconsistent", "NotFound"]
+__all__ = ["Coordinator", "CoordinatorEndpoint", "FleetInconsistent", "NotFound", "PushFailed"]
 
 LOG = logging.getLogger(__name__)
+# A push does not wait for the broker: a node that misses one fetches its document at its next heartbeat.
+PUSH_RETRIES = 2
 
 
 class Coordinator:
@@ -63,9 +67,10 @@ class Coordinator:
         self._transport = None
         self.metrics = CoordinatorMetrics()
         self.notices = Notices(conf, self.inventory, self.metrics)
-        self.desired = DesiredState(conf, self.inventory, self.signer, lambda: self.agents, self.refuse)
+        self.delivery = Delivery(self.inventory, self.signer, lambda: self.agents, self.refuse)
+        self.desired = DesiredState(conf, self.inventory, self.delivery)
         self.reports = Reports(self.inventory, self.refusals, self.metrics, self.notices,
-                               self.desired.sealed_document, group.auto_accept)
+                               self.delivery.sealed_document, group.auto_accept)
         self.settings = Settings(self.inventory, self.desired)
         self.liveness = Liveness(self.inventory, self.notices, self.metrics,
                                  group.agent_down_time or 3 * conf.report_interval)
@@ -93,12 +98,17 @@ class Coordinator:
             self._transport = messaging.rpc_transport(self.conf)
         return self._transport
 
+    def close(self) -> None:
+        """Let go of the broker connections, if any were made."""
+        if self._transport is not None:
+            self._transport.cleanup()
+            self._transport = None
+
     @property
     def agents(self):
         from nodeagent.wire import rpc as messaging
 
-        transport = self.transport
-        return messaging.AgentClient(transport, timeout=self.conf.rpc_response_timeout)
+        return messaging.AgentClient(self.transport, timeout=self.conf.rpc_response_timeout, retry=PUSH_RETRIES)
 
     @property
     def down_time(self) -> float:
@@ -129,34 +139,25 @@ class Coordinator:
         return self.desired.set_state(host, raw, push)
 
     def sealed_document(self, host: str) -> dict[str, Any] | None:
-        return self.desired.sealed_document(host)
-
-    def seal_document(self, host: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self.desired.seal_document(host, body)
+        return self.delivery.sealed_document(host)
 
     def push(self, host: str) -> None:
-        self.desired.push(host)
+        self.delivery.push(host)
 
     def plan(self, host: str) -> dict[str, Any]:
         return self.desired.plan(host)
 
     def node_answer(self, host: str, request: Any, sealed: Any) -> Any:
-        return self.desired.node_answer(host, request, sealed)
+        return self.delivery.node_answer(host, request, sealed)
 
     def render(self, host: str) -> dict[str, Any]:
         return self.desired.render(host)
 
     def converge_roles(self) -> list[tuple[str, int]]:
-        return self.desired.converge_roles()
-
-    def releases(self, documents: dict[str, dict[str, Any]]) -> dict[str, str]:
-        return self.desired.releases(documents)
+        return self.desired.converge()
 
     def lint(self, host: str | None = None, role: str | None = None, release: str | None = None) -> list[Any]:
         return self.desired.lint(host, role, release)
-
-    def _can_push(self, host: str) -> bool:
-        return self.desired._can_push(host)
 
     @property
     def roles(self):
@@ -228,6 +229,7 @@ class Coordinator:
             server.stop()
             server.wait()
             self.notices.stop_webhooks()
+            self.close()
 
     def _start_rpc_server(self) -> Any:
         from nodeagent.wire import rpc as messaging

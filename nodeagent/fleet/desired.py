@@ -1,7 +1,10 @@
-"""Desired state: render each node's roles, check the fleet, store the document, sign, encrypt and push it.
+"""Desired state: render each node's roles, check the fleet, store the documents, then push them.
 
-A node's document is sealed for that node alone (signed by the coordinator, encrypted to the
-node's key) and pushed over the bus; an agent also fetches it when it (re)connects.
+One unit, all or nothing: an operator's change (a variable, a role, a secret) and every node's
+new document are stored in ONE transaction, after every node rendered and the fleet checks
+passed; a render or check failure stores nothing. Only then are the documents pushed: a push
+that fails is not a rollback (the inventory is the truth); it is recorded (``push.failed``)
+and the agent fetches the document at its next heartbeat.
 """
 
 from __future__ import annotations
@@ -11,28 +14,28 @@ import time
 from typing import Any, Callable
 
 from oslo_config import cfg
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from nodeagent.fleet.errors import FleetInconsistent, NotFound
+from nodeagent.fleet.delivery import Delivery
+from nodeagent.fleet.errors import FleetInconsistent, NotFound, PushFailed
 from nodeagent.fleet.fleetchecks import check_fleet, option_findings
-from nodeagent.fleet.inventory import Inventory, Node, NodeTrust, StateDocument
-from nodeagent.fleet.signer import Signer
+from nodeagent.fleet.inventory import Inventory, Node, StateDocument
 from nodeagent.kit.model import parse_document
 from nodeagent.kit.registry import DriverRegistry
-from nodeagent.wire import box, trust
 
 LOG = logging.getLogger(__name__)
+
+Change = Callable[[Session], None]  # an operator's change to the inventory, made inside the unit's transaction
 
 
 class DesiredState:
     """Each node's desired document: rendered from its roles (or set by hand), checked, stored, pushed."""
 
-    def __init__(self, conf: cfg.ConfigOpts, inventory: Inventory, signer: Signer, agents: Callable[[], Any],
-                 refuse: Callable[[Any, str, str], None]):
+    def __init__(self, conf: cfg.ConfigOpts, inventory: Inventory, delivery: Delivery):
         self.conf = conf
         self.inventory = inventory
-        self.signer = signer
-        self._agents = agents  # the RPC client to the agents, made on first use (it needs the broker)
-        self.refuse = refuse
+        self.delivery = delivery
         self._registry: DriverRegistry | None = None
 
     @property
@@ -48,112 +51,99 @@ class DesiredState:
 
         return Roles(self.conf.coordinator.roles_dir)
 
+    def render(self, host: str, session: Session | None = None) -> dict[str, Any]:
+        """What the node's roles render to now (within ``session``: with its changes not yet committed)."""
+        with self.inventory.using(session) as session:
+            node = session.get(Node, host)
+            if node is None:
+                raise NotFound(f"no node '{host}'")
+            return self.roles.render(host, list(node.roles or []), self.inventory.variables(host, session),
+                                     self.inventory.secrets(session), node.facts)
+
+    def converge(self, change: Change | None = None) -> list[tuple[str, int]]:
+        """Make ``change``, render every node with roles, check the fleet, store what changed: one transaction.
+        Then push; returns (host, generation) of each document stored."""
+        try:
+            with self.inventory.session() as session:
+                if change is not None:
+                    change(session)
+                    session.flush()
+                nodes = [n for n in session.scalars(select(Node).order_by(Node.name)) if n.roles]
+                rendered = {node.name: self.render(node.name, session) for node in nodes}
+                problems = check_fleet(rendered, self.releases(rendered, session))
+                if problems:
+                    raise FleetInconsistent(problems)
+                stored = [(host, self._store(session, host, body)) for host, body in rendered.items()
+                          if _differs(self._latest(session, host), body)]
+                accepted = {n.name for n in nodes if n.enrolment == "accepted"}
+        except FleetInconsistent as exc:  # recorded once the transaction is rolled back
+            self.inventory.add_event(None, "push.blocked", "; ".join(exc.problems))
+            raise
+        self._push(stored, [host for host, _ in stored if host in accepted])
+        return stored
+
     def set_state(self, host: str, raw: dict[str, Any], push: bool = True) -> int:
         """Store a new document for ``host`` at the next generation and push it; returns the generation."""
         if raw.get("node", host) != host:
             raise ValueError(f"the document is for node '{raw.get('node')}', not '{host}'")
         self._block_on_option_errors({host: raw})
         with self.inventory.session() as session:
-            node = session.get(Node, host)
-            if node is None:
-                raise NotFound(f"no node '{host}' (it appears when its agent first reports)")
-            if node.enrolment == "revoked":
-                raise ValueError(f"node '{host}' is revoked: it gets nothing ('node forget {host}' first)")
-            generation = max(node.desired_generation, node.observed_generation) + 1
-            document = parse_document({**raw, "node": host, "generation": generation}, self.registry)
-            session.add(StateDocument(node=host, generation=generation, body=document.to_dict(),
-                                      created_at=time.time()))
-            node.desired_generation = generation
-            self.inventory.add_event(host, "state.set", f"generation {generation}", session)
+            generation = self._store(session, host, raw)
         if push:
-            self.push(host)
+            self._push([(host, generation)], [host])
         return generation
 
-    def sealed_document(self, host: str) -> dict[str, Any] | None:
-        stored = self.inventory.document(host)
-        if stored is None:
-            return None
-        body = {**stored.body, "node": host, "generation": stored.generation}
-        return self.seal_document(host, body)
+    def _store(self, session: Session, host: str, raw: dict[str, Any]) -> int:
+        """The document, validated, at the node's next generation (in the caller's transaction)."""
+        node = session.get(Node, host)
+        if node is None:
+            raise NotFound(f"no node '{host}' (it appears when its agent first reports)")
+        if node.enrolment == "revoked":
+            raise ValueError(f"node '{host}' is revoked: it gets nothing ('node forget {host}' first)")
+        generation = max(node.desired_generation, node.observed_generation) + 1
+        document = parse_document({**raw, "node": host, "generation": generation}, self.registry)
+        session.add(StateDocument(node=host, generation=generation, body=document.to_dict(),
+                                  created_at=time.time()))
+        node.desired_generation = generation
+        self.inventory.add_event(host, "state.set", f"generation {generation}", session)
+        return generation
 
-    def seal_document(self, host: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Signed, and encrypted for the node's own key: no other node and no listener on the bus reads it."""
+    @staticmethod
+    def _latest(session: Session, host: str) -> StateDocument | None:
+        query = select(StateDocument).where(StateDocument.node == host)
+        return session.scalars(query.order_by(StateDocument.generation.desc()).limit(1)).first()
+
+    def _push(self, stored: list[tuple[str, int]], hosts: list[str]) -> None:
+        """Push what was stored to ``hosts``; those it fails for are recorded and named (PushFailed)."""
+        failed = self.delivery.push_all(hosts)
+        if not failed:
+            return
+        generations = dict(stored)
         with self.inventory.session() as session:
-            known = session.get(NodeTrust, host)
-            box_key = known.box_key if known is not None else None
-        if not box_key:
-            raise NotFound(f"node '{host}' has presented no encryption key yet (an agent older than this "
-                           "coordinator?): nothing is sent to it in clear")
-        aad = f"{host}:{body['generation']}".encode()
-        sealed_body = box.encrypt_for(box.public_from_text(box_key), body, aad)
-        return self.signer.seal({"kind": "document", "node": host, "generation": body["generation"],
-                                 "encrypted": sealed_body})
-
-    def push(self, host: str) -> None:
-        sealed = self.sealed_document(host)
-        if sealed is None:
-            raise NotFound(f"node '{host}' has no document")
-        self._agents().apply_state(host, sealed)
+            for host, why in failed.items():
+                self.inventory.add_event(host, "push.failed", f"generation {generations[host]} stored, not pushed "
+                                         f"({why}): the agent fetches it at its next heartbeat", session)
+        raise PushFailed(stored, failed)
 
     def plan(self, host: str) -> dict[str, Any]:
         """The agent's diff against what its roles render now (or its stored document without roles)."""
         node = self.inventory.node(host)
-        stored = self.inventory.document(host)
         if node is not None and node.roles:
             body = self.render(host)
-            generation = node.desired_generation
-            if stored is None or (stored.body.get("mode", "enforce"), stored.body.get("resources")) != (
-                    body["mode"], body["resources"]):
-                generation += 1  # what the next push would be
-            sealed = self.seal_document(host, {**body, "node": host, "generation": generation})
+            generation = node.desired_generation + _differs(self.inventory.document(host), body)  # the next push's
+            sealed = self.delivery.seal_document(host, {**body, "node": host, "generation": generation})
         else:
-            sealed = self.sealed_document(host)
+            sealed = self.delivery.sealed_document(host)
         if sealed is None:
             raise NotFound(f"node '{host}' has no document")
-        return self.node_answer(host, sealed, self._agents().plan_state(host, sealed))
+        return self.delivery.ask_plan(host, sealed)
 
-    def node_answer(self, host: str, request: Any, sealed: Any) -> Any:
-        """An agent's answer, if signed by the node's accepted key for this very request."""
-        node = self.inventory.node(host)
-        if node is None or not node.public_key:
-            raise trust.Refused(f"the answer of '{host}': not an accepted node")
-        try:
-            payload = trust.unseal(sealed, trust.public_from_text(node.public_key))
-            if payload.get("kind") != "reply" or payload.get("node") != host or \
-                    payload.get("request") != trust.digest(request):
-                raise trust.Refused("an answer to another request")
-        except trust.Refused as exc:
-            self.refuse(host, "answer.refused", str(exc))
-            raise trust.Refused(f"the answer of '{host}' is refused: {exc}") from None
-        return payload.get("answer")
-
-    def render(self, host: str) -> dict[str, Any]:
-        node = self.inventory.node(host)
-        if node is None:
-            raise NotFound(f"no node '{host}'")
-        return self.roles.render(host, list(node.roles or []), self.inventory.variables(host),
-                                 self.inventory.secrets(), node.facts)
-
-    def converge_roles(self) -> list[tuple[str, int]]:
-        """Render every node with roles, check the fleet, push what changed; all or nothing."""
-        rendered = {node.name: self.render(node.name) for node in self.inventory.nodes() if node.roles}
-        problems = check_fleet(rendered, self.releases(rendered))
-        if problems:
-            self.inventory.add_event(None, "push.blocked", "; ".join(problems))
-            raise FleetInconsistent(problems)
-        pushed = []
-        for host, body in rendered.items():
-            stored = self.inventory.document(host)
-            if stored is None or (stored.body.get("mode", "enforce"), stored.body.get("resources")) != (
-                    body["mode"], body["resources"]):
-                pushed.append((host, self.set_state(host, body, push=self._can_push(host))))
-        return pushed
-
-    def releases(self, documents: dict[str, dict[str, Any]]) -> dict[str, str]:
+    def releases(self, documents: dict[str, dict[str, Any]], session: Session | None = None) -> dict[str, str]:
         """Each node's target OpenStack release: its document's, else its openstack_release variable."""
         from nodeagent.fleet.roles import DEFAULTS
 
-        return {host: str(doc.get("openstack_release") or self.inventory.variables(host).get("openstack_release")
+        return {host: str(doc.get("openstack_release")
+                          or self.inventory.variables(host, session).get("openstack_release")
                           or DEFAULTS["openstack_release"]) for host, doc in documents.items()}
 
     def _block_on_option_errors(self, documents: dict[str, dict[str, Any]]) -> None:
@@ -173,17 +163,21 @@ class DesiredState:
         releases = {h: release for h in rendered} if release else self.releases(rendered)
         return option_findings(rendered, releases)
 
-    def _can_push(self, host: str) -> bool:
-        node = self.inventory.node(host)
-        return node is not None and node.enrolment == "accepted"
-
     def render_for_new_facts(self, hosts: list[str]) -> None:
         """A node's interfaces or addresses changed: its roles may render differently (local_ip)."""
         if not hosts:
             return
         try:
-            for host, generation in self.converge_roles():
+            for host, generation in self.converge():
                 LOG.info("facts of %s changed: %s pushed at generation %d", ", ".join(hosts), host, generation)
+        except PushFailed as exc:  # stored; recorded per node; the agents fetch it at their next heartbeat
+            LOG.warning("facts of %s changed: %s", ", ".join(hosts), exc)
         except Exception as exc:  # recorded; the operator sees it in events and fixes the inventory
             LOG.error("facts of %s changed, but the fleet cannot be rendered: %s", ", ".join(hosts), exc)
             self.inventory.add_event(hosts[0], "push.blocked", str(exc))
+
+
+def _differs(stored: StateDocument | None, body: dict[str, Any]) -> bool:
+    """Whether ``body`` would be a new generation: its mode or resources differ from the stored document's."""
+    return stored is None or (stored.body.get("mode", "enforce"), stored.body.get("resources")) != (
+        body["mode"], body["resources"])
