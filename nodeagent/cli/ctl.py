@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import signal
 import sys
+import threading
 import time
 from typing import Any, Callable, Sequence
 
@@ -47,7 +49,10 @@ class Serve(Command):
         from nodeagent.kit.daemon import setup_logging
 
         setup_logging("nodeagent-coordinator")
-        _coordinator(self.app).serve()
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        _coordinator(self.app).serve(stop)
         return 0
 
 

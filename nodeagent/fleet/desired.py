@@ -9,6 +9,7 @@ and the agent fetches the document at its next heartbeat.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any, Callable
@@ -45,8 +46,10 @@ class DesiredState:
             self._registry = DriverRegistry.from_entry_points()
         return self._registry
 
-    @property
-    def roles(self):
+    @functools.cached_property
+    def roles(self) -> Any:
+        """One template environment for every render: Jinja2 compiles a template once and reloads it when
+        its file changes (a Roles per render compiled every template for every node)."""
         from nodeagent.fleet.roles import Roles
 
         return Roles(self.conf.coordinator.roles_dir)
