@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import signal
 import sys
-import threading
 import time
 from typing import Any, Callable, Sequence
 
@@ -49,10 +47,7 @@ class Serve(Command):
         from nodeagent.kit.daemon import setup_logging
 
         setup_logging("nodeagent-coordinator")
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-        _coordinator(self.app).serve(stop)
+        _coordinator(self.app).serve()
         return 0
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 import threading
 import time
 from pathlib import Path
@@ -292,10 +293,12 @@ class Coordinator:
         self.notices.alert(alert)
 
     # -- the daemon -----------------------------------------------------------------------------
-    def serve(self, stop: threading.Event) -> None:
-        """Run until ``stop`` is set: answer agents, notice nodes down. The caller owns the signals (only a
-        process's main thread may take them), so a coordinator can also run in a thread."""
+    def serve(self) -> None:
+        """Run until SIGTERM or SIGINT: answer agents, notice nodes down."""
         self.set_up()
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
         server = self._start_rpc_server()
         from nodeagent.kit import metrics
 
