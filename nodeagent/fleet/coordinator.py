@@ -299,6 +299,7 @@ class Coordinator:
     def serve(self) -> None:
         """Run until SIGTERM or SIGINT: answer agents, notice nodes down."""
         self.set_up()
+        _ = self.reports, self.desired, self.liveness  # made before the RPC threads can race to make them
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
