@@ -268,7 +268,8 @@ class RpcTarget:
         from nodeagent.kit import config
 
         from nodeagent.wire import trust
-        from nodeagent.node.agent import Agent, AgentEndpoint
+        from nodeagent.node.agent import Agent
+        from nodeagent.wire.rpc import AgentEndpoint
 
         self.key = Ed25519PrivateKey.generate()
         (directory / "coordinator.pub").write_text(trust.public_text(self.key.public_key()))

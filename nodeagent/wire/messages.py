@@ -203,9 +203,13 @@ class DriftEvent(Message):
         """Each changed field, then the error if the agent could not fix it."""
         return [change.describe() for change in self.changes] + ([f"error: {self.error}"] if self.error else [])
 
+    def outcome(self) -> str:
+        """``corrected: DEFAULT.debug: found true, expected false`` (where the resource is already named)."""
+        return f"{self.state}: {'; '.join(self.lines()) or 'changed'}"
+
     def describe(self) -> str:
         """One line: ``neutron-conf corrected: DEFAULT.debug: found true, expected false``."""
-        return f"{self.resource} {self.state}: {'; '.join(self.lines()) or 'changed'}"
+        return f"{self.resource} {self.outcome()}"
 
 
 # -- what an agent sends -------------------------------------------------------------------------
@@ -220,11 +224,6 @@ class Event(Message):
     detail: str
     at: float = field(default_factory=time.time)
     drift: DriftEvent | None = None
-
-    @classmethod
-    def of_drift(cls, drift: DriftEvent) -> "Event":
-        """A drift's event carries the drift's id, so the coordinator keeps the pair once."""
-        return cls(id=drift.id, type=f"drift.{drift.state}", detail=drift.describe(), drift=drift)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -242,10 +241,13 @@ class AgentStatus(Message):
     reconciled_at: float | None = None
     reconciled_generation: int = 0
 
+    def counted(self) -> str:
+        """``5 in_sync, 1 changed``: the states that have resources."""
+        return ", ".join(f"{n} {k}" for k, n in self.counts.items() if n)
+
     def line(self) -> str:
-        """``generation 3: 5 in_sync, 1 changed`` (systemd's STATUS=, the CLI's summary)."""
-        counts = ", ".join(f"{n} {k}" for k, n in self.counts.items() if n)
-        return f"generation {self.generation}: {counts or 'no document'}"
+        """``generation 3: 5 in_sync, 1 changed`` (systemd's STATUS= line)."""
+        return f"generation {self.generation}: {self.counted() or 'no document'}"
 
 
 @dataclass(frozen=True, kw_only=True)

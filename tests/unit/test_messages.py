@@ -62,17 +62,12 @@ def test_a_drift_event_is_built_from_a_result_with_redacted_values():
     failed = DriftEvent.from_result("n1", 3, ResourceResult("s", "service", Status.FAILED, error="no unit"), 1.0,
                                     contested=False)
     assert failed.lines() == ["error: no unit"] and failed.describe() == "s failed: error: no unit"
-
-
-def test_a_drift_event_and_its_event_share_the_id():
-    drift = DriftEvent(node="n1", resource="r", driver="file", generation=1, state="left", changes=(), seen_at=1.0)
-    event = Event.of_drift(drift)
-    assert event.id == drift.id and event.type == "drift.left" and event.detail == "r left: changed"
+    assert failed.outcome() == "failed: error: no unit"
 
 
 def _report() -> dict:
     drift = DriftEvent(node="n1", resource="r", driver="file", generation=1, state="left", changes=(), seen_at=1.0)
-    return Report(node="n1", seq=5, events=(Event.of_drift(drift),)).to_dict()
+    return Report(node="n1", seq=5, events=(Event(type="drift.left", detail=drift.describe(), drift=drift),)).to_dict()
 
 
 @pytest.mark.parametrize("change, where", [
