@@ -23,7 +23,8 @@ from typing import Any
 from oslo_config import cfg
 
 from nodeagent.wire import box, rpc as messaging, trust
-from nodeagent.wire.messages import AgentStatus, DriftEvent, Event, Malformed, Report, ReportAnswer, Request
+from nodeagent.wire.messages import (AgentStatus, DriftEvent, Event, Malformed, Report, ReportAnswer, Request,
+                                     new_id)
 
 from nodeagent.kit import config, files, loading, metrics
 
@@ -168,8 +169,7 @@ class Agent:
     def record(self, kind: str, detail: str, drift: DriftEvent | None = None) -> None:
         """Spool an event for the coordinator (delivered in order, at least once; it keeps each once).
         A drift's event carries the drift's id, so the coordinator keeps the pair once."""
-        event = Event(type=kind, detail=detail, drift=drift) if drift is None else \
-            Event(id=drift.id, type=kind, detail=detail, drift=drift)
+        event = Event(id=drift.id if drift else new_id(), type=kind, detail=detail, drift=drift)
         try:
             with self._lock:
                 self.spool.append(event)

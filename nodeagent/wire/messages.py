@@ -88,7 +88,12 @@ class Message:
                     raise Malformed(name, where, "is missing")
                 continue
             values[key] = _check(data[key], hints[key], name, where, item.metadata)
-        return cls(**values)
+        message = cls(**values)
+        message._agree(name, path)
+        return message
+
+    def _agree(self, name: str, path: str) -> None:
+        """Checks across fields, after each field was read; Malformed when they disagree."""
 
 
 def _join(path: str, key: str) -> str:
@@ -145,6 +150,11 @@ def _scalar(value: Any, kind: type, name: str, path: str, meta: Any) -> Any:
     return value
 
 
+def new_id() -> str:
+    """A message's identity: the receiver keeps each once, however often it is resent."""
+    return uuid.uuid4().hex
+
+
 # -- drift ---------------------------------------------------------------------------------------
 def _shown(value: str | None) -> str:
     return "(absent)" if value is None else value
@@ -181,7 +191,7 @@ class DriftEvent(Message):
     seen_at: float
     fixed_at: float | None = None
     error: str | None = None
-    id: str = field(default_factory=lambda: uuid.uuid4().hex, metadata=limited(32))
+    id: str = field(metadata=limited(32))  # the coordinator keeps a drift once, however often it is resent
 
     @classmethod
     def from_result(cls, node: str, generation: int, result: ResourceResult, seen_at: float,
@@ -197,7 +207,7 @@ class DriftEvent(Message):
             state = FAILED
         return cls(node=node, resource=result.id, driver=result.driver, generation=generation, state=state,
                    changes=changes, seen_at=seen_at, fixed_at=time.time() if state == CORRECTED else None,
-                   error=result.error)
+                   error=result.error, id=new_id())
 
     def lines(self) -> list[str]:
         """Each changed field, then the error if the agent could not fix it."""
@@ -219,7 +229,7 @@ class Event(Message):
 
     NAME: ClassVar[str] = "event"
 
-    id: str = field(default_factory=lambda: uuid.uuid4().hex, metadata=limited(32))
+    id: str = field(metadata=limited(32))  # the coordinator keeps an event once, however often it is resent
     type: str = field(metadata=limited(64))
     detail: str
     at: float = field(default_factory=time.time)
@@ -301,6 +311,12 @@ class Report(Request):
     health: dict[str, Any] = field(default_factory=dict)
     events: tuple[Event, ...] = ()
     facts: dict[str, Any] | None = None
+
+    def _agree(self, name: str, path: str) -> None:
+        for number, event in enumerate(self.events):
+            if event.drift is not None and event.drift.node != self.node:
+                raise Malformed(name, _join(path, f"events[{number}].drift.node"),
+                                f"is {_preview(event.drift.node)}, not the reporting node {_preview(self.node)}")
 
 
 # -- what the coordinator answers ----------------------------------------------------------------

@@ -24,8 +24,9 @@ changes = st.builds(DriftChange, field=NAME, expected=st.none() | TEXT, found=st
 drifts = st.builds(DriftEvent, node=NAME, resource=NAME, driver=NAME, generation=INT,
                    state=st.sampled_from([messages.CORRECTED, messages.LEFT, messages.CONTESTED, messages.FAILED]),
                    changes=st.lists(changes, max_size=3).map(tuple), seen_at=NUMBER,
-                   fixed_at=st.none() | NUMBER, error=st.none() | TEXT)
-events = st.builds(Event, type=NAME, detail=TEXT, at=NUMBER, drift=st.none() | drifts)
+                   fixed_at=st.none() | NUMBER, error=st.none() | TEXT, id=st.just(messages.new_id()))
+events = st.builds(Event, id=st.just(messages.new_id()), type=NAME, detail=TEXT, at=NUMBER,
+                   drift=st.none() | drifts)
 names = st.lists(NAME, max_size=3).map(tuple)
 statuses = st.builds(AgentStatus, generation=INT, mode=st.none() | st.sampled_from(["enforce", "monitor"]),
                      counts=st.dictionaries(NAME, INT, max_size=3), failed=names, drifted=names, contested=names,
@@ -66,8 +67,10 @@ def test_a_drift_event_is_built_from_a_result_with_redacted_values():
 
 
 def _report() -> dict:
-    drift = DriftEvent(node="n1", resource="r", driver="file", generation=1, state="left", changes=(), seen_at=1.0)
-    return Report(node="n1", seq=5, events=(Event(type="drift.left", detail=drift.describe(), drift=drift),)).to_dict()
+    drift = DriftEvent(node="n1", resource="r", driver="file", generation=1, state="left", changes=(), seen_at=1.0,
+                       id=messages.new_id())
+    event = Event(id=drift.id, type="drift.left", detail=drift.describe(), drift=drift)
+    return Report(node="n1", seq=5, events=(event,)).to_dict()
 
 
 @pytest.mark.parametrize("change, where", [
@@ -81,11 +84,14 @@ def _report() -> dict:
     (lambda r: r.update(events={}), "report: events is {}, not a list"),
     (lambda r: r["events"][0].update(at=float("nan")), "report: events[0].at is nan, not a finite number"),
     (lambda r: r["events"][0].update(id="x" * 33), "report: events[0].id is 33 characters long, more than 32"),
+    (lambda r: r["events"][0].pop("id"), "report: events[0].id is missing"),
     (lambda r: r["events"][0]["drift"].update(state="gone"),
      "report: events[0].drift.state is 'gone', not one of corrected, left, contested, failed"),
     (lambda r: r["events"][0]["drift"].update(changes=[{"field": "a", "expected": 1, "found": None}]),
      "report: events[0].drift.changes[0].expected is 1, not str"),
     (lambda r: r["events"][0]["drift"].update(version=9), "report: events[0].drift.version is 9"),
+    (lambda r: r["events"][0]["drift"].update(node="n2"),
+     "report: events[0].drift.node is 'n2', not the reporting node 'n1'"),
     (lambda r: r.update(health=[]), "report: health is [], not an object with text keys"),
 ])
 def test_a_malformed_report_is_refused_naming_the_field(change, where):
