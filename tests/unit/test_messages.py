@@ -21,20 +21,30 @@ JSON = st.recursive(st.none() | st.booleans() | INT | TEXT,
                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3), max_leaves=8)
 
 changes = st.builds(DriftChange, field=NAME, expected=st.none() | TEXT, found=st.none() | TEXT)
-drifts = st.builds(DriftEvent, node=NAME, resource=NAME, driver=NAME, generation=INT,
-                   state=st.sampled_from([messages.CORRECTED, messages.LEFT, messages.CONTESTED, messages.FAILED]),
-                   changes=st.lists(changes, max_size=3).map(tuple), seen_at=NUMBER,
-                   fixed_at=st.none() | NUMBER, error=st.none() | TEXT, id=st.just(messages.new_id()))
-events = st.builds(Event, id=st.just(messages.new_id()), type=NAME, detail=TEXT, at=NUMBER,
-                   drift=st.none() | drifts)
+
+
+def drifts_of(node):
+    return st.builds(DriftEvent, node=node, resource=NAME, driver=NAME, generation=INT,
+                     state=st.sampled_from([messages.CORRECTED, messages.LEFT, messages.CONTESTED, messages.FAILED]),
+                     changes=st.lists(changes, max_size=3).map(tuple), seen_at=NUMBER,
+                     fixed_at=st.none() | NUMBER, error=st.none() | TEXT, id=st.just(messages.new_id()))
+
+
+def events_of(node):
+    return st.builds(Event, id=st.just(messages.new_id()), type=NAME, detail=TEXT, at=NUMBER,
+                     drift=st.none() | drifts_of(node))
+
+
+drifts, events = drifts_of(NAME), events_of(NAME)
 names = st.lists(NAME, max_size=3).map(tuple)
 statuses = st.builds(AgentStatus, generation=INT, mode=st.none() | st.sampled_from(["enforce", "monitor"]),
                      counts=st.dictionaries(NAME, INT, max_size=3), failed=names, drifted=names, contested=names,
                      reconciled_at=st.none() | NUMBER, reconciled_generation=INT)
-reports = st.builds(Report, node=NAME, seq=INT, sent_at=st.none() | NUMBER, box_key=st.none() | NAME,
-                    rekey=st.none() | st.dictionaries(TEXT, TEXT, max_size=2), status=statuses,
-                    health=st.dictionaries(TEXT, JSON, max_size=3), events=st.lists(events, max_size=3).map(tuple),
-                    facts=st.none() | st.dictionaries(TEXT, JSON, max_size=3))
+reports = NAME.flatmap(lambda node: st.builds(
+    Report, node=st.just(node), seq=INT, sent_at=st.none() | NUMBER, box_key=st.none() | NAME,
+    rekey=st.none() | st.dictionaries(TEXT, TEXT, max_size=2), status=statuses,
+    health=st.dictionaries(TEXT, JSON, max_size=3), events=st.lists(events_of(st.just(node)), max_size=3).map(tuple),
+    facts=st.none() | st.dictionaries(TEXT, JSON, max_size=3)))
 views = st.builds(LocalView, node=NAME, generation=INT, counts=st.dictionaries(NAME, INT, max_size=3),
                   resources=st.lists(st.builds(ResourceView, id=NAME, driver=NAME, mode=NAME, status=NAME,
                                                backed_off=st.booleans()), max_size=3).map(tuple),
