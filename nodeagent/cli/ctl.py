@@ -268,10 +268,12 @@ class NodePlan(Lister):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        answer = _coordinator(self.app).plan(parsed_args.host)
-        if "refused" in answer:
-            raise RuntimeError(f"{parsed_args.host} refused the plan request: {answer['refused']}")
-        return result_rows(answer, parsed_args.formatter in ("json", "yaml"))
+        from nodeagent.wire.messages import Refusal, plan_or_refusal
+
+        answer = plan_or_refusal(_coordinator(self.app).plan(parsed_args.host))
+        if isinstance(answer, Refusal):
+            raise RuntimeError(f"{parsed_args.host} refused the plan request: {answer.refused}")
+        return result_rows(answer.to_dict(), parsed_args.formatter in ("json", "yaml"))
 
 
 class Events(Lister):

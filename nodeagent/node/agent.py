@@ -23,8 +23,8 @@ from typing import Any
 from oslo_config import cfg
 
 from nodeagent.wire import box, rpc as messaging, trust
-from nodeagent.wire.messages import (AgentStatus, DriftEvent, Event, Malformed, Report, ReportAnswer, Request,
-                                     new_id)
+from nodeagent.wire.messages import (AgentStatus, DriftEvent, Event, Malformed, Plan, Refusal, Report, ReportAnswer,
+                                     Request, new_id)
 
 from nodeagent.kit import config, files, loading, metrics
 
@@ -332,15 +332,15 @@ class Agent:
             document = self.verify_document(sealed)
         except trust.Refused as exc:
             self.refuse("plan request", str(exc))
-            return self.answer(sealed, {"refused": str(exc)})
-        return self.answer(sealed, self.enforcer.engine.reconcile(document, dry_run=True).to_dict())
+            return self.answer(sealed, Refusal(refused=str(exc)).to_dict())
+        return self.answer(sealed, Plan.of(self.enforcer.engine.reconcile(document, dry_run=True)).to_dict())
 
     def facts_request(self, sealed: Any) -> dict[str, Any]:
         try:
             self.verify_request(sealed)
         except trust.Refused as exc:
             self.refuse("facts request", str(exc))
-            return self.answer(sealed, {"refused": str(exc)})
+            return self.answer(sealed, Refusal(refused=str(exc)).to_dict())
         return self.answer(sealed, facts.gather_facts(self.ctx, self.host))
 
     def report_request(self, sealed: Any) -> None:

@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from nodeagent.kit.result import ResourceResult, Status
+from nodeagent.kit.result import ReconcileResult, ResourceResult, Status
 from nodeagent.wire.trust import Refused
 
 M = TypeVar("M", bound="Message")
@@ -334,3 +334,66 @@ class ReportAnswer(Message):
     def taken(self) -> bool:
         """The coordinator kept what the report carried: its events may leave the spool."""
         return self.status not in ("pending", "refused")
+
+
+# -- what an agent answers the coordinator ---------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class Refusal(Message):
+    """An agent's answer to a request it refused (bad signature, too old, a document not for it)."""
+
+    NAME: ClassVar[str] = "refusal"
+
+    refused: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlannedChange(Message):
+    """One difference a plan found (already redacted), as ``Change.to_dict()`` gives it."""
+
+    NAME: ClassVar[str] = "planned change"
+
+    field: str
+    old: str | None
+    new: str | None
+    diff: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResourcePlan(Message):
+    """One resource of a plan, as ``ResourceResult.to_dict()`` gives it."""
+
+    NAME: ClassVar[str] = "resource plan"
+
+    id: str
+    driver: str
+    status: str = field(metadata=limited(choices=tuple(s.value for s in Status)))
+    changes: tuple[PlannedChange, ...] = ()
+    error: str | None = None
+    error_kind: str | None = None
+    duration: float = 0.0
+    notified: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Plan(Message):
+    """An agent's answer to ``plan_state``: what its reconcile would change, nothing applied."""
+
+    NAME: ClassVar[str] = "plan"
+
+    node: str
+    generation: int
+    dry_run: bool
+    started_at: float
+    duration: float
+    counts: dict[str, int] = field(default_factory=dict)
+    resources: tuple[ResourcePlan, ...] = ()
+
+    @classmethod
+    def of(cls, result: ReconcileResult) -> "Plan":
+        """The plan a reconcile result tells (its ``to_dict()`` is this message's shape)."""
+        return cls.from_dict(result.to_dict())
+
+
+def plan_or_refusal(answer: Any) -> Plan | Refusal:
+    """An agent's answer to a plan request, read as whichever of the two it says it is."""
+    return Refusal.from_dict(answer) if isinstance(answer, dict) and "refused" in answer else Plan.from_dict(answer)

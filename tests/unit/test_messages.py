@@ -8,7 +8,7 @@ import json
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from nodeagent.kit.result import Change, ResourceResult, Status
+from nodeagent.kit.result import Change, ReconcileResult, ResourceResult, Status
 from nodeagent.wire import messages, trust
 from nodeagent.wire.messages import (AgentStatus, DriftChange, DriftEvent, Event, LocalView, Malformed, Report,
                                      ReportAnswer, Request, ResourceView)
@@ -141,3 +141,17 @@ def test_an_answer_says_whether_the_report_was_taken():
     assert not ReportAnswer(status="pending").taken and not ReportAnswer(status="refused", reason="x").taken
     with pytest.raises(Malformed, match="malformed report answer: status is 'maybe'"):
         ReportAnswer.from_dict({"status": "maybe"})
+
+
+def test_a_plan_is_what_a_reconcile_result_tells_and_a_refusal_reads_as_one():
+    result = ReconcileResult("n1", 4, True, (
+        ResourceResult("conf", "ini", Status.PENDING, (Change("DEFAULT.debug", "false", "true"),), duration=0.01),
+        ResourceResult("svc", "service", Status.SKIPPED, error="conf failed", notified=("restart",))), 1.0, 0.02)
+    plan = messages.plan_or_refusal(json.loads(json.dumps(messages.Plan.of(result).to_dict())))
+    assert isinstance(plan, messages.Plan) and (plan.node, plan.generation, plan.counts) == ("n1", 4, result.counts())
+    assert [(r.id, r.status, r.error, r.notified) for r in plan.resources] == [
+        ("conf", "pending", None, ()), ("svc", "skipped", "conf failed", ("restart",))]
+    assert plan.resources[0].changes == (messages.PlannedChange(field="DEFAULT.debug", old="false", new="true"),)
+    assert messages.plan_or_refusal({"refused": "request too old"}) == messages.Refusal(refused="request too old")
+    with pytest.raises(Malformed, match=r"malformed plan: resources\[0\].status is 'maybe'"):
+        messages.plan_or_refusal({**result.to_dict(), "resources": [{"id": "x", "driver": "ini", "status": "maybe"}]})
