@@ -83,9 +83,10 @@ def rpc_server(transport: oslo_messaging.Transport, target: oslo_messaging.Targe
 class AgentAPI:
     """What the coordinator (and nodeagentctl) ask of agents."""
 
-    def __init__(self, transport: oslo_messaging.Transport, timeout: int = 30):
+    def __init__(self, transport: oslo_messaging.Transport, timeout: int = 30, retry: int | None = None):
+        """``retry``: connection retries per message (None: forever); the coordinator bounds them."""
         target = Target(topic=topic(transport.conf, AGENT_TOPIC), version=AGENT_API_VERSION)
-        self.client = oslo_messaging.get_rpc_client(transport, target, timeout=timeout)
+        self.client = oslo_messaging.get_rpc_client(transport, target, timeout=timeout, retry=retry)
 
     def apply_state(self, host: str, sealed: dict[str, Any]) -> None:
         self.client.prepare(server=host, version=AGENT_API_VERSION).cast({}, "apply_state", sealed=sealed)

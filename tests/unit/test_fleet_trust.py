@@ -190,7 +190,8 @@ def test_a_revoked_node_is_refused_gets_nothing_and_forget_lets_it_enrol_again(c
     assert coordinator.inventory.node("n1").public_key is None
     assert coordinator.report_state(node.message())["reason"].startswith("revoked")
     assert coordinator.fetch_state(node.message()) is None
-    assert not coordinator._can_push("n1")
+    with pytest.raises(ValueError, match="revoked"):
+        coordinator.set_state("n1", DOCUMENT, push=False)  # it gets nothing
     enrolment.forget(coordinator.inventory, "n1")
     assert coordinator.inventory.node("n1") is None and coordinator.inventory.document("n1") is None
     assert coordinator.report_state(node.message())["status"] == "new"  # auto_accept here: enrolled afresh
