@@ -348,7 +348,8 @@ class CoordinatorTarget:
         from nodeagent.kit import config
 
         from nodeagent.wire import trust
-        from nodeagent.fleet.coordinator import Coordinator, CoordinatorEndpoint
+        from nodeagent.fleet.coordinator import Coordinator
+        from nodeagent.wire.rpc import CoordinatorEndpoint
 
         (directory / "coordinator.conf").write_text(
             f"[DEFAULT]\ntransport_url = fake:/\n[coordinator]\nstate_dir = {directory}\nauto_accept = true\n")

@@ -159,7 +159,7 @@ class CoordinatorEndpoint:
 
     @expose
     def report_state(self, context: dict, sealed: Any) -> dict[str, Any]:
-        return self.coordinator.signed_reply(sealed, self.coordinator.report_state(sealed))
+        return self.coordinator.signed_reply(sealed, self.coordinator.report_state(sealed).to_dict())
 
     @expose
     def fetch_state(self, context: dict, sealed: Any) -> dict[str, Any]:
@@ -172,5 +172,3 @@ def coordinator_server(transport: oslo_messaging.Transport, host: str,
     target = Target(topic=topic(transport.conf, COORDINATOR_TOPIC), server=host, version=COORDINATOR_API_VERSION)
     return rpc_server(transport, target, [CoordinatorEndpoint(coordinator)])
 
-
-AgentClient = AgentAPI  # TODO(issue 12): until fleet/coordinator.py (split on issue-12-fleet) uses the new names

@@ -10,13 +10,14 @@ from oslo_config import cfg
 
 from nodeagent.testing.labcloud import wait_until
 from nodeagent.wire import rpc
+from nodeagent.wire.messages import ReportAnswer
 
 
 class Coordinator:
     """Stands in for the coordinator behind the endpoint: answers with what it was asked."""
 
     def report_state(self, sealed):
-        return {"status": "alive", "asked": sealed}
+        return ReportAnswer(status="alive", reason=str(sealed))
 
     def fetch_state(self, sealed):
         return None
@@ -65,7 +66,8 @@ def test_the_endpoints_declare_their_sides_version():
 
 def test_a_report_reaches_the_coordinator_and_its_answer_comes_back(transport, coordinator_server):
     client = rpc.CoordinatorAPI(transport, timeout=5)
-    assert client.report_state({"payload": 1}) == {"reply": {"status": "alive", "asked": {"payload": 1}}}
+    answer = client.report_state({"payload": "1"})["reply"]
+    assert ReportAnswer.from_dict(answer) == ReportAnswer(status="alive", reason="{'payload': '1'}")
     assert client.fetch_state({"payload": 2}) == {"reply": None}
 
 
