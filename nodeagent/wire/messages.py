@@ -15,6 +15,7 @@ error must name the message and the field the way every other refusal here does.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 import types
@@ -75,25 +76,31 @@ class Message:
         if version != cls.VERSION:
             raise Malformed(name, _join(path, "version"), f"is {_preview(version)}: this side reads "
                                                           f"{cls.NAME} version {cls.VERSION} only")
-        hints = typing.get_type_hints(cls)
-        known = {item.name: item for item in dataclasses.fields(cls)}
+        known = _schema(cls)
         unknown = sorted(str(key) for key in data if key not in known and key != "version")
         if unknown:
             raise Malformed(name, _join(path, unknown[0]), "is not a field of this message")
         values = {}
-        for key, item in known.items():
-            where = _join(path, key)
-            if key not in data:
-                if item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:
-                    raise Malformed(name, where, "is missing")
-                continue
-            values[key] = _check(data[key], hints[key], name, where, item.metadata)
+        for key, (kind, required, meta) in known.items():
+            if key in data:
+                values[key] = _check(data[key], kind, name, _join(path, key), meta)
+            elif required:
+                raise Malformed(name, _join(path, key), "is missing")
         message = cls(**values)
         message._agree(name, path)
         return message
 
     def _agree(self, name: str, path: str) -> None:
         """Checks across fields, after each field was read; Malformed when they disagree."""
+
+
+@functools.cache
+def _schema(cls: type) -> dict[str, tuple[Any, bool, Any]]:
+    """Each field's type, whether it is required, and its limits (type hints are slow to resolve: once)."""
+    hints = typing.get_type_hints(cls)
+    return {item.name: (hints[item.name], item.default is dataclasses.MISSING
+                        and item.default_factory is dataclasses.MISSING, item.metadata)
+            for item in dataclasses.fields(cls)}
 
 
 def _join(path: str, key: str) -> str:
@@ -110,18 +117,22 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _check(value: Any, kind: Any, name: str, path: str, meta: Any = None) -> Any:
-    """``value`` as ``kind`` (a field's type hint), or Malformed."""
+@functools.cache
+def _shape(kind: Any) -> tuple[bool, Any, Any, tuple[Any, ...]]:
+    """A type hint taken apart once: (None allowed, the type, its origin, its arguments)."""
     origin, args = typing.get_origin(kind), typing.get_args(kind)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
+    optional = origin in (typing.Union, types.UnionType) and type(None) in args
+    if optional:
         kind = next(a for a in args if a is not type(None))
         origin, args = typing.get_origin(kind), typing.get_args(kind)
-    if kind is Any:
+    return optional, kind, origin, args
+
+
+def _check(value: Any, hint: Any, name: str, path: str, meta: Any = None) -> Any:
+    """``value`` as ``hint`` (a field's type hint), or Malformed."""
+    optional, kind, origin, args = _shape(hint)
+    if (value is None and optional) or kind is Any:
         return value
-    if isinstance(kind, type) and issubclass(kind, Message):
-        return kind._read(value, name, path)
     if origin is tuple:
         if not isinstance(value, list):
             raise Malformed(name, path, f"is {_preview(value)}, not a list")
@@ -129,7 +140,9 @@ def _check(value: Any, kind: Any, name: str, path: str, meta: Any = None) -> Any
     if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             raise Malformed(name, path, f"is {_preview(value)}, not an object with text keys")
-        return {k: _check(v, args[1], name, f"{path}.{k}") for k, v in value.items()}
+        return value if args[1] is Any else {k: _check(v, args[1], name, f"{path}.{k}") for k, v in value.items()}
+    if issubclass(kind, Message):
+        return kind._read(value, name, path)
     return _scalar(value, kind, name, path, meta or {})
 
 
