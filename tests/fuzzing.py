@@ -355,6 +355,7 @@ class CoordinatorTarget:
             f"[DEFAULT]\ntransport_url = fake:/\n[coordinator]\nstate_dir = {directory}\nauto_accept = true\n")
         conf = config.make_conf([str(directory / "coordinator.conf")], with_messaging=True)
         self.coordinator = Coordinator(conf)
+        self.coordinator.set_up()
         self.endpoint = CoordinatorEndpoint(self.coordinator)
         self.key = Ed25519PrivateKey.generate()
         self.trust = trust

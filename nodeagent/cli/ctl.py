@@ -17,7 +17,7 @@ import argparse
 import datetime
 import sys
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from cliff.command import Command
 from cliff.lister import Lister
@@ -25,6 +25,7 @@ from cliff.show import ShowOne
 
 from nodeagent.cli import lint
 from nodeagent.cli.base import NodeAgentApp, main_for, result_rows
+from nodeagent.fleet.errors import PushFailed
 
 
 def _coordinator(app: Any):
@@ -39,18 +40,6 @@ def _when(timestamp: float | None) -> str:
     return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def node_state(node: Any) -> str:
-    """pending, failed, converging or converged: what an operator asks first."""
-    if node.enrolment != "accepted":
-        return node.enrolment
-    if (node.status or {}).get("failed"):
-        return "failed"
-    reconciled = (node.status or {}).get("reconciled_generation", node.desired_generation)
-    if node.observed_generation < node.desired_generation or reconciled < node.desired_generation:
-        return "converging"  # not yet received, or received and still being applied
-    return "converged"
-
-
 class Serve(Command):
     """Run the coordinator: answer agents' reports and pulls, mark silent nodes down."""
 
@@ -63,7 +52,8 @@ class Serve(Command):
 
 
 class Keygen(Command):
-    """Make the coordinator's signing key (0600) and print the public key agents need.
+    """Set up the coordinator (its state directory, signing key (0600), at-rest key and inventory, each
+    unless there) and print the public key agents need. Run it first: the other commands use what it makes.
 
     --rotate makes a new signing key and a new key for the secrets at rest (every secret and
     stored document is re-encrypted). Agents move to the new signing key by themselves: until
@@ -80,15 +70,13 @@ class Keygen(Command):
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
         coordinator = _coordinator(self.app)
-        from nodeagent.fleet import rotation
-        from nodeagent.wire import trust
-
+        coordinator.set_up()
         if parsed_args.rotate:
-            count = rotation.rotate(coordinator)
+            count = coordinator.rotate_keys()
             self.app.stderr.write(f"keys rotated; {count} stored values re-encrypted\n")
-        elif parsed_args.retire_previous and not rotation.retire_previous(coordinator):
+        elif parsed_args.retire_previous and not coordinator.retire_previous_key():
             self.app.stderr.write("no previous signing key\n")
-        self.app.stdout.write(trust.public_text(coordinator.key.public_key()) + "\n")
+        self.app.stdout.write(coordinator.public_key_text() + "\n")
         return 0
 
 
@@ -102,12 +90,11 @@ class NodeList(Lister):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         columns = ("Host", "Roles", "Alive", "State", "Generation", "Drifted", "Last heartbeat")
         coordinator = _coordinator(self.app)
-        inventory = coordinator.inventory
-        drifted = inventory.open_drift_counts()
+        drifted = coordinator.open_drift_counts()
         neutron = _neutron_column(coordinator)
         rows = []
-        for node in inventory.nodes():
-            rows.append((node.name, ", ".join(node.roles or []), ":-)" if node.alive else "XXX", node_state(node),
+        for node in coordinator.nodes():
+            rows.append((node.name, ", ".join(node.roles or []), ":-)" if node.alive else "XXX", node.state,
                          f"{node.desired_generation}/{node.observed_generation}", drifted.get(node.name, 0),
                          _when(node.last_heartbeat)) + ((neutron(node.name),) if neutron else ()))
         return columns + (("Neutron",) if neutron else ()), rows
@@ -115,9 +102,7 @@ class NodeList(Lister):
 
 def _neutron_column(coordinator: Any):
     """host -> 'alive/expected' from the real Neutron, or None when verification is off."""
-    from nodeagent.fleet.neutroncheck import Verifier
-
-    verifier = Verifier(coordinator)
+    verifier = coordinator.neutron
     if not verifier.enabled:
         return None
     try:
@@ -146,9 +131,9 @@ class Verify(Lister):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        from nodeagent.fleet.neutroncheck import AGENT_TYPES, Verifier
+        from nodeagent.fleet.neutroncheck import AGENT_TYPES
 
-        verifier = Verifier(_coordinator(self.app))
+        verifier = _coordinator(self.app).neutron
         if not verifier.enabled:
             raise SystemExit("nodeagentctl verify: no Neutron to ask: set [neutron] cloud (and clouds_yaml) in the "
                              "coordinator's configuration")
@@ -177,13 +162,11 @@ class NodeShow(ShowOne):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        node = _coordinator(self.app).inventory.node(parsed_args.host)
-        if node is None:
-            raise LookupError(f"no node '{parsed_args.host}'")
+        node = _coordinator(self.app).node(parsed_args.host)
         interfaces = (node.facts or {}).get("interfaces", {})
         addresses = {name: info.get("ipv4", []) for name, info in interfaces.items() if info.get("ipv4")}
         data = {
-            "host": node.name, "alive": node.alive, "state": node_state(node), "enrolment": node.enrolment,
+            "host": node.name, "alive": node.alive, "state": node.state, "enrolment": node.enrolment,
             "public_key": node.public_key, "roles": node.roles or [],
             "desired_generation": node.desired_generation, "observed_generation": node.observed_generation,
             "last_heartbeat": _when(node.last_heartbeat), "status": node.status or {}, "health": node.health or {},
@@ -221,10 +204,8 @@ class NodeRevoke(Command):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
-        from nodeagent.fleet import enrolment
-
         coordinator = _coordinator(self.app)
-        (enrolment.forget if self.forget else enrolment.revoke)(coordinator.inventory, parsed_args.host)
+        (coordinator.forget if self.forget else coordinator.revoke)(parsed_args.host)
         self.app.stdout.write(f"{'forgot' if self.forget else 'revoked'} {parsed_args.host}\n")
         return 0
 
@@ -253,7 +234,11 @@ class NodeSetState(Command):
         raw = loading.load_file(parsed_args.state_file)
         if not isinstance(raw, dict):
             raise InvalidDocument(f"{parsed_args.state_file}: document must be a mapping")
-        generation = _coordinator(self.app).set_state(parsed_args.host, raw, push=not parsed_args.no_push)
+        try:
+            generation = _coordinator(self.app).set_state(parsed_args.host, raw, push=not parsed_args.no_push)
+        except PushFailed as exc:
+            _print_stored(self.app, exc)
+            raise
         self.app.stdout.write(f"{parsed_args.host}: generation {generation}"
                               f"{'' if parsed_args.no_push else ' pushed'}\n")
         return 0
@@ -287,7 +272,7 @@ class Events(Lister):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        found = _coordinator(self.app).inventory.events(parsed_args.node, parsed_args.type, parsed_args.limit)
+        found = _coordinator(self.app).events(parsed_args.node, parsed_args.type, parsed_args.limit)
         return ("Time", "Node", "Type", "Detail"), [(_when(e.at), e.node or "(fleet)", e.type, e.detail)
                                                     for e in found]
 
@@ -311,7 +296,7 @@ class DriftList(Lister):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         from nodeagent.fleet.reports import drift_event
 
-        records = _coordinator(self.app).inventory.drift(parsed_args.node, parsed_args.since, parsed_args.open,
+        records = _coordinator(self.app).drift(parsed_args.node, parsed_args.since, parsed_args.open,
                                                          parsed_args.limit)
         structured = parsed_args.formatter in ("json", "yaml")
         rows = []
@@ -336,11 +321,24 @@ def _since(text: str) -> float:
     return moment.timestamp()
 
 
-def _print_pushed(app: Any, pushed: list[tuple[str, int]]) -> None:
+def _converge(app: Any, change: Callable[[], list[tuple[str, int]]]) -> None:
+    """Make an operator's change and print each node's new generation; a push that failed after the
+    change was stored is an error naming the nodes (they fetch their document at their next heartbeat)."""
+    try:
+        pushed = change()
+    except PushFailed as exc:
+        _print_stored(app, exc)
+        raise
     for host, generation in pushed:
         app.stdout.write(f"{host}: generation {generation} pushed\n")
     if not pushed:
         app.stdout.write("no node's document changed\n")
+
+
+def _print_stored(app: Any, failed: PushFailed) -> None:
+    for host, generation in failed.stored:
+        app.stdout.write(f"{host}: generation {generation} "
+                         f"{'stored, not pushed' if host in failed.failed else 'pushed'}\n")
 
 
 class RoleList(Lister):
@@ -380,7 +378,8 @@ class NodeAssign(Command):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
-        _print_pushed(self.app, _coordinator(self.app).assign(parsed_args.host, parsed_args.roles, self.remove))
+        coordinator = _coordinator(self.app)
+        _converge(self.app, lambda: coordinator.assign(parsed_args.host, parsed_args.roles, self.remove))
         return 0
 
 
@@ -401,8 +400,8 @@ class VarSet(Command):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
-        pushed = _coordinator(self.app).set_variable(parsed_args.key, parsed_args.value, parsed_args.node)
-        _print_pushed(self.app, pushed)
+        coordinator = _coordinator(self.app)
+        _converge(self.app, lambda: coordinator.set_variable(parsed_args.key, parsed_args.value, parsed_args.node))
         return 0
 
 
@@ -415,17 +414,7 @@ class VarList(Lister):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        from nodeagent.fleet.roles import DEFAULTS
-
-        coordinator = _coordinator(self.app)
-        site = coordinator.variables()
-        node = coordinator.variables(parsed_args.node) if parsed_args.node else site
-        rows = []
-        for key in sorted(set(DEFAULTS) | set(node)):
-            origin = "node" if key in node and node.get(key) != site.get(key, object()) else \
-                "site" if key in site else "default"
-            rows.append((key, node.get(key, DEFAULTS.get(key)), origin))
-        return ("Variable", "Value", "From"), rows
+        return ("Variable", "Value", "From"), _coordinator(self.app).variable_origins(parsed_args.node)
 
 
 class SecretSet(Command):
@@ -443,7 +432,8 @@ class SecretSet(Command):
             value = getpass.getpass(f"{parsed_args.key}: ")
         else:
             value = sys.stdin.readline().rstrip("\n")
-        _print_pushed(self.app, _coordinator(self.app).set_secret(parsed_args.key, value))
+        coordinator = _coordinator(self.app)
+        _converge(self.app, lambda: coordinator.set_secret(parsed_args.key, value))
         return 0
 
 
@@ -451,11 +441,7 @@ class SecretList(Lister):
     """List the secrets' names and when they were set (never their values)."""
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        from nodeagent.fleet.inventory import Secret
-
-        with _coordinator(self.app).inventory.session() as session:
-            rows = [(s.key, _when(s.set_at)) for s in session.query(Secret).order_by(Secret.key)]
-        return ("Secret", "Set"), rows
+        return ("Secret", "Set"), [(key, _when(at)) for key, at in _coordinator(self.app).secrets_set()]
 
 
 COMMANDS = {

@@ -8,13 +8,16 @@
 * ``notices``  — notifications on the bus and webhook alerts;
 * ``signer``   — the signing key every document and answer is sealed with.
 
-``nodeagentctl serve`` runs the RPC server and the down check; the other
-``nodeagentctl`` commands use the same class on the same database and key, on the
-coordinator's host (as salt-key works on the master's files).
+``nodeagentctl serve`` runs the RPC server and the down check; the other ``nodeagentctl``
+commands use the same class on the same database and key, on the coordinator's host (as
+salt-key works on the master's files). Making a Coordinator touches nothing: ``set_up()``
+(``keygen``, ``serve``) makes the state directory, the keys and the schema; every other
+use opens what is there, or says what to run.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -27,8 +30,8 @@ from oslo_config import cfg
 from nodeagent.fleet import enrolment
 from nodeagent.fleet.delivery import Delivery
 from nodeagent.fleet.desired import DesiredState
-from nodeagent.fleet.errors import FleetInconsistent, NotFound, PushFailed
-from nodeagent.fleet.inventory import Inventory
+from nodeagent.fleet.errors import FleetInconsistent, NotFound, NotSetUp, PushFailed
+from nodeagent.fleet.inventory import DriftRecord, Event, Inventory, Node
 from nodeagent.fleet.liveness import Liveness
 from nodeagent.fleet.notices import Notices
 from nodeagent.fleet.reports import Reports
@@ -36,17 +39,18 @@ from nodeagent.fleet.settings import Settings
 from nodeagent.fleet.signer import Signer
 from nodeagent.kit.daemon import sd_notify
 from nodeagent.kit.metrics import CoordinatorMetrics
-from nodeagent.wire import box
+from nodeagent.wire import box, trust
 from nodeagent.wire.refusals import RefusalLog
 
 # oslo.messaging and the drivers take most of a second to import: read-only
 # commands (node list, events) do without them, so they are imported on first use.
 
-__all__ = ["Coordinator", "FleetInconsistent", "NotFound", "PushFailed"]
+__all__ = ["Coordinator", "FleetInconsistent", "NotFound", "NotSetUp", "PushFailed"]
 
 LOG = logging.getLogger(__name__)
 # A push does not wait for the broker: a node that misses one fetches its document at its next heartbeat.
 PUSH_RETRIES = 2
+cached = functools.cached_property
 
 
 class Coordinator:
@@ -55,24 +59,73 @@ class Coordinator:
     def __init__(self, conf: cfg.ConfigOpts):
         self.conf = conf
         group = conf.coordinator
-        state_dir = Path(group.state_dir)
-        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.vault = box.Vault(group.secrets_key or state_dir / "secrets.key")
-        self.inventory = Inventory(group.database_connection or f"sqlite:///{state_dir / 'coordinator.db'}",
-                                   self.vault)
-        self.signer = Signer(Path(group.signing_key or state_dir / "coordinator.key"))
-        # Refusals (forged, replayed, unknown): one event per source per window, with a count.
-        self.refusals = RefusalLog(self.inventory.add_event, group.refusal_window)
-        self._transport = None
+        self.state_dir = Path(group.state_dir)
+        self.signer = Signer(Path(group.signing_key or self.state_dir / "coordinator.key"))
         self.metrics = CoordinatorMetrics()
-        self.notices = Notices(conf, self.inventory, self.metrics)
-        self.delivery = Delivery(self.inventory, self.signer, lambda: self.agents, self.refuse)
-        self.desired = DesiredState(conf, self.inventory, self.delivery)
-        self.reports = Reports(self.inventory, self.refusals, self.metrics, self.notices,
-                               self.delivery.sealed_document, group.auto_accept)
-        self.settings = Settings(self.inventory, self.desired)
-        self.liveness = Liveness(self.inventory, self.notices, self.metrics,
-                                 group.agent_down_time or 3 * conf.report_interval)
+        self._transport = None
+
+    def set_up(self) -> None:
+        """Make what is missing of the coordinator's state: its directory, keys and schema (keygen, serve)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.signer.create()
+        self._open_inventory().create_schema()
+        _ = self.vault  # opening it makes the at-rest key when there is none
+
+    # -- the parts, made on first use -----------------------------------------------------------
+    @cached
+    def vault(self) -> box.Vault:
+        return box.Vault(self.conf.coordinator.secrets_key or self.state_dir / "secrets.key")
+
+    @cached
+    def inventory(self) -> Inventory:
+        inventory = self._open_inventory()
+        if not inventory.has_schema():
+            raise NotSetUp(f"no coordinator inventory at {inventory.where}: run 'nodeagentctl keygen' first "
+                           f"(it sets up {self.state_dir}), or check --config-file")
+        inventory.engine.dialect.nodeagent_vault = self.vault
+        return inventory
+
+    def _open_inventory(self) -> Inventory:
+        group = self.conf.coordinator
+        return Inventory(group.database_connection or f"sqlite:///{self.state_dir / 'coordinator.db'}")
+
+    @cached
+    def refusals(self) -> RefusalLog:
+        """Refusals (forged, replayed, unknown): one event per source per window, with a count."""
+        return RefusalLog(self.inventory.add_event, self.conf.coordinator.refusal_window)
+
+    @cached
+    def notices(self) -> Notices:
+        return Notices(self.conf, self.inventory, self.metrics)
+
+    @cached
+    def delivery(self) -> Delivery:
+        return Delivery(self.inventory, self.signer, lambda: self.agents, self.refuse)
+
+    @cached
+    def desired(self) -> DesiredState:
+        return DesiredState(self.conf, self.inventory, self.delivery)
+
+    @cached
+    def reports(self) -> Reports:
+        return Reports(self.inventory, self.refusals, self.metrics, self.notices, self.delivery.sealed_document,
+                       self.conf.coordinator.auto_accept)
+
+    @cached
+    def settings(self) -> Settings:
+        return Settings(self.inventory, self.desired)
+
+    @cached
+    def liveness(self) -> Liveness:
+        return Liveness(self.inventory, self.notices, self.metrics,
+                        self.conf.coordinator.agent_down_time or 3 * self.conf.report_interval)
+
+    @cached
+    def neutron(self) -> Any:
+        """The real Neutron's view of the agents the roles run (``verify``; off without [neutron] cloud)."""
+        from nodeagent.fleet.neutroncheck import Verifier
+
+        return Verifier(self)
 
     # -- the key and the bus ------------------------------------------------------------------
     @property
@@ -87,6 +140,21 @@ class Coordinator:
     def key_path(self) -> Path:
         return self.signer.key_path
 
+    def public_key_text(self) -> str:
+        """The public key agents trust (coordinator_public_key)."""
+        return trust.public_text(self.key.public_key())
+
+    def rotate_keys(self) -> int:
+        """New signing and at-rest keys; returns how many stored values were re-encrypted."""
+        from nodeagent.fleet import rotation
+
+        return rotation.rotate(self)
+
+    def retire_previous_key(self) -> bool:
+        from nodeagent.fleet import rotation
+
+        return rotation.retire_previous(self)
+
     @property
     def transport(self):
         """Made on first use, so that read-only commands need no broker."""
@@ -97,25 +165,17 @@ class Coordinator:
             self._transport = messaging.rpc_transport(self.conf)
         return self._transport
 
-    def close(self) -> None:
-        """Let go of the broker connections, if any were made."""
-        if self._transport is not None:
-            self._transport.cleanup()
-            self._transport = None
-
     @property
     def agents(self):
         from nodeagent.wire import rpc as messaging
 
         return messaging.AgentAPI(self.transport, timeout=self.conf.rpc_response_timeout, retry=PUSH_RETRIES)
 
-    @property
-    def down_time(self) -> float:
-        return self.liveness.down_time
-
-    @down_time.setter
-    def down_time(self, seconds: float) -> None:
-        self.liveness.down_time = seconds
+    def close(self) -> None:
+        """Let go of the broker connections, if any were made."""
+        if self._transport is not None:
+            self._transport.cleanup()
+            self._transport = None
 
     # -- what agents call (through wire.rpc.CoordinatorEndpoint) ----------------------------------
     def report_state(self, sealed: Any) -> Any:
@@ -163,13 +223,35 @@ class Coordinator:
     def roles(self):
         return self.desired.roles
 
-    @property
-    def registry(self):
-        return self.desired.registry
+    # -- the fleet as the operator sees it ----------------------------------------------------
+    def nodes(self) -> list[Node]:
+        return self.inventory.nodes()
+
+    def node(self, host: str) -> Node:
+        node = self.inventory.node(host)
+        if node is None:
+            raise NotFound(f"no node '{host}'")
+        return node
+
+    def open_drift_counts(self) -> dict[str, int]:
+        return self.inventory.open_drift_counts()
+
+    def events(self, node: str | None = None, kind: str | None = None, limit: int = 200) -> list[Event]:
+        return self.inventory.events(node, kind, limit)
+
+    def drift(self, node: str | None = None, since: float | None = None, only_open: bool = False,
+              limit: int = 500) -> list[DriftRecord]:
+        return self.inventory.drift(node, since, only_open, limit)
 
     # -- enrolment and settings ---------------------------------------------------------------
     def accept(self, host: str) -> None:
         enrolment.accept(self.inventory, host)
+
+    def revoke(self, host: str) -> None:
+        enrolment.revoke(self.inventory, host)
+
+    def forget(self, host: str) -> None:
+        enrolment.forget(self.inventory, host)
 
     def assign(self, host: str, roles: list[str], remove: bool = False) -> list[tuple[str, int]]:
         return self.settings.assign(host, roles, remove)
@@ -180,18 +262,29 @@ class Coordinator:
     def variables(self, host: str | None = None) -> dict[str, str]:
         return self.inventory.variables(host)
 
+    def variable_origins(self, host: str | None = None) -> list[tuple[str, str, str]]:
+        return self.settings.variable_origins(host)
+
     def set_secret(self, key: str, value: str) -> list[tuple[str, int]]:
         return self.settings.set_secret(key, value)
 
     def secrets(self) -> dict[str, str]:
         return self.inventory.secrets()
 
+    def secrets_set(self) -> list[tuple[str, float]]:
+        return self.inventory.secrets_set()
+
     # -- liveness and what the coordinator tells ----------------------------------------------
+    @property
+    def down_time(self) -> float:
+        return self.liveness.down_time
+
+    @down_time.setter
+    def down_time(self, seconds: float) -> None:
+        self.liveness.down_time = seconds
+
     def check_down(self) -> list[str]:
         return self.liveness.check_down()
-
-    def update_gauges(self) -> None:
-        self.liveness.update_gauges()
 
     def notify(self, event_type: str, payload: dict[str, Any]) -> None:
         self.notices.notify(event_type, payload)
@@ -199,31 +292,26 @@ class Coordinator:
     def alert(self, alert: dict[str, Any]) -> None:
         self.notices.alert(alert)
 
-    @property
-    def alerts(self) -> Any:
-        return self.notices.alerts
-
     # -- the daemon -----------------------------------------------------------------------------
     def serve(self) -> None:
         """Run until SIGTERM or SIGINT: answer agents, notice nodes down."""
+        self.set_up()
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         server = self._start_rpc_server()
-        from nodeagent.fleet.neutroncheck import Verifier
         from nodeagent.kit import metrics
 
         self.notices.start_webhooks()
         metrics.serve(self.metrics.registry, self.conf.coordinator.metrics_address)
         sd_notify("READY=1")
-        neutron = Verifier(self)
         try:
             while not stop.wait(1.0):
                 self.refusals.flush()
                 self.check_down()
-                neutron.tick(time.monotonic())
+                self.neutron.tick(time.monotonic())
                 self.desired.render_for_new_facts(self.reports.take_facts_changed())
-                self.update_gauges()
+                self.liveness.update_gauges()
                 sd_notify("WATCHDOG=1")
         finally:
             server.stop()
@@ -237,5 +325,5 @@ class Coordinator:
         server = messaging.coordinator_server(self.transport, self.conf.host, self)
         server.start()
         LOG.info("coordinator serving on %s (database %s)", messaging.topic(self.conf, messaging.COORDINATOR_TOPIC),
-                 self.inventory.engine.url.render_as_string(hide_password=True))
+                 self.inventory.where)
         return server

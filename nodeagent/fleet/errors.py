@@ -24,3 +24,7 @@ class PushFailed(Exception):
         reasons = sorted(set(failed.values()))
         super().__init__(f"stored, but not pushed to {', '.join(sorted(failed))} ({'; '.join(reasons)}): "
                          "each node fetches its document at its next heartbeat")
+
+
+class NotSetUp(Exception):
+    """The coordinator's state (inventory, signing key) is not there: 'nodeagentctl keygen' makes it."""

@@ -11,9 +11,11 @@ import collections
 import json
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Integer, String, Text, create_engine, event, select
+from sqlalchemy import (JSON, BigInteger, Boolean, Float, ForeignKey, Integer, String, Text, create_engine, event,
+                        inspect, select)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -67,6 +69,18 @@ class Node(Base):
     desired_generation: Mapped[int] = mapped_column(Integer, default=0)
     observed_generation: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+    @property
+    def state(self) -> str:
+        """pending, failed, converging or converged: what an operator asks first."""
+        if self.enrolment != "accepted":
+            return self.enrolment
+        if (self.status or {}).get("failed"):
+            return "failed"
+        reconciled = (self.status or {}).get("reconciled_generation", self.desired_generation)
+        if self.observed_generation < self.desired_generation or reconciled < self.desired_generation:
+            return "converging"  # not yet received, or received and still being applied
+        return "converged"
 
 
 class StateDocument(Base):
@@ -146,12 +160,29 @@ class Inventory:
     """Sessions over the inventory database; ``vault`` encrypts secrets and documents at rest."""
 
     def __init__(self, url: str, vault: Any = None):
-        self.engine = create_engine(url, future=True)
+        self.engine = create_engine(url, future=True)  # connects on first use, not here
         self.engine.dialect.nodeagent_vault = vault
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def create_schema(self) -> None:
+        """Make the tables that are missing (``keygen``, ``serve``); the ones there are left as they are."""
+        Base.metadata.create_all(self.engine)
+
+    def has_schema(self) -> bool:
+        """Whether the inventory was set up. Asking never makes it: SQLite would create an empty file."""
+        url = self.engine.url
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") and \
+                not Path(url.database).exists():
+            return False
+        return inspect(self.engine).has_table(Node.__tablename__)
+
+    @property
+    def where(self) -> str:
+        """The database, for messages (no password)."""
+        return self.engine.url.database if self.engine.url.get_backend_name() == "sqlite" else \
+            self.engine.url.render_as_string(hide_password=True)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -221,6 +252,11 @@ class Inventory:
             if only_open:
                 query = query.where(DriftRecord.fixed_at.is_(None), DriftRecord.closed_at.is_(None))
             return list(reversed(list(session.scalars(query.order_by(DriftRecord.id.desc()).limit(limit)))))
+
+    def secrets_set(self) -> list[tuple[str, float]]:
+        """Each secret's name and when it was set (never its value)."""
+        with self.session() as session:
+            return [(s.key, s.set_at) for s in session.query(Secret).order_by(Secret.key)]
 
     def open_drift_counts(self) -> dict[str, int]:
         """Per node, how many resources have open drift."""

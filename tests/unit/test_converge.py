@@ -75,6 +75,7 @@ def fleet(tmp_path, relay):
                          f"rpc_response_timeout = 5\n[coordinator]\nstate_dir = {tmp_path / 'state'}\n"
                          f"roles_dir = {tmp_path / 'roles'}\nauto_accept = true\n")
     coordinator = Coordinator(config.make_conf([str(conf_file)], with_messaging=True))
+    coordinator.set_up()
     agents = {name: Agent(name, interfaces) for name, interfaces in INTERFACES.items()}
     for agent in agents.values():
         assert coordinator.report_state(agent.message()).status == "new"

@@ -11,7 +11,7 @@ from nodeagent.wire import box, messages, trust
 from nodeagent.wire.messages import ReportAnswer
 
 from nodeagent.kit import config
-from nodeagent.fleet.coordinator import Coordinator, NotFound
+from nodeagent.fleet.coordinator import Coordinator, NotFound, NotSetUp
 
 
 NODE_BOX = box.public_text(box.X25519PrivateKey.generate().public_key())
@@ -21,7 +21,9 @@ NODE_BOX = box.public_text(box.X25519PrivateKey.generate().public_key())
 def coordinator(tmp_path):
     conf_file = tmp_path / "coordinator.conf"
     conf_file.write_text(f"[DEFAULT]\nreport_interval = 1\n[coordinator]\nstate_dir = {tmp_path / 'state'}\n")
-    return Coordinator(config.make_conf([str(conf_file)]))
+    coordinator = Coordinator(config.make_conf([str(conf_file)]))
+    coordinator.set_up()
+    return coordinator
 
 
 _sequence = itertools.count(1)
@@ -93,3 +95,24 @@ def test_silent_nodes_go_down_and_come_back_revived(coordinator):
     assert coordinator.inventory.node("n1").alive is False
     coordinator.down_time = 30
     assert coordinator.report_state(report(key)).status == "revived"
+
+
+def test_making_a_coordinator_touches_nothing_and_says_what_to_run(tmp_path):
+    state = tmp_path / "state"
+    conf_file = tmp_path / "coordinator.conf"
+    conf_file.write_text(f"[coordinator]\nstate_dir = {state}\n")
+    coordinator = Coordinator(config.make_conf([str(conf_file)]))
+    with pytest.raises(NotSetUp, match=f"no coordinator inventory at {state / 'coordinator.db'}: run "
+                                       "'nodeagentctl keygen'"):
+        coordinator.events()
+    with pytest.raises(NotSetUp, match=f"no signing key at {state / 'coordinator.key'}: run 'nodeagentctl keygen'"):
+        coordinator.public_key_text()
+    assert not state.exists()  # no directory, key, database or at-rest key made by asking
+    coordinator.set_up()
+    assert sorted(p.name for p in state.iterdir() if not p.name.startswith("coordinator.db-")) == [
+        "coordinator.db", "coordinator.key", "coordinator.pub", "secrets.key"]
+    assert (state / "coordinator.key").stat().st_mode & 0o777 == 0o600
+    assert coordinator.events() == [] and coordinator.nodes() == []
+    key = coordinator.public_key_text()
+    coordinator.set_up()  # again: nothing is made anew
+    assert Coordinator(coordinator.conf).public_key_text() == key

@@ -50,7 +50,9 @@ def coordinator(tmp_path):
     conf_file = tmp_path / "coordinator.conf"
     conf_file.write_text(f"[DEFAULT]\nreport_interval = 1\n[coordinator]\nstate_dir = {tmp_path / 'state'}\n"
                          "auto_accept = true\nrefusal_window = 60\n")
-    return Coordinator(config.make_conf([str(conf_file)]))
+    coordinator = Coordinator(config.make_conf([str(conf_file)]))
+    coordinator.set_up()
+    return coordinator
 
 
 def kinds(coordinator, pattern="*") -> list[str]:

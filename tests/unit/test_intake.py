@@ -23,7 +23,9 @@ def coordinator(tmp_path):
     conf_file = tmp_path / "coordinator.conf"
     conf_file.write_text(f"[DEFAULT]\nreport_interval = 1\n[coordinator]\nstate_dir = {tmp_path / 'state'}\n"
                          "auto_accept = true\n")
-    return Coordinator(config.make_conf([str(conf_file)]))
+    coordinator = Coordinator(config.make_conf([str(conf_file)]))
+    coordinator.set_up()
+    return coordinator
 
 
 def drift(node: str = "n1") -> messages.DriftEvent:
