@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import logging
 import sys
 import time
 from typing import Any, Callable, Sequence
@@ -234,6 +235,7 @@ class NodeSetState(Command):
         raw = loading.load_file(parsed_args.state_file)
         if not isinstance(raw, dict):
             raise InvalidDocument(f"{parsed_args.state_file}: document must be a mapping")
+        _quiet_broker_retries(self.app)
         try:
             generation = _coordinator(self.app).set_state(parsed_args.host, raw, push=not parsed_args.no_push)
         except PushFailed as exc:
@@ -324,6 +326,7 @@ def _since(text: str) -> float:
 def _converge(app: Any, change: Callable[[], list[tuple[str, int]]]) -> None:
     """Make an operator's change and print each node's new generation; a push that failed after the
     change was stored is an error naming the nodes (they fetch their document at their next heartbeat)."""
+    _quiet_broker_retries(app)
     try:
         pushed = change()
     except PushFailed as exc:
@@ -333,6 +336,12 @@ def _converge(app: Any, change: Callable[[], list[tuple[str, int]]]) -> None:
         app.stdout.write(f"{host}: generation {generation} pushed\n")
     if not pushed:
         app.stdout.write("no node's document changed\n")
+
+
+def _quiet_broker_retries(app: Any) -> None:
+    """oslo.messaging logs each failed connection attempt; PushFailed's one line says it (-v shows them)."""
+    if app.options.verbose_level <= 1:
+        logging.getLogger("oslo.messaging").setLevel(logging.CRITICAL)
 
 
 def _print_stored(app: Any, failed: PushFailed) -> None:

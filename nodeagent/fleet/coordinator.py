@@ -104,7 +104,7 @@ class Coordinator:
 
     @cached
     def desired(self) -> DesiredState:
-        return DesiredState(self.conf, self.inventory, self.delivery)
+        return DesiredState(self.inventory, self.delivery, self.roles)
 
     @cached
     def reports(self) -> Reports:
@@ -219,9 +219,12 @@ class Coordinator:
     def lint(self, host: str | None = None, role: str | None = None, release: str | None = None) -> list[Any]:
         return self.desired.lint(host, role, release)
 
-    @property
-    def roles(self):
-        return self.desired.roles
+    @cached
+    def roles(self) -> Any:
+        """The role templates (roles_dir): ``role list`` and ``role show`` need no inventory."""
+        from nodeagent.fleet.roles import Roles
+
+        return Roles(self.conf.coordinator.roles_dir)
 
     # -- the fleet as the operator sees it ----------------------------------------------------
     def nodes(self) -> list[Node]:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from oslo_config import cfg
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,6 +23,9 @@ from nodeagent.fleet.inventory import Inventory, Node, StateDocument
 from nodeagent.kit.model import parse_document
 from nodeagent.kit.registry import DriverRegistry
 
+if TYPE_CHECKING:  # imported where it is made: Jinja2 is no cost for read-only commands
+    from nodeagent.fleet.roles import Roles
+
 LOG = logging.getLogger(__name__)
 
 Change = Callable[[Session], None]  # an operator's change to the inventory, made inside the unit's transaction
@@ -32,8 +34,8 @@ Change = Callable[[Session], None]  # an operator's change to the inventory, mad
 class DesiredState:
     """Each node's desired document: rendered from its roles (or set by hand), checked, stored, pushed."""
 
-    def __init__(self, conf: cfg.ConfigOpts, inventory: Inventory, delivery: Delivery):
-        self.conf = conf
+    def __init__(self, inventory: Inventory, delivery: Delivery, roles: Roles):
+        self.roles = roles  # one template environment: Jinja2 compiles each template once, reloads it when changed
         self.inventory = inventory
         self.delivery = delivery
         self._registry: DriverRegistry | None = None
@@ -44,12 +46,6 @@ class DesiredState:
         if self._registry is None:
             self._registry = DriverRegistry.from_entry_points()
         return self._registry
-
-    @property
-    def roles(self):
-        from nodeagent.fleet.roles import Roles
-
-        return Roles(self.conf.coordinator.roles_dir)
 
     def render(self, host: str, session: Session | None = None) -> dict[str, Any]:
         """What the node's roles render to now (within ``session``: with its changes not yet committed)."""

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
 
 @pytest.fixture
@@ -38,3 +38,12 @@ def test_keygen_sets_the_coordinator_up_and_the_commands_answer(tmp_path, conf):
     assert events.returncode == 0 and json.loads(events.stdout) == []
     again = run_cli("--config-file", str(conf), "keygen", program="nodeagentctl")
     assert again.stdout.strip() == public  # the same key: keygen makes only what is missing
+
+
+def test_the_roles_are_read_without_the_coordinator_set_up(tmp_path):
+    conf = tmp_path / "coordinator.conf"
+    conf.write_text(f"[coordinator]\nstate_dir = {tmp_path / 'state'}\nroles_dir = {REPO / 'etc/roles'}\n")
+    done = run_cli("--config-file", str(conf), "role", "list", "-f", "json", program="nodeagentctl")
+    assert done.returncode == 0, done.stderr
+    assert [row["Role"] for row in json.loads(done.stdout)] == ["compute", "controller", "network"]
+    assert not (tmp_path / "state").exists()

@@ -17,6 +17,7 @@ from nodeagent.fleet.coordinator import Coordinator, PushFailed
 from nodeagent.fleet.roles import RoleError
 from nodeagent.kit import config
 from nodeagent.wire import box, messages, trust
+from tests.conftest import run_cli
 from tests.relay import Relay
 
 ROLE = """resources:
@@ -141,3 +142,15 @@ def test_a_push_failure_after_the_commit_is_reported_and_the_agents_fetch_what_w
         assert document["generation"] == 2 and settings(document)["tag"] == "blue"
     relay.restore()  # the broker is back: pushes go through again
     assert coordinator.set_variable("tag", "green") == [("n1", 3), ("n2", 3)]
+
+
+def test_the_cli_names_the_nodes_a_push_missed(fleet, relay, tmp_path):
+    coordinator, _ = fleet
+    relay.cut()
+    done = run_cli("--config-file", str(tmp_path / "coordinator.conf"), "var", "set", "tag", "blue",
+                   program="nodeagentctl")
+    assert done.returncode == 1
+    assert done.stdout.splitlines() == ["n1: generation 2 stored, not pushed", "n2: generation 2 stored, not pushed"]
+    assert len(done.stderr.strip().splitlines()) == 1 and "not pushed to n1, n2" in done.stderr
+    assert "guest" not in done.stderr  # the broker's credentials are not shown
+    assert coordinator.variables()["tag"] == "blue"
