@@ -30,7 +30,6 @@ from oslo_config import cfg
 from nodeagent.fleet import enrolment
 from nodeagent.fleet.delivery import Delivery
 from nodeagent.fleet.desired import DesiredState
-from nodeagent.fleet.endpoint import CoordinatorEndpoint
 from nodeagent.fleet.errors import FleetInconsistent, NotFound, NotSetUp, PushFailed
 from nodeagent.fleet.inventory import DriftRecord, Event, Inventory, Node
 from nodeagent.fleet.liveness import Liveness
@@ -46,7 +45,7 @@ from nodeagent.wire.refusals import RefusalLog
 # oslo.messaging and the drivers take most of a second to import: read-only
 # commands (node list, events) do without them, so they are imported on first use.
 
-__all__ = ["Coordinator", "CoordinatorEndpoint", "FleetInconsistent", "NotFound", "NotSetUp", "PushFailed"]
+__all__ = ["Coordinator", "FleetInconsistent", "NotFound", "NotSetUp", "PushFailed"]
 
 LOG = logging.getLogger(__name__)
 # A push does not wait for the broker: a node that misses one fetches its document at its next heartbeat.
@@ -170,7 +169,7 @@ class Coordinator:
     def agents(self):
         from nodeagent.wire import rpc as messaging
 
-        return messaging.AgentClient(self.transport, timeout=self.conf.rpc_response_timeout, retry=PUSH_RETRIES)
+        return messaging.AgentAPI(self.transport, timeout=self.conf.rpc_response_timeout, retry=PUSH_RETRIES)
 
     def close(self) -> None:
         """Let go of the broker connections, if any were made."""
@@ -178,8 +177,9 @@ class Coordinator:
             self._transport.cleanup()
             self._transport = None
 
-    # -- what agents call (through CoordinatorEndpoint) -------------------------------------------
-    def report_state(self, sealed: dict[str, Any]) -> dict[str, Any]:
+    # -- what agents call (through wire.rpc.CoordinatorEndpoint) ----------------------------------
+    def report_state(self, sealed: Any) -> Any:
+        """A ``wire.messages.ReportAnswer``."""
         return self.reports.report_state(sealed)
 
     def fetch_state(self, sealed: dict[str, Any]) -> dict[str, Any] | None:
@@ -326,10 +326,8 @@ class Coordinator:
     def _start_rpc_server(self) -> Any:
         from nodeagent.wire import rpc as messaging
 
-        topic = messaging.topic(self.conf, messaging.COORDINATOR_TOPIC)
-        server = messaging.rpc_server(self.transport, messaging.Target(
-            topic=topic, server=self.conf.host, version=messaging.COORDINATOR_API_VERSION),
-            [CoordinatorEndpoint(self)])
+        server = messaging.coordinator_server(self.transport, self.conf.host, self)
         server.start()
-        LOG.info("coordinator serving on %s (database %s)", topic, self.inventory.where)
+        LOG.info("coordinator serving on %s (database %s)", messaging.topic(self.conf, messaging.COORDINATOR_TOPIC),
+                 self.inventory.where)
         return server

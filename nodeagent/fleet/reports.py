@@ -1,14 +1,14 @@
 """Intake of what agents send: reports (heartbeat, status, facts, events, drift) and state fetches.
 
 Every message is checked here before anything is stored: the node's signature (a first contact
-enrols the key it presents), then its sequence number (a replay is refused). Refusals are recorded
-once per source and kind per window.
+enrols the key it presents), then its sequence number (a replay is refused), then its shape: it is
+read as a ``wire.messages.Report`` (or ``Request``), or refused naming the field. Refusals are
+recorded once per source and kind per window.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import re
 import threading
 import time
@@ -22,7 +22,7 @@ from nodeagent.fleet.inventory import DriftRecord, Event, Inventory, Node, NodeT
 from nodeagent.fleet.notices import Notices
 from nodeagent.kit.metrics import CoordinatorMetrics
 from nodeagent.kit.model import NODE_PATTERN
-from nodeagent.wire import box, trust
+from nodeagent.wire import box, messages, trust
 from nodeagent.wire.refusals import RefusalLog
 
 LOG = logging.getLogger(__name__)
@@ -48,24 +48,25 @@ class Reports:
             hosts, self.facts_changed = sorted(self.facts_changed), set()
         return hosts
 
-    def report_state(self, sealed: dict[str, Any]) -> dict[str, Any]:
+    def report_state(self, sealed: Any) -> messages.ReportAnswer:
         host = _sender(sealed)
         if host is None:
             self.refuse(None, "report.refused", "malformed report, or a node name that is not a host name")
-            return {"status": "refused", "reason": "malformed report"}
+            return messages.ReportAnswer(status="refused", reason="malformed report")
         refused = None
         with self.inventory.session() as session:
             node = session.get(Node, host)
             try:
                 payload = self._verify_node(session, node, host, sealed)
                 self._check_fresh(session, host, payload)
-            except trust.Refused as exc:
+                report = messages.Report.from_dict(payload)  # signed by the node, but the node may be the attacker
+            except trust.Refused as exc:  # a Malformed report too: refused, its sequence spent
                 refused = str(exc)
             if refused is None:
-                return self._take_report(session, host, payload)
+                return self._take_report(session, host, report)
         # Recorded once the session is closed (SQLite: one writer at a time).
         self.refuse(host, "report.refused", refused)
-        return {"status": "refused", "reason": refused}
+        return messages.ReportAnswer(status="refused", reason=refused)
 
     def refuse(self, host: Any, kind: str, reason: str) -> None:
         """Recorded (and logged) once per source and kind per window; an invalid name is one source."""
@@ -90,27 +91,26 @@ class Reports:
             box.public_from_text(presented)  # a key, or refused
             known.box_key = presented
 
-    def _take_report(self, session: Any, host: str, payload: dict[str, Any]) -> dict[str, Any]:
+    def _take_report(self, session: Any, host: str, report: messages.Report) -> messages.ReportAnswer:
         """A verified, fresh report: heartbeat, status, facts, events."""
         node = session.get(Node, host)
         if node.enrolment != "accepted":
-            return {"status": "pending"}
+            return messages.ReportAnswer(status="pending")
         now = time.time()
         status = "new" if node.last_heartbeat is None else "alive" if node.alive else "revived"
         node.last_heartbeat = now
         node.alive = True
-        payload = _clean_report(payload)  # signed by the node, but the node may be the attacker
-        node.health = payload["health"]
-        node.status = payload["status"]
-        node.observed_generation = payload["status"]["generation"]
-        if payload["facts"]:
-            if node.roles and payload["facts"] != node.facts:
+        node.health = report.health
+        node.status = report.status.to_dict()
+        node.observed_generation = report.status.generation
+        if report.facts:
+            if node.roles and report.facts != node.facts:
                 with self._facts_lock:
                     self.facts_changed.add(host)
-            node.facts = payload["facts"]
-        alerts = self._store_events(session, host, payload["events"])
-        self._close_resolved_drift(session, host, node.status)
-        counts = node.status.get("counts", {})
+            node.facts = report.facts
+        drift = self._store_events(session, host, report.events)
+        self._close_resolved_drift(session, host, report.status)
+        counts = report.status.counts
         self.metrics.in_sync.labels(host).set(counts.get("in_sync", 0) + counts.get("changed", 0))
         if status != "alive":
             self.inventory.add_event(host, "node.up", status, session)
@@ -118,47 +118,35 @@ class Reports:
         # The outbox and the webhook sender queue these: nothing here waits on the network.
         if status == "revived":
             self.notices.notify("nodeagent.node.up", {"node": host})
-        for alert in alerts:
-            self.notices.alert(alert)
-        return {"status": status, "desired_generation": desired}
+        for event in drift:
+            self.notices.alert({"type": f"nodeagent.drift.{event.state}", **event.to_dict()})
+        return messages.ReportAnswer(status=status, desired_generation=desired)
 
-    def _store_events(self, session: Any, host: str, reported: list[Any]) -> list[dict[str, Any]]:
-        """Keep each reported event once (agents resend until acknowledged); returns the new drift alerts."""
-        alerts = []
-        for item in reported if isinstance(reported, list) else []:
-            if not isinstance(item, dict):
+    def _store_events(self, session: Any, host: str, events: tuple[messages.Event, ...]) -> list[messages.DriftEvent]:
+        """Keep each reported event once (agents resend until acknowledged); returns the new drift events."""
+        drift = []
+        for event in events:
+            if session.scalar(select(Event.id).where(Event.uid == event.id)) is not None:
                 continue
-            uid = str(item.get("id") or "")[:32] or None
-            if uid and session.scalar(select(Event.id).where(Event.uid == uid)) is not None:
-                continue
-            kind = str(item.get("type", "agent"))[:64]
-            session.add(Event(uid=uid, node=host, type=kind, detail=str(item.get("detail", "")),
-                              at=_number(item.get("at")) or time.time()))
-            if kind == "apply.failed":
+            session.add(Event(uid=event.id, node=host, type=event.type, detail=event.detail, at=event.at))
+            if event.type == "apply.failed":
                 self.metrics.apply_failures.labels(host).inc()
-            drift = item.get("drift")
-            if isinstance(drift, dict) and uid:
-                changes = drift.get("changes")
-                session.add(DriftRecord(
-                    uid=uid, node=host, resource=str(drift.get("resource")), driver=str(drift.get("driver")),
-                    generation=int(_number(drift.get("generation"))), state=str(drift.get("state")),
-                    changes=changes if isinstance(changes, list) else [],
-                    error=None if drift.get("error") is None else str(drift["error"]),
-                    seen_at=_number(drift.get("seen_at")) or time.time(),
-                    fixed_at=_number(drift.get("fixed_at")) or None))
-                self.metrics.drift_events.labels(host, str(drift.get("driver")), str(drift.get("state"))).inc()
-                alerts.append({"type": f"nodeagent.drift.{drift.get('state')}", "node": host, **drift})
-        return alerts
+            if event.drift is not None:  # it names this node: the report was refused otherwise
+                session.add(drift_record(event.id, event.drift))
+                self.metrics.drift_events.labels(host, event.drift.driver, event.drift.state).inc()
+                drift.append(event.drift)
+        return drift
 
     @staticmethod
-    def _close_resolved_drift(session: Any, host: str, status: dict[str, Any]) -> None:
+    def _close_resolved_drift(session: Any, host: str, status: messages.AgentStatus) -> None:
         """A drift left alone (monitor), contested or failed is closed once the node no longer reports it."""
-        still = set(status.get("drifted", [])) | set(status.get("failed", [])) | set(status.get("contested", []))
+        still = {*status.drifted, *status.failed, *status.contested}
         query = select(DriftRecord).where(DriftRecord.node == host, DriftRecord.fixed_at.is_(None),
                                           DriftRecord.closed_at.is_(None))
         for record in session.scalars(query):
             if record.resource not in still:
                 record.closed_at = time.time()
+
     def fetch_state(self, sealed: dict[str, Any]) -> dict[str, Any] | None:
         host = _sender(sealed)
         if host is None:
@@ -170,6 +158,7 @@ class Reports:
             try:
                 payload = self._verify_node(session, node, host, sealed, enrol=False)
                 self._check_fresh(session, host, payload)
+                messages.Request.from_dict(payload)
             except trust.Refused as exc:
                 refused = str(exc)
             accepted = node is not None and node.enrolment == "accepted"
@@ -228,23 +217,17 @@ def _sender(sealed: Any) -> str | None:
     return host if isinstance(host, str) and re.fullmatch(NODE_PATTERN, host) else None
 
 
-def _number(value: Any) -> float:
-    """A finite number from a report, 0 for anything else (a string, NaN, a list, 1e999)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return 0.0
-    return float(min(max(value, -2**62), 2**62))
+def drift_record(uid: str, drift: messages.DriftEvent) -> DriftRecord:
+    """The inventory's row of a drift event."""
+    return DriftRecord(uid=uid, node=drift.node, resource=drift.resource, driver=drift.driver,
+                       generation=drift.generation, state=drift.state,
+                       changes=[change.to_dict() for change in drift.changes], error=drift.error,
+                       seen_at=drift.seen_at, fixed_at=drift.fixed_at)
 
 
-def _clean_report(payload: dict[str, Any]) -> dict[str, Any]:
-    """A report's fields in the shapes the inventory stores, whatever the agent sent."""
-    status = payload.get("status") if isinstance(payload.get("status"), dict) else {}
-    counts = status.get("counts") if isinstance(status.get("counts"), dict) else {}
-    status = {**status, "generation": int(_number(status.get("generation"))),
-              "counts": {str(k): int(_number(v)) for k, v in counts.items()}}
-    for name in ("drifted", "failed", "contested"):
-        items = status.get(name)
-        status[name] = [str(i) for i in items if isinstance(i, str)] if isinstance(items, list) else []
-    return {"status": status,
-            "health": payload.get("health") if isinstance(payload.get("health"), dict) else {},
-            "facts": payload.get("facts") if isinstance(payload.get("facts"), dict) else None,
-            "events": payload.get("events") if isinstance(payload.get("events"), list) else []}
+def drift_event(record: DriftRecord) -> messages.DriftEvent:
+    """A stored drift read back as the message it came from (``nodeagentctl drift list`` shows it)."""
+    return messages.DriftEvent(node=record.node, resource=record.resource, driver=record.driver,
+                               generation=record.generation, state=record.state,
+                               changes=tuple(messages.DriftChange.from_dict(c) for c in record.changes or ()),
+                               seen_at=record.seen_at, fixed_at=record.fixed_at, error=record.error, id=record.uid)

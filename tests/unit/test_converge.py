@@ -16,7 +16,7 @@ from nodeagent.fleet import enrolment
 from nodeagent.fleet.coordinator import Coordinator, PushFailed
 from nodeagent.fleet.roles import RoleError
 from nodeagent.kit import config
-from nodeagent.wire import box, trust
+from nodeagent.wire import box, messages, trust
 from tests.conftest import run_cli
 from tests.relay import Relay
 
@@ -48,6 +48,11 @@ class Agent:
                            "events": [], "facts": {"interfaces": self.interfaces},
                            "box_key": box.public_text(self.box.public_key())}, self.key)
 
+    def fetch(self) -> dict:
+        """A pull of its document: a request, not a report."""
+        return trust.seal(messages.Request(node=self.name, seq=next(_sequence),
+                                           box_key=box.public_text(self.box.public_key())).to_dict(), self.key)
+
     def opened(self, coordinator: Coordinator, sealed: dict) -> dict:
         """The document as the agent reads it: the coordinator's signature checked, decrypted with its key."""
         payload = trust.unseal(sealed, coordinator.key.public_key())
@@ -74,7 +79,7 @@ def fleet(tmp_path, relay):
     coordinator.set_up()
     agents = {name: Agent(name, interfaces) for name, interfaces in INTERFACES.items()}
     for agent in agents.values():
-        assert coordinator.report_state(agent.message())["status"] == "new"
+        assert coordinator.report_state(agent.message()).status == "new"
     assert coordinator.set_variable("uplink", "eth0") == []  # no node has roles yet
     assert coordinator.set_variable("tag", "red") == []
     assert coordinator.assign("n1", ["tunnel"]) == [("n1", 1)]
@@ -132,8 +137,8 @@ def test_a_push_failure_after_the_commit_is_reported_and_the_agents_fetch_what_w
     assert {e.node for e in coordinator.inventory.events(kind="push.failed")} == {"n1", "n2"}
     # how each agent catches up: its next heartbeat's answer names a newer generation, so it fetches
     for agent in agents.values():
-        assert coordinator.report_state(agent.message(generation=1))["desired_generation"] == 2
-        document = agent.opened(coordinator, coordinator.fetch_state(agent.message(generation=1)))
+        assert coordinator.report_state(agent.message(generation=1)).desired_generation == 2
+        document = agent.opened(coordinator, coordinator.fetch_state(agent.fetch()))
         assert document["generation"] == 2 and settings(document)["tag"] == "blue"
     relay.restore()  # the broker is back: pushes go through again
     assert coordinator.set_variable("tag", "green") == [("n1", 3), ("n2", 3)]
