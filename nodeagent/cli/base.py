@@ -38,7 +38,7 @@ class NodeAgentApp(App):
     def initialize_app(self, argv: Sequence[str]) -> None:
         # Failures are in the result table; the engine's own log lines are for -v.
         if self.options.verbose_level <= 1:
-            for name in ("nodeagent.engine", "ovsdbapp"):
+            for name in ("nodeagent.node.engine", "ovsdbapp"):
                 logging.getLogger(name).setLevel(logging.CRITICAL)
             logging.getLogger("oslo_service").setLevel(logging.WARNING)
 

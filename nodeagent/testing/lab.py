@@ -410,7 +410,7 @@ class Fleet:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nodeagent.lab", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m nodeagent.testing.lab", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["up", "down"])
     parser.add_argument("name", help="namespace name (unique)")
