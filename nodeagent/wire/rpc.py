@@ -41,9 +41,15 @@ def rpc_transport(conf: cfg.ConfigOpts) -> oslo_messaging.Transport:
     return oslo_messaging.get_rpc_transport(conf)
 
 
-def notifier(conf: cfg.ConfigOpts, publisher: str, retry: int | None = None) -> oslo_messaging.Notifier:
-    """``retry``: connection retries per notification (None: forever, only for callers that may wait)."""
-    transport = oslo_messaging.get_notification_transport(conf)
+def notification_transport(conf: cfg.ConfigOpts) -> oslo_messaging.Transport:
+    return oslo_messaging.get_notification_transport(conf)
+
+
+def notifier(conf: cfg.ConfigOpts, publisher: str, retry: int | None = None,
+             transport: oslo_messaging.Transport | None = None) -> oslo_messaging.Notifier:
+    """``retry``: connection retries per notification (None: forever, only for callers that may wait);
+    ``transport``: a notification transport to share (default: a new one)."""
+    transport = transport or notification_transport(conf)
     return oslo_messaging.Notifier(transport, publisher_id=publisher, driver="messagingv2",
                                    topics=[topic(conf, NOTIFICATION_TOPIC)], retry=retry)
 
