@@ -124,8 +124,7 @@ class Run(Command):
                     break
         finally:
             agent.stop()
-            transport.cleanup()
-            notifications.cleanup()
+            rpc.within(rpc.STOP_WAIT, transport.cleanup, notifications.cleanup)
             signals.close()
         return 1 if agent.failed else 0
 

@@ -397,12 +397,10 @@ class Agent:
         self.report_soon.set()  # wakes the talker
         if self._loop is not None and self._loop is not threading.current_thread():
             self._loop.join()
-        if server is not None:
-            stop_server(server)
-        if self.notifications is not None:
-            self.notifications.stop()
-        for transport in self._own_transports:
-            transport.cleanup()
+        steps = [server.stop, server.wait] if server is not None else []
+        steps += [self.notifications.stop] if self.notifications is not None else []
+        if not messaging.within(messaging.STOP_WAIT, *steps, *(t.cleanup for t in self._own_transports)):
+            self.log.warning("stopped; the broker connections close by themselves once it is back")
         self.stopped.set()
         self.log.info("stopped")
 
@@ -469,7 +467,7 @@ class Agent:
             if not self.stopping.is_set():
                 self.server = server
                 return True
-        stop_server(server)  # stop() came while it was starting
+        messaging.within(messaging.STOP_WAIT, server.stop, server.wait)  # stop() came while it was starting
         return True
 
     def _rpc_transport(self) -> Any:
@@ -488,12 +486,6 @@ class Agent:
                           self.conf.report_interval, self.conf.resync_interval)
         except Exception as exc:
             self.log.error("configuration not reloaded: %s", exc)
-
-
-def stop_server(server: Any) -> None:
-    """Stop listening and wait for the calls in hand (prompt: see PROMPT_STOP_HEARTBEAT_RATE in kit.config)."""
-    server.stop()
-    server.wait()
 
 
 class AgentEndpoint:
