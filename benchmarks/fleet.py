@@ -96,7 +96,7 @@ def main() -> None:
             wait(lambda: coordinator.inventory.node("bench1").observed_generation >= generation)
             latencies.append(time.perf_counter() - start)
 
-        client = messaging.CoordinatorClient(coordinator.transport, timeout=30)
+        client = messaging.CoordinatorAPI(coordinator.transport, timeout=30)
         keys = [Ed25519PrivateKey.generate() for _ in range(args.senders)]
         sequence = itertools.count(1)  # reports carry a rising sequence (replay protection)
         for number, key in enumerate(keys):

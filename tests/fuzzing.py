@@ -268,7 +268,8 @@ class RpcTarget:
         from nodeagent.kit import config
 
         from nodeagent.wire import trust
-        from nodeagent.node.agent import Agent, AgentEndpoint
+        from nodeagent.node.agent import Agent
+        from nodeagent.wire.rpc import AgentEndpoint
 
         self.key = Ed25519PrivateKey.generate()
         (directory / "coordinator.pub").write_text(trust.public_text(self.key.public_key()))
@@ -348,7 +349,8 @@ class CoordinatorTarget:
         from nodeagent.kit import config
 
         from nodeagent.wire import trust
-        from nodeagent.fleet.coordinator import Coordinator, CoordinatorEndpoint
+        from nodeagent.fleet.coordinator import Coordinator
+        from nodeagent.wire.rpc import CoordinatorEndpoint
 
         (directory / "coordinator.conf").write_text(
             f"[DEFAULT]\ntransport_url = fake:/\n[coordinator]\nstate_dir = {directory}\nauto_accept = true\n")

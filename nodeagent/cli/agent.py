@@ -176,29 +176,26 @@ class Status(Lister):
         import json
         import os
 
+        from nodeagent.wire.messages import LocalView, Malformed
+
         conf = self.app.conf()
         path = os.path.join(conf.state_dir, "status.json")
         try:
             with open(path, encoding="utf-8") as stream:
-                view = json.load(stream)
+                view = LocalView.from_dict(json.load(stream))
         except FileNotFoundError:
             raise RuntimeError(f"no status in {conf.state_dir}: is 'nodeagent run' running here?") from None
-        counts = ", ".join(f"{n} {k}" for k, n in view.get("counts", {}).items() if n)
-        self.app.stderr.write(f"{view['node']}: generation {view['generation']}, mode {view['mode']}, {counts}\n")
-        last = {}
-        for event in view.get("drift", []):
-            last[event["resource"]] = event
+        except (ValueError, Malformed) as exc:
+            raise RuntimeError(f"{path}: {exc}") from None
+        self.app.stderr.write(f"{view.node}: generation {view.generation}, mode {view.mode}, {view.counted()}\n")
+        last = view.last_drift()
         structured = parsed_args.formatter in ("json", "yaml")
         rows = []
-        for resource in view.get("resources", []):
-            drift = last.get(resource["id"])
-            shown = ""
-            if drift:
-                found = "; ".join(f"{c['field']}: {c['found'] if c['found'] is not None else '(absent)'} "
-                                  f"(expected {c['expected']})" for c in drift["changes"])
-                shown = f"{drift['state']}: {found}" if not structured else drift
-            rows.append((resource["id"], resource["driver"], resource["mode"], resource["status"],
-                         "yes" if resource.get("backed_off") else "", shown))
+        for resource in view.resources:
+            drift = last.get(resource.id)
+            shown = (drift.to_dict() if structured else drift.outcome()) if drift else ""
+            rows.append((resource.id, resource.driver, resource.mode, resource.status,
+                         "yes" if resource.backed_off else "", shown))
         return ("Resource", "Driver", "Mode", "Status", "Backed off", "Last drift"), rows
 
 

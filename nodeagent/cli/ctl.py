@@ -268,10 +268,12 @@ class NodePlan(Lister):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        answer = _coordinator(self.app).plan(parsed_args.host)
-        if "refused" in answer:
-            raise RuntimeError(f"{parsed_args.host} refused the plan request: {answer['refused']}")
-        return result_rows(answer, parsed_args.formatter in ("json", "yaml"))
+        from nodeagent.wire.messages import Refusal, plan_or_refusal
+
+        answer = plan_or_refusal(_coordinator(self.app).plan(parsed_args.host))
+        if isinstance(answer, Refusal):
+            raise RuntimeError(f"{parsed_args.host} refused the plan request: {answer.refused}")
+        return result_rows(answer.to_dict(), parsed_args.formatter in ("json", "yaml"))
 
 
 class Events(Lister):
@@ -307,23 +309,18 @@ class DriftList(Lister):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        from nodeagent.fleet.reports import drift_event
+
         records = _coordinator(self.app).inventory.drift(parsed_args.node, parsed_args.since, parsed_args.open,
                                                          parsed_args.limit)
         structured = parsed_args.formatter in ("json", "yaml")
         rows = []
         for record in records:
-            changes = [f"{c['field']}: found {_absent(c['found'])}, expected {_absent(c['expected'])}"
-                       for c in record.changes]
-            if record.error:
-                changes.append(f"error: {record.error}")
+            changes = drift_event(record).lines()
             rows.append((_when(record.seen_at), record.node, record.resource, record.driver, record.state,
                          "open" if record.open else "closed", changes if structured else "\n".join(changes),
                          _when(record.fixed_at) if record.fixed_at else ""))
         return ("Seen", "Node", "Resource", "Driver", "State", "Open", "Changes", "Fixed"), rows
-
-
-def _absent(value: Any) -> str:
-    return "(absent)" if value is None else str(value)
 
 
 def _since(text: str) -> float:

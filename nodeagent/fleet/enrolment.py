@@ -1,4 +1,4 @@
-"""Enrolment rules: which names a node may have, and taking a node's trust away (revoke, forget)."""
+"""Enrolment rules: which names a node may have, trusting a node (accept) and taking it back (revoke, forget)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import re
 
 from sqlalchemy import delete
 
+from nodeagent.fleet.errors import NotFound
 from nodeagent.fleet.inventory import DriftRecord, Inventory, Node, NodeTrust, StateDocument
 
 MAX_NAME = 253
@@ -51,3 +52,13 @@ def forget(inventory: Inventory, host: str) -> None:
             session.execute(delete(table).where(column == host))
         session.delete(node)
         inventory.add_event(host, "node.forgotten", "documents, keys and drift records removed", session)
+
+
+def accept(inventory: Inventory, host: str) -> None:
+    """Trust the key the node presented: from then on its reports count and it gets its document."""
+    with inventory.session() as session:
+        node = session.get(Node, host)
+        if node is None:
+            raise NotFound(f"no node '{host}' has asked to enrol")
+        node.enrolment = "accepted"
+        inventory.add_event(host, "node.accepted", f"key {node.public_key}", session)

@@ -173,6 +173,26 @@ class Inventory:
                 query = query.where(StateDocument.generation == generation)
             return session.scalars(query.order_by(StateDocument.generation.desc()).limit(1)).first()
 
+    @contextmanager
+    def using(self, session: Session | None) -> Iterator[Session]:
+        """``session`` when the caller has one (its changes are seen), else a new one."""
+        if session is not None:
+            yield session
+        else:
+            with self.session() as session:
+                yield session
+
+    def variables(self, host: str | None = None, session: Session | None = None) -> dict[str, str]:
+        """The site's variables, overridden by the node's own when ``host`` is given."""
+        with self.using(session) as session:
+            values = {v.key: v.value for v in session.query(SiteVariable)}
+            node = session.get(Node, host) if host else None
+            return {**values, **((node.variables or {}) if node else {})}
+
+    def secrets(self, session: Session | None = None) -> dict[str, str]:
+        with self.using(session) as session:
+            return {s.key: s.value for s in session.query(Secret)}
+
     def add_event(self, node: str | None, kind: str, detail: str, session: Session | None = None) -> None:
         if session is None:
             with self.session() as session:

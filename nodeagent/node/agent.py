@@ -19,13 +19,15 @@ import queue
 import random
 import threading
 import time
-import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from oslo_config import cfg
 
 from nodeagent.wire import box, rpc as messaging, trust
+from nodeagent.wire.messages import (AgentStatus, DriftEvent, Event, Malformed, Plan, Refusal, Report, ReportAnswer,
+                                     Request, new_id)
 
 from nodeagent.kit import config, files, loading
 
@@ -190,11 +192,10 @@ class Agent:
     def document(self) -> Document | None:
         return self.enforcer.document
 
-    def record(self, kind: str, detail: str, drift: dict[str, Any] | None = None) -> None:
-        """Spool an event for the coordinator (delivered in order, at least once; it keeps each once)."""
-        event = {"id": drift["id"] if drift else uuid.uuid4().hex, "type": kind, "detail": detail, "at": time.time()}
-        if drift:
-            event["drift"] = drift
+    def record(self, kind: str, detail: str, drift: DriftEvent | None = None) -> None:
+        """Spool an event for the coordinator (delivered in order, at least once; it keeps each once).
+        A drift's event carries the drift's id, so the coordinator keeps the pair once."""
+        event = Event(id=drift.id if drift else new_id(), type=kind, detail=detail, drift=drift)
         try:
             with self._lock:
                 self.spool.append(event)
@@ -247,10 +248,10 @@ class Agent:
 
     # -- talking to the coordinator --------------------------------------------------------------
     @property
-    def coordinator(self) -> messaging.CoordinatorClient:
+    def coordinator(self) -> messaging.CoordinatorAPI:
         # A heartbeat answered later than two intervals is as good as lost: try again next time.
         timeout = max(1, min(self.conf.rpc_response_timeout, 2 * self.conf.report_interval))
-        return messaging.CoordinatorClient(self._rpc_transport(), timeout=timeout)
+        return messaging.CoordinatorAPI(self._rpc_transport(), timeout=timeout)
 
     def notify(self, event_type: str, payload: dict[str, Any]) -> None:
         """Queue a notification; never waits (a broker outage costs notifications, never enforcement).
@@ -267,43 +268,48 @@ class Agent:
                                                 transport=self._notification_transport)
         self._notifier.info({}, event_type, payload)
 
-    def report(self, include_facts: bool = False) -> dict[str, Any] | None:
+    def report(self, include_facts: bool = False) -> ReportAnswer | None:
         """Heartbeat: health, status, new events, and facts when they changed. None if unreachable."""
         node_facts = facts.gather_facts(self.ctx, self.host)
         digest = hashlib.sha256(json.dumps(node_facts, sort_keys=True).encode()).hexdigest()
         with self._lock:
             spooled = self.spool.pending()
-        events = [event for _, event in spooled]
         # Processes show the daemon's name, not the unit's: neutron-l3-agent, not neutron-l3-agent.service.
         services = [r.spec["name"].removesuffix(".service") for r in self.document.resources
                     if r.driver == "service"] if self.document else []
-        payload = {"node": self.host, "sent_at": time.time(), "status": self.enforcer.status(),
-                   "health": facts.health(str(self.state_dir), services), "events": events,
-                   "facts": node_facts if include_facts or digest != self.facts_sent else None}
-        answer = self.ask("report_state", payload)
-        if not isinstance(answer, dict):
+        report = Report(node=self.host, seq=0, sent_at=time.time(),
+                        status=AgentStatus.from_dict(self.enforcer.status()),
+                        health=facts.health(str(self.state_dir), services), events=tuple(e for _, e in spooled),
+                        facts=node_facts if include_facts or digest != self.facts_sent else None)
+        answer = self.ask("report_state", report)
+        try:
+            answer = None if answer is None else ReportAnswer.from_dict(answer)
+        except Malformed as exc:
+            self.refuse("answer to report_state", str(exc))
             return None
-        if answer.get("status") not in ("pending", "refused"):
+        if answer is None:
+            return None
+        if answer.taken:
             with self._lock:
                 self.spool.acknowledge([path for path, _ in spooled])
                 remaining = len(self.spool)
             self.metrics.spooled.set(remaining)
             if remaining:
                 self.report_soon.set()
-        if payload["facts"] is not None and answer.get("status") not in ("pending", "refused"):
+        if report.facts is not None and answer.taken:
             self.facts_sent = digest
         was_connected, self.connected = self.connected, True
-        if answer.get("status") == "pending":
+        if answer.status == "pending":
             LOG.warning("waiting for the operator to accept this node: nodeagentctl node accept %s", self.host)
-        elif answer.get("status") == "refused":
-            LOG.error("the coordinator refused this node's report: %s", answer.get("reason"))
-        elif not was_connected or answer.get("status") in ("new", "revived") or \
-                answer.get("desired_generation", 0) > self.enforcer.status()["generation"]:
+        elif answer.status == "refused":
+            LOG.error("the coordinator refused this node's report: %s", answer.reason)
+        elif not was_connected or answer.status in ("new", "revived") or \
+                (answer.desired_generation or 0) > self.enforcer.status()["generation"]:
             self.pull()
         return answer
 
     def pull(self) -> None:
-        sealed = self.ask("fetch_state", {"node": self.host, "sent_at": time.time()})
+        sealed = self.ask("fetch_state", Request(node=self.host, seq=0, sent_at=time.time()))
         if sealed:
             self.queue_work("document", (sealed, "the coordinator"))
 
@@ -316,19 +322,19 @@ class Agent:
             self.log.debug("work queue full: %s dropped", kind)
             return False
 
-    def ask(self, method: str, payload: dict[str, Any]) -> Any:
+    def ask(self, method: str, request: Request) -> Any:
         """Call the coordinator with a signed, sequenced request; its answer if signed for this very request,
         else None (as if unreachable: nothing is acknowledged on an answer that cannot be trusted)."""
         if self.stopping.is_set():  # stopped while a heartbeat was in flight: nothing more to say
             return None
         sequence = self.sequence.next()
-        payload = {**payload, "seq": sequence, "box_key": box.public_text(self.box_keys[0].public_key())}
         previous = trust.previous_key_path(self.node_key_path)
-        if previous.exists():  # re-keyed: the accepted key vouches for the new one
-            payload["rekey"] = trust.endorse(trust.load_private_key(previous), trust.public_text(
-                self.node_key.public_key()), "rekey")
+        # re-keyed: the accepted key vouches for the new one
+        rekey = trust.endorse(trust.load_private_key(previous), trust.public_text(self.node_key.public_key()),
+                              "rekey") if previous.exists() else None
+        request = replace(request, seq=sequence, box_key=box.public_text(self.box_keys[0].public_key()), rekey=rekey)
         try:
-            sealed = getattr(self.coordinator, method)(trust.seal(payload, self.node_key))
+            sealed = getattr(self.coordinator, method)(trust.seal(request.to_dict(), self.node_key))
         except Exception as exc:
             if self.connected is not False and not self.stopping.is_set():
                 LOG.warning("coordinator unreachable (working from the cached document): %s", exc)
@@ -349,6 +355,38 @@ class Agent:
                 and answer.get("status") not in ("refused", None):
             previous.unlink()  # the coordinator took the new key
         return answer
+
+    # -- what the coordinator asks (through messaging.AgentEndpoint) -----------------------------
+    def plan_request(self, sealed: Any) -> dict[str, Any]:
+        """The diff against a signed document, nothing applied; the answer signed for this very request."""
+        try:
+            self.verify_request(sealed)
+            document = self.verify_document(sealed)
+        except trust.Refused as exc:
+            self.refuse("plan request", str(exc))
+            return self.answer(sealed, Refusal(refused=str(exc)).to_dict())
+        return self.answer(sealed, Plan.of(self.enforcer.engine.reconcile(document, dry_run=True)).to_dict())
+
+    def facts_request(self, sealed: Any) -> dict[str, Any]:
+        try:
+            self.verify_request(sealed)
+        except trust.Refused as exc:
+            self.refuse("facts request", str(exc))
+            return self.answer(sealed, Refusal(refused=str(exc)).to_dict())
+        return self.answer(sealed, facts.gather_facts(self.ctx, self.host))
+
+    def report_request(self, sealed: Any) -> None:
+        try:
+            self.verify_request(sealed)
+        except trust.Refused as exc:
+            self.refuse("report request", str(exc))
+            return
+        self.report_soon.set()
+
+    def answer(self, request: Any, answer: Any) -> dict[str, Any]:
+        """Signed by this node for this very request: another consumer of its queue cannot answer for it."""
+        return trust.seal({"kind": "reply", "node": self.host, "request": trust.digest(request),
+                           "answer": answer}, self.node_key)
 
     # -- life: start, the loop, the talker, stop ---------------------------------------------------
     def start(self) -> None:
@@ -455,9 +493,7 @@ class Agent:
     def _listen(self) -> bool:
         """Start the RPC server; False when the broker cannot be reached yet."""
         try:
-            target = messaging.Target(topic=messaging.topic(self.conf, messaging.AGENT_TOPIC), server=self.host,
-                                      version=messaging.AGENT_API_VERSION)
-            server = messaging.rpc_server(self._rpc_transport(), target, [AgentEndpoint(self)])
+            server = messaging.agent_server(self._rpc_transport(), self.host, self)
             server.start()
         except Exception as exc:
             if not self.stopping.is_set():
@@ -486,52 +522,6 @@ class Agent:
                           self.conf.report_interval, self.conf.resync_interval)
         except Exception as exc:
             self.log.error("configuration not reloaded: %s", exc)
-
-
-class AgentEndpoint:
-    """The RPC face of an agent; every request must carry the coordinator's signature."""
-
-    target = messaging.Target(version=messaging.AGENT_API_VERSION)
-
-    def __init__(self, agent: Agent):
-        self.agent = agent
-
-    @messaging.expose
-    def apply_state(self, context: dict, sealed: dict[str, Any]) -> None:
-        self.agent.queue_work("document", (sealed, "a push"))
-
-    @messaging.expose
-    def plan_state(self, context: dict, sealed: dict[str, Any]) -> dict[str, Any]:
-        try:
-            self.agent.verify_request(sealed)
-            document = self.agent.verify_document(sealed)
-        except trust.Refused as exc:
-            self.agent.refuse("plan request", str(exc))
-            return self.answer(sealed, {"refused": str(exc)})
-        return self.answer(sealed, self.agent.enforcer.engine.reconcile(document, dry_run=True).to_dict())
-
-    @messaging.expose
-    def get_facts(self, context: dict, sealed: dict[str, Any]) -> dict[str, Any]:
-        try:
-            self.agent.verify_request(sealed)
-        except trust.Refused as exc:
-            self.agent.refuse("facts request", str(exc))
-            return self.answer(sealed, {"refused": str(exc)})
-        return self.answer(sealed, facts.gather_facts(self.agent.ctx, self.agent.host))
-
-    def answer(self, request: Any, answer: Any) -> dict[str, Any]:
-        """Signed by this node for this very request: another consumer of its queue cannot answer for it."""
-        return trust.seal({"kind": "reply", "node": self.agent.host, "request": trust.digest(request),
-                           "answer": answer}, self.agent.node_key)
-
-    @messaging.expose
-    def report_now(self, context: dict, sealed: dict[str, Any]) -> None:
-        try:
-            self.agent.verify_request(sealed)
-        except trust.Refused as exc:
-            self.agent.refuse("report request", str(exc))
-            return
-        self.agent.report_soon.set()
 
 
 def box_key_paths(state_dir: Path) -> list[Path]:

@@ -2,71 +2,20 @@
 
 A drift is a difference found by a reconcile of a document the agent had already
 applied: the first apply of a new generation is the agent's own work, never drift.
+The drift event itself is a wire message (``nodeagent.wire.messages.DriftEvent``).
 """
 
 from __future__ import annotations
 
 import json
-import time
-import uuid
-from dataclasses import asdict, dataclass, field
+import logging
 from pathlib import Path
-from typing import Any
 
 from nodeagent.kit import files
 from nodeagent.kit.result import ResourceResult, Status
+from nodeagent.wire.messages import Event, Malformed
 
-CORRECTED, LEFT, CONTESTED, FAILED = "corrected", "left", "contested", "failed"
-
-
-@dataclass(frozen=True)
-class DriftEvent:
-    """One drift of one resource: what was expected, what was found (redacted), and what became of it."""
-
-    node: str
-    resource: str
-    driver: str
-    generation: int
-    state: str  # corrected (enforce), left (monitor), contested (backed off), failed (could not fix)
-    changes: tuple[dict[str, Any], ...]
-    seen_at: float
-    fixed_at: float | None = None
-    error: str | None = None
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
-
-    @classmethod
-    def from_result(cls, node: str, generation: int, result: ResourceResult, seen_at: float,
-                    contested: bool) -> "DriftEvent":
-        changes = tuple({"field": c.field, "expected": c.new, "found": c.old} for c in result.changes)
-        if contested:
-            state = CONTESTED
-        elif result.status is Status.CHANGED:
-            state = CORRECTED
-        elif result.status is Status.DRIFTED:
-            state = LEFT
-        else:
-            state = FAILED
-        fixed = time.time() if state == CORRECTED else None
-        return cls(node, result.id, result.driver, generation, state, changes, seen_at, fixed, result.error)
-
-    def describe(self) -> str:
-        found = "; ".join(f"{c['field']}: {_shown(c['found'])} (expected {_shown(c['expected'])})"
-                          for c in self.changes)
-        return f"{self.resource} {self.state}: {found or self.error or 'changed'}"
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["changes"] = list(self.changes)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DriftEvent":
-        return cls(**{**data, "changes": tuple(data.get("changes", ()))})
-
-
-def _shown(value: Any) -> str:
-    return "(absent)" if value is None else str(value)
-
+LOG = logging.getLogger(__name__)
 
 def is_drift(result: ResourceResult) -> bool:
     """A reconcile result that means the node had moved away from the document.
@@ -124,16 +73,19 @@ class Spool:
         numbers = [int(p.stem) for p in self.directory.glob("*.json") if p.stem.isdigit()]
         self.next_number = max(numbers, default=0) + 1
 
-    def append(self, event: dict[str, Any]) -> None:
+    def append(self, event: Event) -> None:
         path = self.directory / f"{self.next_number:012d}.json"
         self.next_number += 1
-        files.write_private(path, json.dumps(event).encode())  # whole or not at all, even on a full disk
+        files.write_private(path, json.dumps(event.to_dict()).encode())  # whole or not at all, even on a full disk
 
-    def pending(self, limit: int = 100) -> list[tuple[Path, dict[str, Any]]]:
+    def pending(self, limit: int = 100) -> list[tuple[Path, Event]]:
         found = []
         for path in sorted(self.directory.glob("*.json"))[:limit]:
             try:
-                found.append((path, json.loads(path.read_text())))
+                found.append((path, Event.from_dict(json.loads(path.read_text()))))
+            except Malformed as exc:  # not one an agent writes: sent, it would get every report refused
+                LOG.error("spooled event %s dropped: %s", path.name, exc)
+                path.unlink(missing_ok=True)
             except (OSError, ValueError):
                 path.unlink(missing_ok=True)  # a torn write from a crash: nothing to deliver
         return found

@@ -16,12 +16,13 @@ from typing import Any, Callable
 
 from nodeagent.kit import files
 from nodeagent.kit.daemon import sd_notify
-from nodeagent.node.drift import DriftEvent, DriftGuard, is_drift
+from nodeagent.node.drift import DriftGuard, is_drift
 from nodeagent.node.engine import Engine
 from nodeagent.kit.metrics import AgentMetrics
 from nodeagent.kit.model import Document
 from nodeagent.kit.result import ReconcileResult, Status
 from nodeagent.kit.watches import Watches
+from nodeagent.wire.messages import DriftEvent
 
 LOG = logging.getLogger(__name__)
 MAX_DEBOUNCE = 1.0  # a resource touched continuously is still reconciled this often
@@ -31,7 +32,7 @@ class Enforcer:
     """One node's document, its watches, and the record of what drifted."""
 
     def __init__(self, host: str, engine: Engine, state_dir: Path, guard: DriftGuard, debounce: float,
-                 record: Callable[[str, str, dict[str, Any] | None], None],
+                 record: Callable[[str, str, DriftEvent | None], None],
                  notify: Callable[[str, dict[str, Any]], None], metrics: AgentMetrics):
         self.host = host
         self.engine = engine
@@ -163,8 +164,8 @@ class Enforcer:
             LOG.warning("drift %s", event.describe())
             self.recent_drift.append(event.to_dict())
             self.metrics.drift_events.labels(item.driver, event.state).inc()
-            self.record(f"drift.{event.state}", event.describe(), event.to_dict())
-            payload = {"node": self.host, **event.to_dict()}
+            self.record(f"drift.{event.state}", event.describe(), event)
+            payload = event.to_dict()
             self.notify("nodeagent.drift.detected", payload)
             if event.state == "corrected":
                 self.notify("nodeagent.drift.corrected", payload)

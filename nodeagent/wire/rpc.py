@@ -1,12 +1,32 @@
-"""oslo.messaging between agents and coordinator: targets, versioned RPC clients, notifications.
+"""The RPC between agents and the coordinator: each side's versioned client and endpoint together.
 
-Like Neutron's agents: a versioned ``Target`` per side, ``prepare(version=...)`` on
-every call, and notifications (``messagingv2``) for operators' tools.
+Like Neutron's ``agent/rpc.py``: the client that calls a side and the endpoint that
+answers it sit side by side, with one version constant used by both the server's
+``Target(version=...)`` and every ``prepare(version=...)``. Endpoints do no work: they
+hand each request to a method of the agent or the coordinator they hold.
 
-* agent server ``Target(topic="<control_exchange>.nodeagent", server=<host>)``: ``apply_state``
-  (cast), ``plan_state`` (call), ``get_facts`` (call), and ``report_now`` (fanout cast);
-* coordinator server ``Target(topic="<control_exchange>.nodeagent-coordinator")``: ``report_state``
-  and ``fetch_state`` (calls).
+What travels is sealed (``trust.seal``): the payload inside is a message of
+``nodeagent.wire.messages`` (a ``Report``, a ``Request``, a ``ReportAnswer``...), opened
+and read with ``from_dict`` by the side holding the key, never by the endpoint.
+
+Agent API (``AgentAPI`` calls it, ``AgentEndpoint`` answers), on
+``Target(topic="<control_exchange>.nodeagent", server=<host>)``:
+
+* 1.0 - initial: ``apply_state`` (cast), ``plan_state`` (call: the diff, nothing applied),
+  ``get_facts`` (call), ``report_now`` (fanout cast).
+
+Coordinator API (``CoordinatorAPI`` calls it, ``CoordinatorEndpoint`` answers), on
+``Target(topic="<control_exchange>.nodeagent-coordinator")``:
+
+* 1.0 - initial: ``report_state`` and ``fetch_state`` (calls), answered with a signed reply.
+* 1.1 - typed messages: the report is a ``messages.Report`` (its events ``Event``, their drift a
+  ``DriftEvent``, its status an ``AgentStatus``), the fetch a ``messages.Request``, the answer a
+  ``messages.ReportAnswer``, each with a ``version``; a report that does not read is refused
+  naming the field. A 1.0 agent's report reads as version 1. Agents and the coordinator
+  upgrade together, the coordinator first (a 1.0 coordinator refuses a 1.1 call).
+
+Notifications (``messagingv2``, topic ``<control_exchange>.notifications``) are for
+operators' tools: ``nodeagent.drift.*`` carry a ``DriftEvent.to_dict()``.
 
 RabbitMQ names a topic's queues after the topic alone, whatever the exchange: without the
 ``control_exchange`` prefix two fleets on one vhost would share their queues and meet.
@@ -28,8 +48,13 @@ from nodeagent.kit.config import register_messaging_opts as register_opts
 AGENT_TOPIC = "nodeagent"
 COORDINATOR_TOPIC = "nodeagent-coordinator"
 AGENT_API_VERSION = "1.0"
-COORDINATOR_API_VERSION = "1.0"
+COORDINATOR_API_VERSION = "1.1"
 NOTIFICATION_TOPIC = "notifications"  # in the fleet's namespace too: <control_exchange>.notifications
+
+expose = oslo_messaging.expose
+Target = oslo_messaging.Target
+MessagingTimeout = oslo_messaging.MessagingTimeout
+MessagingException = oslo_messaging.MessagingException
 
 
 def topic(conf: cfg.ConfigOpts, name: str) -> str:
@@ -80,43 +105,96 @@ def rpc_server(transport: oslo_messaging.Transport, target: oslo_messaging.Targe
                                          access_policy=oslo_messaging.ExplicitRPCAccessPolicy)
 
 
-class AgentClient:
+# -- the agent's API ------------------------------------------------------------------------------
+class AgentAPI:
     """What the coordinator (and nodeagentctl) ask of agents."""
 
-    def __init__(self, transport: oslo_messaging.Transport, timeout: int = 30):
-        target = oslo_messaging.Target(topic=topic(transport.conf, AGENT_TOPIC), version=AGENT_API_VERSION)
-        self.client = oslo_messaging.get_rpc_client(transport, target, timeout=timeout)
+    def __init__(self, transport: oslo_messaging.Transport, timeout: int = 30, retry: int | None = None):
+        """``retry``: connection retries per message (None: forever); the coordinator bounds them."""
+        target = Target(topic=topic(transport.conf, AGENT_TOPIC), version=AGENT_API_VERSION)
+        self.client = oslo_messaging.get_rpc_client(transport, target, timeout=timeout, retry=retry)
 
     def apply_state(self, host: str, sealed: dict[str, Any]) -> None:
-        self.client.prepare(server=host, version="1.0").cast({}, "apply_state", sealed=sealed)
+        self.client.prepare(server=host, version=AGENT_API_VERSION).cast({}, "apply_state", sealed=sealed)
 
     def plan_state(self, host: str, sealed: dict[str, Any]) -> dict[str, Any]:
-        return self.client.prepare(server=host, version="1.0").call({}, "plan_state", sealed=sealed)
+        return self.client.prepare(server=host, version=AGENT_API_VERSION).call({}, "plan_state", sealed=sealed)
 
     def get_facts(self, host: str, sealed: dict[str, Any]) -> dict[str, Any]:
-        return self.client.prepare(server=host, version="1.0").call({}, "get_facts", sealed=sealed)
+        return self.client.prepare(server=host, version=AGENT_API_VERSION).call({}, "get_facts", sealed=sealed)
 
     def report_now(self, sealed: dict[str, Any]) -> None:
-        self.client.prepare(fanout=True, version="1.0").cast({}, "report_now", sealed=sealed)
+        self.client.prepare(fanout=True, version=AGENT_API_VERSION).cast({}, "report_now", sealed=sealed)
 
 
-class CoordinatorClient:
+class AgentEndpoint:
+    """The agent's RPC face: each method hands the sealed request to the agent, which checks the signature."""
+
+    target = Target(version=AGENT_API_VERSION)
+
+    def __init__(self, agent: Any):
+        self.agent = agent
+
+    @expose
+    def apply_state(self, context: dict, sealed: Any) -> None:
+        self.agent.queue_work("document", (sealed, "a push"))
+
+    @expose
+    def plan_state(self, context: dict, sealed: Any) -> dict[str, Any]:
+        return self.agent.plan_request(sealed)
+
+    @expose
+    def get_facts(self, context: dict, sealed: Any) -> dict[str, Any]:
+        return self.agent.facts_request(sealed)
+
+    @expose
+    def report_now(self, context: dict, sealed: Any) -> None:
+        self.agent.report_request(sealed)
+
+
+def agent_server(transport: oslo_messaging.Transport, host: str, agent: Any) -> oslo_messaging.RPCServer:
+    """The RPC server of the agent of ``host`` (not started)."""
+    target = Target(topic=topic(transport.conf, AGENT_TOPIC), server=host, version=AGENT_API_VERSION)
+    return rpc_server(transport, target, [AgentEndpoint(agent)])
+
+
+# -- the coordinator's API ------------------------------------------------------------------------
+class CoordinatorAPI:
     """What an agent asks of the coordinator."""
 
     def __init__(self, transport: oslo_messaging.Transport, timeout: int = 10):
-        target = oslo_messaging.Target(topic=topic(transport.conf, COORDINATOR_TOPIC),
-                                       version=COORDINATOR_API_VERSION)
+        target = Target(topic=topic(transport.conf, COORDINATOR_TOPIC), version=COORDINATOR_API_VERSION)
         self.client = oslo_messaging.get_rpc_client(transport, target, timeout=timeout)
 
     # Bounded retries: an agent tries again at its next heartbeat rather than inside this one.
     def report_state(self, sealed: dict[str, Any]) -> dict[str, Any]:
-        return self.client.prepare(version="1.0", retry=1).call({}, "report_state", sealed=sealed)
+        return self.client.prepare(version=COORDINATOR_API_VERSION, retry=1).call({}, "report_state", sealed=sealed)
 
     def fetch_state(self, sealed: dict[str, Any]) -> dict[str, Any] | None:
-        return self.client.prepare(version="1.0", retry=1).call({}, "fetch_state", sealed=sealed)
+        return self.client.prepare(version=COORDINATOR_API_VERSION, retry=1).call({}, "fetch_state", sealed=sealed)
 
 
-expose = oslo_messaging.expose
-Target = oslo_messaging.Target
-MessagingTimeout = oslo_messaging.MessagingTimeout
-MessagingException = oslo_messaging.MessagingException
+class CoordinatorEndpoint:
+    """The coordinator's RPC face: only these two methods are callable (explicit access policy); every answer
+    is signed by the coordinator and names the request it answers."""
+
+    target = Target(version=COORDINATOR_API_VERSION)
+
+    def __init__(self, coordinator: Any):
+        self.coordinator = coordinator
+
+    @expose
+    def report_state(self, context: dict, sealed: Any) -> dict[str, Any]:
+        return self.coordinator.signed_reply(sealed, self.coordinator.report_state(sealed).to_dict())
+
+    @expose
+    def fetch_state(self, context: dict, sealed: Any) -> dict[str, Any]:
+        return self.coordinator.signed_reply(sealed, self.coordinator.fetch_state(sealed))
+
+
+def coordinator_server(transport: oslo_messaging.Transport, host: str,
+                       coordinator: Any) -> oslo_messaging.RPCServer:
+    """The coordinator's RPC server (not started); every coordinator of a fleet listens on one topic."""
+    target = Target(topic=topic(transport.conf, COORDINATOR_TOPIC), server=host, version=COORDINATOR_API_VERSION)
+    return rpc_server(transport, target, [CoordinatorEndpoint(coordinator)])
+

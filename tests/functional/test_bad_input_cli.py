@@ -93,7 +93,7 @@ class EditingIni(IniDriver):
 
 def _enforcer(registry, root: Path, state_dir: Path, events: list):
     return Enforcer("n1", Engine(registry, Context(root=root)), state_dir, DriftGuard(5, 60, 30), 0.05,
-                    lambda kind, detail, drift=None: events.append((kind, detail, drift)),
+                    lambda kind, detail, drift=None: events.append((kind, detail, drift and drift.to_dict())),
                     lambda *_: None, AgentMetrics())
 
 

@@ -16,6 +16,7 @@ import yaml
 from nodeagent.kit import config
 
 from nodeagent.wire import rpc as messaging, trust
+from nodeagent.wire.messages import ReportAnswer
 from nodeagent.testing.lab import Fleet
 from tests.conftest import EXAMPLES
 from tests.relay import Relay
@@ -104,7 +105,7 @@ def test_node_plan_shows_the_agents_diff(fleet):
 
 def _client(fleet):
     conf = config.make_conf([str(fleet.coordinator_conf)], with_messaging=True)
-    return messaging.AgentClient(messaging.rpc_transport(conf))
+    return messaging.AgentAPI(messaging.rpc_transport(conf))
 
 
 def _sealed(fleet, key, node, generation):
@@ -142,9 +143,10 @@ def test_reports_not_signed_by_the_nodes_key_are_refused(fleet):
 
     impostor = trust.seal({"node": "node-b", "status": {"generation": 42}, "events": []},
                           Ed25519PrivateKey.generate())
-    reply = messaging.CoordinatorClient(messaging.rpc_transport(conf)).report_state(impostor)
+    reply = messaging.CoordinatorAPI(messaging.rpc_transport(conf)).report_state(impostor)
     answer = trust.unseal(reply, trust.load_public_key(fleet.public_key))["answer"]  # replies are signed
-    assert answer == {"status": "refused", "reason": "signed with a key other than the node's accepted key"}
+    assert ReportAnswer.from_dict(answer) == ReportAnswer(
+        status="refused", reason="signed with a key other than the node's accepted key")
     assert nodes(fleet)["node-b"]["Generation"] == "1/1"
     assert any(e["Type"] == "report.refused" for e in events(fleet, "--node", "node-b"))
 

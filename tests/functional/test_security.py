@@ -241,7 +241,7 @@ def test_forged_replayed_foreign_and_unenrolled_messages_are_refused_and_recorde
     try:
         set_state(fleet, "sec1", document(OLD), 1)
         # forged pushes: 1,000 of them, signed by keys that are not the coordinator's
-        agents = messaging.AgentClient(transport)
+        agents = messaging.AgentAPI(transport)
         forger = Ed25519PrivateKey.generate()
         for number in range(1000):
             agents.apply_state("sec1", trust.seal({"kind": "document", "document": {
@@ -266,7 +266,7 @@ def test_forged_replayed_foreign_and_unenrolled_messages_are_refused_and_recorde
                              content_type="application/json", content_encoding="utf-8")
         # an unenrolled node asks for documents
         stranger = Ed25519PrivateKey.generate()
-        coordinator = messaging.CoordinatorClient(transport)
+        coordinator = messaging.CoordinatorAPI(transport)
         reply = coordinator.fetch_state(trust.seal({"node": "stranger", "seq": 1}, stranger))
         assert trust.unseal(reply, trust.load_public_key(fleet.public_key))["answer"] is None
 

@@ -7,7 +7,8 @@ import itertools
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from nodeagent.wire import box, trust
+from nodeagent.wire import box, messages, trust
+from nodeagent.wire.messages import ReportAnswer
 
 from nodeagent.kit import config
 from nodeagent.fleet.coordinator import Coordinator, NotFound
@@ -32,14 +33,19 @@ def report(key, node="n1", generation=0, **extra):
                        "box_key": NODE_BOX, **extra}, key)
 
 
+def fetch(key, node="n1"):
+    """A pull of the node's document: a request, not a report."""
+    return trust.seal(messages.Request(node=node, seq=next(_sequence), box_key=NODE_BOX).to_dict(), key)
+
+
 def test_first_contact_is_pending_until_accepted(coordinator):
     key = Ed25519PrivateKey.generate()
-    assert coordinator.report_state(report(key)) == {"status": "pending"}
+    assert coordinator.report_state(report(key)) == ReportAnswer(status="pending")
     assert coordinator.inventory.node("n1").enrolment == "pending"
-    assert coordinator.fetch_state(report(key)) is None
+    assert coordinator.fetch_state(fetch(key)) is None
     coordinator.accept("n1")
-    assert coordinator.report_state(report(key)) == {"status": "new", "desired_generation": 0}
-    assert coordinator.report_state(report(key)) == {"status": "alive", "desired_generation": 0}
+    assert coordinator.report_state(report(key)) == ReportAnswer(status="new", desired_generation=0)
+    assert coordinator.report_state(report(key)) == ReportAnswer(status="alive", desired_generation=0)
 
 
 def test_a_report_with_another_key_is_refused_and_recorded(coordinator):
@@ -47,7 +53,7 @@ def test_a_report_with_another_key_is_refused_and_recorded(coordinator):
     coordinator.report_state(report(key))
     coordinator.accept("n1")
     answer = coordinator.report_state(report(Ed25519PrivateKey.generate(), generation=9))
-    assert answer["status"] == "refused"
+    assert answer.status == "refused"
     assert coordinator.inventory.node("n1").observed_generation == 0
     assert [e.type for e in coordinator.inventory.events("n1", "report.*")] == ["report.refused"]
 
@@ -58,7 +64,7 @@ def test_a_forged_signature_with_the_right_key_id_is_refused(coordinator):
     coordinator.accept("n1")
     forged = report(key)
     forged["payload"]["status"]["generation"] = 5
-    assert coordinator.report_state(forged)["status"] == "refused"
+    assert coordinator.report_state(forged).status == "refused"
 
 
 def test_set_state_bumps_the_generation_and_fetch_returns_it_signed(coordinator):
@@ -68,7 +74,7 @@ def test_set_state_bumps_the_generation_and_fetch_returns_it_signed(coordinator)
     document = {"resources": [{"id": "f", "driver": "file", "path": "/etc/neutron/f", "content": "x"}]}
     assert coordinator.set_state("n1", document, push=False) == 1
     assert coordinator.set_state("n1", document, push=False) == 2
-    sealed = coordinator.fetch_state(report(key))
+    sealed = coordinator.fetch_state(fetch(key))
     payload = trust.unseal(sealed, coordinator.key.public_key())
     assert payload["generation"] == 2 and payload["node"] == "n1" and "document" not in payload
     with pytest.raises(ValueError, match="the document is for node 'n2', not 'n1'"):
@@ -86,4 +92,4 @@ def test_silent_nodes_go_down_and_come_back_revived(coordinator):
     assert coordinator.check_down() == ["n1"]
     assert coordinator.inventory.node("n1").alive is False
     coordinator.down_time = 30
-    assert coordinator.report_state(report(key))["status"] == "revived"
+    assert coordinator.report_state(report(key)).status == "revived"

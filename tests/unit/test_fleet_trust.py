@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from nodeagent.wire import box, trust
+from nodeagent.wire import box, messages, trust
 
 from nodeagent.kit import config
 
@@ -39,6 +39,11 @@ class Node:
                    "box_key": box.public_text(self.box.public_key()), **extra}
         return trust.seal(payload, self.key)
 
+    def fetch(self) -> dict:
+        """A pull of its document: a request, not a report."""
+        return trust.seal(messages.Request(node=self.name, seq=next(_sequence),
+                                           box_key=box.public_text(self.box.public_key())).to_dict(), self.key)
+
 
 @pytest.fixture
 def coordinator(tmp_path):
@@ -55,13 +60,13 @@ def kinds(coordinator, pattern="*") -> list[str]:
 def test_a_replayed_report_is_refused_and_recorded(coordinator):
     node = Node()
     sealed = node.message()
-    assert coordinator.report_state(sealed)["status"] == "new"
-    assert coordinator.report_state(node.message())["status"] == "alive"
+    assert coordinator.report_state(sealed).status == "new"
+    assert coordinator.report_state(node.message()).status == "alive"
     answer = coordinator.report_state(sealed)  # sniffed and sent again
-    assert answer["status"] == "refused" and answer["reason"].startswith("replayed: sequence")
+    assert answer.status == "refused" and answer.reason.startswith("replayed: sequence")
     assert kinds(coordinator, "report.refused") == ["report.refused"]
     unsequenced = trust.seal({"node": "n1", "status": {"generation": 7}, "events": []}, node.key)
-    assert coordinator.report_state(unsequenced)["reason"] == "no sequence number (replay protection)"
+    assert coordinator.report_state(unsequenced).reason == "no sequence number (replay protection)"
     assert coordinator.inventory.node("n1").observed_generation == 0
 
 
@@ -69,7 +74,7 @@ def test_a_replayed_fetch_is_refused(coordinator):
     node = Node()
     coordinator.report_state(node.message())
     coordinator.set_state("n1", DOCUMENT, push=False)
-    fetch = node.message()
+    fetch = node.fetch()
     assert coordinator.fetch_state(fetch) is not None
     assert coordinator.fetch_state(fetch) is None
     assert coordinator.refusals._open  # recorded (the first of its window at once)
@@ -79,7 +84,7 @@ def test_a_replayed_fetch_is_refused(coordinator):
 def test_replies_are_signed_and_name_the_request(coordinator):
     node = Node()
     request = node.message(seq=41)
-    reply = trust.unseal(coordinator.signed_reply(request, coordinator.report_state(request)),
+    reply = trust.unseal(coordinator.signed_reply(request, coordinator.report_state(request).to_dict()),
                          coordinator.key.public_key())
     assert (reply["kind"], reply["node"], reply["seq"], reply["answer"]["status"]) == ("reply", "n1", 41, "new")
 
@@ -89,7 +94,7 @@ def test_documents_travel_encrypted_for_their_node_only(coordinator):
     coordinator.report_state(node.message())
     coordinator.report_state(other.message())
     coordinator.set_state("n1", DOCUMENT, push=False)
-    sealed = coordinator.fetch_state(node.message())
+    sealed = coordinator.fetch_state(node.fetch())
     assert SECRET not in json.dumps(sealed)
     payload = trust.unseal(sealed, coordinator.key.public_key())
     document = box.decrypt(node.box, payload["encrypted"], b"n1:1")
@@ -125,10 +130,10 @@ def test_secrets_and_documents_are_encrypted_at_rest_and_survive_a_rotation(coor
     assert again.secrets() == {"RABBIT_PASS": SECRET}
     assert SECRET in json.dumps(again.inventory.document("n1").body)
     # The new signing key signs; the old one endorses it, so agents trusting the old key follow.
-    sealed = again.fetch_state(node.message())
+    sealed = again.fetch_state(node.fetch())
     assert sealed["key"] != old_public
     assert trust.endorses(trust.public_from_text(old_public), sealed["endorsement"], sealed["key"], "rotate")
-    assert rotation.retire_previous(again) and "endorsement" not in again.fetch_state(node.message())
+    assert rotation.retire_previous(again) and "endorsement" not in again.fetch_state(node.fetch())
 
 
 def test_a_node_rekeys_with_its_old_keys_endorsement_only(coordinator):
@@ -136,12 +141,12 @@ def test_a_node_rekeys_with_its_old_keys_endorsement_only(coordinator):
     coordinator.report_state(node.message())
     old = node.key
     node.key = Ed25519PrivateKey.generate()
-    assert coordinator.report_state(node.message())["reason"] == \
+    assert coordinator.report_state(node.message()).reason == \
         "signed with a key other than the node's accepted key"
     new_public = trust.public_text(node.key.public_key())
     forged = trust.endorse(Ed25519PrivateKey.generate(), new_public, "rekey")
-    assert coordinator.report_state(node.message(rekey=forged))["status"] == "refused"
-    assert coordinator.report_state(node.message(rekey=trust.endorse(old, new_public, "rekey")))["status"] == "alive"
+    assert coordinator.report_state(node.message(rekey=forged)).status == "refused"
+    assert coordinator.report_state(node.message(rekey=trust.endorse(old, new_public, "rekey"))).status == "alive"
     assert coordinator.inventory.node("n1").public_key == new_public
     assert "node.rekeyed" in kinds(coordinator)
 
@@ -157,7 +162,7 @@ def test_host_names_follow_rfc_1123(name, valid):
 def test_invalid_names_never_enrol_and_a_flood_of_refusals_makes_two_events(coordinator):
     for number in range(1000):
         forger = Node(f"evil {number}\n" + "x" * 1000)
-        assert coordinator.report_state(forger.message())["status"] == "refused"
+        assert coordinator.report_state(forger.message()).status == "refused"
     assert coordinator.inventory.nodes() == []
     assert kinds(coordinator) == ["report.refused"]
     coordinator.refusals.flush(force=True)
@@ -188,12 +193,13 @@ def test_a_revoked_node_is_refused_gets_nothing_and_forget_lets_it_enrol_again(c
     coordinator.set_state("n1", DOCUMENT, push=False)
     enrolment.revoke(coordinator.inventory, "n1")
     assert coordinator.inventory.node("n1").public_key is None
-    assert coordinator.report_state(node.message())["reason"].startswith("revoked")
-    assert coordinator.fetch_state(node.message()) is None
-    assert not coordinator._can_push("n1")
+    assert coordinator.report_state(node.message()).reason.startswith("revoked")
+    assert coordinator.fetch_state(node.fetch()) is None
+    with pytest.raises(ValueError, match="revoked"):
+        coordinator.set_state("n1", DOCUMENT, push=False)  # it gets nothing
     enrolment.forget(coordinator.inventory, "n1")
     assert coordinator.inventory.node("n1") is None and coordinator.inventory.document("n1") is None
-    assert coordinator.report_state(node.message())["status"] == "new"  # auto_accept here: enrolled afresh
+    assert coordinator.report_state(node.message()).status == "new"  # auto_accept here: enrolled afresh
     with pytest.raises(LookupError):
         enrolment.revoke(coordinator.inventory, "ghost")
 

@@ -1,0 +1,183 @@
+"""Desired state: render each node's roles, check the fleet, store the documents, then push them.
+
+One unit, all or nothing: an operator's change (a variable, a role, a secret) and every node's
+new document are stored in ONE transaction, after every node rendered and the fleet checks
+passed; a render or check failure stores nothing. Only then are the documents pushed: a push
+that fails is not a rollback (the inventory is the truth); it is recorded (``push.failed``)
+and the agent fetches the document at its next heartbeat.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+from oslo_config import cfg
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from nodeagent.fleet.delivery import Delivery
+from nodeagent.fleet.errors import FleetInconsistent, NotFound, PushFailed
+from nodeagent.fleet.fleetchecks import check_fleet, option_findings
+from nodeagent.fleet.inventory import Inventory, Node, StateDocument
+from nodeagent.kit.model import parse_document
+from nodeagent.kit.registry import DriverRegistry
+
+LOG = logging.getLogger(__name__)
+
+Change = Callable[[Session], None]  # an operator's change to the inventory, made inside the unit's transaction
+
+
+class DesiredState:
+    """Each node's desired document: rendered from its roles (or set by hand), checked, stored, pushed."""
+
+    def __init__(self, conf: cfg.ConfigOpts, inventory: Inventory, delivery: Delivery):
+        self.conf = conf
+        self.inventory = inventory
+        self.delivery = delivery
+        self._registry: DriverRegistry | None = None
+
+    @property
+    def registry(self) -> DriverRegistry:
+        """Made on first use: the drivers take most of a second to import."""
+        if self._registry is None:
+            self._registry = DriverRegistry.from_entry_points()
+        return self._registry
+
+    @property
+    def roles(self):
+        from nodeagent.fleet.roles import Roles
+
+        return Roles(self.conf.coordinator.roles_dir)
+
+    def render(self, host: str, session: Session | None = None) -> dict[str, Any]:
+        """What the node's roles render to now (within ``session``: with its changes not yet committed)."""
+        with self.inventory.using(session) as session:
+            node = session.get(Node, host)
+            if node is None:
+                raise NotFound(f"no node '{host}'")
+            return self.roles.render(host, list(node.roles or []), self.inventory.variables(host, session),
+                                     self.inventory.secrets(session), node.facts)
+
+    def converge(self, change: Change | None = None) -> list[tuple[str, int]]:
+        """Make ``change``, render every node with roles, check the fleet, store what changed: one transaction.
+        Then push; returns (host, generation) of each document stored."""
+        try:
+            with self.inventory.session() as session:
+                if change is not None:
+                    change(session)
+                    session.flush()
+                nodes = [n for n in session.scalars(select(Node).order_by(Node.name)) if n.roles]
+                rendered = {node.name: self.render(node.name, session) for node in nodes}
+                problems = check_fleet(rendered, self.releases(rendered, session))
+                if problems:
+                    raise FleetInconsistent(problems)
+                stored = [(host, self._store(session, host, body)) for host, body in rendered.items()
+                          if _differs(self._latest(session, host), body)]
+                accepted = {n.name for n in nodes if n.enrolment == "accepted"}
+        except FleetInconsistent as exc:  # recorded once the transaction is rolled back
+            self.inventory.add_event(None, "push.blocked", "; ".join(exc.problems))
+            raise
+        self._push(stored, [host for host, _ in stored if host in accepted])
+        return stored
+
+    def set_state(self, host: str, raw: dict[str, Any], push: bool = True) -> int:
+        """Store a new document for ``host`` at the next generation and push it; returns the generation."""
+        if raw.get("node", host) != host:
+            raise ValueError(f"the document is for node '{raw.get('node')}', not '{host}'")
+        self._block_on_option_errors({host: raw})
+        with self.inventory.session() as session:
+            generation = self._store(session, host, raw)
+        if push:
+            self._push([(host, generation)], [host])
+        return generation
+
+    def _store(self, session: Session, host: str, raw: dict[str, Any]) -> int:
+        """The document, validated, at the node's next generation (in the caller's transaction)."""
+        node = session.get(Node, host)
+        if node is None:
+            raise NotFound(f"no node '{host}' (it appears when its agent first reports)")
+        if node.enrolment == "revoked":
+            raise ValueError(f"node '{host}' is revoked: it gets nothing ('node forget {host}' first)")
+        generation = max(node.desired_generation, node.observed_generation) + 1
+        document = parse_document({**raw, "node": host, "generation": generation}, self.registry)
+        session.add(StateDocument(node=host, generation=generation, body=document.to_dict(),
+                                  created_at=time.time()))
+        node.desired_generation = generation
+        self.inventory.add_event(host, "state.set", f"generation {generation}", session)
+        return generation
+
+    @staticmethod
+    def _latest(session: Session, host: str) -> StateDocument | None:
+        query = select(StateDocument).where(StateDocument.node == host)
+        return session.scalars(query.order_by(StateDocument.generation.desc()).limit(1)).first()
+
+    def _push(self, stored: list[tuple[str, int]], hosts: list[str]) -> None:
+        """Push what was stored to ``hosts``; those it fails for are recorded and named (PushFailed)."""
+        failed = self.delivery.push_all(hosts)
+        if not failed:
+            return
+        generations = dict(stored)
+        with self.inventory.session() as session:
+            for host, why in failed.items():
+                self.inventory.add_event(host, "push.failed", f"generation {generations[host]} stored, not pushed "
+                                         f"({why}): the agent fetches it at its next heartbeat", session)
+        raise PushFailed(stored, failed)
+
+    def plan(self, host: str) -> dict[str, Any]:
+        """The agent's diff against what its roles render now (or its stored document without roles)."""
+        node = self.inventory.node(host)
+        if node is not None and node.roles:
+            body = self.render(host)
+            generation = node.desired_generation + _differs(self.inventory.document(host), body)  # the next push's
+            sealed = self.delivery.seal_document(host, {**body, "node": host, "generation": generation})
+        else:
+            sealed = self.delivery.sealed_document(host)
+        if sealed is None:
+            raise NotFound(f"node '{host}' has no document")
+        return self.delivery.ask_plan(host, sealed)
+
+    def releases(self, documents: dict[str, dict[str, Any]], session: Session | None = None) -> dict[str, str]:
+        """Each node's target OpenStack release: its document's, else its openstack_release variable."""
+        from nodeagent.fleet.roles import DEFAULTS
+
+        return {host: str(doc.get("openstack_release")
+                          or self.inventory.variables(host, session).get("openstack_release")
+                          or DEFAULTS["openstack_release"]) for host, doc in documents.items()}
+
+    def _block_on_option_errors(self, documents: dict[str, dict[str, Any]]) -> None:
+        problems = [f.describe() for f in option_findings(documents, self.releases(documents)) if f.is_error]
+        if problems:
+            self.inventory.add_event(next(iter(documents)) if len(documents) == 1 else None, "push.blocked",
+                                     "; ".join(problems))
+            raise FleetInconsistent(problems)
+
+    def lint(self, host: str | None = None, role: str | None = None, release: str | None = None) -> list[Any]:
+        """Option findings of what each node's roles render now (``nodeagentctl lint``)."""
+        nodes = [n for n in self.inventory.nodes() if n.roles and (host is None or n.name == host)
+                 and (role is None or role in n.roles)]
+        if host is not None and not nodes:
+            raise NotFound(f"no node '{host}' with roles")
+        rendered = {node.name: self.render(node.name) for node in nodes}
+        releases = {h: release for h in rendered} if release else self.releases(rendered)
+        return option_findings(rendered, releases)
+
+    def render_for_new_facts(self, hosts: list[str]) -> None:
+        """A node's interfaces or addresses changed: its roles may render differently (local_ip)."""
+        if not hosts:
+            return
+        try:
+            for host, generation in self.converge():
+                LOG.info("facts of %s changed: %s pushed at generation %d", ", ".join(hosts), host, generation)
+        except PushFailed as exc:  # stored; recorded per node; the agents fetch it at their next heartbeat
+            LOG.warning("facts of %s changed: %s", ", ".join(hosts), exc)
+        except Exception as exc:  # recorded; the operator sees it in events and fixes the inventory
+            LOG.error("facts of %s changed, but the fleet cannot be rendered: %s", ", ".join(hosts), exc)
+            self.inventory.add_event(hosts[0], "push.blocked", str(exc))
+
+
+def _differs(stored: StateDocument | None, body: dict[str, Any]) -> bool:
+    """Whether ``body`` would be a new generation: its mode or resources differ from the stored document's."""
+    return stored is None or (stored.body.get("mode", "enforce"), stored.body.get("resources")) != (
+        body["mode"], body["resources"])

@@ -1,0 +1,26 @@
+"""What the coordinator's parts refuse to do, as exceptions the CLI turns into one-line errors."""
+
+from __future__ import annotations
+
+
+class NotFound(Exception):
+    """No such node (or no document for it)."""
+
+
+class FleetInconsistent(Exception):
+    """The rendered documents disagree between nodes; nothing was pushed."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("the fleet's settings disagree, nothing was pushed:\n  " + "\n  ".join(problems))
+
+
+class PushFailed(Exception):
+    """Stored (the inventory is the truth), but not pushed to some nodes: each fetches it at its next heartbeat."""
+
+    def __init__(self, stored: list[tuple[str, int]], failed: dict[str, str]):
+        self.stored = stored
+        self.failed = failed
+        reasons = sorted(set(failed.values()))
+        super().__init__(f"stored, but not pushed to {', '.join(sorted(failed))} ({'; '.join(reasons)}): "
+                         "each node fetches its document at its next heartbeat")

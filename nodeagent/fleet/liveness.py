@@ -1,0 +1,50 @@
+"""Liveness: a node that has not reported for ``agent_down_time`` is down (node.down); its next report
+brings it up again (node.up, in the report intake)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from nodeagent.fleet.inventory import Inventory, Node
+from nodeagent.fleet.notices import Notices
+from nodeagent.kit.metrics import CoordinatorMetrics
+
+LOG = logging.getLogger(__name__)
+
+
+class Liveness:
+    """The down check and the gauges of the fleet's state, run by the serve loop every second."""
+
+    def __init__(self, inventory: Inventory, notices: Notices, metrics: CoordinatorMetrics, down_time: float):
+        self.inventory = inventory
+        self.notices = notices
+        self.metrics = metrics
+        self.down_time = down_time
+
+    def check_down(self) -> list[str]:
+        """Mark nodes without a heartbeat for agent_down_time as down; returns them."""
+        limit = time.time() - self.down_time
+        gone = []
+        with self.inventory.session() as session:
+            for node in session.query(Node).filter(Node.alive.is_(True), Node.last_heartbeat < limit):
+                node.alive = False
+                gone.append(node.name)
+                self.inventory.add_event(node.name, "node.down",
+                                         f"no heartbeat for {time.time() - node.last_heartbeat:.0f} s", session)
+        for name in gone:
+            LOG.warning("node %s is down", name)
+            self.notices.notify("nodeagent.node.down", {"node": name})
+            self.notices.alert({"type": "nodeagent.node.down", "node": name, "at": time.time()})
+        return gone
+
+    def update_gauges(self) -> None:
+        nodes = self.inventory.nodes()
+        now = time.time()
+        states = {"up": 0, "down": 0, "pending": 0}
+        for node in nodes:
+            states["pending" if node.enrolment != "accepted" else "up" if node.alive else "down"] += 1
+            if node.last_heartbeat:
+                self.metrics.heartbeat_age.labels(node.name).set(now - node.last_heartbeat)
+        for state, number in states.items():
+            self.metrics.nodes.labels(state).set(number)

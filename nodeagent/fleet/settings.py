@@ -1,0 +1,78 @@
+"""What the operator sets: a node's roles, the site's and a node's variables, secrets.
+
+Each change is made inside the desired state's one transaction (``DesiredState.converge``): stored
+with every node's new document, or, when any node fails to render or the fleet checks fail, not at all.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy.orm import Session
+
+from nodeagent.fleet.desired import DesiredState
+from nodeagent.fleet.errors import NotFound
+from nodeagent.fleet.inventory import Inventory, Node, Secret, SiteVariable
+
+
+class Settings:
+    """Roles, variables and secrets in the inventory, each change converging the fleet with it."""
+
+    def __init__(self, inventory: Inventory, desired: DesiredState):
+        self.inventory = inventory
+        self.desired = desired
+
+    def assign(self, host: str, roles: list[str], remove: bool = False) -> list[tuple[str, int]]:
+        """Give (or take) roles; returns (host, generation) of each document stored."""
+        for role in roles:
+            self.desired.roles.source(role)  # an unknown role is an error naming the known ones
+
+        def change(session: Session) -> None:
+            node = _node(session, host)
+            before = list(node.roles or [])
+            node.roles = [r for r in before if r not in roles] if remove else \
+                before + [r for r in roles if r not in before]
+            self.inventory.add_event(host, "roles.set", ", ".join(node.roles) or "(none)", session)
+        return self.desired.converge(change)
+
+    def set_variable(self, key: str, value: str, host: str | None = None) -> list[tuple[str, int]]:
+        """Set a variable for the site, or for one node (overriding the site's)."""
+        def change(session: Session) -> None:
+            if host is None:
+                session.merge(SiteVariable(key=key, value=value))
+            else:
+                node = _node(session, host)
+                node.variables = {**(node.variables or {}), key: value}
+        return self.desired.converge(change)
+
+    def set_secret(self, key: str, value: str) -> list[tuple[str, int]]:
+        if not value:
+            raise ValueError(f"secret '{key}' must not be empty")
+
+        def change(session: Session) -> None:
+            session.merge(Secret(key=key, value=value, set_at=time.time()))
+            self.inventory.add_event(None, "secret.set", key, session)
+        return self.desired.converge(change)
+
+    def variable_origins(self, host: str | None = None) -> list[tuple[str, str, str]]:
+        """Each variable the site (or ``host``) sees: its value, and whether the node, the site or a default
+        sets it."""
+        from nodeagent.fleet.roles import DEFAULTS
+
+        if host is not None and self.inventory.node(host) is None:
+            raise NotFound(f"no node '{host}'")
+        site = self.inventory.variables()
+        seen = self.inventory.variables(host) if host else site
+        rows = []
+        for key in sorted(set(DEFAULTS) | set(seen)):
+            origin = "node" if key in seen and seen.get(key) != site.get(key, object()) else \
+                "site" if key in site else "default"
+            rows.append((key, seen.get(key, DEFAULTS.get(key)), origin))
+        return rows
+
+
+def _node(session: Session, host: str) -> Node:
+    node = session.get(Node, host)
+    if node is None:
+        raise NotFound(f"no node '{host}' (it appears when its agent first reports)")
+    return node
