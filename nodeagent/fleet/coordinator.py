@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -206,9 +205,10 @@ class Coordinator:
     # -- the daemon -----------------------------------------------------------------------------
     def serve(self) -> None:
         """Run until SIGTERM or SIGINT: answer agents, notice nodes down."""
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
+        from nodeagent.kit.daemon import Signals
+        from nodeagent.wire import rpc as messaging
+
+        signals = Signals(signal.SIGTERM, signal.SIGINT)  # no Event set inside a handler: see Signals
         server = self._start_rpc_server()
         from nodeagent.fleet.neutroncheck import Verifier
         from nodeagent.kit import metrics
@@ -218,18 +218,18 @@ class Coordinator:
         sd_notify("READY=1")
         neutron = Verifier(self)
         try:
-            while not stop.wait(1.0):
+            while signals.wait(1.0) is None:
                 self.refusals.flush()
                 self.check_down()
                 neutron.tick(time.monotonic())
                 self.desired.render_for_new_facts(self.reports.take_facts_changed())
                 self.update_gauges()
                 sd_notify("WATCHDOG=1")
-        finally:
-            server.stop()
-            server.wait()
+        finally:  # bounded: with the broker away, oslo.messaging's listener sees its stop flag only once back
+            messaging.within(messaging.STOP_WAIT, server.stop, server.wait)
             self.notices.stop_webhooks()
-            self.close()
+            messaging.within(messaging.STOP_WAIT, self.close)
+            signals.close()
 
     def _start_rpc_server(self) -> Any:
         from nodeagent.wire import rpc as messaging
