@@ -101,7 +101,7 @@ class Run(Command):
         import signal
 
         from nodeagent.kit import metrics
-        from nodeagent.kit.daemon import Signals, setup_logging
+        from nodeagent.kit.daemon import Signals, before_exit, setup_logging
         from nodeagent.node.agent import Agent
         from nodeagent.wire import rpc
 
@@ -126,6 +126,7 @@ class Run(Command):
             agent.stop()
             rpc.within(rpc.STOP_WAIT, transport.cleanup, notifications.cleanup)
             signals.close()
+            before_exit()
         return 1 if agent.failed else 0
 
 

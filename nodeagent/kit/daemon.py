@@ -8,6 +8,7 @@ the one a ``HostLogger`` names, or the process's own (``setup_logging(host=...)`
 from __future__ import annotations
 
 import contextvars
+import gc
 import logging
 import os
 import select
@@ -66,6 +67,17 @@ class Signals:
             signal.signal(signum, handler)
         os.close(self._read)
         os.close(self._write)
+
+
+def before_exit() -> None:
+    """Called last by a daemon that has stopped everything it started, to exit at once.
+
+    The interpreter's final garbage collections over what a daemon has loaded (oslo.messaging,
+    SQLAlchemy, the drivers: about 115,000 objects) took 1 to 1.5 s of a 2 s stop. Frozen
+    objects are left out of them (gc.freeze); nothing waits for a finalizer: every connection,
+    thread and file was closed explicitly, and logging is flushed by its own exit handler.
+    """
+    gc.freeze()
 
 
 def bind_host(host: str) -> None:
