@@ -80,7 +80,7 @@ def notifier(conf: cfg.ConfigOpts, publisher: str, retry: int | None = None,
                                    topics=[topic(conf, NOTIFICATION_TOPIC)], retry=retry)
 
 
-STOP_WAIT = 2.0  # seconds a stop waits for the broker's side of it (about 0.5 s when the broker is there)
+STOP_WAIT = 1.0  # seconds a stop waits for the broker's side of it (at most 0.5 s when the broker is there)
 
 
 def within(seconds: float, *steps: Callable[[], Any]) -> bool:
