@@ -36,10 +36,11 @@ def wait(check, timeout: float = 30):
 
 
 def stop_time(fleet: Fleet, name: str) -> float:
-    process = fleet.processes.pop(name)
+    process = fleet.processes[name]  # left in the fleet until it has exited: close() kills what did not
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)
     process.wait(60)
+    fleet.processes.pop(name)
     return time.monotonic() - started
 
 
