@@ -282,6 +282,7 @@ class RpcTarget:
                             "coordinator_public_key": str(directory / "coordinator.pub"), "systemctl": "false"}.items():
             conf.set_override(name, value)
         self.agent = Agent(conf)
+        self.agent.prepare()  # its keys and spool; not started: no thread, no broker
         self.endpoint = AgentEndpoint(self.agent)
         self.trust, self.time = trust, time
         self.generation = 0

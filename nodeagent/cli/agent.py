@@ -88,7 +88,7 @@ class Run(Command):
     """Run the agent daemon: enforce the cached document, then follow the coordinator.
 
     Reads transport_url, host, state_dir, coordinator_public_key and the intervals
-    from the configuration. SIGTERM stops it cleanly, SIGHUP reloads the configuration.
+    from the configuration. SIGTERM (or SIGINT) stops it cleanly, SIGHUP reloads the configuration.
     """
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
@@ -97,12 +97,37 @@ class Run(Command):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
-        from nodeagent.node.agent import Agent
-        from nodeagent.kit.daemon import setup_logging
+        import logging
+        import signal
 
-        setup_logging("nodeagent", parsed_args.debug_log)
-        Agent(self.app.conf()).run()
-        return 0
+        from nodeagent.kit import metrics
+        from nodeagent.kit.daemon import Signals, before_exit, setup_logging
+        from nodeagent.node.agent import Agent
+        from nodeagent.wire import rpc
+
+        conf = self.app.conf()
+        setup_logging("nodeagent", parsed_args.debug_log, host=conf.host)
+        # The process owns what is the process's: signals, the broker connections, the metrics port.
+        rpc.register_opts(conf)
+        transport, notifications = rpc.rpc_transport(conf), rpc.notification_transport(conf)
+        agent = Agent(conf, transport=transport, notification_transport=notifications)
+        signals = Signals(signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        try:
+            metrics.serve(agent.metrics.registry, conf.metrics_address)
+            agent.start()
+            while not agent.stopped.is_set():  # stopped by itself only when its loop failed
+                signum = signals.wait(timeout=1.0)
+                if signum == signal.SIGHUP:
+                    agent.reload()
+                elif signum is not None:
+                    logging.getLogger(__name__).info("%s: stopping", signal.Signals(signum).name)
+                    break
+        finally:
+            agent.stop()
+            rpc.within(rpc.STOP_WAIT, transport.cleanup, notifications.cleanup)
+            signals.close()
+            before_exit()
+        return 1 if agent.failed else 0
 
 
 class Keygen(Command):

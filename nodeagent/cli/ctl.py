@@ -45,10 +45,12 @@ class Serve(Command):
     """Run the coordinator: answer agents' reports and pulls, mark silent nodes down."""
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
-        from nodeagent.kit.daemon import setup_logging
+        from nodeagent.kit.daemon import before_exit, setup_logging
 
-        setup_logging("nodeagent-coordinator")
-        _coordinator(self.app).serve()
+        coordinator = _coordinator(self.app)
+        setup_logging("nodeagent-coordinator", host=coordinator.conf.host)
+        coordinator.serve()
+        before_exit()
         return 0
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 import logging
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -298,11 +297,12 @@ class Coordinator:
     # -- the daemon -----------------------------------------------------------------------------
     def serve(self) -> None:
         """Run until SIGTERM or SIGINT: answer agents, notice nodes down."""
+        from nodeagent.kit.daemon import Signals
+        from nodeagent.wire import rpc as messaging
+
         self.set_up()
         _ = self.reports, self.desired, self.liveness  # made before the RPC threads can race to make them
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
+        signals = Signals(signal.SIGTERM, signal.SIGINT)  # no Event set inside a handler: see Signals
         server = self._start_rpc_server()
         from nodeagent.kit import metrics
 
@@ -310,18 +310,18 @@ class Coordinator:
         metrics.serve(self.metrics.registry, self.conf.coordinator.metrics_address)
         sd_notify("READY=1")
         try:
-            while not stop.wait(1.0):
+            while signals.wait(1.0) is None:
                 self.refusals.flush()
                 self.check_down()
                 self.neutron.tick(time.monotonic())
                 self.desired.render_for_new_facts(self.reports.take_facts_changed())
                 self.liveness.update_gauges()
                 sd_notify("WATCHDOG=1")
-        finally:
-            server.stop()
-            server.wait()
+        finally:  # bounded: with the broker away, oslo.messaging's listener sees its stop flag only once back
+            messaging.within(messaging.STOP_WAIT, server.stop, server.wait)
             self.notices.stop_webhooks()
-            self.close()
+            messaging.within(messaging.STOP_WAIT, self.close)
+            signals.close()
 
     def _start_rpc_server(self) -> Any:
         from nodeagent.wire import rpc as messaging

@@ -1,9 +1,13 @@
-"""The agent daemon (``nodeagent run``): keep this node true to the document the coordinator signed.
+"""The agent (``nodeagent run`` runs one): keep this node true to the document the coordinator signed.
 
 It enforces its last accepted document at once (it works with no broker), then
 pulls its document, heartbeats with health and status, applies pushed documents,
-answers plans, and resyncs periodically. One worker (the main loop) reconciles,
+answers plans, and resyncs periodically. One worker (the loop thread) reconciles,
 so two reconciles never run at once; RPC threads only queue work or read.
+
+An agent is an object, not a process: ``start()`` and ``stop()`` work from any thread,
+signals belong to the process that hosts it (``nodeagent run``), and its transports
+may be handed in and shared, so one process can host many agents.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import json
 import logging
 import queue
 import random
-import signal
 import threading
 import time
 from dataclasses import replace
@@ -26,10 +29,10 @@ from nodeagent.wire import box, rpc as messaging, trust
 from nodeagent.wire.messages import (AgentStatus, DriftEvent, Event, Malformed, Plan, Refusal, Report, ReportAnswer,
                                      Request, new_id)
 
-from nodeagent.kit import config, files, loading, metrics
+from nodeagent.kit import config, files, loading
 
 from nodeagent.node import facts
-from nodeagent.kit.daemon import sd_notify
+from nodeagent.kit.daemon import HostLogger, bind_host, sd_notify
 from nodeagent.node.drift import DriftGuard, Spool
 from nodeagent.node.enforcer import Enforcer
 from nodeagent.node.engine import Engine
@@ -47,27 +50,29 @@ WORK_QUEUE = 2000  # pushes and wake-ups waiting for the main loop
 
 
 class Agent:
-    """One node's agent; ``run()`` is the daemon, the other methods are its parts."""
+    """One node's agent: ``start()`` it, ``stop()`` it; ``run()`` does both around the caller's wait.
 
-    def __init__(self, conf: cfg.ConfigOpts):
+    ``transport`` (RPC) and ``notification_transport`` may be shared by many agents of one fleet
+    (made from a configuration with the same transport_url and control_exchange); by default the
+    agent makes its own, on first use, and closes them when it stops. The constructor only
+    remembers: no directory, key, thread or connection is made before ``start()``.
+    """
+
+    def __init__(self, conf: cfg.ConfigOpts, transport: Any = None, notification_transport: Any = None):
         messaging.register_opts(conf)
         self.conf = conf
         self.host = conf.host
+        self.log = HostLogger(LOG, self.host)
         self.state_dir = Path(conf.state_dir)
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for name in ("document.json", "status.json"):  # what a kill in the middle of a write left
-            files.remove_leftovers(self.state_dir / name)
         self.node_key_path = Path(conf.node_key or self.state_dir / "node.key")
-        self.node_key = trust.load_or_create_key(self.node_key_path)
-        # Documents come encrypted for this key; the previous one (after a re-key) still opens the cache.
-        self.box_keys = [box.load_or_create_key(path) for path in box_key_paths(self.state_dir)
-                         if path.exists() or path == self.state_dir / "node.box"]
-        self.sequence = Sequence(self.state_dir / "sequence")
+        self.node_key = None  # the keys, the sequence and the spool are read (or made) by prepare()
+        self.box_keys: list[Any] = []
+        self.sequence: Sequence | None = None
+        self.spool: Spool | None = None
         self.reply_refused = False
         self.registry = DriverRegistry.from_entry_points()
         self.ctx = config.make_context(conf, conf.root, conf.netns)
         self.metrics = AgentMetrics()
-        self.spool = Spool(self.state_dir / "spool")
         guard = DriftGuard(conf.drift_contested_count, conf.drift_contested_window, conf.drift_backoff)
         self.enforcer = Enforcer(self.host, Engine(self.registry, self.ctx), self.state_dir, guard,
                                  conf.debounce, self.record, self.notify, self.metrics)
@@ -75,16 +80,37 @@ class Agent:
         self.work: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=WORK_QUEUE)
         self.enforcer.wake = lambda: self.queue_work("touch", None)
         self.stopping = threading.Event()
+        self.stopped = threading.Event()
+        self.failed = False  # the loop ended on an error (the process hosting the agent exits non-zero)
         self.report_soon = threading.Event()
         self.server = None
         self.connected: bool | None = None  # None: not tried yet
         self.facts_sent: str | None = None
-        self._transport = None
+        self._transport = transport
+        self._notification_transport = notification_transport
+        self._own_transports: list[Any] = []  # made here on first use: closed by stop()
         self._notifier = None
         self._lock = threading.Lock()
-        # Notifications leave from a thread of their own: the main loop only queues them.
-        self.notifications = Outbox(self._send_notification, name="notifications")
+        self._life = threading.Lock()  # start() and stop() against each other, and the server's handover
+        self._loop: threading.Thread | None = None
+        self._talker: threading.Thread | None = None
+        # Notifications leave from a thread of their own (made by start()): the loop only queues them.
+        self.notifications: Outbox | None = None
         self.refusals = RefusalLog(self._record_refusal)
+
+    def prepare(self) -> None:
+        """The state directory, the keys (made on first use), the sequence and the event spool."""
+        if self.spool is not None:
+            return
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for name in ("document.json", "status.json"):  # what a kill in the middle of a write left
+            files.remove_leftovers(self.state_dir / name)
+        self.node_key = trust.load_or_create_key(self.node_key_path)
+        # Documents come encrypted for this key; the previous one (after a re-key) still opens the cache.
+        self.box_keys = [box.load_or_create_key(path) for path in box_key_paths(self.state_dir)
+                         if path.exists() or path == self.state_dir / "node.box"]
+        self.sequence = Sequence(self.state_dir / "sequence")
+        self.spool = Spool(self.state_dir / "spool")
 
     # -- trust -----------------------------------------------------------------------------------
     @property
@@ -107,7 +133,7 @@ class Agent:
                 raise
         payload = trust.unseal(sealed, trust.public_from_text(new))
         self.rotated_key_path.write_text(new + "\n")
-        LOG.warning("the coordinator rotated its signing key: now trusting %s", new)
+        self.log.warning("the coordinator rotated its signing key: now trusting %s", new)
         self.record("coordinator.rekeyed", f"now trusting {new}")
         return payload
 
@@ -154,9 +180,9 @@ class Agent:
     def refuse(self, what: str, reason: str) -> None:
         """Logged each time; recorded and notified once per kind of refusal per minute, with a count."""
         if self.refusals.refuse(f"{what}: {category(reason)}", self.host, "state.refused", f"{what}: {reason}"):
-            LOG.warning("refused %s: %s", what, reason)
+            self.log.warning("refused %s: %s", what, reason)
         else:
-            LOG.debug("refused %s: %s", what, reason)
+            self.log.debug("refused %s: %s", what, reason)
 
     def _record_refusal(self, node: str | None, kind: str, detail: str) -> None:
         self.record(kind, detail)
@@ -174,8 +200,8 @@ class Agent:
             with self._lock:
                 self.spool.append(event)
         except OSError as exc:
-            LOG.error("state directory %s: event %s not spooled (%s): %s", self.state_dir, kind,
-                      exc.strerror or exc, detail[:200])
+            self.log.error("state directory %s: event %s not spooled (%s): %s", self.state_dir, kind,
+                           exc.strerror or exc, detail[:200])
             return
         self.metrics.spooled.set(len(self.spool))
         self.report_soon.set()
@@ -195,7 +221,7 @@ class Agent:
         except (trust.Refused, InvalidDocument, OSError) as exc:
             self.refuse("cached document", str(exc))
             return
-        LOG.info("enforcing cached document, generation %d", document.generation)
+        self.log.info("enforcing cached document, generation %d", document.generation)
         self.enforcer.apply_document(document, "start")
 
     def accept(self, sealed: dict[str, Any]) -> None:
@@ -223,19 +249,23 @@ class Agent:
     # -- talking to the coordinator --------------------------------------------------------------
     @property
     def coordinator(self) -> messaging.CoordinatorAPI:
-        if self._transport is None:
-            self._transport = messaging.rpc_transport(self.conf)
         # A heartbeat answered later than two intervals is as good as lost: try again next time.
         timeout = max(1, min(self.conf.rpc_response_timeout, 2 * self.conf.report_interval))
-        return messaging.CoordinatorAPI(self._transport, timeout=timeout)
+        return messaging.CoordinatorAPI(self._rpc_transport(), timeout=timeout)
 
     def notify(self, event_type: str, payload: dict[str, Any]) -> None:
-        """Queue a notification; never waits (a broker outage costs notifications, never enforcement)."""
-        self.notifications.put(event_type, payload)
+        """Queue a notification; never waits (a broker outage costs notifications, never enforcement).
+        Before start() (an agent used only to check messages) there is no one to send it: dropped."""
+        if self.notifications is not None:
+            self.notifications.put(event_type, payload)
 
     def _send_notification(self, event_type: str, payload: dict[str, Any]) -> None:
         if self._notifier is None:
-            self._notifier = messaging.notifier(self.conf, f"nodeagent.{self.host}", retry=1)
+            if self._notification_transport is None:
+                self._notification_transport = messaging.notification_transport(self.conf)
+                self._own_transports.append(self._notification_transport)
+            self._notifier = messaging.notifier(self.conf, f"nodeagent.{self.host}", retry=1,
+                                                transport=self._notification_transport)
         self._notifier.info({}, event_type, payload)
 
     def report(self, include_facts: bool = False) -> ReportAnswer | None:
@@ -289,12 +319,14 @@ class Agent:
             self.work.put_nowait((kind, item))
             return True
         except queue.Full:
-            LOG.debug("work queue full: %s dropped", kind)
+            self.log.debug("work queue full: %s dropped", kind)
             return False
 
     def ask(self, method: str, request: Request) -> Any:
         """Call the coordinator with a signed, sequenced request; its answer if signed for this very request,
         else None (as if unreachable: nothing is acknowledged on an answer that cannot be trusted)."""
+        if self.stopping.is_set():  # stopped while a heartbeat was in flight: nothing more to say
+            return None
         sequence = self.sequence.next()
         previous = trust.previous_key_path(self.node_key_path)
         # re-keyed: the accepted key vouches for the new one
@@ -304,7 +336,7 @@ class Agent:
         try:
             sealed = getattr(self.coordinator, method)(trust.seal(request.to_dict(), self.node_key))
         except Exception as exc:
-            if self.connected is not False:
+            if self.connected is not False and not self.stopping.is_set():
                 LOG.warning("coordinator unreachable (working from the cached document): %s", exc)
             self.connected = False
             return None
@@ -356,18 +388,75 @@ class Agent:
         return trust.seal({"kind": "reply", "node": self.host, "request": trust.digest(request),
                            "answer": answer}, self.node_key)
 
-    # -- the daemon ------------------------------------------------------------------------------
+    # -- life: start, the loop, the talker, stop ---------------------------------------------------
+    def start(self) -> None:
+        """Enforce the cached document, then follow the coordinator, in threads of the agent's own.
+
+        Returns at once (from any thread; a second call does nothing). The loop thread reconciles
+        and keeps the systemd watchdog fed; the talker thread talks to the broker, whose calls may
+        block for as long as it is away.
+        """
+        with self._life:
+            if self.stopping.is_set():
+                raise RuntimeError(f"agent {self.host} was stopped: make a new one")
+            if self._loop is not None:
+                return
+            self.prepare()
+            self.notifications = Outbox(self._send_notification, name=f"notifications {self.host}")
+            self._loop = threading.Thread(target=self._run_loop, name=f"agent {self.host}", daemon=True)
+            self._talker = threading.Thread(target=self._talk, name=f"coordinator {self.host}", daemon=True)
+            self._loop.start()
+
     def run(self) -> None:
-        """Main thread: reconcile and keep the watchdog fed. A second thread talks to the broker,
-        whose calls may block for as long as it is away."""
-        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
-        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
-        signal.signal(signal.SIGHUP, lambda *_: self.queue_work("reload", None))
-        metrics.serve(self.metrics.registry, self.conf.metrics_address)
-        self.load_cached()
-        sd_notify(f"READY=1\nSTATUS={self.enforcer.status_line()}")
-        talker = threading.Thread(target=self._talk, name="coordinator", daemon=True)
-        talker.start()
+        """``start()``, then wait in the calling thread until ``stop()`` (called from another thread)."""
+        self.start()
+        self.stopped.wait()
+
+    def reload(self) -> None:
+        """Read the configuration files again (SIGHUP), in the loop, between two reconciles."""
+        self.queue_work("reload", None)
+
+    def stop(self) -> None:
+        """Stop promptly, from any thread, any number of times; returns once stopped.
+
+        The loop ends after the reconcile in hand, the RPC server stops listening, queued
+        notifications get a short chance to leave, and the transports the agent made itself
+        are closed (shared ones are their owner's). A call to the coordinator in flight is not
+        waited for: it ends by its own timeout and its answer is dropped.
+        """
+        with self._life:
+            first = not self.stopping.is_set()
+            self.stopping.set()
+            server, self.server = self.server, None
+        if not first:
+            self.stopped.wait()
+            return
+        self.queue_work("stop", None)
+        self.report_soon.set()  # wakes the talker
+        if self._loop is not None and self._loop is not threading.current_thread():
+            self._loop.join()
+        steps = [server.stop, server.wait] if server is not None else []
+        steps += [self.notifications.stop] if self.notifications is not None else []
+        if not messaging.within(messaging.STOP_WAIT, *steps, *(t.cleanup for t in self._own_transports)):
+            self.log.warning("stopped; the broker connections close by themselves once it is back")
+        self.stopped.set()
+        self.log.info("stopped")
+
+    def _run_loop(self) -> None:
+        bind_host(self.host)
+        try:
+            self.load_cached()
+            sd_notify(f"READY=1\nSTATUS={self.enforcer.status_line()}")
+            self._talker.start()
+            self._loop_until_stopped()
+        except Exception:  # the process hosting this agent hears of it: stopped, with the reason
+            self.log.exception("the agent's loop failed")
+            self.failed = True
+            threading.Thread(target=self.stop, name=f"stop {self.host}", daemon=True).start()
+        finally:
+            self.enforcer.stop_watches()
+
+    def _loop_until_stopped(self) -> None:
         next_resync = time.monotonic() + self._resync_delay()
         while not self.stopping.is_set():
             sd_notify("WATCHDOG=1")
@@ -390,37 +479,38 @@ class Agent:
                 self.report_soon.set()  # tell the coordinator at once
             elif kind == "reload":
                 self._reload()
-        self.enforcer.stop_watches()
-        self.notifications.stop()
-        self._server_stop()
-        LOG.info("stopped")
 
     def _talk(self) -> None:
         """Listen for the coordinator, heartbeat, and pull when told to or after a reconnect."""
-        while not self.stopping.is_set() and self.server is None:
-            self.server = self._start_server()
-            if self.server is None:
-                self.stopping.wait(self.conf.report_interval)
+        bind_host(self.host)
+        while not self.stopping.is_set() and not self._listen():
+            self.stopping.wait(self.conf.report_interval)
         while not self.stopping.is_set():
             self.report()
             self.report_soon.wait(self.conf.report_interval)
             self.report_soon.clear()
 
-    def _start_server(self):
+    def _listen(self) -> bool:
+        """Start the RPC server; False when the broker cannot be reached yet."""
         try:
-            if self._transport is None:
-                self._transport = messaging.rpc_transport(self.conf)
-            server = messaging.agent_server(self._transport, self.host, self)
+            server = messaging.agent_server(self._rpc_transport(), self.host, self)
             server.start()
-            return server
         except Exception as exc:
-            LOG.warning("cannot listen for the coordinator yet: %s", exc)
-            return None
+            if not self.stopping.is_set():
+                self.log.warning("cannot listen for the coordinator yet: %s", exc)
+            return False
+        with self._life:
+            if not self.stopping.is_set():
+                self.server = server
+                return True
+        messaging.within(messaging.STOP_WAIT, server.stop, server.wait)  # stop() came while it was starting
+        return True
 
-    def _server_stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-            self.server.wait()
+    def _rpc_transport(self) -> Any:
+        if self._transport is None:
+            self._transport = messaging.rpc_transport(self.conf)
+            self._own_transports.append(self._transport)
+        return self._transport
 
     def _resync_delay(self) -> float:
         return self.conf.resync_interval * random.uniform(0.9, 1.0)
@@ -428,10 +518,10 @@ class Agent:
     def _reload(self) -> None:
         try:
             self.conf.reload_config_files()
-            LOG.info("configuration reloaded: report_interval %d, resync_interval %d",
-                     self.conf.report_interval, self.conf.resync_interval)
+            self.log.info("configuration reloaded: report_interval %d, resync_interval %d",
+                          self.conf.report_interval, self.conf.resync_interval)
         except Exception as exc:
-            LOG.error("configuration not reloaded: %s", exc)
+            self.log.error("configuration not reloaded: %s", exc)
 
 
 def box_key_paths(state_dir: Path) -> list[Path]:

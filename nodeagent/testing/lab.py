@@ -385,17 +385,17 @@ class Fleet:
         if process is None:
             return None
         process.send_signal(sig)
-        try:
-            return process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            return process.wait(5)
+        return _reap(process)
 
     def close(self) -> None:
         from nodeagent.kit import ovsdb
 
-        for name in sorted(self.processes, key=lambda n: n == "coordinator"):  # agents first
-            self.stop(name)
+        agents = [name for name in self.processes if name != "coordinator"]
+        for name in agents:  # all at once, so that their stops overlap; the coordinator after them
+            self.processes[name].send_signal(signal.SIGTERM)
+        for name in agents:
+            _reap(self.processes.pop(name))
+        self.stop("coordinator")
         for systemd in self.systemds.values():  # first: a node's services must not outlive its namespace
             systemd.stop()
         for node in self.nodes.values():
@@ -407,6 +407,15 @@ class Fleet:
 
         for user in getattr(self, "broker_users", []):
             brokeraccess.delete_user(user)
+
+
+def _reap(process: subprocess.Popen) -> int:
+    """Its exit status, once it has exited (killed after 15 s)."""
+    try:
+        return process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait(5)
 
 
 def main(argv: list[str] | None = None) -> int:

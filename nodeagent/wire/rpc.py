@@ -34,8 +34,9 @@ RabbitMQ names a topic's queues after the topic alone, whatever the exchange: wi
 
 from __future__ import annotations
 
+import threading
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 with warnings.catch_warnings():  # oslo.messaging imports eventlet via oslo.service and warns
     warnings.simplefilter("ignore")
@@ -66,11 +67,36 @@ def rpc_transport(conf: cfg.ConfigOpts) -> oslo_messaging.Transport:
     return oslo_messaging.get_rpc_transport(conf)
 
 
-def notifier(conf: cfg.ConfigOpts, publisher: str, retry: int | None = None) -> oslo_messaging.Notifier:
-    """``retry``: connection retries per notification (None: forever, only for callers that may wait)."""
-    transport = oslo_messaging.get_notification_transport(conf)
+def notification_transport(conf: cfg.ConfigOpts) -> oslo_messaging.Transport:
+    return oslo_messaging.get_notification_transport(conf)
+
+
+def notifier(conf: cfg.ConfigOpts, publisher: str, retry: int | None = None,
+             transport: oslo_messaging.Transport | None = None) -> oslo_messaging.Notifier:
+    """``retry``: connection retries per notification (None: forever, only for callers that may wait);
+    ``transport``: a notification transport to share (default: a new one)."""
+    transport = transport or notification_transport(conf)
     return oslo_messaging.Notifier(transport, publisher_id=publisher, driver="messagingv2",
                                    topics=[topic(conf, NOTIFICATION_TOPIC)], retry=retry)
+
+
+STOP_WAIT = 1.0  # seconds a stop waits for the broker's side of it (at most 0.5 s when the broker is there)
+
+
+def within(seconds: float, *steps: Callable[[], Any]) -> bool:
+    """Run ``steps`` one after the other in a thread of their own; True if all were done within ``seconds``.
+
+    For stopping an RPC server (``stop``, ``wait``) and a transport (``cleanup``): with the broker
+    away, oslo.messaging's listeners are busy reconnecting and look at their stop flag only once
+    connected again. A process that is stopping leaves them to finish by themselves (daemon thread).
+    """
+    def run() -> None:
+        for step in steps:
+            step()
+    thread = threading.Thread(target=run, name="stopping", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return not thread.is_alive()
 
 
 def rpc_server(transport: oslo_messaging.Transport, target: oslo_messaging.Target,
