@@ -10,7 +10,7 @@ from pathlib import Path
 
 from nodeagent.testing.lab import Fleet, LabSystemd
 from tests.conftest import REPO
-from tests.functional.test_fleet import wait_until
+from nodeagent.testing.waiting import wait_until
 from tests.functional.test_systemd import DNSMASQ
 
 

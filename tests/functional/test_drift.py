@@ -15,7 +15,7 @@ import yaml
 
 from nodeagent.testing.lab import Fleet
 from tests.drift_kinds import DOCUMENT, KINDS, edit, root
-from tests.functional.test_fleet import wait_until
+from nodeagent.testing.waiting import wait_until
 
 class Receiver(BaseHTTPRequestHandler):
     received: list[dict] = []

@@ -17,20 +17,11 @@ from nodeagent.kit import config
 
 from nodeagent.wire import rpc as messaging, trust
 from nodeagent.testing.lab import Fleet
+from nodeagent.testing.waiting import wait_until
 from tests.conftest import EXAMPLES
 from tests.relay import Relay
 
 DOCUMENT = {k: v for k, v in yaml.safe_load((EXAMPLES / "network-node.yaml").read_text()).items() if k != "node"}
-
-
-def wait_until(check, timeout: float = 20.0, step: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"not reached within {timeout} s: {check.__doc__ or check}")
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import subprocess
 import pytest
 
 from nodeagent.testing import labguide
-from nodeagent.testing.labcloud import wait_until
+from nodeagent.testing.waiting import wait_until
 from nodeagent.testing.labguide import Deployment, deployed
 
 ALIVE_TIMEOUT = 300

@@ -12,7 +12,7 @@ import pytest
 
 from nodeagent.testing.lab import Fleet
 from tests.conftest import REPO
-from tests.functional.test_fleet import wait_until
+from nodeagent.testing.waiting import wait_until
 
 SECRETS = {"RABBIT_PASS": "rabbit-s3cret", "NEUTRON_PASS": "neutron-s3cret", "NEUTRON_DBPASS": "db-s3cret", "ADMIN_PASS": "admin-s3cret",
            "NOVA_PASS": "nova-s3cret", "METADATA_SECRET": "metadata-s3cret"}

@@ -26,7 +26,7 @@ from nodeagent.kit import config
 from nodeagent.wire import rpc as messaging, trust
 from nodeagent.testing.lab import Fleet
 from tests.conftest import run_cli
-from tests.functional.test_fleet import wait_until
+from nodeagent.testing.waiting import wait_until
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672//"
 OLD, NEW = "0ld-Rabbit-S3cret-7731", "n3w-Rabbit-S3cret-9902"

@@ -13,7 +13,7 @@ from nodeagent.kit.errors import InvalidDocument
 from nodeagent.testing.lab import STAND_IN_UNIT, LabSystemd
 from nodeagent.kit.result import Status
 from tests.functional.helpers import details, reconcile
-from tests.functional.test_fleet import wait_until
+from nodeagent.testing.waiting import wait_until
 
 
 
