@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 
 from nodeagent.kit.context import Context
 from nodeagent.kit.metrics import AgentMetrics
