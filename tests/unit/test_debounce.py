@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 
-
 from nodeagent.kit.context import Context
 from nodeagent.kit.metrics import AgentMetrics
 from nodeagent.kit.model import parse_document
