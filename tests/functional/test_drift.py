@@ -10,7 +10,6 @@ re-enforcement touch "provider")."""
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 import urllib.request
@@ -20,6 +19,7 @@ import pytest
 import yaml
 
 from nodeagent.testing.lab import Fleet
+from nodeagent.testing.labcloud import free_port
 from tests.drift_kinds import DOCUMENT, KINDS, edit, root
 from nodeagent.testing.waiting import wait_until
 
@@ -37,12 +37,6 @@ class Receiver(BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
