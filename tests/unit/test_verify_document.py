@@ -30,7 +30,8 @@ def agent(tmp_path, coordinator_key):
                          f"coordinator_public_key = {tmp_path / 'coordinator.pub'}\nbackup_dir =\n")
     agent = Agent(config.make_conf([str(conf_file)]))
     yield agent
-    agent.enforcer.stop_watches()
+    agent.enforcer.stop_watches()  # no thread of this test outlives it
+    agent.notifications.stop()
 
 
 def document(node: str = "n1", generation: int = 1, resources: list | None = None) -> dict:
