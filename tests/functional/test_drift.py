@@ -23,6 +23,9 @@ from nodeagent.testing.labcloud import free_port
 from tests.drift_kinds import DOCUMENT, KINDS, edit, root
 from nodeagent.testing.waiting import wait_until
 
+# The first test to run also starts the shared fleet (a minute or two on a loaded machine).
+pytestmark = pytest.mark.timeout(600)
+
 CONTESTED_COUNT = 5  # corrections within the window that make a resource contested
 BACKOFF = 15  # s: long enough for the test to see the agent leave the contested file alone
 

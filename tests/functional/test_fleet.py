@@ -22,6 +22,9 @@ from nodeagent.testing.waiting import wait_until
 from tests.conftest import EXAMPLES
 from tests.relay import Relay
 
+# The first test to run also starts the shared fleet (a minute or two on a loaded machine).
+pytestmark = pytest.mark.timeout(600)
+
 DOCUMENT = {k: v for k, v in yaml.safe_load((EXAMPLES / "network-node.yaml").read_text()).items() if k != "node"}
 
 

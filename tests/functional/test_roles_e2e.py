@@ -19,6 +19,8 @@ from nodeagent.testing.lab import Fleet
 from tests.conftest import REPO
 from nodeagent.testing.waiting import wait_until
 
+# The first test to run also starts the shared fleet (a minute or two on a loaded machine).
+pytestmark = pytest.mark.timeout(600)
 SECRETS = {"RABBIT_PASS": "rabbit-s3cret", "NEUTRON_PASS": "neutron-s3cret", "NEUTRON_DBPASS": "db-s3cret", "ADMIN_PASS": "admin-s3cret",
            "NOVA_PASS": "nova-s3cret", "METADATA_SECRET": "metadata-s3cret"}
 ADDRESSES = {"controller": "198.18.3.11/24", "network1": "198.18.3.21/24", "compute1": "198.18.3.31/24"}
