@@ -7,13 +7,14 @@
 # --randomly-seed=N) and in parallel: NODEAGENT_TEST_WORKERS processes (pytest-xdist, default 3; 0 runs
 # in this process), each taking whole files (--dist loadfile), so a module's fleet stays in one worker.
 # Most of the suite waits on real services, not on the two cores: more workers than cores pays.
+# The files that take many minutes go first (tests/conftest.py LONG_FILES; xdist would order by test count).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 workers=${NODEAGENT_TEST_WORKERS:-3}
 parallel=()
 if [ "$workers" != 0 ]; then
-    parallel=(-n "$workers" --dist loadfile)
+    parallel=(-n "$workers" --dist loadfile --no-loadscope-reorder)  # long files first: tests/conftest.py
 fi
 .venv/bin/python -m pytest "${parallel[@]}" "$@"
 status=$?
