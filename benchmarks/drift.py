@@ -25,6 +25,7 @@ import psutil  # noqa: E402
 import yaml  # noqa: E402
 
 from nodeagent.testing.lab import Fleet  # noqa: E402
+from nodeagent.testing.waiting import wait_until  # noqa: E402
 from tests.drift_kinds import DOCUMENT, KINDS  # noqa: E402
 
 
@@ -34,13 +35,8 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def wait(check, timeout: float = 10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.002)
-    raise TimeoutError("not reached")
+    """The benchmark polls every 2 ms: the figures are latencies."""
+    return wait_until(check, timeout, step=0.002)
 
 
 def main() -> None:

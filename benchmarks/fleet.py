@@ -33,6 +33,7 @@ from nodeagent.kit import config  # noqa: E402
 from nodeagent.wire import rpc as messaging, trust
 from nodeagent.fleet.coordinator import Coordinator  # noqa: E402
 from nodeagent.testing.lab import Fleet  # noqa: E402
+from nodeagent.testing.waiting import wait_until  # noqa: E402
 
 KOMBU_IDLE = """
 import kombu, time
@@ -54,11 +55,8 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def wait(check, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError("benchmark fleet did not get there")
-        time.sleep(0.002)
+    """The benchmark polls every 2 ms: the figures are latencies."""
+    wait_until(check, timeout, step=0.002)
 
 
 def idle_cost(pid: int, seconds: float) -> tuple[float, float]:

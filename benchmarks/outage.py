@@ -24,7 +24,7 @@ warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 import yaml  # noqa: E402
 
 from nodeagent.testing.lab import Fleet  # noqa: E402
-from nodeagent.testing.labcloud import wait_until  # noqa: E402
+from nodeagent.testing.waiting import wait_until  # noqa: E402
 from tests.relay import Relay  # noqa: E402
 
 DOCUMENT = {"resources": [{"id": "neutron-conf", "driver": "ini", "path": "/etc/neutron/neutron.conf",

@@ -2,10 +2,21 @@
 # Run the whole test suite (unit and functional, real RabbitMQ / Open vSwitch / namespaces).
 # Sets the machine up first (scripts/setup.sh is quick when everything is there).
 # Extra arguments go to pytest, e.g. scripts/test.sh tests/unit -k ini
+#
+# Tests run in random order (pytest-randomly; it prints the seed: rerun one order with -p randomly
+# --randomly-seed=N) and in parallel: NODEAGENT_TEST_WORKERS processes (pytest-xdist, default 3; 0 runs
+# in this process), each taking whole files (--dist loadfile), so a module's fleet stays in one worker.
+# Most of the suite waits on real services, not on the two cores: more workers than cores pays.
+# The files that take many minutes go first (tests/conftest.py LONG_FILES; xdist would order by test count).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
-.venv/bin/python -m pytest "$@"
+workers=${NODEAGENT_TEST_WORKERS:-3}
+parallel=()
+if [ "$workers" != 0 ]; then
+    parallel=(-n "$workers" --dist loadfile --no-loadscope-reorder)  # long files first: tests/conftest.py
+fi
+.venv/bin/python -m pytest "${parallel[@]}" "$@"
 status=$?
 if [ "$status" -eq 5 ]; then
     echo "pytest collected no tests: that is a failure" >&2

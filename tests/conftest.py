@@ -77,3 +77,13 @@ def lab(tmp_path: Path):
 
 def lab_context(node, root: Path | None = None) -> Context:
     return Context(root=root or Path("/nonexistent-root"), netns=node.name, ovsdb=node.ovsdb)
+
+
+# Files that take many minutes (a real OpenStack deployment, a three-node fleet): handed out first, so the
+# parallel workers of scripts/test.sh do not end the run waiting on one of them started last. Everything
+# else keeps pytest-randomly's order (it shuffles before this hook; the sort is stable).
+LONG_FILES = ("test_real_neutron.py", "test_real_neutron_two_node.py", "test_roles_e2e.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.path.name not in LONG_FILES)

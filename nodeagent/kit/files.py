@@ -1,8 +1,9 @@
 """Managed files: what they look like now, and replacing them safely.
 
-Shared by every driver that writes a file (ini, file, sysctl's persisted values):
-content is replaced atomically (temporary file in the same directory, fsync,
-rename), mode and owner are kept or set, the previous version is kept aside.
+Shared by every driver that writes a file (ini, file, sysctl's persisted values) and by the agent's and
+the coordinator's own state (keys, vault, report sequence, cache, status, drift spool): content is replaced
+by the one atomic write (``write_private`` / ``_replace``: temporary file in the same directory, fsync,
+rename, fsync of the directory), mode and owner are kept or set, the previous version is kept aside.
 """
 
 from __future__ import annotations
@@ -158,16 +159,16 @@ def write_atomic(path: Path, content: bytes, mode: int | None = None, owner: str
         write_backup(backup, found, found.mode & mode)
     try:
         _replace(path, content, mode, uid, gid, before_rename=unchanged)
-        sync_directory(path.parent)
     except OSError as exc:
         raise os_error(exc, f"cannot write '{path}'") from None
 
 
 def _replace(path: Path, data: bytes, mode: int, uid: int | None = None, gid: int | None = None,
              before_rename: Callable[[], None] | None = None) -> None:
-    """Temporary file beside ``path`` (made 0600, then given its mode and owner before any data),
-    fsync, rename over ``path``. The rename replaces whatever is at ``path``, a link included, never
-    following it; on any failure the temporary file is removed and ``path`` is as it was."""
+    """The one atomic write: temporary file beside ``path`` (made 0600, then given its mode and owner
+    before any data), fsync, rename over ``path``, fsync of the directory so the rename survives a crash
+    too. The rename replaces whatever is at ``path``, a link included, never following it; on any failure
+    before the rename the temporary file is removed and ``path`` is as it was."""
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
@@ -183,10 +184,12 @@ def _replace(path: Path, data: bytes, mode: int, uid: int | None = None, gid: in
     except BaseException:
         _discard(temporary)
         raise
+    sync_directory(path.parent)
 
 
 def write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace one of the agent's own state files (cache, status, spool) atomically.
+    """Replace one of nodeagent's own state files (keys, vault, sequence, cache, status, spool) atomically
+    and durably (the spool promises that no drift event is lost, even across a power cut).
 
     On failure (a full disk) the old file stays whole, no temporary file is left, and the
     OSError is raised for the caller to report.

@@ -132,7 +132,7 @@ class Agent:
             if not isinstance(new, str) or not trust.endorses(trusted, sealed.get("endorsement"), new, "rotate"):
                 raise
         payload = trust.unseal(sealed, trust.public_from_text(new))
-        self.rotated_key_path.write_text(new + "\n")
+        files.write_private(self.rotated_key_path, (new + "\n").encode(), 0o644)
         self.log.warning("the coordinator rotated its signing key: now trusting %s", new)
         self.record("coordinator.rekeyed", f"now trusting {new}")
         return payload

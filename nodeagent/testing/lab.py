@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nodeagent.testing.waiting import wait_until
+
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 _namespaces = itertools.count()
 
@@ -206,16 +208,16 @@ class LabSystemd:
                                          "--propagation", "private", str(script)],
                                         stdout=open(self.directory / "systemd.log", "ab"), stderr=subprocess.STDOUT,
                                         preexec_fn=lambda: _enter(self.cgroups))
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            children = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
-            if children.stdout.strip():
-                self.pid = int(children.stdout.split()[0])
-                state = subprocess.run([*self.systemctl, "is-system-running"], capture_output=True, text=True)
-                if state.stdout.strip() in ("running", "degraded"):
-                    return self
-            time.sleep(0.1)
-        raise RuntimeError(f"systemd did not start (see {self.directory / 'systemd.log'})")
+        wait_until(self._running, 30, f"systemd started (see {self.directory / 'systemd.log'})", step=0.1)
+        return self
+
+    def _running(self) -> bool:
+        children = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
+        if not children.stdout.strip():
+            return False
+        self.pid = int(children.stdout.split()[0])
+        state = subprocess.run([*self.systemctl, "is-system-running"], capture_output=True, text=True)
+        return state.stdout.strip() in ("running", "degraded")
 
     def stop(self) -> None:
         if self.pid:

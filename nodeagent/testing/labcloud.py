@@ -29,16 +29,14 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TypeVar
 
 from nodeagent.testing.lab import STAND_IN_UNIT, LabSystemd
+from nodeagent.testing.waiting import wait_until
 
-T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[2]
 VENVS = REPO / ".venvs"
 KEYSTONE_SERIES = "2025.2"   # one Keystone serves every lab; its API (v3) does not change with the series
@@ -371,15 +369,3 @@ def _http_ok(url: str) -> bool:
             return answer.status < 500
     except (urllib.error.URLError, OSError):
         return False
-
-
-def wait_until(check: Callable[[], T], timeout: float, what: str, step: float = 0.5) -> T:
-    """``check()``'s first true value, or TimeoutError naming ``what``: the lab's one way to wait."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
-        time.sleep(step)

@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from nodeagent.testing.lab import Fleet
-from nodeagent.testing.labcloud import LabCloud, wait_until
+from nodeagent.testing.labcloud import LabCloud
+from nodeagent.testing.waiting import NotReached, wait_until
 from nodeagent.fleet.neutroncheck import AgentCheck, NeutronClient, compare, expected_agents
 
 REPO = Path(__file__).resolve().parents[2]
@@ -172,12 +172,13 @@ class Deployment:
 
     def wait_alive(self, timeout: float = 300) -> list[AgentCheck]:
         """Neutron's view once every expected agent is alive, or at the timeout (the caller asserts)."""
-        deadline = time.monotonic() + timeout
-        while True:
+        def alive() -> list[AgentCheck] | None:
             checks = self.checks()
-            if all(c.ok for c in checks) or time.monotonic() > deadline:
-                return checks
-            time.sleep(2)
+            return checks if all(c.ok for c in checks) else None
+        try:
+            return wait_until(alive, timeout, "every expected Neutron agent alive", step=2)
+        except NotReached:
+            return self.checks()
 
     def close(self) -> None:
         if self.fleet is not None:

@@ -3,10 +3,11 @@ the last it accepted, so a sniffed report replayed later is refused."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
+
+from nodeagent.kit import files
 
 
 class Sequence:
@@ -24,10 +25,5 @@ class Sequence:
     def next(self) -> int:
         with self._lock:
             self.value = max(self.value + 1, int(time.time() * 1000))
-            temporary = self.path.with_suffix(".tmp")
-            with open(temporary, "w") as stream:
-                stream.write(str(self.value))
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, self.path)
+            files.write_private(self.path, str(self.value).encode())
             return self.value

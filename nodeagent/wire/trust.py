@@ -18,6 +18,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from nodeagent.kit import files
+
 
 class Refused(Exception):
     """A message that must not be acted on; the text says why, for logs, events and reports."""
@@ -43,11 +45,8 @@ def write_private_key(key: Ed25519PrivateKey, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as stream:
-        stream.write(pem)
-    public_path = path.with_suffix(".pub")
-    public_path.write_text(public_text(key.public_key()) + "\n")
+    files.write_private(path, pem)
+    files.write_private(path.with_suffix(".pub"), (public_text(key.public_key()) + "\n").encode(), 0o644)
 
 
 def read_private_pem(path: str | Path, kind: type) -> Any:

@@ -21,20 +21,11 @@ from nodeagent.kit import config
 from nodeagent.kit.daemon import HostFilter
 from nodeagent.node.agent import Agent
 from nodeagent.testing.lab import Fleet
+from nodeagent.testing.waiting import wait_until
 from nodeagent.wire import rpc
 
 NAMES = ("sim-a", "sim-b", "sim-c")
 BROKER_PORT = 5672
-
-
-def wait_until(check, timeout: float = 30.0, step: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"not reached within {timeout} s: {check.__doc__ or check}")
 
 
 def broker_ports() -> set[int]:
@@ -117,7 +108,7 @@ def test_three_agents_share_a_transport_converge_name_their_hosts_and_stop(fleet
         def listed():
             """every agent reported"""
             return set(NAMES) <= {row["Host"] for row in json.loads(fleet.ctl("node", "list", "-f", "json").stdout)}
-        wait_until(listed)
+        wait_until(listed, timeout=30)
         for name in NAMES:
             document = {"resources": [{"id": "conf", "driver": "ini", "path": "/etc/neutron/neutron.conf",
                                        "settings": {"DEFAULT": {"host": name}}}]}
@@ -128,7 +119,7 @@ def test_three_agents_share_a_transport_converge_name_their_hosts_and_stop(fleet
             """every node converged on its own document"""
             rows = {row["Host"]: row for row in json.loads(fleet.ctl("node", "list", "-f", "json").stdout)}
             return all(rows[n]["Generation"] == "1/1" and rows[n]["State"] == "converged" for n in NAMES)
-        wait_until(converged)
+        wait_until(converged, timeout=30)
         for name in NAMES:
             assert f"host = {name}" in (fleet.directory / name / "root/etc/neutron/neutron.conf").read_text()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import time
 
 import pytest
 
@@ -11,6 +10,7 @@ from nodeagent.kit.context import Context
 from nodeagent.node.engine import Engine
 from nodeagent.kit.errors import InvalidDocument
 from nodeagent.kit.result import Status
+from nodeagent.testing.waiting import wait_until
 from tests.functional.helpers import reconcile
 
 PASSWORD = "db-s3cret-value"
@@ -27,10 +27,9 @@ def mariadb(tmp_path_factory):
                                "--skip-networking", "--user=root", f"--pid-file={directory}/mysqld.pid",
                                f"--log-error={directory}/error.log"])
     try:
-        deadline = time.monotonic() + 60
-        while subprocess.run(["mariadb", f"--socket={socket}", "-e", "SELECT 1"], capture_output=True).returncode:
-            assert time.monotonic() < deadline, (directory / "error.log").read_text()
-            time.sleep(0.2)
+        wait_until(lambda: subprocess.run(["mariadb", f"--socket={socket}", "-e", "SELECT 1"],
+                                          capture_output=True).returncode == 0, 60,
+                   f"MariaDB answering (see {directory / 'error.log'})")
         yield str(socket)
     finally:
         server.terminate()

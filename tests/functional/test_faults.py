@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from nodeagent.testing.lab import SCHEMA, Fleet, LabNode
-from tests.functional.test_fleet import wait_until
+from nodeagent.testing.waiting import wait_until
 
 DOCUMENT = {"resources": [
     {"id": "neutron-conf", "driver": "ini", "path": "/etc/neutron/neutron.conf",

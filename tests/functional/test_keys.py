@@ -10,7 +10,7 @@ import yaml
 
 from nodeagent.testing.lab import Fleet
 from tests.conftest import run_cli
-from tests.functional.test_fleet import wait_until
+from nodeagent.testing.waiting import wait_until
 
 
 def document(marker: str) -> dict:

@@ -8,7 +8,7 @@ import yaml
 
 from nodeagent.testing.lab import Fleet
 from tests.conftest import DATA, EXAMPLES, run_cli
-from tests.functional.test_fleet import wait_until
+from nodeagent.testing.waiting import wait_until
 
 DEAD = {"node": "n1", "generation": 1, "openstack_release": "2025.2", "resources": [
     {"id": "metadata-agent-ini", "driver": "ini", "path": "/etc/neutron/metadata_agent.ini",

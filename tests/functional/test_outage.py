@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from nodeagent.testing.lab import Fleet
-from tests.functional.test_fleet import wait_until
+from nodeagent.testing.waiting import wait_until
 from tests.relay import Relay
 
 DOCUMENT = {"resources": [

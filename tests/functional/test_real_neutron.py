@@ -16,7 +16,7 @@ import subprocess
 import pytest
 
 from nodeagent.testing import labguide
-from nodeagent.testing.labcloud import wait_until
+from nodeagent.testing.waiting import wait_until
 from nodeagent.testing.labguide import Deployment, deployed
 
 ALIVE_TIMEOUT = 300
@@ -52,6 +52,13 @@ def ini(deployment: Deployment, host: str, path: str) -> configparser.RawConfigP
     parser = configparser.RawConfigParser(strict=False)
     parser.read(deployment.fleet.directory / host / "root" / path.lstrip("/"))
     return parser
+
+
+def drift_records(deployment: Deployment, host: str, resource: str, state: str | None = None) -> list[dict]:
+    """The node's drift records of ``resource`` (in ``state``), oldest first: a test compares with what it
+    found at its start, so it sees its own drift whatever ran before it on the shared deployment."""
+    rows = json.loads(deployment.ctl("drift", "list", "--node", host, "-f", "json").stdout)
+    return [d for d in rows if d["Resource"] == resource and state in (None, d["State"])]
 
 
 def test_three_node_guide_every_agent_alive_in_neutron(three_node):
@@ -127,11 +134,11 @@ def test_a_drift_that_breaks_an_agent_is_corrected_and_the_agent_restarted(three
     pid_before = subprocess.run([*systemctl, "show", "-p", "MainPID", "--value", "neutron-openvswitch-agent"],
                                 capture_output=True, text=True).stdout.strip()
     text = path.read_text()
+    before = len(drift_records(three_node, "compute1", "agent-neutron-conf"))
     path.write_text(text.replace("@controller:5672/", "@nowhere.invalid:5672/"))
     wait_until(lambda: "nowhere.invalid" not in path.read_text(), 30, "the wrong transport_url corrected")
-    drift = wait_until(lambda: [d for d in json.loads(three_node.ctl("drift", "list", "--node", "compute1", "-f",
-                                                                    "json").stdout)
-                              if d["Resource"] == "agent-neutron-conf"], 60, "the drift record")
+    drift = wait_until(lambda: drift_records(three_node, "compute1", "agent-neutron-conf")[before:], 60,
+                       "the drift record")
     assert "nowhere.invalid" not in json.dumps(drift)  # transport_url is a secret: never shown
     wait_until(lambda: subprocess.run([*systemctl, "show", "-p", "MainPID", "--value", "neutron-openvswitch-agent"],
                                     capture_output=True, text=True).stdout.strip() not in ("0", pid_before), 120,
@@ -142,16 +149,17 @@ def test_a_drift_that_breaks_an_agent_is_corrected_and_the_agent_restarted(three
 def test_monitor_mode_reports_a_stopped_agent_and_verify_names_it(three_node):
     healthy(three_node)
     systemctl = three_node.fleet.systemds["compute1"].systemctl
+    left_before = len(drift_records(three_node, "compute1", "l2-agent", "left"))
+    dead_before = len(json.loads(three_node.ctl("events", "--node", "compute1", "--type", "neutron.agent.dead",
+                                                "-f", "json").stdout))
     try:
         three_node.ctl("var", "set", "--node", "compute1", "mode", "monitor")
         wait_until(lambda: (three_node.node("compute1")["status"] or {}).get("mode") == "monitor", 60,
                  "compute1 in monitor mode")
         subprocess.run([*systemctl, "stop", "neutron-openvswitch-agent"], check=True, capture_output=True,
                        timeout=60)
-        wait_until(lambda: [d for d in json.loads(three_node.ctl("drift", "list", "--node", "compute1", "-f",
-                                                               "json").stdout)
-                          if d["Resource"] == "l2-agent" and d["State"] == "left"], 60,
-                 "the stopped agent reported as drift, left as found")
+        wait_until(lambda: drift_records(three_node, "compute1", "l2-agent", "left")[left_before:], 60,
+                   "the stopped agent reported as drift, left as found")
         # Neutron marks it dead after the server's agent_down_time (20 s in the lab, 75 s by default)
         verify = wait_until(lambda: (lambda done: done if done.returncode == 1 else None)(
             three_node.ctl("verify", "--node", "compute1", "-f", "json", check=False)), 150,
@@ -165,7 +173,7 @@ def test_monitor_mode_reports_a_stopped_agent_and_verify_names_it(three_node):
         assert state != "active"  # monitor mode: reported, left as found
         # not alive for agent_alive_timeout (20 s in the lab): the coordinator raises the alert, once
         events = wait_until(lambda: [e for e in json.loads(three_node.ctl(
-            "events", "--node", "compute1", "--type", "neutron.agent.dead", "-f", "json").stdout)
+            "events", "--node", "compute1", "--type", "neutron.agent.dead", "-f", "json").stdout)[dead_before:]
             if "neutron-openvswitch-agent is dead in Neutron" in e["Detail"]], 90, "the neutron.agent.dead alert")
         assert len(events) == 1
     finally:

@@ -19,7 +19,7 @@ import uuid
 import pytest
 
 from nodeagent.testing import labguide
-from nodeagent.testing.labcloud import wait_until
+from nodeagent.testing.waiting import wait_until
 from nodeagent.testing.labguide import Deployment, deployed
 from tests.functional.test_real_neutron import healthy, in_node
 

@@ -1,19 +1,26 @@
 """The three-node guide's files, bridges and sysctls from roles, on lab nodes with stand-in services.
 
 What these tests judge is the mechanics (what the roles write, re-render, refuse, restart); whether the roles
-make a working Neutron is judged by the real services in test_real_neutron.py."""
+make a working Neutron is judged by the real services in test_real_neutron.py.
+
+The tests share one fleet with the guide's roles assigned (the ``guide`` fixture: starting three nodes with
+their systemds takes a while); each reads the generations it starts from and puts back the addresses it
+changes, so any test runs alone and in any order. The missing-secrets test has a small fleet of its own."""
 
 from __future__ import annotations
 
 import configparser
+import contextlib
 import json
 
 import pytest
 
 from nodeagent.testing.lab import Fleet
 from tests.conftest import REPO
-from tests.functional.test_fleet import wait_until
+from nodeagent.testing.waiting import wait_until
 
+# The first test to run also starts the shared fleet (a minute or two on a loaded machine).
+pytestmark = pytest.mark.timeout(600)
 SECRETS = {"RABBIT_PASS": "rabbit-s3cret", "NEUTRON_PASS": "neutron-s3cret", "NEUTRON_DBPASS": "db-s3cret", "ADMIN_PASS": "admin-s3cret",
            "NOVA_PASS": "nova-s3cret", "METADATA_SECRET": "metadata-s3cret"}
 ADDRESSES = {"controller": "198.18.3.11/24", "network1": "198.18.3.21/24", "compute1": "198.18.3.31/24"}
@@ -47,6 +54,26 @@ def fleet(tmp_path_factory):
                           {host: (address, SERVICES[host]) for host, address in ADDRESSES.items()})
 
 
+@pytest.fixture(scope="module")
+def guide(fleet) -> dict[str, str]:
+    """The three-node guide set up through the CLI (secrets, variables, roles), converged; what the CLI said."""
+    said = {}
+    for key, value in SECRETS.items():
+        done = fleet.ctl("secret", "set", key, stdin=value + "\n")
+        said[f"secret {key}"] = done.stdout + done.stderr
+    fleet.ctl("var", "set", "datapath_type", "netdev")
+    for step in ("manage_database", "manage_keystone"):  # no MariaDB or keystone on lab nodes (see test_command)
+        fleet.ctl("var", "set", step, "false")
+    fleet.ctl("var", "set", "overlay", "gre")
+    for host in ("network1", "compute1"):
+        fleet.ctl("var", "set", "--node", host, "overlay_interface", "eth1")
+    fleet.ctl("var", "set", "--node", "network1", "external_interface", "eth2")
+    for host, role in (("controller", "controller"), ("network1", "network"), ("compute1", "compute")):
+        said[f"assign {host}"] = fleet.ctl("node", "assign", host, role).stdout
+    wait_until(lambda: converged(fleet, "1/1"), timeout=60)
+    return said
+
+
 def ini(fleet, host, path) -> configparser.RawConfigParser:
     parser = configparser.RawConfigParser(strict=False)
     parser.read(fleet.directory / host / "root" / path.lstrip("/"))
@@ -58,30 +85,21 @@ def converged(fleet, generation=None) -> bool:
     return all(r["State"] == "converged" and (generation is None or r["Generation"] == generation) for r in rows)
 
 
-def test_missing_secrets_and_variables_block_the_push(fleet):
-    done = fleet.ctl("node", "assign", "compute1", "compute", check=False)
-    assert done.returncode == 1
-    assert "role 'compute' for node 'compute1' needs secret 'RABBIT_PASS'" in done.stderr
-    assert "compute" not in fleet.ctl("node", "show", "compute1", "-f", "json").stdout.split('"roles"')[1][:40]
+def test_missing_secrets_and_variables_block_the_push(tmp_path):
+    with contextlib.contextmanager(role_fleet)(tmp_path, {"compute1": (ADDRESSES["compute1"], None)}) as fleet:
+        done = fleet.ctl("node", "assign", "compute1", "compute", check=False)
+        assert done.returncode == 1
+        assert "role 'compute' for node 'compute1' needs secret 'RABBIT_PASS'" in done.stderr
+        assert "compute" not in fleet.ctl("node", "show", "compute1", "-f", "json").stdout.split('"roles"')[1][:40]
 
 
-def test_the_three_node_guide_converges_from_roles(fleet):
+def test_the_three_node_guide_converges_from_roles(fleet, guide):
     for key, value in SECRETS.items():
-        done = fleet.ctl("secret", "set", key, stdin=value + "\n")
-        assert value not in done.stdout + done.stderr
+        assert value not in guide[f"secret {key}"]
     listed = fleet.ctl("secret", "list", "-f", "value").stdout
     assert "RABBIT_PASS" in listed and "s3cret" not in listed
-    fleet.ctl("var", "set", "datapath_type", "netdev")
-    for step in ("manage_database", "manage_keystone"):  # no MariaDB or keystone on lab nodes (see test_command)
-        fleet.ctl("var", "set", step, "false")
-    fleet.ctl("var", "set", "overlay", "gre")
-    for host in ("network1", "compute1"):
-        fleet.ctl("var", "set", "--node", host, "overlay_interface", "eth1")
-    fleet.ctl("var", "set", "--node", "network1", "external_interface", "eth2")
-    assert "controller: generation 1 pushed" in fleet.ctl("node", "assign", "controller", "controller").stdout
-    fleet.ctl("node", "assign", "network1", "network")
-    fleet.ctl("node", "assign", "compute1", "compute")
-    wait_until(lambda: converged(fleet, "1/1"), timeout=60)
+    assert "controller: generation 1 pushed" in guide["assign controller"]
+    wait_until(lambda: converged(fleet), timeout=60)
 
     neutron = ini(fleet, "controller", "/etc/neutron/neutron.conf")
     assert neutron.get("database", "connection") == "mysql+pymysql://neutron:db-s3cret@controller/neutron"
@@ -138,10 +156,19 @@ def starts(fleet, host, service) -> int:
     return len(log.read_text().splitlines()) if log.exists() else 0
 
 
-def test_a_variable_change_re_renders_pushes_and_restarts_what_reads_it(fleet):
+def generations(fleet) -> dict[str, int]:
+    """The generation the coordinator holds for each node."""
+    rows = json.loads(fleet.ctl("node", "list", "-f", "json").stdout)
+    return {r["Host"]: int(r["Generation"].split("/")[1]) for r in rows}
+
+
+def test_a_variable_change_re_renders_pushes_and_restarts_what_reads_it(fleet, guide):
+    wait_until(lambda: converged(fleet), timeout=60)
     before = {s: starts(fleet, "compute1", s) for s in SERVICES["compute1"]}
+    held = generations(fleet)
     out = fleet.ctl("var", "set", "region", "RegionTwo").stdout
-    assert "controller: generation 2 pushed" in out and "compute1: generation 2 pushed" in out
+    assert f"controller: generation {held['controller'] + 1} pushed" in out
+    assert f"compute1: generation {held['compute1'] + 1} pushed" in out
     assert "network1" not in out  # its document does not read the region
     wait_until(lambda: converged(fleet) and ini(fleet, "compute1", "/etc/nova/nova.conf").get(
         "neutron", "region_name") == "RegionTwo", timeout=60)
@@ -149,7 +176,7 @@ def test_a_variable_change_re_renders_pushes_and_restarts_what_reads_it(fleet):
     assert starts(fleet, "compute1", "neutron-openvswitch-agent") == before["neutron-openvswitch-agent"]
 
 
-def test_an_inconsistent_inventory_is_refused_before_anything_is_pushed(fleet):
+def test_an_inconsistent_inventory_is_refused_before_anything_is_pushed(fleet, guide):
     before = fleet.ctl("node", "list", "-f", "value", "-c", "Host", "-c", "Generation").stdout
     done = fleet.ctl("var", "set", "--node", "compute1", "overlay_interface", "eth9", check=False)
     assert done.returncode == 1
@@ -163,10 +190,12 @@ def test_an_inconsistent_inventory_is_refused_before_anything_is_pushed(fleet):
     variables = fleet.ctl("var", "list", "--node", "compute1", "-f", "json").stdout
     assert {"Variable": "overlay_interface", "Value": "eth1", "From": "node"} in json.loads(variables)
     assert json.loads(fleet.ctl("events", "-f", "json", "--type", "push.blocked").stdout)
+    fleet.nodes["compute1"].exec("ip", "addr", "del", "198.18.3.21/24", "dev", "eth2")  # as it was
+    wait_until(lambda: "198.18.3.21" not in fleet.ctl("node", "show", "compute1", "-f", "json").stdout)
 
 
-def test_node_plan_shows_what_a_render_would_change_and_new_facts_re_render(fleet):
-    fleet.ctl("var", "set", "--node", "compute1", "overlay_interface", "eth1", check=False)
+def test_node_plan_shows_what_a_render_would_change_and_new_facts_re_render(fleet, guide):
+    wait_until(lambda: converged(fleet), timeout=60)
     rows = json.loads(fleet.ctl("node", "plan", "compute1", "-f", "json").stdout)
     assert {row["Status"] for row in rows} == {"in_sync"}
     fleet.nodes["compute1"].exec("ip", "addr", "flush", "dev", "eth1")
@@ -176,3 +205,6 @@ def test_node_plan_shows_what_a_render_would_change_and_new_facts_re_render(flee
     wait_until(lambda: "local_ip = 198.18.3.32" in agent.read_text(), timeout=60)
     assert any(e["Node"] == "compute1" for e in json.loads(fleet.ctl("events", "-f", "json", "--type",
                                                                      "state.set").stdout))
+    fleet.nodes["compute1"].exec("ip", "addr", "flush", "dev", "eth1")  # as it was, for the other tests
+    fleet.nodes["compute1"].exec("ip", "addr", "add", ADDRESSES["compute1"], "dev", "eth1")
+    wait_until(lambda: "local_ip = 198.18.3.31" in agent.read_text(), timeout=60)

@@ -26,7 +26,7 @@ from nodeagent.kit import config
 from nodeagent.wire import rpc as messaging, trust
 from nodeagent.testing.lab import Fleet
 from tests.conftest import run_cli
-from tests.functional.test_fleet import wait_until
+from nodeagent.testing.waiting import wait_until
 
 BROKER = "amqp://guest:guest@127.0.0.1:5672//"
 OLD, NEW = "0ld-Rabbit-S3cret-7731", "n3w-Rabbit-S3cret-9902"
@@ -100,7 +100,7 @@ def start_fleet(directory, name="sec1", **options) -> Fleet:
     fleet.add_node(name, [])
     fleet.start("coordinator")
     fleet.start(name)
-    wait_until(lambda: name in fleet.ctl("node", "list", "-f", "value", "-c", "Host").stdout, timeout=30)
+    wait_until(lambda: name in fleet.ctl("node", "list", "-f", "value", "-c", "Host").stdout, timeout=60)
     return fleet
 
 
@@ -279,7 +279,8 @@ def test_forged_replayed_foreign_and_unenrolled_messages_are_refused_and_recorde
         seen = wait_until(lambda: len(refused()) == 3 and any("replayed" in d for d in refused()["report.refused"])
                           and refused(), timeout=30)
         pushes = seen["state.refused"]
-        assert len(pushes) == 1 and "bad signature" in pushes[0]  # 1,001 refusals, one event in this window
+        # 1,001 refusals, one event per window: one, or two when a loaded machine took the flood past a window
+        assert len(pushes) in (1, 2) and "bad signature" in pushes[0]
         assert seen["fetch.refused"] == ["unknown node"]
         assert any(d.startswith("replayed: sequence") for d in seen["report.refused"])
         assert (fleet.directory / "sec1/root/etc/neutron/marker.conf").read_text() == "two\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from nodeagent.kit.errors import InvalidDocument
 from nodeagent.testing.lab import STAND_IN_UNIT, LabSystemd
 from nodeagent.kit.result import Status
 from tests.functional.helpers import details, reconcile
-from tests.functional.test_fleet import wait_until
+from nodeagent.testing.waiting import wait_until
 
 
 
@@ -46,6 +45,15 @@ def unit_state(systemd, name) -> tuple[str, str]:
     return values["ActiveState"], values["UnitFileState"]
 
 
+def invocation_id(systemd, name) -> str:
+    """systemd's id of the unit's current run: a new one at each start."""
+    import subprocess
+    out = subprocess.run([*systemd.systemctl, "show", name, "-p", "InvocationID", "--value"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out, f"{name} has no invocation: not running"
+    return out
+
+
 L3 = {"id": "l3", "driver": "service", "name": "neutron-l3-agent", "state": "running", "enabled": True}
 
 
@@ -67,12 +75,17 @@ def test_a_changed_file_restarts_its_service_once(systemd, engine, tmp_path):
               "notify": ["dhcp-agent"]} for i in range(2)]
     reconcile(engine, dhcp)
     before = starts(systemd, "neutron-dhcp-agent")
+    started = invocation_id(systemd, "neutron-dhcp-agent.service")
     results = reconcile(engine, dhcp, *files)
     assert results["dhcp-agent"].notified == ("restarted (notified by 'conf0', 'conf1')",)
     wait_until(lambda: starts(systemd, "neutron-dhcp-agent") == before + 1, timeout=10)  # the unit logs as it starts
+    invocation = invocation_id(systemd, "neutron-dhcp-agent.service")
+    assert invocation != started  # the restart shows as a new invocation
     results = reconcile(engine, dhcp, *files)  # nothing changed: no restart
-    time.sleep(0.5)
     assert not results["dhcp-agent"].notified
+    # systemctl restart returns once the unit started again, with a new invocation: the same one now proves
+    # that this reconcile restarted nothing, without waiting for a log line that should not come.
+    assert invocation_id(systemd, "neutron-dhcp-agent.service") == invocation
     assert starts(systemd, "neutron-dhcp-agent") == before + 1  # two changes made one restart, and no more
 
 

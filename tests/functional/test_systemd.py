@@ -7,12 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from nodeagent.testing.lab import Fleet
+from nodeagent.testing.waiting import wait_until
 from tests.conftest import REPO
 
 UNITS = ["nodeagent.service", "nodeagent-coordinator.service"]
@@ -71,10 +71,8 @@ def test_notify_protocol_ready_status_watchdog_and_reload(offline_fleet, tmp_pat
         conf = fleet.agent_conf("node-s")
         conf.write_text(conf.read_text().replace("report_interval = 1", "report_interval = 7"))
         agent.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 20
-        while b"report_interval 7" not in (tmp_path / "agent.log").read_bytes():
-            assert time.monotonic() < deadline, (tmp_path / "agent.log").read_text()
-            time.sleep(0.2)
+        wait_until(lambda: b"report_interval 7" in (tmp_path / "agent.log").read_bytes(), 20,
+                   "the agent logged its reloaded report_interval")
         agent.send_signal(signal.SIGTERM)
         assert agent.wait(30) == 0
         assert b"stopped" in (tmp_path / "agent.log").read_bytes()
