@@ -9,6 +9,7 @@ import os
 import pytest
 
 from nodeagent.node.drift import DriftGuard, Spool
+from nodeagent.wire.messages import Event
 
 
 def test_drifts_below_the_limit_within_the_window_are_not_contested():
@@ -64,37 +65,41 @@ def spool(tmp_path):
     return Spool(tmp_path / "spool")
 
 
+def event(detail: str) -> Event:
+    return Event(id=f"id-{detail[:20]}", type="apply.succeeded", detail=detail, at=1.0)
+
+
 def test_the_spool_gives_events_back_in_order_until_acknowledged(spool):
     for number in range(3):
-        spool.append({"n": number})
+        spool.append(event(str(number)))
     pending = spool.pending()
-    assert [event for _, event in pending] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert [e for _, e in pending] == [event("0"), event("1"), event("2")]
     assert len(spool) == 3
     spool.acknowledge([path for path, _ in pending[:2]])
-    assert [event for _, event in spool.pending()] == [{"n": 2}]
-    assert [event for _, event in spool.pending(limit=0)] == []
+    assert [e for _, e in spool.pending()] == [event("2")]
+    assert [e for _, e in spool.pending(limit=0)] == []
 
 
 def test_the_spool_is_owner_only_and_survives_a_restart(spool, tmp_path):
-    spool.append({"n": 1})
+    spool.append(event(str(1)))
     assert os.stat(tmp_path / "spool").st_mode & 0o777 == 0o700
     (path, _), = spool.pending()
     assert os.stat(path).st_mode & 0o777 == 0o600
     again = Spool(tmp_path / "spool")  # the agent restarted: numbering goes on after what is there
-    again.append({"n": 2})
-    assert [event for _, event in again.pending()] == [{"n": 1}, {"n": 2}]
+    again.append(event("2"))
+    assert [e for _, e in again.pending()] == [event("1"), event("2")]
 
 
 def test_the_spool_writes_whole_events_and_leaves_no_temporary_file(spool, tmp_path):
-    spool.append({"detail": "x" * 100_000})
+    spool.append(event("x" * 100_000))
     assert [p.name for p in (tmp_path / "spool").iterdir()] == ["000000000001.json"]
     assert json.loads((tmp_path / "spool" / "000000000001.json").read_text())["detail"] == "x" * 100_000
 
 
 def test_a_torn_event_from_a_crash_is_dropped_not_delivered(spool, tmp_path):
-    spool.append({"n": 1})
+    spool.append(event(str(1)))
     (tmp_path / "spool" / "000000000002.json").write_text('{"n": ')  # what a crash mid-write could leave
     spool.next_number = 3
-    spool.append({"n": 3})
-    assert [event for _, event in spool.pending()] == [{"n": 1}, {"n": 3}]
+    spool.append(event(str(3)))
+    assert [e for _, e in spool.pending()] == [event("1"), event("3")]
     assert len(spool) == 2

@@ -29,9 +29,9 @@ def agent(tmp_path, coordinator_key):
     conf_file.write_text(f"[DEFAULT]\nhost = n1\nroot = {tmp_path / 'root'}\nstate_dir = {tmp_path / 'state'}\n"
                          f"coordinator_public_key = {tmp_path / 'coordinator.pub'}\nbackup_dir =\n")
     agent = Agent(config.make_conf([str(conf_file)]))
+    agent.prepare()  # state directory and keys, as start() makes them; nothing is started
     yield agent
-    agent.enforcer.stop_watches()  # no thread of this test outlives it
-    agent.notifications.stop()
+    agent.stop()  # no thread of this test outlives it
 
 
 def document(node: str = "n1", generation: int = 1, resources: list | None = None) -> dict:
