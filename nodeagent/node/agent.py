@@ -28,8 +28,8 @@ from nodeagent.kit import config, files, loading, metrics
 
 from nodeagent.node import facts
 from nodeagent.kit.daemon import sd_notify
-from nodeagent.node.drift import DriftGuard, Spool
-from nodeagent.node.enforcer import Enforcer
+from nodeagent.node.drift import Spool
+from nodeagent.node.enforcer import Enforcer, Outlet, Pacing
 from nodeagent.node.engine import Engine
 from nodeagent.kit.errors import InvalidDocument, preview
 from nodeagent.kit.metrics import AgentMetrics
@@ -41,7 +41,7 @@ from nodeagent.kit.registry import DriverRegistry
 
 LOG = logging.getLogger(__name__)
 REQUEST_MAX_AGE = 300  # seconds a signed request (plan, facts) stays valid
-WORK_QUEUE = 2000  # pushes and wake-ups waiting for the main loop
+WORK_QUEUE = 2000  # pushes and reloads waiting for the main loop
 
 
 class Agent:
@@ -66,12 +66,11 @@ class Agent:
         self.ctx = config.make_context(conf, conf.root, conf.netns)
         self.metrics = AgentMetrics()
         self.spool = Spool(self.state_dir / "spool")
-        guard = DriftGuard(conf.drift_contested_count, conf.drift_contested_window, conf.drift_backoff)
-        self.enforcer = Enforcer(self.host, Engine(self.registry, self.ctx), self.state_dir, guard,
-                                 conf.debounce, self.record, self.notify, self.metrics)
-        # Bounded: a flood of pushes is dropped (a lost push is healed by the next pull), never queued without end.
-        self.work: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=WORK_QUEUE)
-        self.enforcer.wake = lambda: self.queue_work("touch", None)
+        # The main loop's one queue: pushes, reloads, and the watch hub's touches (never dropped: see queue_work).
+        self.work: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.enforcer = Enforcer(Engine(self.registry, self.ctx),
+                                 Outlet(self.host, self.state_dir, self.record, self.notify, self.metrics),
+                                 Pacing.from_conf(conf), inbox=self.work)
         self.stopping = threading.Event()
         self.report_soon = threading.Event()
         self.server = None
@@ -278,13 +277,15 @@ class Agent:
             self.queue_work("document", (sealed, "the coordinator"))
 
     def queue_work(self, kind: str, item: Any) -> bool:
-        """Hand work to the main loop without waiting; False when its queue is full (dropped)."""
-        try:
-            self.work.put_nowait((kind, item))
-            return True
-        except queue.Full:
+        """Hand work to the main loop without waiting; False when its queue is full (dropped).
+
+        Bounded: a flood of pushes is dropped (a lost push is healed by the next pull), never queued without end.
+        """
+        if self.work.qsize() >= WORK_QUEUE:
             LOG.debug("work queue full: %s dropped", kind)
             return False
+        self.work.put_nowait((kind, item))
+        return True
 
     def ask(self, method: str, payload: dict[str, Any]) -> Any:
         """Call the coordinator with a signed, sequenced request; its answer if signed for this very request,
@@ -338,17 +339,18 @@ class Agent:
             if now >= next_resync:
                 self.enforcer.reconcile("periodic resync")
                 next_resync = time.monotonic() + self._resync_delay()
-            touched = self.enforcer.touch_deadline()
-            if touched is not None and now >= touched:
-                ids, seen_at = self.enforcer.take_touched()
-                self.enforcer.reconcile("event", only=ids, seen_at=seen_at)
+            due = self.enforcer.due_at()
+            if due is not None and now >= due:
+                self.enforcer.run_due()
                 continue
-            wake = min(next_resync, touched if touched is not None else next_resync, now + 1.0)
+            wake = min(next_resync, due if due is not None else next_resync, now + 1.0)
             try:
                 kind, item = self.work.get(timeout=max(0.005, wake - time.monotonic()))
             except queue.Empty:
                 continue
-            if kind == "document" and self.take(*item):
+            if kind == "touch":
+                self.enforcer.touched(item)
+            elif kind == "document" and self.take(*item):
                 self.report_soon.set()  # tell the coordinator at once
             elif kind == "reload":
                 self._reload()
