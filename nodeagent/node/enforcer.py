@@ -88,6 +88,7 @@ class Enforcer:
         self._deferred: set[str] = set()  # touched while backed off: looked at again when the backoff ends
         self._standing: dict[str, tuple] = {}  # drift already reported and still there
         self._said_failed: dict[str, str | None] = {}  # failures already recorded, by id: their error
+        self._unapplied: set[str] = set()  # failed (or skipped) in this generation's apply: not applied yet
         self._status_error: int | None = None
 
     # -- documents -------------------------------------------------------------------------------
@@ -97,6 +98,8 @@ class Enforcer:
         self.retries.clear()
         self._said_failed.clear()
         result = self.reconcile(trigger)
+        self._unapplied = {r.id for r in result.resources if r.status in (Status.FAILED, Status.SKIPPED)
+                           } if result else set()
         self.applied_generation = document.generation
         self.start_watches()  # after the first apply: the directories and links exist now
         return result
@@ -165,8 +168,21 @@ class Enforcer:
         if not allowed:
             return None
         result = self.engine.reconcile(self.document, only=allowed if len(allowed) < len(wanted) or only else None)
-        done = time.monotonic()
         self.metrics.reconcile_seconds.labels(trigger.split(" ")[0]).observe(result.duration)
+        finished = self._note_states(result)
+        self.last_result = result
+        if self.applied_generation == self.document.generation:
+            self._record_drift(result, seen or {}, finished)
+        self._record_outcome(result, trigger)
+        if trigger.startswith("generation") or any(r.status is Status.FAILED or is_drift(r) for r in result.resources):
+            LOG.info("reconcile (%s): %s", trigger, result.summary())
+        self._publish()
+        return result
+
+    def _note_states(self, result: ReconcileResult) -> set[str]:
+        """Each resource's state and retry; returns those whose part of the generation's apply a retry
+        completed (the agent's own work, not drift)."""
+        done, finished = time.monotonic(), set()
         for item in result.resources:
             self.states[item.id] = item.status.value
             if item.status is Status.FAILED:
@@ -174,14 +190,10 @@ class Enforcer:
                 self.retries.failed(item.id, done, item.error_kind in ("temporary", "conflict"), item.retry_in)
             elif item.status is not Status.SKIPPED:
                 self.retries.succeeded(item.id)
-        self.last_result = result
-        if self.applied_generation == self.document.generation:
-            self._record_drift(result, seen or {})
-        self._record_outcome(result, trigger)
-        if trigger.startswith("generation") or any(r.status is Status.FAILED or is_drift(r) for r in result.resources):
-            LOG.info("reconcile (%s): %s", trigger, result.summary())
-        self._publish()
-        return result
+                if item.id in self._unapplied:
+                    self._unapplied.discard(item.id)
+                    finished.add(item.id)
+        return finished
 
     def _record_outcome(self, result: ReconcileResult, trigger: str) -> None:
         """A new document's outcome, and failures: each said once until its error changes or it recovers."""
@@ -199,10 +211,10 @@ class Enforcer:
         elif not failed and trigger.startswith("generation"):
             self.outlet.record("apply.succeeded", f"generation {result.generation}: {result.summary()}", None)
 
-    def _record_drift(self, result: ReconcileResult, seen: dict[str, float]) -> None:
+    def _record_drift(self, result: ReconcileResult, seen: dict[str, float], finished: set[str]) -> None:
         now = time.monotonic()
         for item in result.resources:
-            if not is_drift(item):
+            if not is_drift(item) or item.id in finished or item.id in self._unapplied:
                 self._standing.pop(item.id, None)
                 continue
             if item.status is not Status.CHANGED:
