@@ -133,16 +133,20 @@ class Enforcer:
         """When touched, retried or deferred resources are due (monotonic), or None when none is waiting."""
         deadlines = [self.guard.until[r] for r in self._deferred if r in self.guard.until]
         if self._touched:
-            deadlines.append(min(self._last_touch + self.pacing.debounce, self._first_touch + MAX_DEBOUNCE))
+            deadlines.append(self._touch_deadline())
         retry = self.retries.next_at()
         return min(deadlines + ([retry] if retry is not None else []), default=None)
+
+    def _touch_deadline(self) -> float:
+        """Quiet for the debounce, or touched continuously for MAX_DEBOUNCE."""
+        return min(self._last_touch + self.pacing.debounce, self._first_touch + MAX_DEBOUNCE)
 
     def run_due(self) -> ReconcileResult | None:
         """Reconcile what is due: touched resources (each with the time its own latest touch was seen),
         retries, and resources whose contest backoff ended."""
         now = time.monotonic()
         seen: dict[str, float] = {}
-        if self._touched and now >= min(self._last_touch + self.pacing.debounce, self._first_touch + MAX_DEBOUNCE):
+        if self._touched and now >= self._touch_deadline():
             seen, self._touched = self._touched, {}
         retried = self.retries.take_due(now)
         if retried:  # what a failure blocked comes along
