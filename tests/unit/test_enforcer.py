@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from nodeagent.drivers.file import FileDriver
 from nodeagent.kit.context import Context
 from nodeagent.kit.errors import PermanentError, TemporaryError
 from nodeagent.kit.model import parse_document
 from nodeagent.kit.registry import DriverRegistry
 from nodeagent.kit.watches import File, Touch
-from nodeagent.node.enforcer import Enforcer, Outlet, Pacing
+from nodeagent.node.enforcer import MAX_DEBOUNCE, Enforcer, Outlet, Pacing
 from nodeagent.node.engine import Engine
 
 
@@ -105,3 +107,16 @@ def test_drivers_declare_their_files(root):
     assert FileDriver().watches(spec, Context(root=root)) == [File(root / "etc/neutron/a.conf")]
     refused = FileDriver().validate({"path": "/etc/passwd", "content": "x\n"})
     assert FileDriver().watches(refused, Context(root=root)) == []
+
+
+def test_the_debounce_waits_for_quiet_but_never_longer_than_max_debounce(root, tmp_path):
+    enforcer = enforcer_for(root, tmp_path, FileDriver(), [])
+    enforcer.pacing = Pacing(debounce=0.1)
+    assert enforcer.due_at() is None
+    enforcer.touched(Touch(("a",), at=1.0, clock=100.0))
+    assert enforcer.due_at() == pytest.approx(100.1)
+    enforcer.touched(Touch(("b",), at=2.0, clock=100.05))
+    assert enforcer.due_at() == pytest.approx(100.15)
+    for step in range(1, 30):  # touched without a pause: still due one MAX_DEBOUNCE after the first touch
+        enforcer.touched(Touch(("a",), at=3.0, clock=100.0 + step * 0.05))
+    assert enforcer.due_at() == pytest.approx(100.0 + MAX_DEBOUNCE)
