@@ -41,7 +41,7 @@ from nodeagent.kit.registry import DriverRegistry
 
 LOG = logging.getLogger(__name__)
 REQUEST_MAX_AGE = 300  # seconds a signed request (plan, facts) stays valid
-WORK_QUEUE = 2000  # pushes and reloads waiting for the main loop
+WORK_QUEUE = 2000  # pushes and wake-ups waiting for the main loop
 
 
 class Agent:
@@ -66,8 +66,8 @@ class Agent:
         self.ctx = config.make_context(conf, conf.root, conf.netns)
         self.metrics = AgentMetrics()
         self.spool = Spool(self.state_dir / "spool")
-        # The main loop's one queue: pushes, reloads, and the watch hub's touches (never dropped: see queue_work).
-        self.work: queue.Queue[tuple[str, Any]] = queue.Queue()
+        # Bounded: a flood of pushes is dropped (a lost push is healed by the next pull), never queued without end.
+        self.work: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=WORK_QUEUE)
         self.enforcer = Enforcer(Engine(self.registry, self.ctx),
                                  Outlet(self.host, self.state_dir, self.record, self.notify, self.metrics),
                                  Pacing.from_conf(conf), inbox=self.work)
@@ -277,15 +277,13 @@ class Agent:
             self.queue_work("document", (sealed, "the coordinator"))
 
     def queue_work(self, kind: str, item: Any) -> bool:
-        """Hand work to the main loop without waiting; False when its queue is full (dropped).
-
-        Bounded: a flood of pushes is dropped (a lost push is healed by the next pull), never queued without end.
-        """
-        if self.work.qsize() >= WORK_QUEUE:
+        """Hand work to the main loop without waiting; False when its queue is full (dropped)."""
+        try:
+            self.work.put_nowait((kind, item))
+            return True
+        except queue.Full:
             LOG.debug("work queue full: %s dropped", kind)
             return False
-        self.work.put_nowait((kind, item))
-        return True
 
     def ask(self, method: str, payload: dict[str, Any]) -> Any:
         """Call the coordinator with a signed, sequenced request; its answer if signed for this very request,
@@ -348,9 +346,7 @@ class Agent:
                 kind, item = self.work.get(timeout=max(0.005, wake - time.monotonic()))
             except queue.Empty:
                 continue
-            if kind == "touch":
-                self.enforcer.touched(item)
-            elif kind == "document" and self.take(*item):
+            if kind == "document" and self.take(*item):
                 self.report_soon.set()  # tell the coordinator at once
             elif kind == "reload":
                 self._reload()

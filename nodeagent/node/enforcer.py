@@ -63,8 +63,9 @@ class Outlet:
 class Enforcer:
     """One node's document, its watches, its retries, and the record of what drifted.
 
-    Its watch hub puts ``("touch", Touch)`` on ``inbox``, the queue the agent's main loop waits on;
-    the loop hands each back to ``touched`` and calls ``run_due`` at ``due_at``.
+    Its watch hub's touches go on one queue the enforcer drains whenever it looks at what is due, so a
+    reconcile knows every event that arrived before it; a ``("touch", None)`` on ``inbox`` (the queue
+    the agent's main loop waits on) wakes the loop, which calls ``run_due`` at ``due_at``.
     """
 
     def __init__(self, engine: Engine, outlet: Outlet, pacing: Pacing = Pacing(),
@@ -77,7 +78,8 @@ class Enforcer:
         self.guard = DriftGuard(pacing.contested_count, pacing.contested_window, pacing.contested_backoff)
         self.retries = Retries(pacing.retry_first, pacing.retry_cap)
         self.inbox: queue.Queue = inbox if inbox is not None else queue.Queue()
-        self.hub = WatchHub(lambda touch: self.inbox.put(("touch", touch)))
+        self.touches: queue.SimpleQueue[Touch] = queue.SimpleQueue()
+        self.hub = WatchHub(self._arrived)
         self.document: Document | None = None
         self.applied_generation: int | None = None  # its first reconcile is the agent's own work, not drift
         self.last_result: ReconcileResult | None = None
@@ -121,8 +123,23 @@ class Enforcer:
     def stop_watches(self) -> None:
         self.hub.stop()
 
+    def _arrived(self, touch: Touch) -> None:
+        """In a listener's thread: queue the touch and wake the main loop (a full inbox is awake anyway)."""
+        self.touches.put(touch)
+        try:
+            self.inbox.put_nowait(("touch", None))
+        except queue.Full:
+            pass
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                self.touched(self.touches.get_nowait())
+            except queue.Empty:
+                return
+
     def touched(self, touch: Touch) -> None:
-        """A touch from the hub, handed back by the main loop: its resources are looked at after the debounce."""
+        """Note a touch: its resources are looked at after the debounce."""
         if not self._touched:
             self._first_touch = touch.clock
         self._last_touch = max(self._last_touch, touch.clock)
@@ -131,6 +148,7 @@ class Enforcer:
 
     def due_at(self) -> float | None:
         """When touched, retried or deferred resources are due (monotonic), or None when none is waiting."""
+        self._drain()
         deadlines = [self.guard.until[r] for r in self._deferred if r in self.guard.until]
         if self._touched:
             deadlines.append(self._touch_deadline())
@@ -144,6 +162,7 @@ class Enforcer:
     def run_due(self) -> ReconcileResult | None:
         """Reconcile what is due: touched resources (each with the time its own latest touch was seen),
         retries, and resources whose contest backoff ended."""
+        self._drain()  # every event that arrived so far: a change it announces is timed by its own touch
         now = time.monotonic()
         seen: dict[str, float] = {}
         if self._touched and now >= self._touch_deadline():
