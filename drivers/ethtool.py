@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import re
 import socket
-from typing import Any, Callable
+from typing import Any
 
 from pyroute2.ethtool import Ethtool
 
-from nodeagent.kit import netlink, fields
+from nodeagent.kit import fields
 from nodeagent.kit.context import Context
 from nodeagent.kit.driver import Driver
 from nodeagent.kit.result import Change
+from nodeagent.kit.watches import Link, Watch
 from nodeagent.kit.errors import InvalidResource, PermanentError, preview
 
 # The short names ethtool -K accepts, as patterns of the kernel features each one switches.
@@ -70,12 +71,9 @@ class EthtoolDriver(Driver):
         wanted = {c.field: spec["features"][c.field] for c in changes}
         ctx.in_netns(_write_features, spec["interface"], wanted, ctx.where())
 
-    def watch(self, specs: dict[str, dict[str, Any]], ctx: Context, on_event: Callable[[str], None]):
+    def watches(self, spec: dict[str, Any], ctx: Context) -> list[Watch]:
         # A feature change makes the kernel send RTM_NEWLINK (NETDEV_FEAT_CHANGE): no polling needed.
-        names: dict[str, list[str]] = {}
-        for resource_id, spec in specs.items():
-            names.setdefault(spec["interface"], []).append(resource_id)
-        return netlink.LinkWatch(ctx, names, on_event)
+        return [Link(spec["interface"], ctx.netns)]
 
 
 def _members(name: str, found: Any) -> list[Any]:

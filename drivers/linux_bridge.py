@@ -23,12 +23,13 @@ Examples (the two-node guide's provider bridge and overlay)::
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from nodeagent.kit import netlink, fields
 from nodeagent.kit.context import Context
 from nodeagent.kit.driver import Driver
 from nodeagent.kit.result import Change
+from nodeagent.kit.watches import Link, Watch
 from nodeagent.kit.errors import InvalidResource, PermanentError
 
 VXLAN_FIELDS = ("vni", "local", "device", "port", "learning")
@@ -155,12 +156,9 @@ class LinuxBridgeDriver(Driver):
             options["vxlan_link"] = device
         ipr.link("add", ifname=spec["name"], kind="vxlan", **options)
 
-    def watch(self, specs: dict[str, dict[str, Any]], ctx: Context, on_event: Callable[[str], None]):
-        names: dict[str, list[str]] = {}
-        for resource_id, spec in specs.items():
-            for name in [spec["name"], *spec.get("ports", []), *([spec["device"]] if spec.get("device") else [])]:
-                names.setdefault(name, []).append(resource_id)
-        return netlink.LinkWatch(ctx, names, on_event)
+    def watches(self, spec: dict[str, Any], ctx: Context) -> list[Watch]:
+        names = [spec["name"], *spec.get("ports", []), *([spec["device"]] if spec.get("device") else [])]
+        return [Link(name, ctx.netns) for name in names]
 
 
 def _text(value: Any) -> str | None:

@@ -19,12 +19,13 @@ alone unless ``purge_ports: true``. ``state: absent`` deletes the bridge.
 from __future__ import annotations
 
 import socket
-from typing import Any, Callable
+from typing import Any
 
 from nodeagent.kit import ovsdb, fields
 from nodeagent.kit.context import Context
 from nodeagent.kit.driver import Driver
 from nodeagent.kit.result import Change
+from nodeagent.kit.watches import Row, Watch
 from nodeagent.kit.errors import InvalidResource, PermanentError, preview
 
 PORT_TYPES = ("system", "internal", "patch", "gre", "vxlan", "geneve")
@@ -172,12 +173,9 @@ class OvsBridgeDriver(Driver):
         if failed:
             raise PermanentError(f"ovs-vswitchd could not add port(s) to {spec['name']}: {'; '.join(failed)}")
 
-    def watch(self, specs: dict[str, dict[str, Any]], ctx: Context, on_event: Callable[[str], None]):
-        names: dict[str, list[str]] = {}
-        for resource_id, spec in specs.items():
-            for name in [spec["name"], *(p["name"] for p in spec["ports"])]:
-                names.setdefault(name, []).append(resource_id)
-        return ovsdb.RowWatch(ctx.ovsdb, names, on_event)
+    def watches(self, spec: dict[str, Any], ctx: Context) -> list[Watch]:
+        names = [spec["name"], *(p["name"] for p in spec["ports"])]
+        return [Row(table, name, ctx.ovsdb) for name in names for table in ("Bridge", "Port", "Interface")]
 
 
 def _port(item: Any, index: int) -> dict[str, Any]:

@@ -20,14 +20,14 @@ systemd in another namespace).
 from __future__ import annotations
 
 import subprocess
-from typing import Any, Callable
+from typing import Any
 
 from nodeagent.kit import fields
 from nodeagent.kit.context import Context
 from nodeagent.kit.driver import Driver
 from nodeagent.kit.result import Change
 from nodeagent.kit.errors import PermanentError, TemporaryError
-from nodeagent.kit.watches import PollWatch
+from nodeagent.kit.watches import Poll, Watch
 
 _UNIT = r"[A-Za-z0-9:_.@-]{1,255}"
 TIMEOUT = 90
@@ -79,10 +79,10 @@ class ServiceDriver(Driver):
         _systemctl(ctx, "restart", spec["name"])
         return "restarted"
 
-    def watch(self, specs: dict[str, dict[str, Any]], ctx: Context, on_event: Callable[[str], None]):
+    def watches(self, spec: dict[str, Any], ctx: Context) -> list[Watch]:
         # systemd's D-Bus signals are not reachable from here (a lab's systemd has no bus): poll, so that a
         # service that died or was stopped is seen within POLL_INTERVAL, not at the next full resync.
-        return PollWatch(list(specs), POLL_INTERVAL, on_event) if specs else None
+        return [Poll(POLL_INTERVAL)]
 
 
 def _systemctl(ctx: Context, *args: str) -> subprocess.CompletedProcess:

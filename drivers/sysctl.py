@@ -16,14 +16,14 @@ from __future__ import annotations
 import errno
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from nodeagent.kit import files, netlink, fields
+from nodeagent.kit import files, fields
 from nodeagent.kit.context import Context
 from nodeagent.kit.driver import Driver
 from nodeagent.kit.result import Change
 from nodeagent.kit.errors import InvalidResource, PermanentError, preview
-from nodeagent.kit.watches import PollWatch, Watches
+from nodeagent.kit.watches import Netconf, Poll, Watch
 
 _KEY = re.compile(r"[a-z0-9_][a-zA-Z0-9_\-]*(\.[a-zA-Z0-9_\-]+)+")
 PERSISTED = " (persisted)"
@@ -62,15 +62,11 @@ class SysctlDriver(Driver):
             raise InvalidResource("sensitive", f"names '{field}', which is not a parameter of this resource")
         return [spec["settings"][field]]
 
-    def watch(self, specs: dict[str, dict[str, Any]], ctx: Context, on_event: Callable[[str], None]):
+    def watches(self, spec: dict[str, Any], ctx: Context) -> list[Watch]:
         """The persisted file by inotify, forwarding and rp_filter by netconf events, the rest by polling."""
-        announced = [rid for rid, spec in specs.items() if any(_NETCONF.fullmatch(k) for k in spec["settings"])]
-        polled = [rid for rid, spec in specs.items() if not all(_NETCONF.fullmatch(k) for k in spec["settings"])]
-        return Watches([
-            super().watch(specs, ctx, on_event),
-            netlink.LinkWatch(ctx, {}, on_event, netconf=announced) if announced else None,
-            PollWatch(polled, POLL_INTERVAL, on_event) if polled else None,
-        ])
+        announced = [_NETCONF.fullmatch(key) is not None for key in spec["settings"]]
+        return [*super().watches(spec, ctx), *([Netconf(ctx.netns)] if any(announced) else []),
+                *([] if all(announced) else [Poll(POLL_INTERVAL)])]
 
     def observe(self, spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
         live = ctx.in_netns(_read_live, list(spec["settings"]), ctx.where())

@@ -1,23 +1,19 @@
 """The driver contract: what every driver implements.
 
-A driver reads (``observe``), compares (``diff``) and writes (``apply``); the engine
-decides when each happens. Drivers import from the kit only (``nodeagent.kit``): this
-module, ``fields``, ``files``, ``context``, ``errors`` and ``result`` (the ``Change`` value).
+A driver reads (``observe``), compares (``diff``), writes (``apply``) and says what to watch
+(``watches``: values of ``kit.watches``); the engine and the enforcer decide when each happens.
+Drivers import from the kit only (``nodeagent.kit``): this module, ``fields``, ``files``,
+``context``, ``errors``, ``watches`` and ``result`` (the ``Change`` value).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any
 
 from nodeagent.kit.context import Context
 from nodeagent.kit.errors import InvalidResource
 from nodeagent.kit.result import Change
-
-class Watch(Protocol):
-    """A running watch, as returned by ``Driver.watch``."""
-
-    def stop(self) -> None: ...
+from nodeagent.kit.watches import File, Watch
 
 
 class Driver:
@@ -71,25 +67,21 @@ class Driver:
         """React to a change of a resource that notifies this one; return what was done."""
         raise NotImplementedError(f"driver '{self.name}' cannot be notified")
 
-    def watch(self, specs: dict[str, dict[str, Any]], ctx: Context,
-              on_event: Callable[[str], None]) -> "Watch | None":
-        """Call ``on_event(resource_id)`` when the real state of one of ``specs`` (by id) may have
-        changed; return something with ``stop()``, or None when nothing can be watched.
+    def watches(self, spec: dict[str, Any], ctx: Context) -> list[Watch]:
+        """What of this resource's real state the node announces (values of ``kit.watches``); the watch hub
+        listens and touches the resource. Whatever is not declared is seen at the periodic resync.
 
-        The default watches the files ``paths()`` names (inotify), which is all a file
-        driver needs; drivers of other state override it.
+        The default watches the files ``paths()`` names, which is all a file driver needs.
         """
         from nodeagent.kit.errors import PathRefused
-        from nodeagent.kit.fswatch import FileWatch
 
-        paths: dict[Any, list[str]] = {}
-        for resource_id, spec in specs.items():
-            for path, follow_final in self.paths(spec):
-                try:
-                    paths.setdefault(ctx.host_path(path, follow_final), []).append(resource_id)
-                except PathRefused:
-                    continue
-        return FileWatch(paths, on_event) if paths else None
+        found: list[Watch] = []
+        for path, follow_final in self.paths(spec):
+            try:
+                found.append(File(ctx.host_path(path, follow_final)))
+            except PathRefused:
+                continue  # reported by the reconcile of this resource
+        return found
 
     def sensitive_leaves(self, spec: dict[str, Any]) -> list[Any]:
         """The values a resource marked ``sensitive: true`` hides everywhere: all of them, by default."""

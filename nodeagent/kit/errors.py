@@ -77,9 +77,14 @@ class DriverError(Exception):
 
 
 class TemporaryError(DriverError):
-    """Retrying later may succeed."""
+    """Retrying later may succeed: the enforcer looks again after ``delay`` seconds, or on its backoff
+    schedule when the error names none (kopf's ``TemporaryError(delay=...)``)."""
 
     temporary = True
+
+    def __init__(self, message: str = "", delay: float | None = None):
+        super().__init__(message)
+        self.delay = delay
 
 
 class Conflict(TemporaryError):

@@ -1,4 +1,4 @@
-"""File events for drivers that manage files: inotify through watchdog, on the files' directories.
+"""File events: one inotify observer (watchdog) for every watched file of a node, on the files' directories.
 
 Directories are watched rather than files because an atomic replace (ours or an
 editor's) swaps the inode a file watch would hold.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
@@ -17,12 +17,12 @@ from watchdog.observers import Observer
 LOG = logging.getLogger(__name__)
 
 
-class FileWatch(FileSystemEventHandler):
-    """Calls ``on_event(resource_id)`` when one of ``paths`` (real paths) is written, replaced or removed."""
+class FileObserver(FileSystemEventHandler):
+    """Calls ``on_change(path)`` (a normalised real path) when one of ``paths`` is written, replaced or removed."""
 
-    def __init__(self, paths: dict[Path, list[str]], on_event: Callable[[str], None]):
-        self.paths = {os.path.normpath(p): ids for p, ids in paths.items()}
-        self.on_event = on_event
+    def __init__(self, paths: Iterable[Path], on_change: Callable[[str], None]):
+        self.paths = {os.path.normpath(p) for p in paths}
+        self.on_change = on_change
         self.observer = Observer()
         for directory in sorted({_existing_ancestor(Path(p).parent) for p in self.paths}):
             self.observer.schedule(self, str(directory), recursive=False)
@@ -32,12 +32,10 @@ class FileWatch(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return
-        touched: set[str] = set()
         for path in (event.src_path, getattr(event, "dest_path", "")):
-            if path:
-                touched.update(self.paths.get(os.path.normpath(os.fsdecode(path)), []))
-        for resource_id in sorted(touched):
-            self.on_event(resource_id)
+            path = os.path.normpath(os.fsdecode(path)) if path else ""
+            if path in self.paths:
+                self.on_change(path)
 
     def stop(self) -> None:
         self.observer.stop()

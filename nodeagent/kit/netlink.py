@@ -1,4 +1,4 @@
-"""Netlink for drivers: an rtnetlink handle in the context's namespace, and link events.
+"""Netlink for drivers: an rtnetlink handle in the context's namespace; link events for the watch hub.
 
 Shared by the drivers that act on kernel links (linux_bridge, ethtool) so none of
 them opens sockets or runs watch threads of its own.
@@ -78,25 +78,22 @@ def link_name(ipr: IPRoute, index: int | None) -> str | None:
     return found[0].get_attr("IFLA_IFNAME") if found else None
 
 
-class LinkWatch:
-    """Calls ``on_event(resource_id)`` when a watched link, its address or one of its ports changes,
-    and, for ``netconf`` resources, when the kernel announces a forwarding or rp_filter change.
+class LinkListener:
+    """One netlink socket per namespace: calls ``on_links(names)`` when links change (a link, its IPv4
+    address, or a port of it: the names are the link's and its master's), ``on_netconf()`` when the kernel
+    announces a forwarding or rp_filter change.
 
-    ``names`` maps interface names to the resources that care about them. The
-    socket lives in the watch thread: pyroute2 sockets must be read by the thread
-    that made them.
+    The socket lives in the listener's thread: pyroute2 sockets must be read by the thread that made them.
     """
 
-    def __init__(self, ctx: Context, names: dict[str, list[str]], on_event: Callable[[str], None],
-                 netconf: list[str] | None = None):
-        self.ctx = ctx
-        self.names = names
-        self.on_event = on_event
-        self.netconf = netconf or []
+    def __init__(self, netns: str | None, on_links: Callable[[set[str]], None], on_netconf: Callable[[], None]):
+        self.netns = netns
+        self.on_links = on_links
+        self.on_netconf = on_netconf
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._indexes: dict[int, str] = {}
-        self._thread = threading.Thread(target=self._run, name=f"linkwatch-{ctx.netns or 'host'}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"netlink-{netns or 'host'}", daemon=True)
         self._thread.start()
         self._ready.wait(10)
 
@@ -106,14 +103,15 @@ class LinkWatch:
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._watch())
-        except Exception:  # a dead watch must be visible, the periodic resync still covers it
-            LOG.exception("link watch %s stopped", self.ctx.where())
+            asyncio.run(self._listen())
+        except Exception:  # a dead listener must be visible, the periodic resync still covers it
+            LOG.exception("netlink listener %s stopped", f"in network namespace '{self.netns}'" if self.netns
+                          else "on this node")
         finally:
             self._ready.set()
 
-    async def _watch(self) -> None:
-        kwargs = {"netns": self.ctx.netns, "flags": 0} if self.ctx.netns else {}
+    async def _listen(self) -> None:
+        kwargs = {"netns": self.netns, "flags": 0} if self.netns else {}
         async with AsyncIPRoute(**kwargs) as ipr:
             await ipr.bind(groups=RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_NETCONF)
             for link in [m async for m in await ipr.get_links()]:
@@ -127,8 +125,8 @@ class LinkWatch:
                 for message in messages:
                     try:
                         self._dispatch(message)
-                    except Exception:  # one odd message must not end the watch
-                        LOG.exception("link watch: cannot handle %r", message.get("event"))
+                    except Exception:  # one odd message must not end the listener
+                        LOG.exception("netlink listener: cannot handle %r", message.get("event"))
 
     def _remember(self, message) -> str | None:
         name = message.get_attr("IFLA_IFNAME")
@@ -138,18 +136,16 @@ class LinkWatch:
         return name or self._indexes.get(index)
 
     def _dispatch(self, message) -> None:
-        if str(message.get("event")).endswith("NETCONF"):
-            for resource_id in self.netconf:
-                self.on_event(resource_id)
+        event = str(message.get("event"))
+        if event.endswith("NETCONF"):
+            self.on_netconf()
             return
         name = self._remember(message)
-        if str(message.get("event")).endswith("ADDR"):
+        if event.endswith("ADDR"):
             name = message.get_attr("IFA_LABEL") or self._indexes.get(message.get("index"))
-        touched = set(self.names.get(name, []))
-        master = self._indexes.get(message.get_attr("IFLA_MASTER") or 0)
-        touched.update(self.names.get(master, []))
-        for resource_id in sorted(touched):
-            self.on_event(resource_id)
+        names = {name, self._indexes.get(message.get_attr("IFLA_MASTER") or 0)} - {None}
+        if names:
+            self.on_links(names)
 
 
 async def _collect(generator) -> list:

@@ -1,8 +1,8 @@
 """OVSDB for drivers: one ovsdbapp connection per database socket, and row events.
 
 ovsdbapp keeps an in-memory replica of the database (the IDL) updated by a
-thread of its own; every resource on the same socket shares it, and watches
-register RowEvents on it instead of polling.
+thread of its own; every resource on the same socket shares it, and the watch
+hub registers RowEvents on it (one listener per connection) instead of polling.
 """
 
 from __future__ import annotations
@@ -76,35 +76,38 @@ def close(connection_string: str) -> None:
         found.ovsdb_connection.stop()
 
 
+# Columns ovs-vswitchd rewrites on its own every few seconds: an update of these only is no change of ours.
+_NOISE = frozenset({"statistics"})
+
+
 class _NameEvent(row_event.RowEvent):
     def __init__(self, table: str, callback: Callable[[str, str], None]):
         super().__init__((self.ROW_CREATE, self.ROW_UPDATE, self.ROW_DELETE), table, None)
         self.callback = callback
         self.event_name = f"nodeagent-{table}-{id(self)}"
 
+    def match_fn(self, event, row, old):
+        changed = getattr(old, "_data", None) if event == self.ROW_UPDATE else None
+        return not changed or not set(changed) <= _NOISE
+
     def run(self, event, row, old):
         self.callback(self.table, getattr(row, "name", ""))
 
 
-class RowWatch:
-    """Calls ``on_event(resource_id)`` when a Bridge, Port or Interface row with a watched name changes."""
+class RowListener:
+    """One event handler per database connection: calls ``on_row(table, name)`` when a row of ``tables``
+    changes, and ``on_resync()`` once the replica is whole again after a reconnect."""
 
-    def __init__(self, connection_string: str, names: dict[str, list[str]], on_event: Callable[[str], None],
-                 tables: Iterable[str] = ("Bridge", "Port", "Interface")):
+    def __init__(self, connection_string: str, tables: Iterable[str], on_row: Callable[[str, str], None],
+                 on_resync: Callable[[], None]):
         self.api = api(connection_string)
-        self.names = names
-        self.on_event = on_event
-        self.events = [_NameEvent(table, self._matched) for table in tables]
+        self.on_resync = on_resync
+        self.events = [_NameEvent(table, on_row) for table in sorted(set(tables))]
         self.api.idl.notify_handler.watch_events(self.events)
         self.api.idl.resync_handlers.append(self._resynced)
 
-    def _matched(self, table: str, name: str) -> None:
-        for resource_id in self.names.get(name, []):
-            self.on_event(resource_id)
-
     def _resynced(self) -> None:
-        for resource_id in {r for ids in self.names.values() for r in ids}:
-            self.on_event(resource_id)
+        self.on_resync()
 
     def stop(self) -> None:
         self.api.idl.notify_handler.unwatch_events(self.events)

@@ -68,6 +68,7 @@ class ResourceResult:
     error_kind: str | None = None  # "temporary", "permanent" or "conflict" (edited while being corrected)
     duration: float = 0.0
     notified: tuple[str, ...] = ()  # what this resource did because others changed
+    retry_in: float | None = None  # a temporary error's own delay before the next try (None: the backoff's)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "driver": self.driver, "status": self.status.value,

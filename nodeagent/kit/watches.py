@@ -1,38 +1,68 @@
-"""Watch handles drivers combine: several watches as one, and polling for what sends no event."""
+"""What a driver watches, as small values: the watch hub (``nodeagent.node.watchhub``) runs the listeners.
+
+A driver only says what of a resource's real state the node announces, and where:
+a file, a kernel link, the kernel's netconf messages, an OVSDB row, or nothing (a poll).
+The hub runs one listener per source for every resource of the node (one inotify
+observer, one netlink socket per namespace, one event handler per OVSDB connection,
+one poller) and hands the enforcer ``Touch`` values on one queue.
+"""
 
 from __future__ import annotations
 
-import threading
-from typing import Any, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
 
 
-class Watches:
-    """Several watches stopped together."""
+@dataclass(frozen=True)
+class File:
+    """A file, by its real path (``ctx.host_path``): written, replaced or removed."""
 
-    def __init__(self, watches: Iterable[Any]):
-        self.watches = [w for w in watches if w is not None]
-
-    def stop(self) -> None:
-        for watch in self.watches:
-            watch.stop()
+    path: Path
 
 
-class PollWatch:
-    """For state the kernel announces nowhere: an event for each resource every ``interval`` seconds."""
+@dataclass(frozen=True)
+class Link:
+    """A kernel link by name in a namespace: its state, its IPv4 addresses, and the links whose master it is."""
 
-    def __init__(self, resource_ids: list[str], interval: float, on_event: Callable[[str], None]):
-        self.resource_ids = resource_ids
-        self.interval = interval
-        self.on_event = on_event
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pollwatch", daemon=True)
-        self._thread.start()
+    name: str
+    netns: str | None = None
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            for resource_id in self.resource_ids:
-                self.on_event(resource_id)
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
+@dataclass(frozen=True)
+class Netconf:
+    """The kernel's IPv4 netconf announcements in a namespace (forwarding, rp_filter, mc_forwarding).
+
+    Any netconf message touches the resource: they are rare, and the resource's own diff tells what changed.
+    """
+
+    netns: str | None = None
+
+
+@dataclass(frozen=True)
+class Row:
+    """An OVSDB row by table and name on a database connection; after a reconnect, every watched row."""
+
+    table: str
+    name: str
+    connection: str
+
+
+@dataclass(frozen=True)
+class Poll:
+    """State the node announces nowhere: looked at every ``interval`` seconds."""
+
+    interval: float
+
+
+Watch = Union[File, Link, Netconf, Row, Poll]
+
+
+@dataclass(frozen=True)
+class Touch:
+    """What the hub hands the enforcer: these resources may have changed; an event said so at ``at``
+    (wall clock, for the drift record) and ``clock`` (monotonic, for the debounce)."""
+
+    resources: tuple[str, ...]
+    at: float
+    clock: float

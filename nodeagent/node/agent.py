@@ -33,8 +33,8 @@ from nodeagent.kit import config, files, loading
 
 from nodeagent.node import facts
 from nodeagent.kit.daemon import HostLogger, bind_host, sd_notify
-from nodeagent.node.drift import DriftGuard, Spool
-from nodeagent.node.enforcer import Enforcer
+from nodeagent.node.drift import Spool
+from nodeagent.node.enforcer import Enforcer, Outlet, Pacing
 from nodeagent.node.engine import Engine
 from nodeagent.kit.errors import InvalidDocument, preview
 from nodeagent.kit.metrics import AgentMetrics
@@ -73,12 +73,11 @@ class Agent:
         self.registry = DriverRegistry.from_entry_points()
         self.ctx = config.make_context(conf, conf.root, conf.netns)
         self.metrics = AgentMetrics()
-        guard = DriftGuard(conf.drift_contested_count, conf.drift_contested_window, conf.drift_backoff)
-        self.enforcer = Enforcer(self.host, Engine(self.registry, self.ctx), self.state_dir, guard,
-                                 conf.debounce, self.record, self.notify, self.metrics)
         # Bounded: a flood of pushes is dropped (a lost push is healed by the next pull), never queued without end.
         self.work: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=WORK_QUEUE)
-        self.enforcer.wake = lambda: self.queue_work("touch", None)
+        self.enforcer = Enforcer(Engine(self.registry, self.ctx),
+                                 Outlet(self.host, self.state_dir, self.record, self.notify, self.metrics),
+                                 Pacing.from_conf(conf), inbox=self.work)
         self.stopping = threading.Event()
         self.stopped = threading.Event()
         self.failed = False  # the loop ended on an error (the process hosting the agent exits non-zero)
@@ -465,12 +464,11 @@ class Agent:
             if now >= next_resync:
                 self.enforcer.reconcile("periodic resync")
                 next_resync = time.monotonic() + self._resync_delay()
-            touched = self.enforcer.touch_deadline()
-            if touched is not None and now >= touched:
-                ids, seen_at = self.enforcer.take_touched()
-                self.enforcer.reconcile("event", only=ids, seen_at=seen_at)
+            due = self.enforcer.due_at()
+            if due is not None and now >= due:
+                self.enforcer.run_due()
                 continue
-            wake = min(next_resync, touched if touched is not None else next_resync, now + 1.0)
+            wake = min(next_resync, due if due is not None else next_resync, now + 1.0)
             try:
                 kind, item = self.work.get(timeout=max(0.005, wake - time.monotonic()))
             except queue.Empty:

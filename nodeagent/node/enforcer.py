@@ -1,7 +1,8 @@
-"""Keeping the accepted document true: reconciles (whole or of what events touched), drift, fighting.
+"""Keeping the accepted document true: reconciles (whole, of what events touched, of what is due a retry),
+drift, fighting.
 
-The agent's main thread is the only caller of ``apply_document`` and ``reconcile``,
-so two reconciles never run at once; watch threads only ``touch`` resources.
+The agent's main thread is the only caller of every method here, so two reconciles never
+run at once; the watch hub's threads only put touches on the agent's queue.
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import threading
+import queue
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,99 +23,166 @@ from nodeagent.node.engine import Engine
 from nodeagent.kit.metrics import AgentMetrics
 from nodeagent.kit.model import Document
 from nodeagent.kit.result import ReconcileResult, Status
-from nodeagent.kit.watches import Watches
+from nodeagent.kit.watches import Touch
+from nodeagent.node.retry import Retries
+from nodeagent.node.watchhub import WatchHub
 from nodeagent.wire.messages import DriftEvent
 
 LOG = logging.getLogger(__name__)
 MAX_DEBOUNCE = 1.0  # a resource touched continuously is still reconciled this often
 
 
-class Enforcer:
-    """One node's document, its watches, and the record of what drifted."""
+@dataclass(frozen=True)
+class Pacing:
+    """How the enforcer paces itself: events gathered for ``debounce`` seconds, the guard against fighting
+    (``contested_*``, see DriftGuard), and the retry backoff of temporary failures (see Retries)."""
 
-    def __init__(self, host: str, engine: Engine, state_dir: Path, guard: DriftGuard, debounce: float,
-                 record: Callable[[str, str, DriftEvent | None], None],
-                 notify: Callable[[str, dict[str, Any]], None], metrics: AgentMetrics):
-        self.host = host
+    debounce: float = 0.1
+    contested_count: int = 5
+    contested_window: float = 60.0
+    contested_backoff: float = 30.0
+    retry_first: float = 1.0
+    retry_cap: float = 60.0
+
+    @classmethod
+    def from_conf(cls, conf: Any) -> "Pacing":
+        return cls(conf.debounce, conf.drift_contested_count, conf.drift_contested_window, conf.drift_backoff)
+
+
+@dataclass(frozen=True)
+class Outlet:
+    """Where what the enforcer finds goes: the node's name, its local view (``status.json`` in
+    ``state_dir``, the metrics), the events spooled for the coordinator (``record``), notifications."""
+
+    host: str
+    state_dir: Path
+    record: Callable[[str, str, DriftEvent | None], None]
+    notify: Callable[[str, dict[str, Any]], None]
+    metrics: AgentMetrics = field(default_factory=AgentMetrics)
+
+
+class Enforcer:
+    """One node's document, its watches, its retries, and the record of what drifted.
+
+    Its watch hub's touches go on one queue the enforcer drains whenever it looks at what is due, so a
+    reconcile knows every event that arrived before it; a ``("touch", None)`` on ``inbox`` (the queue
+    the agent's main loop waits on) wakes the loop, which calls ``run_due`` at ``due_at``.
+    """
+
+    def __init__(self, engine: Engine, outlet: Outlet, pacing: Pacing = Pacing(),
+                 inbox: queue.Queue | None = None):
         self.engine = engine
-        self.state_dir = state_dir
-        self.guard = guard
-        self.debounce = debounce
-        self.record = record
-        self.notify = notify
-        self.metrics = metrics
+        self.outlet = outlet
+        self.host = outlet.host
+        self.metrics = outlet.metrics
+        self.pacing = pacing
+        self.guard = DriftGuard(pacing.contested_count, pacing.contested_window, pacing.contested_backoff)
+        self.retries = Retries(pacing.retry_first, pacing.retry_cap)
+        self.inbox: queue.Queue = inbox if inbox is not None else queue.Queue()
+        self.touches: queue.SimpleQueue[Touch] = queue.SimpleQueue()
+        self.hub = WatchHub(self._arrived)
         self.document: Document | None = None
         self.applied_generation: int | None = None  # its first reconcile is the agent's own work, not drift
         self.last_result: ReconcileResult | None = None
         self.states: dict[str, str] = {}
         self.recent_drift: collections.deque[dict[str, Any]] = collections.deque(maxlen=20)
-        self.watches: Watches | None = None
-        self._touched: dict[str, tuple[float, float]] = {}  # id -> (first seen, wall clock), last touch
-        self._deferred: set[str] = set()
-        self._standing: dict[str, tuple] = {}  # drift already reported and still there  # touched while backed off: looked at again when the backoff ends
-        self._last_touch = 0.0
-        self._lock = threading.Lock()
-        self.wake: Callable[[], None] = lambda: None
+        self._touched: dict[str, float] = {}  # id -> wall clock of its latest touch, waiting for the debounce
+        self._first_touch = self._last_touch = 0.0  # monotonic, of the touches waiting
+        self._deferred: set[str] = set()  # touched while backed off: looked at again when the backoff ends
+        self._standing: dict[str, tuple] = {}  # drift already reported and still there
+        self._said_failed: dict[str, str | None] = {}  # failures already recorded, by id: their error
+        self._unapplied: set[str] = set()  # failed (or skipped) in this generation's apply: not applied yet
         self._status_error: int | None = None
 
     # -- documents -------------------------------------------------------------------------------
     def apply_document(self, document: Document, trigger: str) -> ReconcileResult:
         self.stop_watches()
         self.document = document
+        self.retries.clear()
+        self._said_failed.clear()
         result = self.reconcile(trigger)
+        self._unapplied = {r.id for r in result.resources if r.status in (Status.FAILED, Status.SKIPPED)
+                           } if result else set()
         self.applied_generation = document.generation
         self.start_watches()  # after the first apply: the directories and links exist now
         return result
 
     # -- events ----------------------------------------------------------------------------------
     def start_watches(self) -> None:
+        """Hand the hub what each resource's driver declares."""
         if self.document is None:
             return
-        by_driver: dict[str, dict[str, dict[str, Any]]] = {}
+        declared = {}
         for resource in self.document.resources:
-            by_driver.setdefault(resource.driver, {})[resource.id] = resource.spec
-        handles = []
-        for driver_name, specs in by_driver.items():
             try:
-                handles.append(self.engine.registry.get(driver_name).watch(specs, self.engine.ctx, self.touch))
+                declared[resource.id] = self.engine.registry.get(resource.driver).watches(resource.spec,
+                                                                                          self.engine.ctx)
             except Exception as exc:  # the periodic resync still covers what this watch would have
-                LOG.warning("cannot watch %s resources: %s", driver_name, exc)
-        self.watches = Watches(handles)
+                LOG.warning("cannot watch resource '%s': %s", resource.id, exc)
+        self.hub.watch(declared)
 
     def stop_watches(self) -> None:
-        if self.watches is not None:
-            self.watches.stop()
-            self.watches = None
+        self.hub.stop()
 
-    def touch(self, resource_id: str) -> None:
-        """Called from watch threads: this resource may have changed."""
-        now = time.monotonic()
-        with self._lock:
-            self._touched.setdefault(resource_id, (now, time.time()))
-            self._last_touch = now
-        self.wake()
+    def _arrived(self, touch: Touch) -> None:
+        """In a listener's thread: queue the touch and wake the main loop (a full inbox is awake anyway)."""
+        self.touches.put(touch)
+        try:
+            self.inbox.put_nowait(("touch", None))
+        except queue.Full:
+            pass
 
-    def touch_deadline(self) -> float | None:
-        """When touched (or deferred) resources are due (monotonic), or None when none is waiting."""
+    def _drain(self) -> None:
+        while True:
+            try:
+                self.touched(self.touches.get_nowait())
+            except queue.Empty:
+                return
+
+    def touched(self, touch: Touch) -> None:
+        """Note a touch: its resources are looked at after the debounce."""
+        if not self._touched:
+            self._first_touch = touch.clock
+        self._last_touch = max(self._last_touch, touch.clock)
+        for resource_id in touch.resources:
+            self._touched[resource_id] = max(touch.at, self._touched.get(resource_id, 0.0))
+
+    def due_at(self) -> float | None:
+        """When touched, retried or deferred resources are due (monotonic), or None when none is waiting."""
+        self._drain()
         deadlines = [self.guard.until[r] for r in self._deferred if r in self.guard.until]
-        with self._lock:
-            if self._touched:
-                first = min(monotonic for monotonic, _ in self._touched.values())
-                deadlines.append(min(self._last_touch + self.debounce, first + MAX_DEBOUNCE))
-        return min(deadlines, default=None)
+        if self._touched:
+            deadlines.append(self._touch_deadline())
+        retry = self.retries.next_at()
+        return min(deadlines + ([retry] if retry is not None else []), default=None)
 
-    def take_touched(self) -> tuple[list[str], float]:
+    def _touch_deadline(self) -> float:
+        """Quiet for the debounce, or touched continuously for MAX_DEBOUNCE."""
+        return min(self._last_touch + self.pacing.debounce, self._first_touch + MAX_DEBOUNCE)
+
+    def run_due(self) -> ReconcileResult | None:
+        """Reconcile what is due: touched resources (each with the time its own latest touch was seen),
+        retries, and resources whose contest backoff ended."""
+        self._drain()  # every event that arrived so far: a change it announces is timed by its own touch
         now = time.monotonic()
-        with self._lock:
-            touched, self._touched = self._touched, {}
+        seen: dict[str, float] = {}
+        if self._touched and now >= self._touch_deadline():
+            seen, self._touched = self._touched, {}
+        retried = self.retries.take_due(now)
+        if retried:  # what a failure blocked comes along
+            retried += [rid for rid, state in self.states.items() if state == Status.SKIPPED.value]
         due = {r for r in self._deferred if self.guard.until.get(r, 0) <= now}
         self._deferred -= due
-        seen = min((wall for _, wall in touched.values()), default=time.time())
-        return sorted(set(touched) | due), seen
+        wanted = sorted(set(seen) | set(retried) | due)
+        if not wanted:
+            return None
+        return self.reconcile("event" if seen else "retry", only=wanted, seen=seen)
 
     # -- reconciling -----------------------------------------------------------------------------
-    def reconcile(self, trigger: str, only: list[str] | None = None, seen_at: float | None = None
+    def reconcile(self, trigger: str, only: list[str] | None = None, seen: dict[str, float] | None = None
                   ) -> ReconcileResult | None:
+        """Reconcile the document (or ``only`` these resources); ``seen`` gives, per resource, when the
+        event that made it looked at arrived: the ``seen_at`` of a drift it finds (else: now)."""
         if self.document is None:
             return None
         now = time.monotonic()
@@ -124,30 +193,52 @@ class Enforcer:
             return None
         result = self.engine.reconcile(self.document, only=allowed if len(allowed) < len(wanted) or only else None)
         self.metrics.reconcile_seconds.labels(trigger.split(" ")[0]).observe(result.duration)
-        for item in result.resources:
-            self.states[item.id] = item.status.value
-            if item.status is Status.FAILED:
-                self.metrics.apply_failures.labels(item.driver).inc()
+        finished = self._note_states(result)
         self.last_result = result
         if self.applied_generation == self.document.generation:
-            self._record_drift(result, seen_at or time.time())
-        failed = [r for r in result.resources if r.status is Status.FAILED]
-        if failed:
-            detail = "; ".join(f"{r.id}: {r.error}" for r in failed)
-            self.record("apply.failed", f"generation {result.generation}: {detail}", None)
-            self.notify("nodeagent.apply.failed", {"node": self.host, "generation": result.generation,
-                                                   "failed": [{"id": r.id, "error": r.error} for r in failed]})
-        elif trigger.startswith("generation"):
-            self.record("apply.succeeded", f"generation {result.generation}: {result.summary()}", None)
-        if trigger.startswith("generation") or failed or any(is_drift(r) for r in result.resources):
+            self._record_drift(result, seen or {}, finished)
+        self._record_outcome(result, trigger)
+        if trigger.startswith("generation") or any(r.status is Status.FAILED or is_drift(r) for r in result.resources):
             LOG.info("reconcile (%s): %s", trigger, result.summary())
         self._publish()
         return result
 
-    def _record_drift(self, result: ReconcileResult, seen_at: float) -> None:
+    def _note_states(self, result: ReconcileResult) -> set[str]:
+        """Each resource's state and retry; returns those whose part of the generation's apply a retry
+        completed (the agent's own work, not drift)."""
+        done, finished = time.monotonic(), set()
+        for item in result.resources:
+            self.states[item.id] = item.status.value
+            if item.status is Status.FAILED:
+                self.metrics.apply_failures.labels(item.driver).inc()
+                self.retries.failed(item.id, done, item.error_kind in ("temporary", "conflict"), item.retry_in)
+            elif item.status is not Status.SKIPPED:
+                self.retries.succeeded(item.id)
+                if item.id in self._unapplied:
+                    self._unapplied.discard(item.id)
+                    finished.add(item.id)
+        return finished
+
+    def _record_outcome(self, result: ReconcileResult, trigger: str) -> None:
+        """A new document's outcome, and failures: each said once until its error changes or it recovers."""
+        failed = [r for r in result.resources if r.status is Status.FAILED]
+        for item in result.resources:
+            if item.status not in (Status.FAILED, Status.SKIPPED):
+                self._said_failed.pop(item.id, None)
+        new = [r for r in failed if r.id not in self._said_failed or self._said_failed[r.id] != r.error]
+        if failed and (trigger.startswith("generation") or new):
+            self._said_failed.update({r.id: r.error for r in failed})
+            detail = "; ".join(f"{r.id}: {r.error}" for r in failed)
+            self.outlet.record("apply.failed", f"generation {result.generation}: {detail}", None)
+            self.outlet.notify("nodeagent.apply.failed", {"node": self.host, "generation": result.generation,
+                                                          "failed": [{"id": r.id, "error": r.error} for r in failed]})
+        elif not failed and trigger.startswith("generation"):
+            self.outlet.record("apply.succeeded", f"generation {result.generation}: {result.summary()}", None)
+
+    def _record_drift(self, result: ReconcileResult, seen: dict[str, float], finished: set[str]) -> None:
         now = time.monotonic()
         for item in result.resources:
-            if not is_drift(item):
+            if not is_drift(item) or item.id in finished or item.id in self._unapplied:
                 self._standing.pop(item.id, None)
                 continue
             if item.status is not Status.CHANGED:
@@ -160,17 +251,17 @@ class Enforcer:
             # stops would never be backed off.
             fought = item.status is Status.CHANGED or item.error_kind == "conflict"
             contested = fought and self.guard.record(item.id, now)
-            event = DriftEvent.from_result(self.host, result.generation, item, seen_at, contested)
+            # When THIS drift was seen: the latest touch of this very resource, never another's or an earlier one.
+            event = DriftEvent.from_result(self.host, result.generation, item, seen.get(item.id) or time.time(),
+                                           contested)
             LOG.warning("drift %s", event.describe())
             self.recent_drift.append(event.to_dict())
             self.metrics.drift_events.labels(item.driver, event.state).inc()
-            self.record(f"drift.{event.state}", event.describe(), event)
+            self.outlet.record(f"drift.{event.state}", event.describe(), event)
             payload = event.to_dict()
-            self.notify("nodeagent.drift.detected", payload)
-            if event.state == "corrected":
-                self.notify("nodeagent.drift.corrected", payload)
-            elif event.state == "contested":
-                self.notify("nodeagent.drift.contested", payload)
+            self.outlet.notify("nodeagent.drift.detected", payload)
+            if event.state in ("corrected", "contested"):
+                self.outlet.notify(f"nodeagent.drift.{event.state}", payload)
 
     # -- what others read ------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -207,11 +298,11 @@ class Enforcer:
                                   "backed_off": self.guard.backed_off(resource.id, time.monotonic())})
         view = {"node": self.host, **status, "resources": resources, "drift": list(self.recent_drift)}
         try:
-            files.write_private(self.state_dir / "status.json", json.dumps(view, indent=1).encode(), 0o644)
+            files.write_private(self.outlet.state_dir / "status.json", json.dumps(view, indent=1).encode(), 0o644)
             self._status_error = None
         except OSError as exc:  # a full state directory must not stop enforcement; said once, not per reconcile
             if self._status_error != exc.errno:
                 LOG.error("state directory %s: cannot write status.json (%s); 'nodeagent status' shows an "
-                          "older view", self.state_dir, exc.strerror or exc)
+                          "older view", self.outlet.state_dir, exc.strerror or exc)
             self._status_error = exc.errno
         sd_notify(f"STATUS={self.status_line()}")

@@ -163,7 +163,8 @@ class Engine:
         message = scrub(message, resource.secrets)
         LOG.error("resource '%s' failed (%s): %s", resource.id, kind, message)
         return ResourceResult(resource.id, resource.driver, Status.FAILED, self._redacted(resource, changes),
-                              error=message, error_kind=kind, duration=duration)
+                              error=message, error_kind=kind, duration=duration,
+                              retry_in=getattr(exc, "delay", None))
 
     @staticmethod
     def _redacted(resource: Resource, changes: list[Change]) -> tuple[Change, ...]:

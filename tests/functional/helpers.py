@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import time
+from typing import Any, Iterator
 
+from nodeagent.kit.context import Context
+from nodeagent.kit.driver import Driver
 from nodeagent.node.engine import Engine
+from nodeagent.node.watchhub import WatchHub
 from nodeagent.kit.model import parse_document
 from nodeagent.kit.result import ResourceResult
 
@@ -42,3 +47,14 @@ class EventSink:
             except queue.Empty:
                 return False
         return False
+
+
+@contextlib.contextmanager
+def watching(driver: Driver, specs: dict[str, dict[str, Any]], ctx: Context, sink: EventSink) -> Iterator[WatchHub]:
+    """A watch hub on what ``driver`` declares for ``specs`` (id → validated spec), its touches into ``sink``."""
+    hub = WatchHub(lambda touch: [sink(resource_id) for resource_id in touch.resources])
+    hub.watch({resource_id: driver.watches(spec, ctx) for resource_id, spec in specs.items()})
+    try:
+        yield hub
+    finally:
+        hub.stop()

@@ -10,11 +10,9 @@ import pytest
 import yaml
 
 from nodeagent.kit.context import Context
-from nodeagent.node.drift import DriftGuard
 from nodeagent.drivers.ini import IniDriver
-from nodeagent.node.enforcer import Enforcer
+from nodeagent.node.enforcer import Enforcer, Outlet, Pacing
 from nodeagent.node.engine import Engine
-from nodeagent.kit.metrics import AgentMetrics
 from nodeagent.kit.model import parse_document
 from nodeagent.kit.registry import DriverRegistry
 from tests.conftest import run_cli
@@ -92,9 +90,10 @@ class EditingIni(IniDriver):
 
 
 def _enforcer(registry, root: Path, state_dir: Path, events: list):
-    return Enforcer("n1", Engine(registry, Context(root=root)), state_dir, DriftGuard(5, 60, 30), 0.05,
-                    lambda kind, detail, drift=None: events.append((kind, detail, drift and drift.to_dict())),
-                    lambda *_: None, AgentMetrics())
+    return Enforcer(Engine(registry, Context(root=root)),
+                    Outlet("n1", state_dir,
+                           lambda kind, detail, drift=None: events.append((kind, detail, drift and drift.to_dict())),
+                           lambda *_: None), Pacing(debounce=0.05))
 
 
 def test_an_edit_made_while_the_agent_corrects_the_file_gets_a_drift_record(registry, root, tmp_path):

@@ -8,7 +8,7 @@ from nodeagent.node.engine import Engine
 from nodeagent.kit.errors import InvalidDocument
 from nodeagent.kit.result import Status
 from tests.conftest import lab_context
-from tests.functional.helpers import EventSink, details, reconcile
+from tests.functional.helpers import EventSink, watching, details, reconcile
 
 GRO_OFF = {"id": "gro-off", "driver": "ethtool", "interface": "eth2", "features": {"gro": False}}
 
@@ -73,10 +73,7 @@ def test_watch_reports_a_feature_change(lab, engine, registry):
     reconcile(engine, GRO_OFF)
     driver = registry.get("ethtool")
     sink = EventSink()
-    watch = driver.watch({"gro-off": driver.validate({"interface": "eth2", "features": {"gro": False}})},
-                         engine.ctx, sink)
-    try:
+    with watching(driver, {"gro-off": driver.validate({"interface": "eth2", "features": {"gro": False}})},
+                  engine.ctx, sink):
         lab.exec("ethtool", "-K", "eth2", "gro", "on")
         assert sink.wait_for("gro-off")
-    finally:
-        watch.stop()

@@ -8,7 +8,7 @@ from nodeagent.node.engine import Engine
 from nodeagent.kit.errors import InvalidDocument
 from nodeagent.kit.result import Status
 from tests.conftest import lab_context
-from tests.functional.helpers import EventSink, details, reconcile
+from tests.functional.helpers import EventSink, watching, details, reconcile
 
 BRIDGE = {"id": "provider", "driver": "linux_bridge", "name": "brq-prov", "ports": ["eth2"], "mtu": 1400}
 VXLAN = {"id": "overlay", "driver": "linux_bridge", "kind": "vxlan", "name": "vxlan-100", "vni": 100,
@@ -126,8 +126,7 @@ def test_watch_reports_each_out_of_band_change(lab, engine, registry):
     specs = {"provider": driver.validate({k: v for k, v in bridge.items() if k not in ("id", "driver", "after")}),
              "overlay": driver.validate({k: v for k, v in VXLAN.items() if k not in ("id", "driver")})}
     sink = EventSink()
-    watch = driver.watch(specs, engine.ctx, sink)
-    try:
+    with watching(driver, specs, engine.ctx, sink):
         for command, resource_id in [
             (("ip", "link", "set", "brq-prov", "down"), "provider"),
             (("ip", "link", "set", "eth2", "nomaster"), "provider"),
@@ -138,5 +137,3 @@ def test_watch_reports_each_out_of_band_change(lab, engine, registry):
             sink.drain()
             lab.exec(*command)
             assert sink.wait_for(resource_id), f"no event for {resource_id} after {' '.join(command)}"
-    finally:
-        watch.stop()

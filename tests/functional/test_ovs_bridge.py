@@ -8,7 +8,7 @@ from nodeagent.node.engine import Engine
 from nodeagent.kit.errors import InvalidDocument
 from nodeagent.kit.result import Status
 from tests.conftest import lab_context
-from tests.functional.helpers import EventSink, details, reconcile
+from tests.functional.helpers import EventSink, watching, details, reconcile
 
 BR_INT = {"id": "br-int", "driver": "ovs_bridge", "name": "br-int", "datapath_type": "netdev",
           "ports": [{"name": "patch-tun", "type": "patch", "peer": "patch-int"}]}
@@ -112,13 +112,10 @@ def test_watch_reports_port_and_bridge_deletion(lab, engine, registry):
     specs = {r["id"]: driver.validate({k: v for k, v in r.items() if k not in ("id", "driver")})
              for r in (BR_INT, BR_EX)}
     sink = EventSink()
-    watch = driver.watch(specs, engine.ctx, sink)
-    try:
+    with watching(driver, specs, engine.ctx, sink):
         for command, resource_id in [(("del-port", "br-ex", "eth2"), "br-ex"),
                                      (("set", "Interface", "gre-net2", "options:key=7"), "br-ex"),
                                      (("del-br", "br-int"), "br-int")]:
             sink.drain()
             lab.vsctl(*command)
             assert sink.wait_for(resource_id), f"no event for {resource_id} after ovs-vsctl {' '.join(command)}"
-    finally:
-        watch.stop()

@@ -1,0 +1,107 @@
+"""One watch hub per agent: what every resource's driver declared, watched by one listener per source.
+
+Drivers declare (``Driver.watches``: values of ``kit.watches``); the hub runs one inotify
+observer for all files, one netlink socket per network namespace, one event handler per
+OVSDB connection and one poller, and turns every event into a ``Touch`` naming the
+resources it concerns, handed to ``deliver`` (the enforcer puts it on the agent's queue).
+The lookups from a name to the resources that care about it are built here, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import defaultdict
+from typing import Any, Callable, Iterable
+
+from nodeagent.kit import fswatch, netlink, ovsdb
+from nodeagent.kit.watches import File, Link, Netconf, Poll, Row, Touch, Watch
+
+LOG = logging.getLogger(__name__)
+
+
+class WatchHub:
+    """Listens for the resources last given to ``watch``; ``stop`` ends every listener."""
+
+    def __init__(self, deliver: Callable[[Touch], None]):
+        self.deliver = deliver
+        self.listeners: list[Any] = []
+
+    def watch(self, declared: dict[str, list[Watch]]) -> None:
+        """Watch these resources (id → what its driver declared), instead of the previous ones."""
+        self.stop()
+        files: dict[str, list[str]] = defaultdict(list)
+        links: dict[str | None, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        netconf: dict[str | None, list[str]] = defaultdict(list)
+        rows: dict[str, dict[tuple[str, str], list[str]]] = defaultdict(lambda: defaultdict(list))
+        polls: dict[float, list[str]] = defaultdict(list)
+        # Callbacks run later in the listeners' threads: loop values are bound as defaults, not closed over.
+        for resource_id, watches in declared.items():
+            for watch in dict.fromkeys(watches):
+                if isinstance(watch, File):
+                    files[os.path.normpath(watch.path)].append(resource_id)
+                elif isinstance(watch, Link):
+                    links[watch.netns][watch.name].append(resource_id)
+                elif isinstance(watch, Netconf):
+                    links[watch.netns]  # the namespace's listener also hears netconf
+                    netconf[watch.netns].append(resource_id)
+                elif isinstance(watch, Row):
+                    rows[watch.connection][(watch.table, watch.name)].append(resource_id)
+                elif isinstance(watch, Poll):
+                    polls[watch.interval].append(resource_id)
+        if files:
+            self._start("files", lambda: fswatch.FileObserver(files, lambda path: self.touch(files.get(path, ()))))
+        for netns, names in links.items():
+            self._start(f"links {netns or 'on this node'}", lambda: netlink.LinkListener(
+                netns, lambda changed, names=names: self.touch(r for name in changed for r in names.get(name, ())),
+                lambda ids=netconf[netns]: self.touch(ids)))
+        for connection, by_row in rows.items():
+            everything = [r for ids in by_row.values() for r in ids]
+            self._start(f"OVSDB {connection}", lambda: ovsdb.RowListener(
+                connection, {table for table, _ in by_row}, lambda table, name, by_row=by_row: self.touch(
+                    by_row.get((table, name), ())), lambda ids=everything: self.touch(ids)))
+        if polls:
+            self._start("polls", lambda: Poller(polls, self.touch))
+
+    def _start(self, what: str, start: Callable[[], Any]) -> None:
+        try:
+            self.listeners.append(start())
+        except Exception as exc:  # the periodic resync still covers what this listener would have heard
+            LOG.warning("cannot watch %s: %s", what, exc)
+
+    def touch(self, resources: Iterable[str]) -> None:
+        """Called from the listeners' threads: these resources may have changed."""
+        touched = tuple(sorted(set(resources)))
+        if touched:
+            self.deliver(Touch(touched, time.time(), time.monotonic()))
+
+    def stop(self) -> None:
+        for listener in self.listeners:
+            listener.stop()
+        self.listeners = []
+
+
+class Poller:
+    """One thread for every poll: each group of resources touched every ``interval`` seconds."""
+
+    def __init__(self, groups: dict[float, list[str]], touch: Callable[[list[str]], None]):
+        self.groups = groups
+        self.touch = touch
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="poller", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        due = {interval: time.monotonic() + interval for interval in self.groups}
+        while not self._stop.wait(max(0.0, min(due.values()) - time.monotonic())):
+            now = time.monotonic()
+            for interval, resources in self.groups.items():
+                if due[interval] <= now:
+                    self.touch(resources)
+                    due[interval] = now + interval
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
