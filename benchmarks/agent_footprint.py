@@ -25,16 +25,8 @@ import psutil  # noqa: E402
 import yaml  # noqa: E402
 
 from nodeagent.testing.lab import Fleet  # noqa: E402
+from nodeagent.testing.waiting import wait_until  # noqa: E402
 from tests.drift_kinds import DOCUMENT  # noqa: E402
-
-
-def wait(check, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise TimeoutError("not reached")
 
 
 def count(pid: int) -> dict:
@@ -59,10 +51,10 @@ def main() -> None:
         fleet.start("coordinator")
         fleet.start("fp1")
         (fleet.directory / "state.yaml").write_text(yaml.safe_dump(DOCUMENT))
-        wait(lambda: "fp1" in fleet.ctl("node", "list", "-f", "value", "-c", "Host").stdout)
+        wait_until(lambda: "fp1" in fleet.ctl("node", "list", "-f", "value", "-c", "Host").stdout, 60)
         fleet.ctl("node", "set-state", "fp1", str(fleet.directory / "state.yaml"))
         status = fleet.directory / "fp1/state/status.json"
-        wait(lambda: status.exists() and json.loads(status.read_text())["generation"] == 1)
+        wait_until(lambda: status.exists() and json.loads(status.read_text())["generation"] == 1, 60)
         time.sleep(3)  # the watches started after the apply
         figures = count(fleet.processes["fp1"].pid)
     finally:

@@ -23,16 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 from nodeagent.testing.lab import Fleet  # noqa: E402
+from nodeagent.testing.waiting import wait_until  # noqa: E402
 from tests.relay import Relay  # noqa: E402
-
-
-def wait(check, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise SystemExit(f"not reached within {timeout} s: {check.__doc__}")
 
 
 def stop_time(fleet: Fleet, name: str) -> float:
@@ -55,7 +47,7 @@ def trial(directory: Path, broker_away: bool) -> dict[str, float]:
         def heartbeat():
             """the agent heartbeated"""
             return '"node-a"' in fleet.ctl("node", "list", "-f", "json").stdout
-        wait(heartbeat)
+        wait_until(heartbeat, 30)
         time.sleep(1.5)  # a few heartbeats: the RPC server and the reply queue are in use
         if broker_away:
             relay.cut()
