@@ -13,7 +13,7 @@ import subprocess
 import yaml
 
 from nodeagent.testing.lab import Fleet
-from tests.functional.test_fleet import wait_until
+from nodeagent.testing.waiting import wait_until
 
 DOCUMENT = {"resources": [{"id": "conf", "driver": "file", "path": "/etc/neutron/retry.conf",
                            "content": "written once there is room\n"}]}

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from oslo_config import cfg
 
-from nodeagent.testing.labcloud import wait_until
+from nodeagent.testing.waiting import wait_until
 from nodeagent.wire import rpc
 from nodeagent.wire.messages import ReportAnswer
 
