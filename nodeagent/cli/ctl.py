@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import logging
+import signal
 import sys
 import time
 from typing import Any, Callable, Sequence
@@ -45,11 +46,15 @@ class Serve(Command):
     """Run the coordinator: answer agents' reports and pulls, mark silent nodes down."""
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
-        from nodeagent.kit.daemon import before_exit, setup_logging
+        from nodeagent.kit.daemon import Signals, before_exit, setup_logging
 
         coordinator = _coordinator(self.app)
         setup_logging("nodeagent-coordinator", host=coordinator.conf.host)
-        coordinator.serve()
+        signals = Signals(signal.SIGTERM, signal.SIGINT)  # the process's, not the coordinator object's
+        try:
+            coordinator.serve(stopped=lambda seconds: signals.wait(seconds) is not None)
+        finally:
+            signals.close()
         before_exit()
         return 0
 

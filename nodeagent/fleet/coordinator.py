@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from oslo_config import cfg
 
@@ -295,14 +294,15 @@ class Coordinator:
         self.notices.alert(alert)
 
     # -- the daemon -----------------------------------------------------------------------------
-    def serve(self) -> None:
-        """Run until SIGTERM or SIGINT: answer agents, notice nodes down."""
-        from nodeagent.kit.daemon import Signals
+    def serve(self, stopped: Callable[[float], bool]) -> None:
+        """Answer agents and notice nodes down until ``stopped(seconds)`` (which may wait that long) says so.
+
+        The process is the caller's: ``nodeagentctl serve`` turns SIGTERM and SIGINT into ``stopped``.
+        """
         from nodeagent.wire import rpc as messaging
 
         self.set_up()
         _ = self.reports, self.desired, self.liveness  # made before the RPC threads can race to make them
-        signals = Signals(signal.SIGTERM, signal.SIGINT)  # no Event set inside a handler: see Signals
         server = self._start_rpc_server()
         from nodeagent.kit import metrics
 
@@ -310,7 +310,7 @@ class Coordinator:
         metrics.serve(self.metrics.registry, self.conf.coordinator.metrics_address)
         sd_notify("READY=1")
         try:
-            while signals.wait(1.0) is None:
+            while not stopped(1.0):
                 self.refusals.flush()
                 self.check_down()
                 self.neutron.tick(time.monotonic())
@@ -321,7 +321,6 @@ class Coordinator:
             messaging.within(messaging.STOP_WAIT, server.stop, server.wait)
             self.notices.stop_webhooks()
             messaging.within(messaging.STOP_WAIT, self.close)
-            signals.close()
 
     def _start_rpc_server(self) -> Any:
         from nodeagent.wire import rpc as messaging
