@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from nodeagent.wire import trust
 from nodeagent.kit.files import TEMPORARY_SUFFIX
+from nodeagent.testing.waiting import wait_until
 
 FILES, INIS = 30, 3
 
@@ -142,8 +143,13 @@ def run_kills(directory: Path, kills: int, seed: int | None = None, timeout: flo
     for _ in range(kills):
         variant = "B" if variant == "A" else "A"
         agent.cache(variant)
+        before = agent.variants()
         process = agent.start()
-        time.sleep(rng.uniform(max(0.0, first - 0.3), done + 0.1))
+        # Killed at a random point of the apply, timed from its first write (a loaded machine may take
+        # seconds more to start the agent than the first run did); now and then just after the apply.
+        wait_until(lambda: agent.variants() != before or process.poll() is not None, timeout,
+                   "the agent's first write of the new document", step=0.005)
+        time.sleep(rng.uniform(0.0, done - first + 0.1))
         process.send_signal(signal.SIGKILL)
         process.wait()
         figures.kills += 1
