@@ -49,6 +49,20 @@ def engine(registry: DriverRegistry, root: Path) -> Engine:
     return Engine(registry, Context(root=root))
 
 
+def set_up_coordinator(directory: Path, coordinator_options: str = ""):
+    """A coordinator set up (state directory, keys, inventory) under ``directory``, no broker: for unit tests
+    of its parts. ``coordinator_options``: more lines of its [coordinator] section."""
+    from nodeagent.fleet.coordinator import Coordinator
+    from nodeagent.kit import config
+
+    conf_file = directory / "coordinator.conf"
+    conf_file.write_text(f"[DEFAULT]\nreport_interval = 1\n[coordinator]\nstate_dir = {directory / 'state'}\n"
+                         + coordinator_options)
+    coordinator = Coordinator(config.make_conf([str(conf_file)]))
+    coordinator.set_up()
+    return coordinator
+
+
 def run_cli(*args: str, program: str = "nodeagent", stdin: str | None = None) -> subprocess.CompletedProcess:
     """Run an installed console script, as an operator would."""
     binary = Path(sys.executable).parent / program

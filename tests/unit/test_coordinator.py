@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from nodeagent.wire import box, messages, trust
 from nodeagent.wire.messages import ReportAnswer
+from tests.conftest import set_up_coordinator
 
 from nodeagent.kit import config
 from nodeagent.fleet.coordinator import Coordinator, NotFound, NotSetUp
@@ -19,11 +20,7 @@ NODE_BOX = box.public_text(box.X25519PrivateKey.generate().public_key())
 
 @pytest.fixture
 def coordinator(tmp_path):
-    conf_file = tmp_path / "coordinator.conf"
-    conf_file.write_text(f"[DEFAULT]\nreport_interval = 1\n[coordinator]\nstate_dir = {tmp_path / 'state'}\n")
-    coordinator = Coordinator(config.make_conf([str(conf_file)]))
-    coordinator.set_up()
-    return coordinator
+    return set_up_coordinator(tmp_path)
 
 
 _sequence = itertools.count(1)

@@ -10,13 +10,11 @@ import sqlite3
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from nodeagent.wire import box, messages, trust
-
-from nodeagent.kit import config
-
 from nodeagent.fleet import enrolment, rotation
 from nodeagent.fleet.coordinator import Coordinator
+from nodeagent.wire import box, messages, trust
 from nodeagent.wire.refusals import RefusalLog
+from tests.conftest import set_up_coordinator
 
 SECRET = "s3cret-rabbit-pass"
 DOCUMENT = {"resources": [{"id": "conf", "driver": "ini", "path": "/etc/neutron/neutron.conf",
@@ -47,12 +45,7 @@ class Node:
 
 @pytest.fixture
 def coordinator(tmp_path):
-    conf_file = tmp_path / "coordinator.conf"
-    conf_file.write_text(f"[DEFAULT]\nreport_interval = 1\n[coordinator]\nstate_dir = {tmp_path / 'state'}\n"
-                         "auto_accept = true\nrefusal_window = 60\n")
-    coordinator = Coordinator(config.make_conf([str(conf_file)]))
-    coordinator.set_up()
-    return coordinator
+    return set_up_coordinator(tmp_path, "auto_accept = true\nrefusal_window = 60\n")
 
 
 def kinds(coordinator, pattern="*") -> list[str]:

@@ -9,10 +9,9 @@ import itertools
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from nodeagent.fleet.coordinator import Coordinator
 from nodeagent.fleet.reports import drift_event
-from nodeagent.kit import config
 from nodeagent.wire import box, messages, trust
+from tests.conftest import set_up_coordinator
 
 _sequence = itertools.count(1)
 BOX = box.public_text(box.X25519PrivateKey.generate().public_key())
@@ -20,12 +19,7 @@ BOX = box.public_text(box.X25519PrivateKey.generate().public_key())
 
 @pytest.fixture
 def coordinator(tmp_path):
-    conf_file = tmp_path / "coordinator.conf"
-    conf_file.write_text(f"[DEFAULT]\nreport_interval = 1\n[coordinator]\nstate_dir = {tmp_path / 'state'}\n"
-                         "auto_accept = true\n")
-    coordinator = Coordinator(config.make_conf([str(conf_file)]))
-    coordinator.set_up()
-    return coordinator
+    return set_up_coordinator(tmp_path, "auto_accept = true\n")
 
 
 def drift(node: str = "n1") -> messages.DriftEvent:
