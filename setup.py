@@ -20,6 +20,7 @@ setup(
         "cliff>=4.0",
         "cryptography>=3.4",
         "oslo.config>=9.0",
+        "oslo.context>=5.0",
         "oslo.messaging>=14.0",
         "openstacksdk>=1.0",
         "ovsdbapp>=2.0",

@@ -44,9 +44,9 @@ def fleet(directory: Path, nodes: int) -> Coordinator:
                                       f"roles_dir = {directory / 'roles'}\n")
     coordinator = Coordinator(config.make_conf([str(directory / "c.conf")]))
     coordinator.set_up()
-    coordinator.set_variable("tag", "first")
+    coordinator.settings.set_variable("tag", "first")
     for number in range(nodes):  # each node enrols (pending: its facts are kept once accepted)
-        coordinator.report_state(trust.seal({
+        coordinator.reports.report_state(trust.seal({
             "node": f"n{number}", "seq": 1, "status": {"generation": 0}, "events": [],
             "box_key": box.public_text(box.X25519PrivateKey.generate().public_key())}, Ed25519PrivateKey.generate()))
     with coordinator.inventory.session() as session:  # facts and the role on every node (setup, not measured)
@@ -71,8 +71,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as directory:
             coordinator = fleet(Path(directory), nodes)
             first = timed(coordinator.converge_roles)
-            every = timed(lambda: coordinator.set_variable("tag", "second"))
-            none = timed(lambda: coordinator.set_variable("tag", "second"))
+            every = timed(lambda: coordinator.settings.set_variable("tag", "second"))
+            none = timed(lambda: coordinator.settings.set_variable("tag", "second"))
             figures[nodes] = {"first_s": round(first, 3), "change_all_s": round(every, 3),
                               "change_none_s": round(none, 3)}
             print(f"{nodes:4d} nodes: first documents {first:.2f} s; a variable every node reads {every:.2f} s; "

@@ -90,11 +90,11 @@ def main() -> None:
             document = {"resources": [{"id": "f", "driver": "file", "path": "/etc/neutron/bench.conf",
                                        "content": f"push {index}\n"}]}
             start = time.perf_counter()
-            generation = coordinator.set_state("bench1", document)
+            generation = coordinator.desired.set_state("bench1", document)
             wait(lambda: coordinator.inventory.node("bench1").observed_generation >= generation)
             latencies.append(time.perf_counter() - start)
 
-        client = messaging.CoordinatorAPI(coordinator.transport, timeout=30)
+        client = messaging.CoordinatorAPI(coordinator.transport(), timeout=30)
         keys = [Ed25519PrivateKey.generate() for _ in range(args.senders)]
         sequence = itertools.count(1)  # reports carry a rising sequence (replay protection)
         for number, key in enumerate(keys):

@@ -145,25 +145,16 @@ class Keygen(Command):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
-        import os
         from pathlib import Path
 
-        from nodeagent.wire import box, trust
-        from nodeagent.node.agent import box_key_paths
+        from nodeagent.wire.protocol import NodeChannel
 
         conf = self.app.conf()
         state_dir = Path(conf.state_dir)
-        key_path = Path(conf.node_key or state_dir / "node.key")
-        current_box, previous_box = box_key_paths(state_dir)
-        if parsed_args.rotate:
-            key = trust.rotate_key(key_path) if key_path.exists() else trust.load_or_create_key(key_path)
-            if current_box.exists():
-                os.replace(current_box, previous_box)
-        else:
-            key = trust.load_or_create_key(key_path)
-        encryption = box.load_or_create_key(current_box)
-        self.app.stdout.write(f"signing {trust.public_text(key.public_key())}\n"
-                              f"encryption {box.public_text(encryption.public_key())}\n")
+        channel = NodeChannel(conf.host, state_dir, Path(conf.node_key or state_dir / "node.key"),
+                              conf.coordinator_public_key)
+        signing, encryption = channel.make_keys(rotate=parsed_args.rotate)
+        self.app.stdout.write(f"signing {signing}\nencryption {encryption}\n")
         return 0
 
 

@@ -27,7 +27,8 @@ from cliff.show import ShowOne
 
 from nodeagent.cli import lint
 from nodeagent.cli.base import NodeAgentApp, main_for, result_rows
-from nodeagent.fleet.errors import PushFailed
+from nodeagent.fleet import enrolment, rotation
+from nodeagent.fleet.errors import NotFound, PushFailed
 
 
 def _coordinator(app: Any):
@@ -80,11 +81,11 @@ class Keygen(Command):
         coordinator = _coordinator(self.app)
         coordinator.set_up()
         if parsed_args.rotate:
-            count = coordinator.rotate_keys()
+            count = rotation.rotate(coordinator.channel, coordinator.vault, coordinator.inventory)
             self.app.stderr.write(f"keys rotated; {count} stored values re-encrypted\n")
-        elif parsed_args.retire_previous and not coordinator.retire_previous_key():
+        elif parsed_args.retire_previous and not rotation.retire_previous(coordinator.channel, coordinator.inventory):
             self.app.stderr.write("no previous signing key\n")
-        self.app.stdout.write(coordinator.public_key_text() + "\n")
+        self.app.stdout.write(coordinator.channel.public_key_text() + "\n")
         return 0
 
 
@@ -98,10 +99,10 @@ class NodeList(Lister):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         columns = ("Host", "Roles", "Alive", "State", "Generation", "Drifted", "Last heartbeat")
         coordinator = _coordinator(self.app)
-        drifted = coordinator.open_drift_counts()
+        drifted = coordinator.inventory.open_drift_counts()
         neutron = _neutron_column(coordinator)
         rows = []
-        for node in coordinator.nodes():
+        for node in coordinator.inventory.nodes():
             rows.append((node.name, ", ".join(node.roles or []), ":-)" if node.alive else "XXX", node.state,
                          f"{node.desired_generation}/{node.observed_generation}", drifted.get(node.name, 0),
                          _when(node.last_heartbeat)) + ((neutron(node.name),) if neutron else ()))
@@ -170,7 +171,9 @@ class NodeShow(ShowOne):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        node = _coordinator(self.app).node(parsed_args.host)
+        node = _coordinator(self.app).inventory.node(parsed_args.host)
+        if node is None:
+            raise NotFound(f"no node '{parsed_args.host}'")
         interfaces = (node.facts or {}).get("interfaces", {})
         addresses = {name: info.get("ipv4", []) for name, info in interfaces.items() if info.get("ipv4")}
         data = {
@@ -195,7 +198,7 @@ class NodeAccept(Command):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
-        _coordinator(self.app).accept(parsed_args.host)
+        enrolment.accept(_coordinator(self.app).inventory, parsed_args.host)
         self.app.stdout.write(f"accepted {parsed_args.host}\n")
         return 0
 
@@ -213,7 +216,7 @@ class NodeRevoke(Command):
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
         coordinator = _coordinator(self.app)
-        (coordinator.forget if self.forget else coordinator.revoke)(parsed_args.host)
+        (enrolment.forget if self.forget else enrolment.revoke)(coordinator.inventory, parsed_args.host)
         self.app.stdout.write(f"{'forgot' if self.forget else 'revoked'} {parsed_args.host}\n")
         return 0
 
@@ -244,7 +247,7 @@ class NodeSetState(Command):
             raise InvalidDocument(f"{parsed_args.state_file}: document must be a mapping")
         _quiet_broker_retries(self.app)
         try:
-            generation = _coordinator(self.app).set_state(parsed_args.host, raw, push=not parsed_args.no_push)
+            generation = _coordinator(self.app).desired.set_state(parsed_args.host, raw, push=not parsed_args.no_push)
         except PushFailed as exc:
             _print_stored(self.app, exc)
             raise
@@ -264,7 +267,7 @@ class NodePlan(Lister):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         from nodeagent.wire.messages import Refusal, plan_or_refusal
 
-        answer = plan_or_refusal(_coordinator(self.app).plan(parsed_args.host))
+        answer = plan_or_refusal(_coordinator(self.app).desired.plan(parsed_args.host))
         if isinstance(answer, Refusal):
             raise RuntimeError(f"{parsed_args.host} refused the plan request: {answer.refused}")
         return result_rows(answer.to_dict(), parsed_args.formatter in ("json", "yaml"))
@@ -281,7 +284,7 @@ class Events(Lister):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        found = _coordinator(self.app).events(parsed_args.node, parsed_args.type, parsed_args.limit)
+        found = _coordinator(self.app).inventory.events(parsed_args.node, parsed_args.type, parsed_args.limit)
         return ("Time", "Node", "Type", "Detail"), [(_when(e.at), e.node or "(fleet)", e.type, e.detail)
                                                     for e in found]
 
@@ -305,7 +308,7 @@ class DriftList(Lister):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         from nodeagent.fleet.reports import drift_event
 
-        records = _coordinator(self.app).drift(parsed_args.node, parsed_args.since, parsed_args.open,
+        records = _coordinator(self.app).inventory.drift(parsed_args.node, parsed_args.since, parsed_args.open,
                                                          parsed_args.limit)
         structured = parsed_args.formatter in ("json", "yaml")
         rows = []
@@ -395,7 +398,7 @@ class NodeAssign(Command):
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
         coordinator = _coordinator(self.app)
-        _converge(self.app, lambda: coordinator.assign(parsed_args.host, parsed_args.roles, self.remove))
+        _converge(self.app, lambda: coordinator.settings.assign(parsed_args.host, parsed_args.roles, self.remove))
         return 0
 
 
@@ -417,7 +420,7 @@ class VarSet(Command):
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
         coordinator = _coordinator(self.app)
-        _converge(self.app, lambda: coordinator.set_variable(parsed_args.key, parsed_args.value, parsed_args.node))
+        _converge(self.app, lambda: coordinator.settings.set_variable(parsed_args.key, parsed_args.value, parsed_args.node))
         return 0
 
 
@@ -430,7 +433,7 @@ class VarList(Lister):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        return ("Variable", "Value", "From"), _coordinator(self.app).variable_origins(parsed_args.node)
+        return ("Variable", "Value", "From"), _coordinator(self.app).settings.variable_origins(parsed_args.node)
 
 
 class SecretSet(Command):
@@ -449,7 +452,7 @@ class SecretSet(Command):
         else:
             value = sys.stdin.readline().rstrip("\n")
         coordinator = _coordinator(self.app)
-        _converge(self.app, lambda: coordinator.set_secret(parsed_args.key, value))
+        _converge(self.app, lambda: coordinator.settings.set_secret(parsed_args.key, value))
         return 0
 
 
@@ -457,7 +460,7 @@ class SecretList(Lister):
     """List the secrets' names and when they were set (never their values)."""
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        return ("Secret", "Set"), [(key, _when(at)) for key, at in _coordinator(self.app).secrets_set()]
+        return ("Secret", "Set"), [(key, _when(at)) for key, at in _coordinator(self.app).inventory.secrets_set()]
 
 
 COMMANDS = {

@@ -91,5 +91,5 @@ class FleetLint(_LintLister):
         from nodeagent.fleet.coordinator import Coordinator
 
         coordinator = Coordinator(self.app.conf())
-        self.findings = coordinator.lint(parsed_args.node, parsed_args.role, parsed_args.release)
+        self.findings = coordinator.desired.lint(parsed_args.node, parsed_args.role, parsed_args.release)
         return rows(self.findings, with_node=True)

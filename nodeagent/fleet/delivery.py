@@ -2,89 +2,99 @@
 
 What is stored in the inventory is the truth; a push is only a shortcut. An agent that missed a
 push fetches its document when its heartbeat's answer names a newer generation, or when it
-(re)connects (``Reports.fetch_state``).
+(re)connects (``Reports.fetch_state``). A push takes the documents the caller has in hand (the
+converge that stored them): nothing is read back from the database to be sent.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from nodeagent.fleet.errors import NotFound
 from nodeagent.fleet.inventory import Inventory, NodeTrust
-from nodeagent.fleet.signer import Signer
-from nodeagent.wire import box, trust
+from nodeagent.wire.protocol import CoordinatorChannel, Refused
 
 _CREDENTIALS = re.compile(r"(//)[^/@\s]*@")  # user:password@ in a broker URL, should an error show one
 
 
-class Delivery:
-    """Seals a node's stored (or rendered) document for that node alone and sends it over the bus."""
+@dataclass(frozen=True)
+class Outgoing:
+    """A document to send: for ``host``, its body carrying its generation, and the node's encryption key
+    (None when the node has presented none: nothing is sent to it in clear)."""
 
-    def __init__(self, inventory: Inventory, signer: Signer, agents: Callable[[], Any],
+    host: str
+    body: dict[str, Any]
+    box_key: str | None
+
+
+def box_key(session: Any, host: str) -> str | None:
+    known = session.get(NodeTrust, host)
+    return known.box_key if known is not None else None
+
+
+class Delivery:
+    """Seals documents for one node each and sends them over the bus, through one RPC client."""
+
+    def __init__(self, inventory: Inventory, channel: CoordinatorChannel, agents: Callable[[], Any],
                  refuse: Callable[[Any, str, str], None]):
         self.inventory = inventory
-        self.signer = signer
-        self._agents = agents  # the RPC client to the agents, made on first use (it needs the broker)
+        self.channel = channel
+        self._agents = agents  # makes the RPC client to the agents: on first use, as it needs the broker
         self.refuse = refuse
 
+    @functools.cached_property
+    def agents(self) -> Any:
+        """The one RPC client to the agents."""
+        return self._agents()
+
+    def seal(self, outgoing: Outgoing) -> dict[str, Any]:
+        if not outgoing.box_key:
+            raise NotFound(f"node '{outgoing.host}' has presented no encryption key yet (an agent older than "
+                           "this coordinator?): nothing is sent to it in clear")
+        return self.channel.seal_document(outgoing.host, outgoing.body, outgoing.box_key)
+
     def sealed_document(self, host: str) -> dict[str, Any] | None:
-        """The node's latest stored document, sealed for it; None when it has none."""
-        stored = self.inventory.document(host)
-        if stored is None:
-            return None
-        body = {**stored.body, "node": host, "generation": stored.generation}
-        return self.seal_document(host, body)
-
-    def seal_document(self, host: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Signed, and encrypted for the node's own key: no other node and no listener on the bus reads it."""
+        """The node's latest stored document, sealed for it (an agent's fetch); None when it has none."""
         with self.inventory.session() as session:
-            known = session.get(NodeTrust, host)
-            box_key = known.box_key if known is not None else None
-        if not box_key:
-            raise NotFound(f"node '{host}' has presented no encryption key yet (an agent older than this "
-                           "coordinator?): nothing is sent to it in clear")
-        aad = f"{host}:{body['generation']}".encode()
-        sealed_body = box.encrypt_for(box.public_from_text(box_key), body, aad)
-        return self.signer.seal({"kind": "document", "node": host, "generation": body["generation"],
-                                 "encrypted": sealed_body})
+            stored = self.inventory.document(host, session=session)
+            if stored is None:
+                return None
+            outgoing = Outgoing(host, {**stored.body, "node": host, "generation": stored.generation},
+                                box_key(session, host))
+        return self.seal(outgoing)
 
-    def push(self, host: str) -> None:
-        sealed = self.sealed_document(host)
-        if sealed is None:
-            raise NotFound(f"node '{host}' has no document")
-        self._agents().apply_state(host, sealed)
+    def ask_plan(self, host: str, body: dict[str, Any]) -> Any:
+        """The node's diff against ``body`` (nothing applied), if its answer is signed for this request."""
+        with self.inventory.session() as session:
+            request = self.seal(Outgoing(host, body, box_key(session, host)))
+        return self.read_answer(host, request, self.agents.plan_state(host, request))
 
-    def ask_plan(self, host: str, sealed: dict[str, Any]) -> Any:
-        """The node's diff against ``sealed`` (nothing applied), if its answer is signed for this request."""
-        return self.node_answer(host, sealed, self._agents().plan_state(host, sealed))
-
-    def node_answer(self, host: str, request: Any, sealed: Any) -> Any:
-        """An agent's answer, if signed by the node's accepted key for this very request."""
+    def read_answer(self, host: str, request: dict[str, Any], answer: Any) -> Any:
+        """What a node answered ``request``, if signed by its accepted key for this very request; a refusal is
+        recorded and raised."""
         node = self.inventory.node(host)
         if node is None or not node.public_key:
-            raise trust.Refused(f"the answer of '{host}': not an accepted node")
+            raise Refused(f"the answer of '{host}': not an accepted node")
         try:
-            payload = trust.unseal(sealed, trust.public_from_text(node.public_key))
-            if payload.get("kind") != "reply" or payload.get("node") != host or \
-                    payload.get("request") != trust.digest(request):
-                raise trust.Refused("an answer to another request")
-        except trust.Refused as exc:
+            return self.channel.read_reply(answer, host, node.public_key, request)
+        except Refused as exc:
             self.refuse(host, "answer.refused", str(exc))
-            raise trust.Refused(f"the answer of '{host}' is refused: {exc}") from None
-        return payload.get("answer")
+            raise Refused(f"the answer of '{host}' is refused: {exc}") from None
 
-    def push_all(self, hosts: list[str]) -> dict[str, str]:
-        """Push each host's stored document; returns why, for each host not pushed. A broker failure ends
-        the round: the other pushes would wait for the same broker."""
+    def push_all(self, documents: list[Outgoing]) -> dict[str, str]:
+        """Push each document; returns why, for each host not pushed. A broker failure ends the round: the
+        other pushes would wait for the same broker."""
         failed: dict[str, str] = {}
-        for index, host in enumerate(hosts):
+        for index, outgoing in enumerate(documents):
             try:
-                self.push(host)
-            except NotFound as exc:  # this node only (no document, no encryption key)
-                failed[host] = str(exc)
+                self.agents.apply_state(outgoing.host, self.seal(outgoing))
+            except NotFound as exc:  # this node only (no encryption key)
+                failed[outgoing.host] = str(exc)
             except Exception as exc:  # the bus: the broker is down or refuses us
                 reason = _CREDENTIALS.sub(r"\1***@", f"{type(exc).__name__}: {exc}")
-                failed.update((rest, reason) for rest in hosts[index:])
+                failed.update((rest.host, reason) for rest in documents[index:])
                 break
         return failed

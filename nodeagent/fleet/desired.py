@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from nodeagent.fleet.delivery import Delivery
+from nodeagent.fleet.delivery import Delivery, Outgoing, box_key
 from nodeagent.fleet.errors import FleetInconsistent, NotFound, PushFailed
 from nodeagent.fleet.fleetchecks import check_fleet, option_findings
 from nodeagent.fleet.inventory import Inventory, Node, StateDocument
@@ -58,7 +58,7 @@ class DesiredState:
 
     def converge(self, change: Change | None = None) -> list[tuple[str, int]]:
         """Make ``change``, render every node with roles, check the fleet, store what changed: one transaction.
-        Then push; returns (host, generation) of each document stored."""
+        Then push what was stored, as it was stored; returns (host, generation) of each document stored."""
         try:
             with self.inventory.session() as session:
                 if change is not None:
@@ -69,14 +69,14 @@ class DesiredState:
                 problems = check_fleet(rendered, self.releases(rendered, session))
                 if problems:
                     raise FleetInconsistent(problems)
-                stored = [(host, self._store(session, host, body)) for host, body in rendered.items()
-                          if _differs(self._latest(session, host), body)]
+                stored = [self._store(session, host, body) for host, body in rendered.items()
+                          if _differs(self.inventory.document(host, session=session), body)]
                 accepted = {n.name for n in nodes if n.enrolment == "accepted"}
         except FleetInconsistent as exc:  # recorded once the transaction is rolled back
             self.inventory.add_event(None, "push.blocked", "; ".join(exc.problems))
             raise
-        self._push(stored, [host for host, _ in stored if host in accepted])
-        return stored
+        self._push(stored, [outgoing for outgoing in stored if outgoing.host in accepted])
+        return [(outgoing.host, outgoing.body["generation"]) for outgoing in stored]
 
     def set_state(self, host: str, raw: dict[str, Any], push: bool = True) -> int:
         """Store a new document for ``host`` at the next generation and push it; returns the generation."""
@@ -84,13 +84,14 @@ class DesiredState:
             raise ValueError(f"the document is for node '{raw.get('node')}', not '{host}'")
         self._block_on_option_errors({host: raw})
         with self.inventory.session() as session:
-            generation = self._store(session, host, raw)
+            outgoing = self._store(session, host, raw)
         if push:
-            self._push([(host, generation)], [host])
-        return generation
+            self._push([outgoing], [outgoing])
+        return outgoing.body["generation"]
 
-    def _store(self, session: Session, host: str, raw: dict[str, Any]) -> int:
-        """The document, validated, at the node's next generation (in the caller's transaction)."""
+    def _store(self, session: Session, host: str, raw: dict[str, Any]) -> Outgoing:
+        """The document, validated, at the node's next generation (in the caller's transaction); returned as
+        it is to be sent, with the node's encryption key."""
         node = session.get(Node, host)
         if node is None:
             raise NotFound(f"no node '{host}' (it appears when its agent first reports)")
@@ -98,41 +99,36 @@ class DesiredState:
             raise ValueError(f"node '{host}' is revoked: it gets nothing ('node forget {host}' first)")
         generation = max(node.desired_generation, node.observed_generation) + 1
         document = parse_document({**raw, "node": host, "generation": generation}, self.registry)
-        session.add(StateDocument(node=host, generation=generation, body=document.to_dict(),
-                                  created_at=time.time()))
+        body = document.to_dict()
+        session.add(StateDocument(node=host, generation=generation, body=body, created_at=time.time()))
         node.desired_generation = generation
         self.inventory.add_event(host, "state.set", f"generation {generation}", session)
-        return generation
+        return Outgoing(host, {**body, "node": host, "generation": generation}, box_key(session, host))
 
-    @staticmethod
-    def _latest(session: Session, host: str) -> StateDocument | None:
-        query = select(StateDocument).where(StateDocument.node == host)
-        return session.scalars(query.order_by(StateDocument.generation.desc()).limit(1)).first()
-
-    def _push(self, stored: list[tuple[str, int]], hosts: list[str]) -> None:
-        """Push what was stored to ``hosts``; those it fails for are recorded and named (PushFailed)."""
-        failed = self.delivery.push_all(hosts)
+    def _push(self, stored: list[Outgoing], documents: list[Outgoing]) -> None:
+        """Push ``documents``; those it fails for are recorded and named (PushFailed)."""
+        failed = self.delivery.push_all(documents)
         if not failed:
             return
-        generations = dict(stored)
+        generations = {outgoing.host: outgoing.body["generation"] for outgoing in stored}
         with self.inventory.session() as session:
             for host, why in failed.items():
                 self.inventory.add_event(host, "push.failed", f"generation {generations[host]} stored, not pushed "
                                          f"({why}): the agent fetches it at its next heartbeat", session)
-        raise PushFailed(stored, failed)
+        raise PushFailed(list(generations.items()), failed)
 
     def plan(self, host: str) -> dict[str, Any]:
         """The agent's diff against what its roles render now (or its stored document without roles)."""
         node = self.inventory.node(host)
+        stored = self.inventory.document(host)
         if node is not None and node.roles:
             body = self.render(host)
-            generation = node.desired_generation + _differs(self.inventory.document(host), body)  # the next push's
-            sealed = self.delivery.seal_document(host, {**body, "node": host, "generation": generation})
+            generation = node.desired_generation + _differs(stored, body)  # the next push's
+        elif stored is not None:
+            body, generation = stored.body, stored.generation
         else:
-            sealed = self.delivery.sealed_document(host)
-        if sealed is None:
             raise NotFound(f"node '{host}' has no document")
-        return self.delivery.ask_plan(host, sealed)
+        return self.delivery.ask_plan(host, {**body, "node": host, "generation": generation})
 
     def releases(self, documents: dict[str, dict[str, Any]], session: Session | None = None) -> dict[str, str]:
         """Each node's target OpenStack release: its document's, else its openstack_release variable."""

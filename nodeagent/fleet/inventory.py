@@ -21,8 +21,9 @@ from sqlalchemy.types import TypeDecorator
 
 
 class SealedText(TypeDecorator):
-    """Text encrypted with the database's vault (the coordinator's ``box.Vault``, set on the engine's dialect);
-    as given when there is none. Values stored in clear before are read as they are."""
+    """Text encrypted with the database's vault (the coordinator's ``box.Vault``); as given when there is none.
+    Values stored in clear before are read as they are. SQLAlchemy hands a column type only the dialect, so
+    ``Inventory(url, vault)`` puts its vault there (``nodeagent_vault``), in that one place."""
 
     impl = Text
     cache_ok = True
@@ -197,8 +198,10 @@ class Inventory:
         with self.session() as session:
             return list(session.scalars(select(Node).order_by(Node.name)))
 
-    def document(self, name: str, generation: int | None = None) -> StateDocument | None:
-        with self.session() as session:
+    def document(self, name: str, generation: int | None = None,
+                 session: Session | None = None) -> StateDocument | None:
+        """The node's document at ``generation``, else its latest (within ``session`` when given)."""
+        with self.using(session) as session:
             query = select(StateDocument).where(StateDocument.node == name)
             if generation is not None:
                 query = query.where(StateDocument.generation == generation)

@@ -14,6 +14,8 @@ from typing import Any, Iterable
 
 from oslo_config import cfg
 
+from nodeagent.fleet.inventory import Inventory
+from nodeagent.fleet.notices import Notices
 from nodeagent.fleet.roles import DEFAULTS
 
 LOG = logging.getLogger(__name__)
@@ -151,9 +153,11 @@ class Verifier:
     the serve loop, looks every ``check_interval`` and raises an alert for an agent overdue.
     """
 
-    def __init__(self, coordinator: Any):
-        self.coordinator = coordinator
-        group = coordinator.conf.neutron
+    def __init__(self, conf: cfg.ConfigOpts, inventory: Inventory, notices: Notices):
+        self.conf = conf
+        self.inventory = inventory
+        self.notices = notices
+        group = conf.neutron
         self.watch = AgentWatch(group.agent_alive_timeout)
         self.interval = group.check_interval
         self._client: NeutronClient | None = None
@@ -161,26 +165,26 @@ class Verifier:
 
     @property
     def enabled(self) -> bool:
-        return bool(self.coordinator.conf.neutron.cloud)
+        return bool(self.conf.neutron.cloud)
 
     @property
     def neutron(self) -> NeutronClient:
         if self._client is None:
-            self._client = client(self.coordinator.conf)
+            self._client = client(self.conf)
         return self._client
 
     def expected(self, host: str | None = None, applied_only: bool = False) -> dict[str, list[str]]:
         """Agents per node from its roles; ``applied_only``: only nodes that finished applying them."""
-        nodes = [n for n in self.coordinator.inventory.nodes()
+        nodes = [n for n in self.inventory.nodes()
                  if n.roles and n.enrolment == "accepted" and host in (None, n.name)
                  and (not applied_only or (n.status or {}).get("reconciled_generation", 0) >= n.desired_generation)]
-        return {n.name: expected_agents(n.roles, self.coordinator.variables(n.name)) for n in nodes}
+        return {n.name: expected_agents(n.roles, self.inventory.variables(n.name)) for n in nodes}
 
     def checks(self, host: str | None = None, applied_only: bool = False) -> list[AgentCheck]:
         return compare(self.expected(host, applied_only), self.neutron.agents())
 
     def missing_extensions(self) -> list[str]:
-        option = self.coordinator.variables().get("network_option", DEFAULTS["network_option"])
+        option = self.inventory.variables().get("network_option", DEFAULTS["network_option"])
         have = set(self.neutron.extensions())
         return [alias for alias in REQUIRED_EXTENSIONS.get(option, ()) if alias not in have]
 
@@ -199,9 +203,9 @@ class Verifier:
             detail = (f"{check.binary} is {check.state} in Neutron {self.watch.timeout:.0f} s after it was "
                       f"expected ({check.hint})")
             LOG.warning("node %s: %s", check.host, detail)
-            self.coordinator.inventory.add_event(check.host, "neutron.agent.dead", detail)
+            self.inventory.add_event(check.host, "neutron.agent.dead", detail)
             payload = {"node": check.host, "binary": check.binary, "state": check.state, "hint": check.hint}
-            self.coordinator.notify("nodeagent.neutron.agent_dead", payload)
-            self.coordinator.alert({"type": "nodeagent.neutron.agent_dead", **payload})
+            self.notices.notify("nodeagent.neutron.agent_dead", payload)
+            self.notices.alert({"type": "nodeagent.neutron.agent_dead", **payload})
         for check in recovered:
-            self.coordinator.inventory.add_event(check.host, "neutron.agent.alive", f"{check.binary} is alive again")
+            self.inventory.add_event(check.host, "neutron.agent.alive", f"{check.binary} is alive again")

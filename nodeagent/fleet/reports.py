@@ -9,7 +9,6 @@ recorded once per source and kind per window.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from typing import Any, Callable
@@ -21,8 +20,8 @@ from nodeagent.fleet.errors import NotFound
 from nodeagent.fleet.inventory import DriftRecord, Event, Inventory, Node, NodeTrust
 from nodeagent.fleet.notices import Notices
 from nodeagent.kit.metrics import CoordinatorMetrics
-from nodeagent.kit.model import NODE_PATTERN
-from nodeagent.wire import box, messages, trust
+from nodeagent.wire import messages
+from nodeagent.wire.protocol import CoordinatorChannel, NodeRequest, Refused
 from nodeagent.wire.refusals import RefusalLog
 
 LOG = logging.getLogger(__name__)
@@ -49,47 +48,65 @@ class Reports:
         return hosts
 
     def report_state(self, sealed: Any) -> messages.ReportAnswer:
-        host = _sender(sealed)
-        if host is None:
+        """A node's heartbeat: verified, fresh, read as a ``Report``, stored; the answer to sign and send back."""
+        if CoordinatorChannel.sender(sealed) is None:
             self.refuse(None, "report.refused", "malformed report, or a node name that is not a host name")
             return messages.ReportAnswer(status="refused", reason="malformed report")
         refused = None
         with self.inventory.session() as session:
-            node = session.get(Node, host)
             try:
-                payload = self._verify_node(session, node, host, sealed)
-                self._check_fresh(session, host, payload)
-                report = messages.Report.from_dict(payload)  # signed by the node, but the node may be the attacker
-            except trust.Refused as exc:  # a Malformed report too: refused, its sequence spent
+                request = self._verify(session, sealed)
+                report = messages.Report.from_dict(request.payload)  # signed by the node, which may be the attacker
+            except Refused as exc:  # a Malformed report too: refused, its sequence spent
                 refused = str(exc)
             if refused is None:
-                return self._take_report(session, host, report)
+                return self._take_report(session, request.host, report)
         # Recorded once the session is closed (SQLite: one writer at a time).
-        self.refuse(host, "report.refused", refused)
+        self.refuse(CoordinatorChannel.sender(sealed), "report.refused", refused)
         return messages.ReportAnswer(status="refused", reason=refused)
 
     def refuse(self, host: Any, kind: str, reason: str) -> None:
-        """Recorded (and logged) once per source and kind per window; an invalid name is one source."""
-        name = host if isinstance(host, str) and enrolment.valid_host(host) else None
-        if self.refusals.refuse(name or "(invalid name)", name, kind, reason):
-            LOG.warning("%s from %s: %s", kind, name or "(invalid name)", reason)
+        refuse(self.refusals, host, kind, reason)
 
-    def _check_fresh(self, session: Any, host: str, payload: dict[str, Any]) -> None:
-        """Every message of a node carries a sequence above the last accepted: a replay is refused."""
-        sequence = payload.get("seq")
-        if not isinstance(sequence, int) or isinstance(sequence, bool):
-            raise trust.Refused("no sequence number (replay protection)")
+    def _verify(self, session: Any, sealed: Any, enrol: bool = True) -> NodeRequest:
+        """A node's request, signed by its accepted key (a first contact enrols the key it presents, an
+        endorsed new key replaces it) and carrying a sequence above the last accepted (no replay)."""
+        host = CoordinatorChannel.sender(sealed)
+        if host is None:
+            raise Refused("malformed request, or a node name that is not a host name")
+        node = session.get(Node, host)
+        if node is not None and node.enrolment == "revoked":
+            raise Refused("revoked: run 'nodeagentctl node forget' to let it enrol again")
+        accepted_key = node.public_key if node is not None else None
+        if accepted_key is None and enrol and not enrolment.valid_host(host):
+            raise Refused("invalid host name (RFC 1123, at most 253 characters)")
+        request = CoordinatorChannel.read_request(sealed, accepted_key, enrol)
+        if request.enrolled:
+            self._enrol(session, node, host, request.key)
+        elif request.rekeyed:
+            node.public_key = request.key
+            self.inventory.add_event(host, "node.rekeyed", f"new key {request.key}", session)
         known = session.get(NodeTrust, host)
         if known is None:
             known = NodeTrust(name=host, sequence=0)
             session.add(known)
-        if sequence <= known.sequence:
-            raise trust.Refused(f"replayed: sequence {sequence} is not above {known.sequence}")
-        known.sequence = sequence
-        presented = payload.get("box_key")
-        if isinstance(presented, str) and presented != known.box_key:
-            box.public_from_text(presented)  # a key, or refused
+        known.sequence = request.check_fresh(known.sequence)
+        presented = request.box_key
+        if presented is not None and presented != known.box_key:
             known.box_key = presented
+        return request
+
+    def _enrol(self, session: Any, node: Node | None, host: str, key: str) -> None:
+        """A first contact: the key it proved it holds is kept, pending (or auto-accepted)."""
+        accepted = self.auto_accept
+        if node is None:
+            node = Node(name=host, roles=[], variables={}, facts={}, health={}, status={})
+            session.add(node)
+        node.public_key = key
+        node.enrolment = "accepted" if accepted else "pending"
+        self.inventory.add_event(host, "node.enrolled" if accepted else "node.pending",
+                                 "auto-accepted" if accepted else f"run: nodeagentctl node accept {host}", session)
+        session.flush()
 
     def _take_report(self, session: Any, host: str, report: messages.Report) -> messages.ReportAnswer:
         """A verified, fresh report: heartbeat, status, facts, events."""
@@ -147,21 +164,21 @@ class Reports:
             if record.resource not in still:
                 record.closed_at = time.time()
 
-    def fetch_state(self, sealed: dict[str, Any]) -> dict[str, Any] | None:
-        host = _sender(sealed)
+    def fetch_state(self, sealed: Any) -> dict[str, Any] | None:
+        """An accepted node's latest document, sealed for it; None when refused or there is none."""
+        host = CoordinatorChannel.sender(sealed)
         if host is None:
             self.refuse(None, "fetch.refused", "malformed request, or a node name that is not a host name")
             return None
         refused = None
         with self.inventory.session() as session:
-            node = session.get(Node, host)
             try:
-                payload = self._verify_node(session, node, host, sealed, enrol=False)
-                self._check_fresh(session, host, payload)
-                messages.Request.from_dict(payload)
-            except trust.Refused as exc:
+                request = self._verify(session, sealed, enrol=False)
+                messages.Request.from_dict(request.payload)
+                node = session.get(Node, request.host)
+                accepted = node is not None and node.enrolment == "accepted"
+            except Refused as exc:
                 refused = str(exc)
-            accepted = node is not None and node.enrolment == "accepted"
         if refused is not None:
             self.refuse(host, "fetch.refused", refused)
             return None
@@ -173,48 +190,12 @@ class Reports:
             LOG.warning("%s", exc)
             return None
 
-    def _verify_node(self, session: Any, node: Node | None, host: str, sealed: dict[str, Any],
-                     enrol: bool = True) -> dict[str, Any]:
-        """Check a node's signature; a first contact enrols the key it presents (pending, or auto-accepted)."""
-        presented = sealed.get("key")
-        if node is not None and node.enrolment == "revoked":
-            raise trust.Refused("revoked: run 'nodeagentctl node forget' to let it enrol again")
-        if node is None or node.public_key is None:
-            if not enrol or not isinstance(presented, str):
-                raise trust.Refused("unknown node")
-            if not enrolment.valid_host(host):
-                raise trust.Refused("invalid host name (RFC 1123, at most 253 characters)")
-            payload = trust.unseal(sealed, trust.public_from_text(presented))  # proves it holds the key
-            accepted = self.auto_accept
-            if node is None:
-                node = Node(name=host, roles=[], variables={}, facts={}, health={}, status={})
-                session.add(node)
-            node.public_key = presented
-            node.enrolment = "accepted" if accepted else "pending"
-            self.inventory.add_event(host, "node.enrolled" if accepted else "node.pending",
-                                     "auto-accepted" if accepted else f"run: nodeagentctl node accept {host}", session)
-            session.flush()
-            return payload
-        if presented is not None and presented != node.public_key:
-            return self._rekey(session, node, sealed)
-        return trust.unseal(sealed, trust.public_from_text(node.public_key))
 
-    def _rekey(self, session: Any, node: Node, sealed: dict[str, Any]) -> dict[str, Any]:
-        """A node that made itself a new key proves it with the accepted key's endorsement (agent re-key)."""
-        payload = trust.unseal(sealed, trust.public_from_text(sealed["key"]))
-        if not trust.endorses(trust.public_from_text(node.public_key), payload.get("rekey"), sealed["key"], "rekey"):
-            raise trust.Refused("signed with a key other than the node's accepted key")
-        node.public_key = sealed["key"]
-        self.inventory.add_event(node.name, "node.rekeyed", f"new key {sealed['key']}", session)
-        return payload
-
-
-def _sender(sealed: Any) -> str | None:
-    """The node a message says it comes from; None when it is not even shaped like a signed message."""
-    if not isinstance(sealed, dict) or not isinstance(sealed.get("payload"), dict):
-        return None
-    host = sealed["payload"].get("node")
-    return host if isinstance(host, str) and re.fullmatch(NODE_PATTERN, host) else None
+def refuse(refusals: RefusalLog, host: Any, kind: str, reason: str) -> None:
+    """Recorded (and logged) once per source and kind per window; an invalid name is one source."""
+    name = host if isinstance(host, str) and enrolment.valid_host(host) else None
+    if refusals.refuse(name or "(invalid name)", name, kind, reason):
+        LOG.warning("%s from %s: %s", kind, name or "(invalid name)", reason)
 
 
 def drift_record(uid: str, drift: messages.DriftEvent) -> DriftRecord:

@@ -11,35 +11,32 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy.orm.attributes import flag_modified
 
-from nodeagent.wire import trust
-from nodeagent.fleet.inventory import Secret, StateDocument
+from nodeagent.fleet.inventory import Inventory, Secret, StateDocument
+from nodeagent.wire.box import Vault
+from nodeagent.wire.protocol import CoordinatorChannel
 
 
-def rotate(coordinator: Any) -> int:
+def rotate(channel: CoordinatorChannel, vault: Vault, inventory: Inventory) -> int:
     """Rotate both keys; returns how many stored values were re-encrypted."""
-    coordinator.key = trust.rotate_key(coordinator.key_path)
-    coordinator.vault.begin_rotation()
+    channel.rotate_key()
+    vault.begin_rotation()
     count = 0
-    with coordinator.inventory.session() as session:
+    with inventory.session() as session:
         for row, column in [(s, "value") for s in session.query(Secret)] + \
                            [(d, "body") for d in session.query(StateDocument)]:
             flag_modified(row, column)  # written again, so sealed under the new key
             count += 1
-    coordinator.vault.end_rotation()
-    signing = trust.public_text(coordinator.key.public_key())
-    coordinator.inventory.add_event(None, "keys.rotated", f"signing key {signing}; {count} stored values re-encrypted")
+    vault.end_rotation()
+    inventory.add_event(None, "keys.rotated",
+                        f"signing key {channel.public_key_text()}; {count} stored values re-encrypted")
     return count
 
 
-def retire_previous(coordinator: Any) -> bool:
+def retire_previous(channel: CoordinatorChannel, inventory: Inventory) -> bool:
     """Stop endorsing the new signing key with the old one; False when there was no old key."""
-    previous = trust.previous_key_path(coordinator.key_path)
-    if not previous.exists():
+    if not channel.retire_previous_key():
         return False
-    previous.unlink()
-    coordinator.inventory.add_event(None, "keys.retired", "the previous signing key is gone")
+    inventory.add_event(None, "keys.retired", "the previous signing key is gone")
     return True

@@ -361,13 +361,12 @@ class Fleet:
     def cache_document(self, name: str, document: dict) -> None:
         """Sign ``document`` and leave it in the node's state directory, as if its agent had accepted it
         (an agent that starts with no broker enforces it)."""
-        from nodeagent.wire import trust
+        from nodeagent.wire.protocol import CoordinatorChannel
 
-        key = trust.load_private_key(self.directory / "coordinator" / "coordinator.key")
+        channel = CoordinatorChannel(self.directory / "coordinator" / "coordinator.key", FileNotFoundError)
         state = self.directory / name / "state"
         state.mkdir(parents=True, exist_ok=True, mode=0o700)
-        sealed = trust.seal({"kind": "document", "document": {**document, "node": name}, "issued_at": time.time()},
-                            key)
+        sealed = channel.seal_clear_document({**document, "node": name})
         (state / "document.json").write_text(json.dumps(sealed))
 
     def start(self, name: str) -> subprocess.Popen:

@@ -5,15 +5,17 @@ answers it sit side by side, with one version constant used by both the server's
 ``Target(version=...)`` and every ``prepare(version=...)``. Endpoints do no work: they
 hand each request to a method of the agent or the coordinator they hold.
 
-What travels is sealed (``trust.seal``): the payload inside is a message of
+What travels is sealed by a channel of ``wire.protocol``: the payload inside is a message of
 ``nodeagent.wire.messages`` (a ``Report``, a ``Request``, a ``ReportAnswer``...), opened
-and read with ``from_dict`` by the side holding the key, never by the endpoint.
+and read by the side holding the key, never by the endpoint.
 
 Agent API (``AgentAPI`` calls it, ``AgentEndpoint`` answers), on
 ``Target(topic="<control_exchange>.nodeagent", server=<host>)``:
 
 * 1.0 - initial: ``apply_state`` (cast), ``plan_state`` (call: the diff, nothing applied),
   ``get_facts`` (call), ``report_now`` (fanout cast).
+* 1.1 - the namespace ``nodeagent.agent``; ``get_facts`` and ``report_now`` removed (nothing called
+  them). A 1.0 coordinator's calls (no namespace) are still answered.
 
 Coordinator API (``CoordinatorAPI`` calls it, ``CoordinatorEndpoint`` answers), on
 ``Target(topic="<control_exchange>.nodeagent-coordinator")``:
@@ -24,6 +26,9 @@ Coordinator API (``CoordinatorAPI`` calls it, ``CoordinatorEndpoint`` answers), 
   ``messages.ReportAnswer``, each with a ``version``; a report that does not read is refused
   naming the field. A 1.0 agent's report reads as version 1. Agents and the coordinator
   upgrade together, the coordinator first (a 1.0 coordinator refuses a 1.1 call).
+* 1.2 - the namespace ``nodeagent.state``; a reply names the digest of the sealed request it answers (as an
+  agent's reply always did), not its sequence; calls carry a request context. Calls without a namespace are
+  still routed, but a 1.1 agent refuses a reply without its sequence: upgrade the agents with the coordinator.
 
 Notifications (``messagingv2``, topic ``<control_exchange>.notifications``) are for
 operators' tools: ``nodeagent.drift.*`` carry a ``DriftEvent.to_dict()``.
@@ -47,8 +52,11 @@ from nodeagent.kit.config import register_messaging_opts as register_opts
 
 AGENT_TOPIC = "nodeagent"
 COORDINATOR_TOPIC = "nodeagent-coordinator"
-AGENT_API_VERSION = "1.0"
-COORDINATOR_API_VERSION = "1.1"
+AGENT_API_VERSION = "1.1"
+COORDINATOR_API_VERSION = "1.2"
+# As Neutron's RPC_NAMESPACE_STATE: each API's methods live in a namespace of their own.
+AGENT_NAMESPACE = "nodeagent.agent"
+COORDINATOR_NAMESPACE = "nodeagent.state"
 NOTIFICATION_TOPIC = "notifications"  # in the fleet's namespace too: <control_exchange>.notifications
 
 expose = oslo_messaging.expose
@@ -105,34 +113,46 @@ def rpc_server(transport: oslo_messaging.Transport, target: oslo_messaging.Targe
                                          access_policy=oslo_messaging.ExplicitRPCAccessPolicy)
 
 
+def _host(conf: cfg.ConfigOpts) -> str | None:
+    try:
+        return conf.host
+    except cfg.NoSuchOptError:  # a bare configuration (tests, tools): the context names no host
+        return None
+
+
+def request_context(host: str | None) -> dict[str, Any]:
+    """The context every call and notification carries (as OpenStack services send theirs): a request id to
+    follow it through both sides' logs, and who sent it. Trust never rests on it: the signed envelope does."""
+    from oslo_context import context
+
+    return context.RequestContext(request_id=None, user_name=host, overwrite=False).to_dict()
+
+
 # -- the agent's API ------------------------------------------------------------------------------
 class AgentAPI:
     """What the coordinator (and nodeagentctl) ask of agents."""
 
     def __init__(self, transport: oslo_messaging.Transport, timeout: int = 30, retry: int | None = None):
         """``retry``: connection retries per message (None: forever); the coordinator bounds them."""
-        target = Target(topic=topic(transport.conf, AGENT_TOPIC), version=AGENT_API_VERSION)
+        target = Target(topic=topic(transport.conf, AGENT_TOPIC), namespace=AGENT_NAMESPACE,
+                        version=AGENT_API_VERSION)
         self.client = oslo_messaging.get_rpc_client(transport, target, timeout=timeout, retry=retry)
+        self.host = _host(transport.conf)
 
     def apply_state(self, host: str, sealed: dict[str, Any]) -> None:
-        self.client.prepare(server=host, version=AGENT_API_VERSION).cast({}, "apply_state", sealed=sealed)
+        self.client.prepare(server=host, version=AGENT_API_VERSION).cast(
+            request_context(self.host), "apply_state", sealed=sealed)
 
     def plan_state(self, host: str, sealed: dict[str, Any]) -> dict[str, Any]:
-        return self.client.prepare(server=host, version=AGENT_API_VERSION).call({}, "plan_state", sealed=sealed)
-
-    def get_facts(self, host: str, sealed: dict[str, Any]) -> dict[str, Any]:
-        return self.client.prepare(server=host, version=AGENT_API_VERSION).call({}, "get_facts", sealed=sealed)
-
-    def report_now(self, sealed: dict[str, Any]) -> None:
-        self.client.prepare(fanout=True, version=AGENT_API_VERSION).cast({}, "report_now", sealed=sealed)
+        return self.client.prepare(server=host, version=AGENT_API_VERSION).call(
+            request_context(self.host), "plan_state", sealed=sealed)
 
 
 class AgentEndpoint:
     """The agent's RPC face: each method hands the sealed request to the agent, which checks the signature."""
 
-    target = Target(version=AGENT_API_VERSION)
-
-    def __init__(self, agent: Any):
+    def __init__(self, agent: Any, namespace: str | None = AGENT_NAMESPACE):
+        self.target = Target(namespace=namespace, version=AGENT_API_VERSION)
         self.agent = agent
 
     @expose
@@ -143,19 +163,11 @@ class AgentEndpoint:
     def plan_state(self, context: dict, sealed: Any) -> dict[str, Any]:
         return self.agent.plan_request(sealed)
 
-    @expose
-    def get_facts(self, context: dict, sealed: Any) -> dict[str, Any]:
-        return self.agent.facts_request(sealed)
-
-    @expose
-    def report_now(self, context: dict, sealed: Any) -> None:
-        self.agent.report_request(sealed)
-
 
 def agent_server(transport: oslo_messaging.Transport, host: str, agent: Any) -> oslo_messaging.RPCServer:
-    """The RPC server of the agent of ``host`` (not started)."""
+    """The RPC server of the agent of ``host`` (not started); it also answers a 1.0 coordinator (no namespace)."""
     target = Target(topic=topic(transport.conf, AGENT_TOPIC), server=host, version=AGENT_API_VERSION)
-    return rpc_server(transport, target, [AgentEndpoint(agent)])
+    return rpc_server(transport, target, [AgentEndpoint(agent), AgentEndpoint(agent, namespace=None)])
 
 
 # -- the coordinator's API ------------------------------------------------------------------------
@@ -163,38 +175,43 @@ class CoordinatorAPI:
     """What an agent asks of the coordinator."""
 
     def __init__(self, transport: oslo_messaging.Transport, timeout: int = 10):
-        target = Target(topic=topic(transport.conf, COORDINATOR_TOPIC), version=COORDINATOR_API_VERSION)
+        target = Target(topic=topic(transport.conf, COORDINATOR_TOPIC), namespace=COORDINATOR_NAMESPACE,
+                        version=COORDINATOR_API_VERSION)
         self.client = oslo_messaging.get_rpc_client(transport, target, timeout=timeout)
+        self.host = _host(transport.conf)
 
     # Bounded retries: an agent tries again at its next heartbeat rather than inside this one.
     def report_state(self, sealed: dict[str, Any]) -> dict[str, Any]:
-        return self.client.prepare(version=COORDINATOR_API_VERSION, retry=1).call({}, "report_state", sealed=sealed)
+        return self.client.prepare(version=COORDINATOR_API_VERSION, retry=1).call(
+            request_context(self.host), "report_state", sealed=sealed)
 
     def fetch_state(self, sealed: dict[str, Any]) -> dict[str, Any] | None:
-        return self.client.prepare(version=COORDINATOR_API_VERSION, retry=1).call({}, "fetch_state", sealed=sealed)
+        return self.client.prepare(version=COORDINATOR_API_VERSION, retry=1).call(
+            request_context(self.host), "fetch_state", sealed=sealed)
 
 
 class CoordinatorEndpoint:
     """The coordinator's RPC face: only these two methods are callable (explicit access policy); every answer
-    is signed by the coordinator and names the request it answers."""
+    is signed by the coordinator's channel and bound to the request it answers."""
 
-    target = Target(version=COORDINATOR_API_VERSION)
-
-    def __init__(self, coordinator: Any):
-        self.coordinator = coordinator
+    def __init__(self, reports: Any, channel: Any, namespace: str | None = COORDINATOR_NAMESPACE):
+        self.target = Target(namespace=namespace, version=COORDINATOR_API_VERSION)
+        self.reports = reports
+        self.channel = channel
 
     @expose
     def report_state(self, context: dict, sealed: Any) -> dict[str, Any]:
-        return self.coordinator.signed_reply(sealed, self.coordinator.report_state(sealed).to_dict())
+        return self.channel.reply(sealed, self.reports.report_state(sealed).to_dict())
 
     @expose
     def fetch_state(self, context: dict, sealed: Any) -> dict[str, Any]:
-        return self.coordinator.signed_reply(sealed, self.coordinator.fetch_state(sealed))
+        return self.channel.reply(sealed, self.reports.fetch_state(sealed))
 
 
-def coordinator_server(transport: oslo_messaging.Transport, host: str,
-                       coordinator: Any) -> oslo_messaging.RPCServer:
-    """The coordinator's RPC server (not started); every coordinator of a fleet listens on one topic."""
+def coordinator_server(transport: oslo_messaging.Transport, host: str, reports: Any,
+                       channel: Any) -> oslo_messaging.RPCServer:
+    """The coordinator's RPC server (not started); every coordinator of a fleet listens on one topic. It also
+    answers agents of API 1.1 and older, which call without a namespace."""
     target = Target(topic=topic(transport.conf, COORDINATOR_TOPIC), server=host, version=COORDINATOR_API_VERSION)
-    return rpc_server(transport, target, [CoordinatorEndpoint(coordinator)])
-
+    return rpc_server(transport, target, [CoordinatorEndpoint(reports, channel),
+                                          CoordinatorEndpoint(reports, channel, namespace=None)])

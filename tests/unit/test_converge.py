@@ -55,7 +55,7 @@ class Agent:
 
     def opened(self, coordinator: Coordinator, sealed: dict) -> dict:
         """The document as the agent reads it: the coordinator's signature checked, decrypted with its key."""
-        payload = trust.unseal(sealed, coordinator.key.public_key())
+        payload = trust.unseal(sealed, coordinator.channel.key.public_key())
         return box.decrypt(self.box, payload["encrypted"], f"{self.name}:{payload['generation']}".encode())
 
 
@@ -79,18 +79,18 @@ def fleet(tmp_path, relay):
     coordinator.set_up()
     agents = {name: Agent(name, interfaces) for name, interfaces in INTERFACES.items()}
     for agent in agents.values():
-        assert coordinator.report_state(agent.message()).status == "new"
-    assert coordinator.set_variable("uplink", "eth0") == []  # no node has roles yet
-    assert coordinator.set_variable("tag", "red") == []
-    assert coordinator.assign("n1", ["tunnel"]) == [("n1", 1)]
-    assert coordinator.assign("n2", ["tunnel"]) == [("n2", 1)]
+        assert coordinator.reports.report_state(agent.message()).status == "new"
+    assert coordinator.settings.set_variable("uplink", "eth0") == []  # no node has roles yet
+    assert coordinator.settings.set_variable("tag", "red") == []
+    assert coordinator.settings.assign("n1", ["tunnel"]) == [("n1", 1)]
+    assert coordinator.settings.assign("n2", ["tunnel"]) == [("n2", 1)]
     yield coordinator, agents
     coordinator.close()
 
 
 def stored(coordinator: Coordinator) -> dict:
     """What the inventory holds: the site's variables, each node's generation and settings."""
-    return {"variables": coordinator.variables(),
+    return {"variables": coordinator.inventory.variables(),
             "documents": {node.name: (node.desired_generation, settings(coordinator.inventory.document(node.name)))
                           for node in coordinator.inventory.nodes()}}
 
@@ -107,11 +107,11 @@ def test_a_render_failure_on_the_second_node_stores_and_pushes_nothing(fleet, re
     assert before["documents"]["n1"] == (1, {"local_ip": "198.18.0.1", "tag": "red"})
     relay.cut()  # a push tried now would fail (PushFailed): the error below shows that none was
     with pytest.raises(RoleError, match="n2.*eth1|eth1.*n2"):
-        coordinator.set_variable("uplink", "eth1")  # n1 renders (it has eth1), n2 cannot
+        coordinator.settings.set_variable("uplink", "eth1")  # n1 renders (it has eth1), n2 cannot
     assert stored(coordinator) == before  # neither the variable nor n1's new document
     assert [e.id for e in coordinator.inventory.events(limit=1000)] == [e.id for e in events]  # nothing recorded
     with pytest.raises(RoleError, match="n2"):
-        coordinator.set_variable("uplink", "eth1", host="n2")
+        coordinator.settings.set_variable("uplink", "eth1", host="n2")
     assert stored(coordinator) == before
 
 
@@ -120,7 +120,7 @@ def test_a_node_that_cannot_take_its_document_fails_the_whole_change(fleet):
     enrolment.revoke(coordinator.inventory, "n2")  # its roles stay; a document for it is refused
     before = stored(coordinator)
     with pytest.raises(ValueError, match="n2.*revoked"):
-        coordinator.set_variable("tag", "blue")  # n1's new document was valid: not stored either
+        coordinator.settings.set_variable("tag", "blue")  # n1's new document was valid: not stored either
     assert stored(coordinator) == before
 
 
@@ -128,7 +128,7 @@ def test_a_push_failure_after_the_commit_is_reported_and_the_agents_fetch_what_w
     coordinator, agents = fleet
     relay.cut()  # the broker is out
     with pytest.raises(PushFailed) as failure:
-        coordinator.set_variable("tag", "blue")
+        coordinator.settings.set_variable("tag", "blue")
     assert sorted(failure.value.stored) == [("n1", 2), ("n2", 2)] and set(failure.value.failed) == {"n1", "n2"}
     assert "not pushed to n1, n2" in str(failure.value)
     # stored all the same: the inventory is the truth, not the broker
@@ -137,11 +137,11 @@ def test_a_push_failure_after_the_commit_is_reported_and_the_agents_fetch_what_w
     assert {e.node for e in coordinator.inventory.events(kind="push.failed")} == {"n1", "n2"}
     # how each agent catches up: its next heartbeat's answer names a newer generation, so it fetches
     for agent in agents.values():
-        assert coordinator.report_state(agent.message(generation=1)).desired_generation == 2
-        document = agent.opened(coordinator, coordinator.fetch_state(agent.fetch()))
+        assert coordinator.reports.report_state(agent.message(generation=1)).desired_generation == 2
+        document = agent.opened(coordinator, coordinator.reports.fetch_state(agent.fetch()))
         assert document["generation"] == 2 and settings(document)["tag"] == "blue"
     relay.restore()  # the broker is back: pushes go through again
-    assert coordinator.set_variable("tag", "green") == [("n1", 3), ("n2", 3)]
+    assert coordinator.settings.set_variable("tag", "green") == [("n1", 3), ("n2", 3)]
 
 
 def test_the_cli_names_the_nodes_a_push_missed(fleet, relay, tmp_path):
@@ -153,4 +153,4 @@ def test_the_cli_names_the_nodes_a_push_missed(fleet, relay, tmp_path):
     assert done.stdout.splitlines() == ["n1: generation 2 stored, not pushed", "n2: generation 2 stored, not pushed"]
     assert len(done.stderr.strip().splitlines()) == 1 and "not pushed to n1, n2" in done.stderr
     assert "guest" not in done.stderr  # the broker's credentials are not shown
-    assert coordinator.variables()["tag"] == "blue"
+    assert coordinator.inventory.variables()["tag"] == "blue"

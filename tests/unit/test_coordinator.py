@@ -12,6 +12,7 @@ from nodeagent.wire.messages import ReportAnswer
 from tests.conftest import set_up_coordinator
 
 from nodeagent.kit import config
+from nodeagent.fleet import enrolment
 from nodeagent.fleet.coordinator import Coordinator, NotFound, NotSetUp
 
 
@@ -39,19 +40,19 @@ def fetch(key, node="n1"):
 
 def test_first_contact_is_pending_until_accepted(coordinator):
     key = Ed25519PrivateKey.generate()
-    assert coordinator.report_state(report(key)) == ReportAnswer(status="pending")
+    assert coordinator.reports.report_state(report(key)) == ReportAnswer(status="pending")
     assert coordinator.inventory.node("n1").enrolment == "pending"
-    assert coordinator.fetch_state(fetch(key)) is None
-    coordinator.accept("n1")
-    assert coordinator.report_state(report(key)) == ReportAnswer(status="new", desired_generation=0)
-    assert coordinator.report_state(report(key)) == ReportAnswer(status="alive", desired_generation=0)
+    assert coordinator.reports.fetch_state(fetch(key)) is None
+    enrolment.accept(coordinator.inventory, "n1")
+    assert coordinator.reports.report_state(report(key)) == ReportAnswer(status="new", desired_generation=0)
+    assert coordinator.reports.report_state(report(key)) == ReportAnswer(status="alive", desired_generation=0)
 
 
 def test_a_report_with_another_key_is_refused_and_recorded(coordinator):
     key = Ed25519PrivateKey.generate()
-    coordinator.report_state(report(key))
-    coordinator.accept("n1")
-    answer = coordinator.report_state(report(Ed25519PrivateKey.generate(), generation=9))
+    coordinator.reports.report_state(report(key))
+    enrolment.accept(coordinator.inventory, "n1")
+    answer = coordinator.reports.report_state(report(Ed25519PrivateKey.generate(), generation=9))
     assert answer.status == "refused"
     assert coordinator.inventory.node("n1").observed_generation == 0
     assert [e.type for e in coordinator.inventory.events("n1", "report.*")] == ["report.refused"]
@@ -59,39 +60,39 @@ def test_a_report_with_another_key_is_refused_and_recorded(coordinator):
 
 def test_a_forged_signature_with_the_right_key_id_is_refused(coordinator):
     key = Ed25519PrivateKey.generate()
-    coordinator.report_state(report(key))
-    coordinator.accept("n1")
+    coordinator.reports.report_state(report(key))
+    enrolment.accept(coordinator.inventory, "n1")
     forged = report(key)
     forged["payload"]["status"]["generation"] = 5
-    assert coordinator.report_state(forged).status == "refused"
+    assert coordinator.reports.report_state(forged).status == "refused"
 
 
 def test_set_state_bumps_the_generation_and_fetch_returns_it_signed(coordinator):
     key = Ed25519PrivateKey.generate()
-    coordinator.report_state(report(key))
-    coordinator.accept("n1")
+    coordinator.reports.report_state(report(key))
+    enrolment.accept(coordinator.inventory, "n1")
     document = {"resources": [{"id": "f", "driver": "file", "path": "/etc/neutron/f", "content": "x"}]}
-    assert coordinator.set_state("n1", document, push=False) == 1
-    assert coordinator.set_state("n1", document, push=False) == 2
-    sealed = coordinator.fetch_state(fetch(key))
-    payload = trust.unseal(sealed, coordinator.key.public_key())
+    assert coordinator.desired.set_state("n1", document, push=False) == 1
+    assert coordinator.desired.set_state("n1", document, push=False) == 2
+    sealed = coordinator.reports.fetch_state(fetch(key))
+    payload = trust.unseal(sealed, coordinator.channel.key.public_key())
     assert payload["generation"] == 2 and payload["node"] == "n1" and "document" not in payload
     with pytest.raises(ValueError, match="the document is for node 'n2', not 'n1'"):
-        coordinator.set_state("n1", {**document, "node": "n2"}, push=False)
+        coordinator.desired.set_state("n1", {**document, "node": "n2"}, push=False)
     with pytest.raises(NotFound):
-        coordinator.set_state("ghost", document, push=False)
+        coordinator.desired.set_state("ghost", document, push=False)
 
 
 def test_silent_nodes_go_down_and_come_back_revived(coordinator):
     key = Ed25519PrivateKey.generate()
-    coordinator.report_state(report(key))
-    coordinator.accept("n1")
-    coordinator.report_state(report(key))
-    coordinator.down_time = -1  # any heartbeat is too old
-    assert coordinator.check_down() == ["n1"]
+    coordinator.reports.report_state(report(key))
+    enrolment.accept(coordinator.inventory, "n1")
+    coordinator.reports.report_state(report(key))
+    coordinator.liveness.down_time = -1  # any heartbeat is too old
+    assert coordinator.liveness.check_down() == ["n1"]
     assert coordinator.inventory.node("n1").alive is False
-    coordinator.down_time = 30
-    assert coordinator.report_state(report(key)).status == "revived"
+    coordinator.liveness.down_time = 30
+    assert coordinator.reports.report_state(report(key)).status == "revived"
 
 
 def test_making_a_coordinator_touches_nothing_and_says_what_to_run(tmp_path):
@@ -101,15 +102,15 @@ def test_making_a_coordinator_touches_nothing_and_says_what_to_run(tmp_path):
     coordinator = Coordinator(config.make_conf([str(conf_file)]))
     with pytest.raises(NotSetUp, match=f"no coordinator inventory at {state / 'coordinator.db'}: run "
                                        "'nodeagentctl keygen'"):
-        coordinator.events()
+        coordinator.inventory.events()
     with pytest.raises(NotSetUp, match=f"no signing key at {state / 'coordinator.key'}: run 'nodeagentctl keygen'"):
-        coordinator.public_key_text()
+        coordinator.channel.public_key_text()
     assert not state.exists()  # no directory, key, database or at-rest key made by asking
     coordinator.set_up()
     assert sorted(p.name for p in state.iterdir() if not p.name.startswith("coordinator.db-")) == [
         "coordinator.db", "coordinator.key", "coordinator.pub", "secrets.key"]
     assert (state / "coordinator.key").stat().st_mode & 0o777 == 0o600
-    assert coordinator.events() == [] and coordinator.nodes() == []
-    key = coordinator.public_key_text()
+    assert coordinator.inventory.events() == [] and coordinator.inventory.nodes() == []
+    key = coordinator.channel.public_key_text()
     coordinator.set_up()  # again: nothing is made anew
-    assert Coordinator(coordinator.conf).public_key_text() == key
+    assert Coordinator(coordinator.conf).channel.public_key_text() == key

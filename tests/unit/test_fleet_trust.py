@@ -55,23 +55,23 @@ def kinds(coordinator, pattern="*") -> list[str]:
 def test_a_replayed_report_is_refused_and_recorded(coordinator):
     node = Node()
     sealed = node.message()
-    assert coordinator.report_state(sealed).status == "new"
-    assert coordinator.report_state(node.message()).status == "alive"
-    answer = coordinator.report_state(sealed)  # sniffed and sent again
+    assert coordinator.reports.report_state(sealed).status == "new"
+    assert coordinator.reports.report_state(node.message()).status == "alive"
+    answer = coordinator.reports.report_state(sealed)  # sniffed and sent again
     assert answer.status == "refused" and answer.reason.startswith("replayed: sequence")
     assert kinds(coordinator, "report.refused") == ["report.refused"]
     unsequenced = trust.seal({"node": "n1", "status": {"generation": 7}, "events": []}, node.key)
-    assert coordinator.report_state(unsequenced).reason == "no sequence number (replay protection)"
+    assert coordinator.reports.report_state(unsequenced).reason == "no sequence number (replay protection)"
     assert coordinator.inventory.node("n1").observed_generation == 0
 
 
 def test_a_replayed_fetch_is_refused(coordinator):
     node = Node()
-    coordinator.report_state(node.message())
-    coordinator.set_state("n1", DOCUMENT, push=False)
+    coordinator.reports.report_state(node.message())
+    coordinator.desired.set_state("n1", DOCUMENT, push=False)
     fetch = node.fetch()
-    assert coordinator.fetch_state(fetch) is not None
-    assert coordinator.fetch_state(fetch) is None
+    assert coordinator.reports.fetch_state(fetch) is not None
+    assert coordinator.reports.fetch_state(fetch) is None
     assert coordinator.refusals._open  # recorded (the first of its window at once)
     assert kinds(coordinator, "fetch.refused") == ["fetch.refused"]
 
@@ -79,19 +79,20 @@ def test_a_replayed_fetch_is_refused(coordinator):
 def test_replies_are_signed_and_name_the_request(coordinator):
     node = Node()
     request = node.message(seq=41)
-    reply = trust.unseal(coordinator.signed_reply(request, coordinator.report_state(request).to_dict()),
-                         coordinator.key.public_key())
-    assert (reply["kind"], reply["node"], reply["seq"], reply["answer"]["status"]) == ("reply", "n1", 41, "new")
+    reply = trust.unseal(coordinator.channel.reply(request, coordinator.reports.report_state(request).to_dict()),
+                         coordinator.channel.key.public_key())
+    assert (reply["kind"], reply["node"], reply["request"], reply["answer"]["status"]) == (
+        "reply", "n1", trust.digest(request), "new")
 
 
 def test_documents_travel_encrypted_for_their_node_only(coordinator):
     node, other = Node(), Node("n2")
-    coordinator.report_state(node.message())
-    coordinator.report_state(other.message())
-    coordinator.set_state("n1", DOCUMENT, push=False)
-    sealed = coordinator.fetch_state(node.fetch())
+    coordinator.reports.report_state(node.message())
+    coordinator.reports.report_state(other.message())
+    coordinator.desired.set_state("n1", DOCUMENT, push=False)
+    sealed = coordinator.reports.fetch_state(node.fetch())
     assert SECRET not in json.dumps(sealed)
-    payload = trust.unseal(sealed, coordinator.key.public_key())
+    payload = trust.unseal(sealed, coordinator.channel.key.public_key())
     document = box.decrypt(node.box, payload["encrypted"], b"n1:1")
     assert SECRET in json.dumps(document) and document["generation"] == 1
     with pytest.raises(trust.Refused, match="not encrypted for this node's key"):
@@ -102,9 +103,9 @@ def test_documents_travel_encrypted_for_their_node_only(coordinator):
 
 def test_secrets_and_documents_are_encrypted_at_rest_and_survive_a_rotation(coordinator, tmp_path):
     node = Node()
-    coordinator.report_state(node.message())
-    coordinator.set_secret("RABBIT_PASS", SECRET)
-    coordinator.set_state("n1", DOCUMENT, push=False)
+    coordinator.reports.report_state(node.message())
+    coordinator.settings.set_secret("RABBIT_PASS", SECRET)
+    coordinator.desired.set_state("n1", DOCUMENT, push=False)
     database = tmp_path / "state/coordinator.db"
 
     def stored() -> str:
@@ -114,34 +115,34 @@ def test_secrets_and_documents_are_encrypted_at_rest_and_survive_a_rotation(coor
         return json.dumps(rows)
     before = stored()
     assert SECRET not in before and before.count("nasealed:v1:") == 2
-    old_public = trust.public_text(coordinator.key.public_key())
-    assert rotation.rotate(coordinator) == 2
+    old_public = trust.public_text(coordinator.channel.key.public_key())
+    assert rotation.rotate(coordinator.channel, coordinator.vault, coordinator.inventory) == 2
     after = stored()
     assert SECRET not in after and after.count("nasealed:v1:") == 2
     assert {v.split(":")[2] for v in json.loads(after) for v in v} != {v.split(":")[2] for v in json.loads(before)
                                                                        for v in v}
     assert len(coordinator.vault.keys) == 1
     again = Coordinator(coordinator.conf)  # a new process: the key file and the database agree
-    assert again.secrets() == {"RABBIT_PASS": SECRET}
+    assert again.inventory.secrets() == {"RABBIT_PASS": SECRET}
     assert SECRET in json.dumps(again.inventory.document("n1").body)
     # The new signing key signs; the old one endorses it, so agents trusting the old key follow.
-    sealed = again.fetch_state(node.fetch())
+    sealed = again.reports.fetch_state(node.fetch())
     assert sealed["key"] != old_public
     assert trust.endorses(trust.public_from_text(old_public), sealed["endorsement"], sealed["key"], "rotate")
-    assert rotation.retire_previous(again) and "endorsement" not in again.fetch_state(node.fetch())
+    assert rotation.retire_previous(again.channel, again.inventory) and "endorsement" not in again.reports.fetch_state(node.fetch())
 
 
 def test_a_node_rekeys_with_its_old_keys_endorsement_only(coordinator):
     node = Node()
-    coordinator.report_state(node.message())
+    coordinator.reports.report_state(node.message())
     old = node.key
     node.key = Ed25519PrivateKey.generate()
-    assert coordinator.report_state(node.message()).reason == \
+    assert coordinator.reports.report_state(node.message()).reason == \
         "signed with a key other than the node's accepted key"
     new_public = trust.public_text(node.key.public_key())
     forged = trust.endorse(Ed25519PrivateKey.generate(), new_public, "rekey")
-    assert coordinator.report_state(node.message(rekey=forged)).status == "refused"
-    assert coordinator.report_state(node.message(rekey=trust.endorse(old, new_public, "rekey"))).status == "alive"
+    assert coordinator.reports.report_state(node.message(rekey=forged)).status == "refused"
+    assert coordinator.reports.report_state(node.message(rekey=trust.endorse(old, new_public, "rekey"))).status == "alive"
     assert coordinator.inventory.node("n1").public_key == new_public
     assert "node.rekeyed" in kinds(coordinator)
 
@@ -157,7 +158,7 @@ def test_host_names_follow_rfc_1123(name, valid):
 def test_invalid_names_never_enrol_and_a_flood_of_refusals_makes_two_events(coordinator):
     for number in range(1000):
         forger = Node(f"evil {number}\n" + "x" * 1000)
-        assert coordinator.report_state(forger.message()).status == "refused"
+        assert coordinator.reports.report_state(forger.message()).status == "refused"
     assert coordinator.inventory.nodes() == []
     assert kinds(coordinator) == ["report.refused"]
     coordinator.refusals.flush(force=True)
@@ -184,34 +185,35 @@ def test_refusal_log_one_event_per_source_and_window():
 
 def test_a_revoked_node_is_refused_gets_nothing_and_forget_lets_it_enrol_again(coordinator):
     node = Node()
-    coordinator.report_state(node.message())
-    coordinator.set_state("n1", DOCUMENT, push=False)
+    coordinator.reports.report_state(node.message())
+    coordinator.desired.set_state("n1", DOCUMENT, push=False)
     enrolment.revoke(coordinator.inventory, "n1")
     assert coordinator.inventory.node("n1").public_key is None
-    assert coordinator.report_state(node.message()).reason.startswith("revoked")
-    assert coordinator.fetch_state(node.fetch()) is None
+    assert coordinator.reports.report_state(node.message()).reason.startswith("revoked")
+    assert coordinator.reports.fetch_state(node.fetch()) is None
     with pytest.raises(ValueError, match="revoked"):
-        coordinator.set_state("n1", DOCUMENT, push=False)  # it gets nothing
+        coordinator.desired.set_state("n1", DOCUMENT, push=False)  # it gets nothing
     enrolment.forget(coordinator.inventory, "n1")
     assert coordinator.inventory.node("n1") is None and coordinator.inventory.document("n1") is None
-    assert coordinator.report_state(node.message()).status == "new"  # auto_accept here: enrolled afresh
+    assert coordinator.reports.report_state(node.message()).status == "new"  # auto_accept here: enrolled afresh
     with pytest.raises(LookupError):
         enrolment.revoke(coordinator.inventory, "ghost")
 
 
 def test_an_agents_answer_counts_only_signed_by_the_node_for_that_request(coordinator):
     node = Node()
-    coordinator.report_state(node.message())
-    request, other = coordinator.seal({"kind": "plan"}), coordinator.seal({"kind": "plan", "n": 2})
+    coordinator.reports.report_state(node.message())
+    request, other = (coordinator.channel.seal_clear_document({"node": "n1", "generation": g, "resources": []})
+                      for g in (1, 2))
 
     def answer(key, for_request, host="n1"):
         return trust.seal({"kind": "reply", "node": host, "request": trust.digest(for_request),
                            "answer": {"resources": []}}, key)
-    assert coordinator.node_answer("n1", request, answer(node.key, request)) == {"resources": []}
+    assert coordinator.delivery.read_answer("n1", request, answer(node.key, request)) == {"resources": []}
     for forged, reason in ((answer(Ed25519PrivateKey.generate(), request), "bad signature"),
                            ({"resources": []}, "malformed message"),
                            (answer(node.key, other), "an answer to another request"),
                            (answer(node.key, request, host="n2"), "an answer to another request")):
         with pytest.raises(trust.Refused, match=reason):
-            coordinator.node_answer("n1", request, forged)
+            coordinator.delivery.read_answer("n1", request, forged)
     assert kinds(coordinator, "answer.refused") == ["answer.refused"]  # one event for the four

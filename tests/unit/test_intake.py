@@ -41,8 +41,8 @@ def test_a_drift_event_keeps_its_shape_from_the_report_to_the_inventory(coordina
     key = Ed25519PrivateKey.generate()
     event = drift()
     spooled = messages.Event(id=event.id, type="drift.left", detail=event.describe(), drift=event)
-    assert coordinator.report_state(report(key, spooled)).status == "new"
-    assert coordinator.report_state(report(key, spooled)).status == "alive"  # resent: kept once
+    assert coordinator.reports.report_state(report(key, spooled)).status == "new"
+    assert coordinator.reports.report_state(report(key, spooled)).status == "alive"  # resent: kept once
     records = coordinator.inventory.drift("n1")
     assert [drift_event(r) for r in records] == [event]
     assert drift_event(records[0]).lines() == ["DEFAULT.transport_url: found ***, expected ***",
@@ -61,8 +61,8 @@ def test_a_drift_event_keeps_its_shape_from_the_report_to_the_inventory(coordina
 ])
 def test_a_report_that_does_not_read_is_refused_recorded_and_stores_nothing(coordinator, fields, reason):
     key = Ed25519PrivateKey.generate()
-    coordinator.report_state(report(key))
-    answer = coordinator.report_state(report(key, **fields))
+    coordinator.reports.report_state(report(key))
+    answer = coordinator.reports.report_state(report(key, **fields))
     assert answer == messages.ReportAnswer(status="refused", reason=reason)
     assert [e.detail for e in coordinator.inventory.events("n1", "report.refused")] == [reason]
     assert coordinator.inventory.node("n1").observed_generation == 0 and not coordinator.inventory.drift("n1")
@@ -70,9 +70,9 @@ def test_a_report_that_does_not_read_is_refused_recorded_and_stores_nothing(coor
 
 def test_a_node_cannot_report_drift_in_another_nodes_name(coordinator):
     key = Ed25519PrivateKey.generate()
-    coordinator.report_state(report(key))
+    coordinator.reports.report_state(report(key))
     other = drift("n2")
-    answer = coordinator.report_state(report(key, messages.Event(id=other.id, type="drift.left", detail="x",
+    answer = coordinator.reports.report_state(report(key, messages.Event(id=other.id, type="drift.left", detail="x",
                                                                  drift=other)))
     assert answer.status == "refused" and "events[0].drift.node is 'n2', not the reporting node 'n1'" in answer.reason
     assert not coordinator.inventory.drift()
@@ -80,10 +80,10 @@ def test_a_node_cannot_report_drift_in_another_nodes_name(coordinator):
 
 def test_a_fetch_is_a_request_and_a_report_shaped_one_is_refused(coordinator):
     key = Ed25519PrivateKey.generate()
-    coordinator.report_state(report(key))
-    coordinator.set_state("n1", {"resources": [{"id": "f", "driver": "file", "path": "/etc/neutron/f",
+    coordinator.reports.report_state(report(key))
+    coordinator.desired.set_state("n1", {"resources": [{"id": "f", "driver": "file", "path": "/etc/neutron/f",
                                                 "content": "x"}]}, push=False)
-    assert coordinator.fetch_state(sealed(key)) is not None
-    assert coordinator.fetch_state(report(key)) is None
+    assert coordinator.reports.fetch_state(sealed(key)) is not None
+    assert coordinator.reports.fetch_state(report(key)) is None
     assert [e.detail for e in coordinator.inventory.events("n1", "fetch.refused")] == [
         "malformed request: events is not a field of this message"]

@@ -13,8 +13,8 @@ from nodeagent.wire import rpc
 from nodeagent.wire.messages import ReportAnswer
 
 
-class Coordinator:
-    """Stands in for the coordinator behind the endpoint: answers with what it was asked."""
+class Reports:
+    """Stands in for the coordinator's intake behind the endpoint: answers with what it was asked."""
 
     def report_state(self, sealed):
         return ReportAnswer(status="alive", reason=str(sealed))
@@ -22,7 +22,9 @@ class Coordinator:
     def fetch_state(self, sealed):
         return None
 
-    def signed_reply(self, request, answer):
+
+class Channel:
+    def reply(self, request, answer):
         return {"reply": answer}
 
 
@@ -52,16 +54,18 @@ def transport():
 
 @pytest.fixture
 def coordinator_server(transport):
-    server = rpc.coordinator_server(transport, "c1", Coordinator())
+    server = rpc.coordinator_server(transport, "c1", Reports(), Channel())
     server.start()
     yield server
     server.stop()
     server.wait()
 
 
-def test_the_endpoints_declare_their_sides_version():
-    assert rpc.CoordinatorEndpoint.target.version == rpc.COORDINATOR_API_VERSION
-    assert rpc.AgentEndpoint.target.version == rpc.AGENT_API_VERSION
+def test_the_endpoints_declare_their_sides_version_and_namespace():
+    coordinator, agent = rpc.CoordinatorEndpoint(Reports(), Channel()), rpc.AgentEndpoint(Agent())
+    assert (coordinator.target.version, coordinator.target.namespace) == (rpc.COORDINATOR_API_VERSION,
+                                                                          rpc.COORDINATOR_NAMESPACE)
+    assert (agent.target.version, agent.target.namespace) == (rpc.AGENT_API_VERSION, rpc.AGENT_NAMESPACE)
 
 
 def test_a_report_reaches_the_coordinator_and_its_answer_comes_back(transport, coordinator_server):

@@ -44,7 +44,7 @@ def signed(key, body: dict) -> dict:
 
 def encrypted(key, agent: Agent, body: dict, node: str = "n1") -> dict:
     """As the coordinator sends it: encrypted for the node's box key, bound to node and generation."""
-    sealed_body = box.encrypt_for(agent.box_keys[0].public_key(), body, f"{node}:{body['generation']}".encode())
+    sealed_body = box.encrypt_for(agent.channel.box_keys[0].public_key(), body, f"{node}:{body['generation']}".encode())
     return trust.seal({"kind": "document", "node": node, "generation": body["generation"],
                        "encrypted": sealed_body}, key)
 

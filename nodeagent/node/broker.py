@@ -1,0 +1,93 @@
+"""An agent's connections to the broker: the RPC transport (its client to the coordinator and its server),
+the notification transport and the outbox notifications leave from.
+
+Transports may be handed in and shared by many agents of one process (the fleet simulator, tests); those
+made here are made on first use and closed by ``close()``. Nothing here is on the reconcile path: a
+notification is queued, never waited for, and a broker outage costs notifications, never enforcement.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from oslo_config import cfg
+
+from nodeagent.kit.daemon import HostLogger
+from nodeagent.wire import rpc as messaging
+from nodeagent.wire.outbox import Outbox
+
+LOG = logging.getLogger(__name__)
+
+
+class BrokerLink:
+    """One agent's RPC client, RPC server and notifier."""
+
+    def __init__(self, conf: cfg.ConfigOpts, host: str, transport: Any = None, notification_transport: Any = None):
+        self.conf = conf
+        self.host = host
+        self.log = HostLogger(LOG, host)
+        self.server: Any = None
+        self.notifications: Outbox | None = None
+        self._transport = transport
+        self._notification_transport = notification_transport
+        self._own_transports: list[Any] = []  # made here on first use: closed by close()
+        self._notifier = None
+        self._lock = threading.Lock()  # the server's handover against close()
+        self._closed = False
+
+    def transport(self) -> Any:
+        if self._transport is None:
+            self._transport = messaging.rpc_transport(self.conf)
+            self._own_transports.append(self._transport)
+        return self._transport
+
+    def coordinator(self) -> messaging.CoordinatorAPI:
+        # A heartbeat answered later than two intervals is as good as lost: try again next time.
+        timeout = max(1, min(self.conf.rpc_response_timeout, 2 * self.conf.report_interval))
+        return messaging.CoordinatorAPI(self.transport(), timeout=timeout)
+
+    def start_notifications(self) -> None:
+        self.notifications = Outbox(self._send_notification, name=f"notifications {self.host}")
+
+    def notify(self, event_type: str, payload: dict[str, Any]) -> None:
+        """Queue a notification; never waits. Before ``start_notifications`` (an agent used only to check
+        messages) there is no one to send it: dropped."""
+        if self.notifications is not None:
+            self.notifications.put(event_type, payload)
+
+    def _send_notification(self, event_type: str, payload: dict[str, Any]) -> None:
+        if self._notifier is None:
+            if self._notification_transport is None:
+                self._notification_transport = messaging.notification_transport(self.conf)
+                self._own_transports.append(self._notification_transport)
+            self._notifier = messaging.notifier(self.conf, f"nodeagent.{self.host}", retry=1,
+                                                transport=self._notification_transport)
+        self._notifier.info(messaging.request_context(self.host), event_type, payload)
+
+    def listen(self, agent: Any) -> bool:
+        """Start the agent's RPC server; False when the broker cannot be reached yet."""
+        try:
+            server = messaging.agent_server(self.transport(), self.host, agent)
+            server.start()
+        except Exception as exc:
+            if not self._closed:
+                self.log.warning("cannot listen for the coordinator yet: %s", exc)
+            return False
+        with self._lock:
+            if not self._closed:
+                self.server = server
+                return True
+        messaging.within(messaging.STOP_WAIT, server.stop, server.wait)  # closed while it was starting
+        return True
+
+    def close(self) -> bool:
+        """Stop listening, give queued notifications a short chance to leave, close the transports made
+        here (shared ones are their owner's); False when the broker's side did not finish in time."""
+        with self._lock:
+            self._closed = True
+            server, self.server = self.server, None
+        steps = [server.stop, server.wait] if server is not None else []
+        steps += [self.notifications.stop] if self.notifications is not None else []
+        return messaging.within(messaging.STOP_WAIT, *steps, *(t.cleanup for t in self._own_transports))
