@@ -26,9 +26,9 @@ Coordinator API (``CoordinatorAPI`` calls it, ``CoordinatorEndpoint`` answers), 
   ``messages.ReportAnswer``, each with a ``version``; a report that does not read is refused
   naming the field. A 1.0 agent's report reads as version 1. Agents and the coordinator
   upgrade together, the coordinator first (a 1.0 coordinator refuses a 1.1 call).
-* 1.2 - the namespace ``nodeagent.state``; a reply names the digest of the sealed request it answers (as an
-  agent's reply always did), not its sequence; calls carry a request context. Calls without a namespace are
-  still routed, but a 1.1 agent refuses a reply without its sequence: upgrade the agents with the coordinator.
+* 1.2 - a reply names the digest of the sealed request it answers (as an agent's reply always did), not its
+  sequence; calls carry a request context. A 1.1 agent refuses a reply without its sequence: upgrade the
+  agents with the coordinator.
 
 Notifications (``messagingv2``, topic ``<control_exchange>.notifications``) are for
 operators' tools: ``nodeagent.drift.*`` carry a ``DriftEvent.to_dict()``.
@@ -54,9 +54,10 @@ AGENT_TOPIC = "nodeagent"
 COORDINATOR_TOPIC = "nodeagent-coordinator"
 AGENT_API_VERSION = "1.1"
 COORDINATOR_API_VERSION = "1.2"
-# As Neutron's RPC_NAMESPACE_STATE: each API's methods live in a namespace of their own.
+# As Neutron's RPC_NAMESPACE_STATE: the agent's methods live in a namespace of their own. The coordinator's
+# stay in the default one: any consumer of its topic is answered by the same calls (the security suite's
+# rogue coordinator among them), and what makes a reply count is its signature, never where it came from.
 AGENT_NAMESPACE = "nodeagent.agent"
-COORDINATOR_NAMESPACE = "nodeagent.state"
 NOTIFICATION_TOPIC = "notifications"  # in the fleet's namespace too: <control_exchange>.notifications
 
 expose = oslo_messaging.expose
@@ -175,8 +176,7 @@ class CoordinatorAPI:
     """What an agent asks of the coordinator."""
 
     def __init__(self, transport: oslo_messaging.Transport, timeout: int = 10):
-        target = Target(topic=topic(transport.conf, COORDINATOR_TOPIC), namespace=COORDINATOR_NAMESPACE,
-                        version=COORDINATOR_API_VERSION)
+        target = Target(topic=topic(transport.conf, COORDINATOR_TOPIC), version=COORDINATOR_API_VERSION)
         self.client = oslo_messaging.get_rpc_client(transport, target, timeout=timeout)
         self.host = _host(transport.conf)
 
@@ -194,8 +194,9 @@ class CoordinatorEndpoint:
     """The coordinator's RPC face: only these two methods are callable (explicit access policy); every answer
     is signed by the coordinator's channel and bound to the request it answers."""
 
-    def __init__(self, reports: Any, channel: Any, namespace: str | None = COORDINATOR_NAMESPACE):
-        self.target = Target(namespace=namespace, version=COORDINATOR_API_VERSION)
+    target = Target(version=COORDINATOR_API_VERSION)
+
+    def __init__(self, reports: Any, channel: Any):
         self.reports = reports
         self.channel = channel
 
@@ -210,8 +211,6 @@ class CoordinatorEndpoint:
 
 def coordinator_server(transport: oslo_messaging.Transport, host: str, reports: Any,
                        channel: Any) -> oslo_messaging.RPCServer:
-    """The coordinator's RPC server (not started); every coordinator of a fleet listens on one topic. It also
-    answers agents of API 1.1 and older, which call without a namespace."""
+    """The coordinator's RPC server (not started); every coordinator of a fleet listens on one topic."""
     target = Target(topic=topic(transport.conf, COORDINATOR_TOPIC), server=host, version=COORDINATOR_API_VERSION)
-    return rpc_server(transport, target, [CoordinatorEndpoint(reports, channel),
-                                          CoordinatorEndpoint(reports, channel, namespace=None)])
+    return rpc_server(transport, target, [CoordinatorEndpoint(reports, channel)])

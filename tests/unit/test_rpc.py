@@ -63,8 +63,7 @@ def coordinator_server(transport):
 
 def test_the_endpoints_declare_their_sides_version_and_namespace():
     coordinator, agent = rpc.CoordinatorEndpoint(Reports(), Channel()), rpc.AgentEndpoint(Agent())
-    assert (coordinator.target.version, coordinator.target.namespace) == (rpc.COORDINATOR_API_VERSION,
-                                                                          rpc.COORDINATOR_NAMESPACE)
+    assert (coordinator.target.version, coordinator.target.namespace) == (rpc.COORDINATOR_API_VERSION, None)
     assert (agent.target.version, agent.target.namespace) == (rpc.AGENT_API_VERSION, rpc.AGENT_NAMESPACE)
 
 
