@@ -308,7 +308,7 @@ class RpcTarget:
                 message = {"payload": message, "signature": "AAAA", "key": "AAAA"}
         before = snapshot(self.root)
         if method == "apply_state":
-            taken = self.agent.take(message, "a fuzzed push")
+            taken = self.agent.worker.take(message, "a fuzzed push")
             if not taken:
                 assert snapshot(self.root) == before, "a refused document changed files"
             return "taken" if taken else "refused"

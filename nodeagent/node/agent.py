@@ -18,10 +18,7 @@ may be handed in and shared, so one process can host many agents.
 from __future__ import annotations
 
 import logging
-import queue
-import random
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +26,8 @@ from oslo_config import cfg
 
 from nodeagent.kit import config, files
 from nodeagent.kit.daemon import HostLogger, bind_host, sd_notify
-from nodeagent.kit.errors import InvalidDocument
 from nodeagent.kit.metrics import AgentMetrics
-from nodeagent.kit.model import Document, parse_document
+from nodeagent.kit.model import Document
 from nodeagent.kit.registry import DriverRegistry
 from nodeagent.node.broker import BrokerLink
 from nodeagent.node.cache import DocumentCache
@@ -39,13 +35,13 @@ from nodeagent.node.drift import Spool
 from nodeagent.node.enforcer import Enforcer, Outlet, Pacing
 from nodeagent.node.engine import Engine
 from nodeagent.node.talker import Talker
+from nodeagent.node.worker import Worker, work_queue
 from nodeagent.wire import rpc as messaging
-from nodeagent.wire.messages import DriftEvent, Plan, Refusal
+from nodeagent.wire.messages import AgentStatus, DriftEvent, Plan, Refusal
 from nodeagent.wire.protocol import NodeChannel, Refused
 from nodeagent.wire.refusals import RefusalLog, category
 
 LOG = logging.getLogger(__name__)
-WORK_QUEUE = 2000  # pushes and wake-ups waiting for the main loop
 
 
 class Agent:
@@ -71,11 +67,12 @@ class Agent:
         self.registry = DriverRegistry.from_entry_points()
         self.ctx = config.make_context(conf, conf.root, conf.netns)
         self.metrics = AgentMetrics()
-        # Bounded: a flood of pushes is dropped (a lost push is healed by the next pull), never queued without end.
-        self.work: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=WORK_QUEUE)
+        work = work_queue()
         self.enforcer = Enforcer(Engine(self.registry, self.ctx),
                                  Outlet(self.host, self.state_dir, self.record, self.broker.notify, self.metrics),
-                                 Pacing.from_conf(conf), inbox=self.work)
+                                 Pacing.from_conf(conf), inbox=work)
+        self.worker = Worker(conf, self.host, self.channel, self.cache, self.enforcer, self.registry, work,
+                             self.refuse, self._taken, self._tick)
         self.stopping = threading.Event()
         self.stopped = threading.Event()
         self.failed = False  # the loop ended on an error (the process hosting the agent exits non-zero)
@@ -104,63 +101,28 @@ class Agent:
     def document(self) -> Document | None:
         return self.enforcer.document
 
-    # -- documents -----------------------------------------------------------------------------
-    def verify_document(self, sealed: Any, allow_same: bool = True) -> Document:
-        """The document in a signed message, if it is for this node and not older than ours."""
-        held = self.document.generation if self.document else -1
-        raw = self.channel.open_document(sealed, held, allow_same)
-        try:
-            return parse_document(raw, self.registry)
-        except InvalidDocument as exc:
-            raise Refused(f"invalid document: {exc}") from None
-
-    def take(self, sealed: Any, source: str) -> bool:
-        """Accept and apply a pushed or pulled document; False when refused or already held."""
-        try:
-            document = self.verify_document(sealed)
-        except Refused as exc:
-            self.refuse(f"document from {source}", str(exc))
-            return False
-        if self.document is not None and document.generation == self.document.generation \
-                and document.to_dict() == self.document.to_dict():
-            return False
-        self.cache.save(sealed)
-        self.enforcer.apply_document(document, f"generation {document.generation} from {source}")
-        return True
-
-    def load_cached(self) -> None:
-        """The last accepted document, checked again: a tampered cache is refused like a forged push."""
-        try:
-            sealed = self.cache.load()
-            document = None if sealed is None else self.verify_document(sealed)
-        except (Refused, InvalidDocument, OSError) as exc:
-            self.refuse("cached document", str(exc))
-            return
-        if document is not None:
-            self.log.info("enforcing cached document, generation %d", document.generation)
-            self.enforcer.apply_document(document, "start")
-
     def plan_request(self, sealed: Any) -> dict[str, Any]:
         """The diff against a signed document, nothing applied; the answer signed for this very request."""
         try:
             self.channel.open_request(sealed)
-            document = self.verify_document(sealed)
+            document = self.worker.verify_document(sealed)
         except Refused as exc:
             self.refuse("plan request", str(exc))
             return self.channel.reply(sealed, Refusal(refused=str(exc)).to_dict())
         return self.channel.reply(sealed, Plan.of(self.enforcer.engine.reconcile(document, dry_run=True)).to_dict())
 
     def queue_work(self, kind: str, item: Any) -> bool:
-        """Hand work to the main loop without waiting; False when its queue is full (dropped)."""
-        try:
-            self.work.put_nowait((kind, item))
-            return True
-        except queue.Full:
-            self.log.debug("work queue full: %s dropped", kind)
-            return False
+        """Hand work to the loop without waiting (an RPC thread's push); False when its queue is full."""
+        return self.worker.queue_work(kind, item)
 
     def _pulled(self, sealed: Any) -> None:
-        self.queue_work("document", (sealed, "the coordinator"))
+        self.worker.queue_work("document", (sealed, "the coordinator"))
+
+    def _taken(self) -> None:
+        self.talker.report_soon.set()  # tell the coordinator at once
+
+    def _tick(self) -> None:
+        self.refusals.flush()
 
     # -- what the agent tells --------------------------------------------------------------------
     def record(self, kind: str, detail: str, drift: DriftEvent | None = None) -> None:
@@ -208,7 +170,7 @@ class Agent:
 
     def reload(self) -> None:
         """Read the configuration files again (SIGHUP), in the loop, between two reconciles."""
-        self.queue_work("reload", None)
+        self.worker.queue_work("reload", None)
 
     def stop(self) -> None:
         """Stop promptly, from any thread, any number of times; returns once stopped.
@@ -224,7 +186,7 @@ class Agent:
         if not first:
             self.stopped.wait()
             return
-        self.queue_work("stop", None)
+        self.worker.queue_work("stop", None)
         if self.talker is not None:
             self.talker.report_soon.set()  # wakes the talker
         if self._loop is not None and self._loop is not threading.current_thread():
@@ -237,10 +199,10 @@ class Agent:
     def _run_loop(self) -> None:
         bind_host(self.host)
         try:
-            self.load_cached()
-            sd_notify(f"READY=1\nSTATUS={self.enforcer.status_line()}")
+            self.worker.load_cached()
+            sd_notify(f"READY=1\nSTATUS={AgentStatus.from_dict(self.enforcer.status()).line()}")
             self._talker.start()
-            self._loop_until_stopped()
+            self.worker.run(self.stopping)
         except Exception:  # the process hosting this agent hears of it: stopped, with the reason
             self.log.exception("the agent's loop failed")
             self.failed = True
@@ -248,43 +210,9 @@ class Agent:
         finally:
             self.enforcer.stop_watches()
 
-    def _loop_until_stopped(self) -> None:
-        next_resync = time.monotonic() + self._resync_delay()
-        while not self.stopping.is_set():
-            sd_notify("WATCHDOG=1")
-            self.refusals.flush()
-            now = time.monotonic()
-            if now >= next_resync:
-                self.enforcer.reconcile("periodic resync")
-                next_resync = time.monotonic() + self._resync_delay()
-            due = self.enforcer.due_at()
-            if due is not None and now >= due:
-                self.enforcer.run_due()
-                continue
-            wake = min(next_resync, due if due is not None else next_resync, now + 1.0)
-            try:
-                kind, item = self.work.get(timeout=max(0.005, wake - time.monotonic()))
-            except queue.Empty:
-                continue
-            if kind == "document" and self.take(*item):
-                self.talker.report_soon.set()  # tell the coordinator at once
-            elif kind == "reload":
-                self._reload()
-
     def _talk(self) -> None:
         """Listen for the coordinator, then heartbeat (pulling when told to or after a reconnect)."""
         bind_host(self.host)
         while not self.stopping.is_set() and not self.broker.listen(self):
             self.stopping.wait(self.conf.report_interval)
         self.talker.run(lambda: self.conf.report_interval)
-
-    def _resync_delay(self) -> float:
-        return self.conf.resync_interval * random.uniform(0.9, 1.0)
-
-    def _reload(self) -> None:
-        try:
-            self.conf.reload_config_files()
-            self.log.info("configuration reloaded: report_interval %d, resync_interval %d",
-                          self.conf.report_interval, self.conf.resync_interval)
-        except Exception as exc:
-            self.log.error("configuration not reloaded: %s", exc)

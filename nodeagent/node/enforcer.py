@@ -26,7 +26,7 @@ from nodeagent.kit.result import ReconcileResult, Status
 from nodeagent.kit.watches import Touch
 from nodeagent.node.retry import Retries
 from nodeagent.node.watchhub import WatchHub
-from nodeagent.wire.messages import DriftEvent
+from nodeagent.wire.messages import AgentStatus, DriftEvent
 
 LOG = logging.getLogger(__name__)
 MAX_DEBOUNCE = 1.0  # a resource touched continuously is still reconciled this often
@@ -278,11 +278,6 @@ class Enforcer:
                 "reconciled_at": result.started_at if result else None,
                 "reconciled_generation": result.generation if result else 0}
 
-    def status_line(self) -> str:
-        status = self.status()
-        counts = ", ".join(f"{n} {k}" for k, n in status["counts"].items() if n)
-        return f"generation {status['generation']}: {counts or 'no document'}"
-
     def _publish(self) -> None:
         """The local view for ``nodeagent status``, systemd's STATUS= line, and the gauges."""
         status = self.status()
@@ -305,4 +300,4 @@ class Enforcer:
                 LOG.error("state directory %s: cannot write status.json (%s); 'nodeagent status' shows an "
                           "older view", self.outlet.state_dir, exc.strerror or exc)
             self._status_error = exc.errno
-        sd_notify(f"STATUS={self.status_line()}")
+        sd_notify(f"STATUS={AgentStatus.from_dict(status).line()}")

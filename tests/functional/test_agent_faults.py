@@ -54,12 +54,12 @@ def test_a_full_state_directory_gives_a_clear_error_and_corrupts_nothing(tmp_pat
     agent, seal = target.agent, target.sealed_document
     conf = target.root / "etc/neutron/neutron.conf"
 
-    assert agent.take(seal(1, "one"), "a push")
+    assert agent.worker.take(seal(1, "one"), "a push")
     assert "debug = one" in conf.read_text()
     filler = fill(small_state_dir)
 
     caplog.set_level(logging.WARNING)
-    agent.take(seal(2, "two"), "a push")  # must not raise
+    agent.worker.take(seal(2, "two"), "a push")  # must not raise
     assert "debug = two" in conf.read_text()  # the node still gets its state
     conf.write_text(conf.read_text().replace("debug = two", "debug = drifted"))
     agent.enforcer.reconcile("event", only=["conf"])  # must not raise either
@@ -74,6 +74,6 @@ def test_a_full_state_directory_gives_a_clear_error_and_corrupts_nothing(tmp_pat
     assert not [p for p in small_state_dir.rglob("*") if p.suffix == ".tmp"]
 
     filler.unlink()  # space again: the next generation is cached and the status written
-    assert agent.take(seal(3, "three"), "a push")
+    assert agent.worker.take(seal(3, "three"), "a push")
     assert json.loads((small_state_dir / "document.json").read_text())["payload"]["document"]["generation"] == 3
     assert json.loads((small_state_dir / "status.json").read_text())["generation"] == 3

@@ -50,41 +50,41 @@ def encrypted(key, agent: Agent, body: dict, node: str = "n1") -> dict:
 
 
 def test_a_signed_document_for_this_node_is_accepted(agent, coordinator_key):
-    accepted = agent.verify_document(signed(coordinator_key, document(generation=3)))
+    accepted = agent.worker.verify_document(signed(coordinator_key, document(generation=3)))
     assert accepted.generation == 3 and [r.id for r in accepted.resources] == ["conf"]
 
 
 def test_an_encrypted_document_is_opened_with_the_nodes_key(agent, coordinator_key):
-    accepted = agent.verify_document(encrypted(coordinator_key, agent, document(generation=4)))
+    accepted = agent.worker.verify_document(encrypted(coordinator_key, agent, document(generation=4)))
     assert accepted.generation == 4
 
 
 def test_a_document_signed_by_another_key_is_refused(agent):
     with pytest.raises(trust.Refused, match="bad signature"):
-        agent.verify_document(signed(Ed25519PrivateKey.generate(), document()))
+        agent.worker.verify_document(signed(Ed25519PrivateKey.generate(), document()))
 
 
 def test_a_document_for_another_node_is_refused(agent, coordinator_key):
     with pytest.raises(trust.Refused, match="meant for node 'n2', this is 'n1'"):
-        agent.verify_document(signed(coordinator_key, document(node="n2")))
+        agent.worker.verify_document(signed(coordinator_key, document(node="n2")))
     with pytest.raises(trust.Refused, match="meant for node 'n2', this is 'n1'"):
-        agent.verify_document(encrypted(coordinator_key, agent, document(node="n2"), node="n2"))
+        agent.worker.verify_document(encrypted(coordinator_key, agent, document(node="n2"), node="n2"))
 
 
 def test_an_encrypted_document_moved_to_another_generation_is_refused(agent, coordinator_key):
     sealed = encrypted(coordinator_key, agent, document(generation=5))
     sealed = trust.seal({**trust.unseal(sealed, coordinator_key.public_key()), "generation": 6}, coordinator_key)
     with pytest.raises(trust.Refused):
-        agent.verify_document(sealed)
+        agent.worker.verify_document(sealed)
 
 
 def test_an_older_document_is_refused_and_the_same_one_only_when_allowed(agent, coordinator_key):
-    assert agent.take(signed(coordinator_key, document(generation=5)), "a test")  # held: generation 5
+    assert agent.worker.take(signed(coordinator_key, document(generation=5)), "a test")  # held: generation 5
     with pytest.raises(trust.Refused, match="stale: generation 4 is older than the generation 5 held"):
-        agent.verify_document(signed(coordinator_key, document(generation=4)))
-    assert agent.verify_document(signed(coordinator_key, document(generation=5))).generation == 5
+        agent.worker.verify_document(signed(coordinator_key, document(generation=4)))
+    assert agent.worker.verify_document(signed(coordinator_key, document(generation=5))).generation == 5
     with pytest.raises(trust.Refused, match="stale: generation 5"):
-        agent.verify_document(signed(coordinator_key, document(generation=5)), allow_same=False)
+        agent.worker.verify_document(signed(coordinator_key, document(generation=5)), allow_same=False)
 
 
 @pytest.mark.parametrize("payload, reason", [
@@ -93,10 +93,10 @@ def test_an_older_document_is_refused_and_the_same_one_only_when_allowed(agent, 
 ])
 def test_what_is_not_a_document_is_refused(agent, coordinator_key, payload, reason):
     with pytest.raises(trust.Refused, match=reason):
-        agent.verify_document(trust.seal(payload, coordinator_key))
+        agent.worker.verify_document(trust.seal(payload, coordinator_key))
 
 
 def test_an_invalid_document_is_refused_with_the_resource_and_field_named(agent, coordinator_key):
     bad = document(resources=[{**FILE, "path": "etc/neutron/a.conf"}])
     with pytest.raises(trust.Refused, match="invalid document: .*conf.*path"):
-        agent.verify_document(signed(coordinator_key, bad))
+        agent.worker.verify_document(signed(coordinator_key, bad))
