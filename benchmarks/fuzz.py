@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nodeagent.kit.registry import DriverRegistry  # noqa: E402
+from nodeagent.document.registry import DriverRegistry  # noqa: E402
 from tests import fuzzing  # noqa: E402
 
 SHOWN_FAILURES = 5

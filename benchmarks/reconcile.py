@@ -23,8 +23,8 @@ from nodeagent.kit import ovsdb
 from nodeagent.kit.context import Context
 from nodeagent.node.engine import Engine
 from nodeagent.testing.lab import LabNode
-from nodeagent.kit.model import load_document, parse_document
-from nodeagent.kit.registry import DriverRegistry
+from nodeagent.document.model import load_document, parse_document
+from nodeagent.document.registry import DriverRegistry
 from timing import timed  # noqa: E402 (benchmarks/ is the script's directory)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "etc/examples"

@@ -12,7 +12,7 @@ import pytest
 
 from nodeagent.kit.context import Context
 from nodeagent.node.engine import Engine
-from nodeagent.kit.registry import DriverRegistry
+from nodeagent.document.registry import DriverRegistry
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "etc" / "examples"
@@ -53,7 +53,7 @@ def set_up_coordinator(directory: Path, coordinator_options: str = ""):
     """A coordinator set up (state directory, keys, inventory) under ``directory``, no broker: for unit tests
     of its parts. ``coordinator_options``: more lines of its [coordinator] section."""
     from nodeagent.fleet.coordinator import Coordinator
-    from nodeagent.kit import config
+    from nodeagent.cli import config
 
     conf_file = directory / "coordinator.conf"
     conf_file.write_text(f"[DEFAULT]\nreport_interval = 1\n[coordinator]\nstate_dir = {directory / 'state'}\n"

@@ -25,9 +25,9 @@ from nodeagent.kit.context import Context
 from nodeagent.drivers.ini import IniFile
 from nodeagent.node.engine import Engine
 from nodeagent.kit.errors import InvalidDocument
-from nodeagent.kit.loading import loads
-from nodeagent.kit.model import parse_document
-from nodeagent.kit.registry import DriverRegistry
+from nodeagent.document.loading import loads
+from nodeagent.document.model import parse_document
+from nodeagent.document.registry import DriverRegistry
 
 FILE_DRIVERS = ("ini", "file", "symlink")  # the only ones a fuzzed document may apply (no kernel, no commands)
 
@@ -265,7 +265,7 @@ class RpcTarget:
 
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-        from nodeagent.kit import config
+        from nodeagent.cli import config
 
         from nodeagent.wire import trust
         from nodeagent.node.agent import Agent
@@ -346,7 +346,7 @@ class CoordinatorTarget:
     def __init__(self, directory: Path):
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-        from nodeagent.kit import config
+        from nodeagent.cli import config
 
         from nodeagent.wire import trust
         from nodeagent.fleet.coordinator import Coordinator

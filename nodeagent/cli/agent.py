@@ -9,12 +9,12 @@ from typing import Any, Sequence
 from cliff.command import Command
 from cliff.lister import Lister
 
-from nodeagent.kit import config
+from nodeagent.node.options import make_context
 from nodeagent.cli import lint
 from nodeagent.cli.base import RESULT_COLUMNS, NodeAgentApp, check_columns, main_for, result_rows
 from nodeagent.node.engine import Engine
-from nodeagent.kit.model import load_document
-from nodeagent.kit.registry import DriverRegistry
+from nodeagent.document.model import load_document
+from nodeagent.document.registry import DriverRegistry
 from nodeagent.kit.result import ReconcileResult
 
 EXIT_OK, EXIT_INVALID, EXIT_PENDING, EXIT_FAILED = 0, 1, 2, 4
@@ -44,7 +44,7 @@ class _LocalCommand(Lister):
         registry = DriverRegistry.from_entry_points()
         document = load_document(parsed_args.state_file, registry)
         lint.gate(self.app, document, parsed_args.release)  # wrong OpenStack options: refused before any change
-        engine = Engine(registry, config.make_context(conf, parsed_args.root, parsed_args.netns, parsed_args.ovsdb))
+        engine = Engine(registry, make_context(conf, parsed_args.root, parsed_args.netns, parsed_args.ovsdb))
         engine.preflight(document)
         self.result = engine.reconcile(document, dry_run=self.dry_run)
         self.app.stderr.write(self.result.summary() + "\n")
@@ -100,8 +100,8 @@ class Run(Command):
         import logging
         import signal
 
-        from nodeagent.kit import metrics
-        from nodeagent.kit.daemon import Signals, before_exit, setup_logging
+        from nodeagent.process import metrics
+        from nodeagent.process.daemon import Signals, before_exit, setup_logging
         from nodeagent.node.agent import Agent
         from nodeagent.wire import rpc
 

@@ -47,7 +47,7 @@ class NodeAgentApp(App):
 
     def conf(self) -> Any:
         """The oslo.config options, from --config-file or the default file when it exists."""
-        from nodeagent.kit import config
+        from nodeagent.cli import config
 
         if self.options.config_files:
             return config.make_conf(self.options.config_files)

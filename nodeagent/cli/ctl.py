@@ -47,7 +47,7 @@ class Serve(Command):
     """Run the coordinator: answer agents' reports and pulls, mark silent nodes down."""
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
-        from nodeagent.kit.daemon import Signals, before_exit, setup_logging
+        from nodeagent.process.daemon import Signals, before_exit, setup_logging
 
         coordinator = _coordinator(self.app)
         setup_logging("nodeagent-coordinator", host=coordinator.conf.host)
@@ -239,7 +239,7 @@ class NodeSetState(Command):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
-        from nodeagent.kit import loading
+        from nodeagent.document import loading
         from nodeagent.kit.errors import InvalidDocument
 
         raw = loading.load_file(parsed_args.state_file)

@@ -64,8 +64,8 @@ class Lint(_LintLister):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        from nodeagent.kit.model import load_document
-        from nodeagent.kit.registry import DriverRegistry
+        from nodeagent.document.model import load_document
+        from nodeagent.document.registry import DriverRegistry
 
         document = load_document(parsed_args.state_file, DriverRegistry.from_entry_points())
         self.findings = lint_document(document, parsed_args.release)

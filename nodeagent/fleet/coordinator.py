@@ -37,8 +37,8 @@ from nodeagent.fleet.liveness import Liveness
 from nodeagent.fleet.notices import Notices
 from nodeagent.fleet.reports import Reports, refuse
 from nodeagent.fleet.settings import Settings
-from nodeagent.kit.daemon import sd_notify
-from nodeagent.kit.metrics import CoordinatorMetrics
+from nodeagent.process.daemon import sd_notify
+from nodeagent.process.metrics import CoordinatorMetrics
 from nodeagent.wire import box
 from nodeagent.wire.protocol import CoordinatorChannel
 from nodeagent.wire.refusals import RefusalLog
@@ -160,7 +160,7 @@ class Coordinator:
 
         The process is the caller's: ``nodeagentctl serve`` turns SIGTERM and SIGINT into ``stopped``.
         """
-        from nodeagent.kit import metrics
+        from nodeagent.process import metrics
         from nodeagent.wire import rpc as messaging
 
         self.set_up()

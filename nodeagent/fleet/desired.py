@@ -20,8 +20,8 @@ from nodeagent.fleet.delivery import Delivery, Outgoing, box_key
 from nodeagent.fleet.errors import FleetInconsistent, NotFound, PushFailed
 from nodeagent.fleet.fleetchecks import check_fleet, option_findings
 from nodeagent.fleet.inventory import Inventory, Node, StateDocument
-from nodeagent.kit.model import parse_document
-from nodeagent.kit.registry import DriverRegistry
+from nodeagent.document.model import parse_document
+from nodeagent.document.registry import DriverRegistry
 
 if TYPE_CHECKING:  # imported where it is made: Jinja2 is no cost for read-only commands
     from nodeagent.fleet.roles import Roles

@@ -8,7 +8,7 @@ import time
 
 from nodeagent.fleet.inventory import Inventory, Node
 from nodeagent.fleet.notices import Notices
-from nodeagent.kit.metrics import CoordinatorMetrics
+from nodeagent.process.metrics import CoordinatorMetrics
 
 LOG = logging.getLogger(__name__)
 

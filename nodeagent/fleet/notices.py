@@ -11,7 +11,7 @@ from typing import Any
 from oslo_config import cfg
 
 from nodeagent.fleet.inventory import Inventory
-from nodeagent.kit.metrics import CoordinatorMetrics
+from nodeagent.process.metrics import CoordinatorMetrics
 
 
 class Notices:

@@ -19,7 +19,7 @@ from nodeagent.fleet import enrolment
 from nodeagent.fleet.errors import NotFound
 from nodeagent.fleet.inventory import DriftRecord, Event, Inventory, Node, NodeTrust
 from nodeagent.fleet.notices import Notices
-from nodeagent.kit.metrics import CoordinatorMetrics
+from nodeagent.process.metrics import CoordinatorMetrics
 from nodeagent.wire import messages
 from nodeagent.wire.protocol import CoordinatorChannel, NodeRequest, Refused
 from nodeagent.wire.refusals import RefusalLog

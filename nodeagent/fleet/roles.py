@@ -15,7 +15,7 @@ from typing import Any
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, UndefinedError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
-from nodeagent.kit import loading
+from nodeagent.document import loading
 
 # What every deployment has unless the operator says otherwise ('nodeagentctl var set').
 DEFAULTS: dict[str, Any] = {

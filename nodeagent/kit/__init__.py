@@ -1,0 +1,33 @@
+"""The driver SDK: everything a driver may use, and nothing else of nodeagent.
+
+A driver (``drivers/``, or a third party's package in the ``nodeagent.drivers`` entry-point group) imports
+from here only; the import contract (``.importlinter``) keeps the kit below every other part of nodeagent:
+
+* ``driver``  — the contract: ``Driver`` (``observe``, ``diff``, ``apply`` abstract) and its ``Spec``;
+* ``context`` — where to act: the filesystem root and allowed roots, the namespace, OVSDB, systemctl;
+* ``errors``  — ``InvalidResource`` (bad input, naming the field), ``TemporaryError``, ``PermanentError``,
+  ``Conflict``, ``PathRefused``;
+* ``fields``  — checks of a spec's fields that raise ``InvalidResource`` naming the field;
+* ``result``  — ``Change`` (what differs) and the results of a reconcile;
+* ``watches`` — ``File``, ``Link``, ``Netconf``, ``Row``, ``Poll``: what a driver asks the node to watch;
+* ``files``   — the one atomic write (temporary file, fsync, rename; mode, owner and a backup kept);
+* ``netlink``, ``ovsdb`` — pyroute2 in the node's namespace, ovsdbapp on the node's OVSDB (imported on use:
+  they are the heavy ones).
+
+The names a driver needs most are here directly (as kopf declares its API in its package).
+"""
+
+from nodeagent.kit.context import Context
+from nodeagent.kit.driver import Driver, Spec
+from nodeagent.kit.errors import (Conflict, DriverError, InvalidResource, PathRefused, PermanentError,
+                                  TemporaryError)
+from nodeagent.kit.result import Change
+from nodeagent.kit.watches import File, Link, Netconf, Poll, Row, Watch
+
+__all__ = [
+    # the contract and its values
+    "Driver", "Spec", "Context", "Change", "Watch", "File", "Link", "Netconf", "Row", "Poll",
+    "InvalidResource", "DriverError", "TemporaryError", "PermanentError", "Conflict", "PathRefused",
+    # the modules of the SDK
+    "context", "driver", "errors", "fields", "files", "netlink", "ovsdb", "result", "watches",
+]

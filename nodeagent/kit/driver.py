@@ -8,7 +8,8 @@ Drivers import from the kit only (``nodeagent.kit``): this module, ``fields``, `
 
 from __future__ import annotations
 
-from typing import Any
+import abc
+from typing import Any, Dict
 
 from nodeagent.kit.context import Context
 from nodeagent.kit.errors import InvalidResource
@@ -16,8 +17,12 @@ from nodeagent.kit.result import Change
 from nodeagent.kit.watches import File, Watch
 
 
-class Driver:
-    """Base class of every driver; subclasses override what they need.
+Spec = Dict[str, Any]  # a resource's fields as the document gives them, normalised by ``validate``
+
+
+class Driver(abc.ABC):
+    """Base class of every driver: ``observe``, ``diff`` and ``apply`` are the contract (abstract); the rest
+    has defaults a driver overrides when it needs to.
 
     ``phase`` gives the natural order between resources that have no explicit
     edge: files first, then network objects, then services that read both.
@@ -30,15 +35,15 @@ class Driver:
     notifiable: bool = False
     fields: dict[str, str] = {}  # field -> one-line help, for error messages
 
-    def validate(self, spec: dict[str, Any]) -> dict[str, Any]:
+    def validate(self, spec: Spec) -> Spec:
         """Return the normalised spec or raise InvalidResource naming the field."""
         return dict(spec)
 
-    def paths(self, spec: dict[str, Any]) -> list[tuple[str, bool]]:
+    def paths(self, spec: Spec) -> list[tuple[str, bool]]:
         """Files this resource writes, as (path, follow_final_symlink), checked before anything runs."""
         return []
 
-    def confine(self, spec: dict[str, Any], ctx: Context) -> None:
+    def confine(self, spec: Spec, ctx: Context) -> None:
         """Refuse (InvalidResource) a resource that would touch anything outside the allowed roots.
 
         The default checks ``paths()``; a driver with other paths (a link's target) adds them.
@@ -51,23 +56,26 @@ class Driver:
             except PathRefused as exc:
                 raise InvalidResource("path", f"is refused: {exc}") from None
 
-    def observe(self, spec: dict[str, Any], ctx: Context) -> Any:
+    @abc.abstractmethod
+    def observe(self, spec: Spec, ctx: Context) -> Any:
         """Read the real state; change nothing."""
         raise NotImplementedError
 
-    def diff(self, spec: dict[str, Any], observed: Any) -> list[Change]:
+    @abc.abstractmethod
+    def diff(self, spec: Spec, observed: Any) -> list[Change]:
         """Return what differs; [] means in sync."""
         raise NotImplementedError
 
-    def apply(self, spec: dict[str, Any], changes: list[Change], ctx: Context) -> None:
+    @abc.abstractmethod
+    def apply(self, spec: Spec, changes: list[Change], ctx: Context) -> None:
         """Make the real state match; must be idempotent."""
         raise NotImplementedError
 
-    def notify(self, spec: dict[str, Any], ctx: Context) -> str:
+    def notify(self, spec: Spec, ctx: Context) -> str:
         """React to a change of a resource that notifies this one; return what was done."""
         raise NotImplementedError(f"driver '{self.name}' cannot be notified")
 
-    def watches(self, spec: dict[str, Any], ctx: Context) -> list[Watch]:
+    def watches(self, spec: Spec, ctx: Context) -> list[Watch]:
         """What of this resource's real state the node announces (values of ``kit.watches``); the watch hub
         listens and touches the resource. Whatever is not declared is seen at the periodic resync.
 
@@ -83,11 +91,11 @@ class Driver:
                 continue  # reported by the reconcile of this resource
         return found
 
-    def sensitive_leaves(self, spec: dict[str, Any]) -> list[Any]:
+    def sensitive_leaves(self, spec: Spec) -> list[Any]:
         """The values a resource marked ``sensitive: true`` hides everywhere: all of them, by default."""
         return _leaves(spec)
 
-    def secret_values(self, spec: dict[str, Any], field: str) -> list[str]:
+    def secret_values(self, spec: Spec, field: str) -> list[str]:
         """The values a ``sensitive`` entry names, so they can be masked everywhere.
 
         Raises InvalidResource when the entry names nothing in this resource.

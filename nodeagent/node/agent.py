@@ -24,11 +24,12 @@ from typing import Any
 
 from oslo_config import cfg
 
-from nodeagent.kit import config, files
-from nodeagent.kit.daemon import HostLogger, bind_host, sd_notify
-from nodeagent.kit.metrics import AgentMetrics
-from nodeagent.kit.model import Document
-from nodeagent.kit.registry import DriverRegistry
+from nodeagent.node.options import make_context
+from nodeagent.kit import files
+from nodeagent.process.daemon import HostLogger, bind_host, sd_notify
+from nodeagent.process.metrics import AgentMetrics
+from nodeagent.document.model import Document
+from nodeagent.document.registry import DriverRegistry
 from nodeagent.node.broker import BrokerLink
 from nodeagent.node.cache import DocumentCache
 from nodeagent.node.drift import Spool
@@ -65,7 +66,7 @@ class Agent:
         self.broker = BrokerLink(conf, self.host, transport, notification_transport)
         self.talker: Talker | None = None  # made by prepare(), with the spool it reads
         self.registry = DriverRegistry.from_entry_points()
-        self.ctx = config.make_context(conf, conf.root, conf.netns)
+        self.ctx = make_context(conf, conf.root, conf.netns)
         self.metrics = AgentMetrics()
         work = work_queue()
         self.enforcer = Enforcer(Engine(self.registry, self.ctx),

@@ -14,7 +14,7 @@ from typing import Any
 
 from oslo_config import cfg
 
-from nodeagent.kit.daemon import HostLogger
+from nodeagent.process.daemon import HostLogger
 from nodeagent.wire import rpc as messaging
 from nodeagent.wire.outbox import Outbox
 

@@ -8,7 +8,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from nodeagent.kit import files, loading
+from nodeagent.document import loading
+from nodeagent.kit import files
 
 LOG = logging.getLogger(__name__)
 

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from nodeagent.kit import files
-from nodeagent.kit.daemon import sd_notify
+from nodeagent.process.daemon import sd_notify
 from nodeagent.node.drift import DriftGuard, is_drift
 from nodeagent.node.engine import Engine
-from nodeagent.kit.metrics import AgentMetrics
-from nodeagent.kit.model import Document
+from nodeagent.process.metrics import AgentMetrics
+from nodeagent.document.model import Document
 from nodeagent.kit.result import ReconcileResult, Status
 from nodeagent.kit.watches import Touch
 from nodeagent.node.retry import Retries

@@ -16,9 +16,9 @@ from nodeagent.kit.context import Context
 from nodeagent.kit.result import Change
 from nodeagent.kit import files
 from nodeagent.kit.errors import Conflict, DriverError, InvalidResource, PathRefused
-from nodeagent.kit.model import Document, Resource
-from nodeagent.kit.redact import redact_change, scrub
-from nodeagent.kit.registry import DriverRegistry
+from nodeagent.document.model import Document, Resource
+from nodeagent.node.redact import redact_change, scrub
+from nodeagent.document.registry import DriverRegistry
 from nodeagent.kit.result import ReconcileResult, ResourceResult, Status
 
 LOG = logging.getLogger(__name__)

@@ -15,8 +15,8 @@ import time
 from typing import Any, Callable
 
 from nodeagent.kit.context import Context
-from nodeagent.kit.daemon import HostLogger
-from nodeagent.kit.metrics import AgentMetrics
+from nodeagent.process.daemon import HostLogger
+from nodeagent.process.metrics import AgentMetrics
 from nodeagent.node import facts
 from nodeagent.node.drift import Spool
 from nodeagent.node.enforcer import Enforcer

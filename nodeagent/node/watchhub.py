@@ -16,7 +16,8 @@ import time
 from collections import defaultdict
 from typing import Any, Callable, Iterable
 
-from nodeagent.kit import fswatch, netlink, ovsdb
+from nodeagent.kit import netlink, ovsdb
+from nodeagent.node import fswatch
 from nodeagent.kit.watches import File, Link, Netconf, Poll, Row, Touch, Watch
 
 LOG = logging.getLogger(__name__)

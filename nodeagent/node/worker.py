@@ -15,10 +15,10 @@ from typing import Any, Callable
 
 from oslo_config import cfg
 
-from nodeagent.kit.daemon import HostLogger, sd_notify
+from nodeagent.process.daemon import HostLogger, sd_notify
 from nodeagent.kit.errors import InvalidDocument
-from nodeagent.kit.model import Document, parse_document
-from nodeagent.kit.registry import DriverRegistry
+from nodeagent.document.model import Document, parse_document
+from nodeagent.document.registry import DriverRegistry
 from nodeagent.node.cache import DocumentCache
 from nodeagent.node.enforcer import Enforcer
 from nodeagent.wire.protocol import NodeChannel, Refused

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from nodeagent.kit import files
 from nodeagent.kit.errors import preview
-from nodeagent.kit.model import NODE_PATTERN
+from nodeagent.document.model import NODE_PATTERN
 from nodeagent.wire import box, trust
 from nodeagent.wire.messages import Request
 from nodeagent.wire.sequence import Sequence

@@ -46,9 +46,37 @@ from typing import Any, Callable
 with warnings.catch_warnings():  # oslo.messaging imports eventlet via oslo.service and warns
     warnings.simplefilter("ignore")
     import oslo_messaging
+    import oslo_messaging.opts
+    from oslo_messaging import transport as _transport
+    from oslo_messaging._metrics import client as _metrics_client
+    from oslo_messaging._tracing import client as _tracing_client
+    from oslo_messaging.rpc import client as _rpc_client
 from oslo_config import cfg
 
-from nodeagent.kit.config import register_messaging_opts as register_opts
+
+# oslo.messaging's RabbitMQ listener looks at its stop flag between two waits of
+# heartbeat_timeout_threshold / heartbeat_rate / 2 seconds (capped at 5 s): with its defaults (60 / 3)
+# stopping an RPC server took up to 5 s. A rate of 60 makes that wait 0.5 s; a heartbeat frame then goes
+# out after 1 s without traffic. An operator's [oslo_messaging_rabbit] heartbeat_rate still wins.
+PROMPT_STOP_HEARTBEAT_RATE = 60
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """oslo.messaging's options on ``conf`` (transport_url, rabbit, rpc_response_timeout...): it registers its
+    tracing and metrics options on the global CONF only, so they are registered here from its private modules
+    (there is no public list of them)."""
+    conf.register_opts(_transport._transport_opts)  # control_exchange, which names the fleet's topics
+    rabbit = "oslo_messaging_rabbit"
+    if rabbit not in conf:
+        conf.register_opts(dict(oslo_messaging.opts.list_opts())[rabbit], group=rabbit)
+        conf.set_default("heartbeat_rate", PROMPT_STOP_HEARTBEAT_RATE, group=rabbit)
+    if "rpc_response_timeout" in conf:
+        return
+    conf.register_opts(_tracing_client.oslo_messaging_tracing, group="oslo_messaging_tracing")
+    conf.register_opts(_metrics_client.oslo_messaging_metrics, group="oslo_messaging_metrics")
+    conf.register_opts(_rpc_client._client_opts)  # rpc_response_timeout, read before the first client
+    oslo_messaging.set_transport_defaults("nodeagent")
+
 
 AGENT_TOPIC = "nodeagent"
 COORDINATOR_TOPIC = "nodeagent-coordinator"

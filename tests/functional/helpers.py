@@ -11,7 +11,7 @@ from nodeagent.kit.context import Context
 from nodeagent.kit.driver import Driver
 from nodeagent.node.engine import Engine
 from nodeagent.node.watchhub import WatchHub
-from nodeagent.kit.model import parse_document
+from nodeagent.document.model import parse_document
 from nodeagent.kit.result import ResourceResult
 
 

@@ -17,8 +17,8 @@ import psutil
 import pytest
 import yaml
 
-from nodeagent.kit import config
-from nodeagent.kit.daemon import HostFilter
+from nodeagent.cli import config
+from nodeagent.process.daemon import HostFilter
 from nodeagent.node.agent import Agent
 from nodeagent.testing.lab import Fleet
 from nodeagent.testing.waiting import wait_until

@@ -13,8 +13,8 @@ from nodeagent.kit.context import Context
 from nodeagent.drivers.ini import IniDriver
 from nodeagent.node.enforcer import Enforcer, Outlet, Pacing
 from nodeagent.node.engine import Engine
-from nodeagent.kit.model import parse_document
-from nodeagent.kit.registry import DriverRegistry
+from nodeagent.document.model import parse_document
+from nodeagent.document.registry import DriverRegistry
 from tests.conftest import run_cli
 from tests.unit.test_bad_input import ALIAS_BOMB
 

@@ -14,7 +14,7 @@ import time
 import pytest
 import yaml
 
-from nodeagent.kit import config
+from nodeagent.cli import config
 
 from nodeagent.wire import rpc as messaging, trust
 from nodeagent.wire.messages import ReportAnswer

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from nodeagent.kit import config
+from nodeagent.cli import config
 
 from nodeagent.wire import rpc as messaging, trust
 from nodeagent.testing.lab import Fleet

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from nodeagent.kit import config
+from nodeagent.cli import config
 from nodeagent.node.agent import Agent
 from nodeagent.wire import rpc, trust
 

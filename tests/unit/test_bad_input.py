@@ -18,8 +18,8 @@ from nodeagent.kit import files
 from nodeagent.kit.context import Context
 from nodeagent.node.engine import Engine
 from nodeagent.kit.errors import Conflict, InvalidDocument
-from nodeagent.kit.loading import load_file
-from nodeagent.kit.model import parse_document
+from nodeagent.document.loading import load_file
+from nodeagent.document.model import parse_document
 from nodeagent.kit.result import Status
 
 # The classic "billion laughs": 460 bytes that expand to 10**9 strings.

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nodeagent.fleet import enrolment
 from nodeagent.fleet.coordinator import Coordinator, PushFailed
 from nodeagent.fleet.roles import RoleError
-from nodeagent.kit import config
+from nodeagent.cli import config
 from nodeagent.wire import box, messages, trust
 from tests.conftest import run_cli
 from tests.relay import Relay

@@ -11,7 +11,7 @@ from nodeagent.wire import box, messages, trust
 from nodeagent.wire.messages import ReportAnswer
 from tests.conftest import set_up_coordinator
 
-from nodeagent.kit import config
+from nodeagent.cli import config
 from nodeagent.fleet import enrolment
 from nodeagent.fleet.coordinator import Coordinator, NotFound, NotSetUp
 

@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 
-from nodeagent.kit.daemon import HostFilter, HostLogger, Signals, bind_host
+from nodeagent.process.daemon import HostFilter, HostLogger, Signals, bind_host
 
 
 def test_signals_are_read_as_values_in_the_order_they_came():

@@ -8,7 +8,7 @@ import queue
 import time
 
 from nodeagent.kit.context import Context
-from nodeagent.kit.model import parse_document
+from nodeagent.document.model import parse_document
 from nodeagent.kit.watches import Touch
 from nodeagent.node.engine import Engine
 from nodeagent.node.enforcer import Enforcer, Outlet, Pacing

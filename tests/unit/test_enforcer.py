@@ -10,8 +10,8 @@ import pytest
 from nodeagent.drivers.file import FileDriver
 from nodeagent.kit.context import Context
 from nodeagent.kit.errors import PermanentError, TemporaryError
-from nodeagent.kit.model import parse_document
-from nodeagent.kit.registry import DriverRegistry
+from nodeagent.document.model import parse_document
+from nodeagent.document.registry import DriverRegistry
 from nodeagent.kit.watches import File, Touch
 from nodeagent.node.enforcer import MAX_DEBOUNCE, Enforcer, Outlet, Pacing
 from nodeagent.node.engine import Engine

@@ -11,8 +11,8 @@ from nodeagent.kit.driver import Driver
 from nodeagent.kit.result import Change
 from nodeagent.node.engine import Engine
 from nodeagent.kit.errors import PermanentError, TemporaryError
-from nodeagent.kit.model import parse_document
-from nodeagent.kit.registry import DriverRegistry
+from nodeagent.document.model import parse_document
+from nodeagent.document.registry import DriverRegistry
 from nodeagent.kit.result import Status
 
 

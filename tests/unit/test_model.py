@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nodeagent.kit.errors import InvalidDocument
-from nodeagent.kit.model import load_document, parse_document
+from nodeagent.document.model import load_document, parse_document
 from tests.conftest import EXAMPLES
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nodeagent.fleet.fleetchecks import check_fleet
-from nodeagent.kit.model import parse_document
+from nodeagent.document.model import parse_document
 from nodeagent.fleet.roles import RoleError, Roles
 from tests.conftest import REPO
 

@@ -9,7 +9,7 @@ import time
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from nodeagent.kit import config
+from nodeagent.cli import config
 from nodeagent.node.agent import Agent
 from nodeagent.wire import box, trust
 

@@ -14,9 +14,9 @@ from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
-from nodeagent.kit import loading
+from nodeagent.document import loading
 from nodeagent.kit.errors import InvalidDocument, InvalidResource, preview
-from nodeagent.kit.registry import DriverRegistry
+from nodeagent.document.registry import DriverRegistry
 
 MODES = ("enforce", "monitor")
 MAX_GENERATION = 2**63 - 1  # what SQL's BIGINT holds

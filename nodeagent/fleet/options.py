@@ -1,0 +1,45 @@
+"""The coordinator's options (oslo.config, ``/etc/nodeagent/coordinator.conf``): its ``[coordinator]`` and
+``[neutron]`` groups."""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+coordinator_opts = [
+    cfg.StrOpt("state_dir", default="/var/lib/nodeagent-coordinator",
+               help="Where the coordinator keeps its database and signing key."),
+    cfg.StrOpt("database_connection", secret=True,
+               help="SQLAlchemy URL of the inventory (default: SQLite in state_dir; "
+                    "postgresql:// or mysql+pymysql:// in production)."),
+    cfg.StrOpt("signing_key", help="Ed25519 key that signs documents (default state_dir/coordinator.key)."),
+    cfg.StrOpt("secrets_key",
+               help="Key file that encrypts secrets and rendered documents in the database (default "
+                    "state_dir/secrets.key, made on first use; keep it apart from database backups)."),
+    cfg.FloatOpt("refusal_window", default=60, min=1,
+                 help="Seconds over which refused messages from one source make one event with a count."),
+    cfg.BoolOpt("auto_accept", default=False,
+                help="Accept every new node's key on first contact (labs and demos only)."),
+    cfg.IntOpt("agent_down_time", default=0, min=0,
+               help="Seconds without a heartbeat after which a node is down (0: 3 x report_interval)."),
+    cfg.ListOpt("webhooks", default=[], help="URLs that get every drift event and node down as a JSON POST."),
+    cfg.FloatOpt("webhook_timeout", default=5, min=0.1, help="Seconds a webhook may take to answer."),
+    cfg.IntOpt("webhook_retries", default=4, min=0,
+               help="Retries (backoff 0.5 s doubling) before an alert is recorded as a dead letter."),
+    cfg.StrOpt("metrics_address", default="", help="host:port for the coordinator's Prometheus metrics."),
+    cfg.StrOpt("roles_dir", default="/etc/nodeagent/roles",
+               help="Directory of the role templates (<role>.yaml.j2) that 'node assign' renders."),
+]
+
+
+# The coordinator's view of the real Neutron (nodeagent.fleet.neutroncheck): the guides' agent list, per node.
+neutron_opts = [
+    cfg.StrOpt("cloud", default="",
+               help="Cloud name in clouds.yaml whose Neutron the coordinator asks which agents are alive "
+                    "(empty: no Neutron verification)."),
+    cfg.StrOpt("clouds_yaml", default="",
+               help="clouds.yaml to read (default: the openstack client's search path)."),
+    cfg.FloatOpt("agent_alive_timeout", default=180, min=1,
+                 help="Seconds an agent the roles expect may be missing or dead in Neutron before it is an "
+                      "alert (event, notification nodeagent.neutron.agent_dead, webhook)."),
+    cfg.FloatOpt("check_interval", default=15, min=1, help="Seconds between two looks at Neutron's agent list."),
+]

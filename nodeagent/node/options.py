@@ -1,0 +1,62 @@
+"""The agent's options (oslo.config, ``/etc/nodeagent/nodeagent.conf``), and the driver context they make."""
+
+from __future__ import annotations
+
+import shlex
+import socket
+from pathlib import Path
+
+from oslo_config import cfg
+
+from nodeagent.kit.context import DEFAULT_ALLOWED_ROOTS, DEFAULT_OVSDB, Context
+
+agent_opts = [
+    cfg.ListOpt("allowed_roots", default=list(DEFAULT_ALLOWED_ROOTS),
+                help="Directories the agent may write under; any other path in a document is refused, "
+                     "including one that escapes through '..' or a symbolic link."),
+    cfg.StrOpt("ovsdb_connection", default=DEFAULT_OVSDB,
+               help="The Open vSwitch database of this node's ovs-vswitchd (ovs_bridge resources)."),
+    cfg.StrOpt("systemctl", default="systemctl",
+               help="Command that reaches this node's systemd (service resources); a lab may prefix it, "
+                    "e.g. 'nsenter -t PID -m -p -- systemctl'."),
+    cfg.StrOpt("command_prefix", default="",
+               help="Prefix for the commands of command resources (empty: run them as they are); a lab uses it "
+                    "to run them in the node's own view, e.g. 'nsenter -t PID -m -n -u --'."),
+    cfg.StrOpt("state_dir", default="/var/lib/nodeagent",
+               help="Where the agent keeps its last accepted document, keys and event spool."),
+    cfg.StrOpt("backup_dir", default="/var/lib/nodeagent/backups",
+               help="Where the previous version of every replaced file is kept (empty: keep none)."),
+]
+
+
+daemon_opts = [
+    cfg.StrOpt("host", default=socket.gethostname(), sample_default="<hostname>",
+               help="This node's name in the fleet; the coordinator's documents name it."),
+    cfg.StrOpt("root", default="/", help="Filesystem root the agent acts under (a scratch root in labs)."),
+    cfg.StrOpt("netns", help="Network namespace the agent acts on (default: its own)."),
+    cfg.IntOpt("report_interval", default=10, min=1, help="Seconds between heartbeats to the coordinator."),
+    cfg.IntOpt("resync_interval", default=300, min=1,
+               help="Seconds between full reconciles (jittered by up to 10%%), the safety net for what no "
+                    "event reports."),
+    cfg.StrOpt("coordinator_public_key", default="/etc/nodeagent/coordinator.pub",
+               help="The coordinator's Ed25519 public key; documents not signed by it are refused."),
+    cfg.StrOpt("node_key", help="This node's private key (made on first start; default state_dir/node.key)."),
+    cfg.FloatOpt("debounce", default=0.1, min=0,
+                 help="Seconds to wait after a watch event for more before reconciling what it touched."),
+    cfg.IntOpt("drift_contested_count", default=5, min=2,
+               help="A resource drifting this many times within drift_contested_window is contested: "
+                    "something else manages it, and the agent backs off instead of fighting."),
+    cfg.FloatOpt("drift_contested_window", default=60, min=1, help="Seconds, see drift_contested_count."),
+    cfg.FloatOpt("drift_backoff", default=30, min=1,
+                 help="First backoff of a contested resource in seconds; doubles each time, up to an hour."),
+    cfg.StrOpt("metrics_address", default="",
+               help="host:port for Prometheus metrics (empty: none), e.g. 127.0.0.1:9180."),
+]
+
+
+def make_context(conf: cfg.ConfigOpts, root: str = "/", netns: str | None = None,
+                 ovsdb: str | None = None) -> Context:
+    return Context(root=Path(root), netns=netns, allowed_roots=tuple(conf.allowed_roots),
+                   backup_dir=conf.backup_dir or None, ovsdb=ovsdb or conf.ovsdb_connection,
+                   systemctl=tuple(shlex.split(conf.systemctl)),
+                   command_prefix=tuple(shlex.split(conf.command_prefix)))
