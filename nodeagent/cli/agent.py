@@ -15,6 +15,7 @@ from nodeagent.cli.base import RESULT_COLUMNS, NodeAgentApp, check_columns, main
 from nodeagent.node.engine import Engine
 from nodeagent.document.model import load_document
 from nodeagent.document.registry import DriverRegistry
+from nodeagent.kit.errors import Unavailable
 from nodeagent.kit.result import ReconcileResult
 
 EXIT_OK, EXIT_INVALID, EXIT_PENDING, EXIT_FAILED = 0, 1, 2, 4
@@ -176,9 +177,9 @@ class Status(Lister):
             with open(path, encoding="utf-8") as stream:
                 view = LocalView.from_dict(json.load(stream))
         except FileNotFoundError:
-            raise RuntimeError(f"no status in {conf.state_dir}: is 'nodeagent run' running here?") from None
+            raise Unavailable(f"no status in {conf.state_dir}: is 'nodeagent run' running here?") from None
         except (ValueError, Malformed) as exc:
-            raise RuntimeError(f"{path}: {exc}") from None
+            raise Unavailable(f"{path}: {exc}") from None
         self.app.stderr.write(f"{view.node}: generation {view.generation}, mode {view.mode}, {view.counted()}\n")
         last = view.last_drift()
         structured = parsed_args.formatter in ("json", "yaml")

@@ -12,6 +12,7 @@ from cliff.app import App
 from cliff.commandmanager import CommandManager
 
 from nodeagent import __version__
+from nodeagent.kit.errors import InvalidInput, NodeagentError
 from nodeagent.kit.result import Change
 from nodeagent.kit.result import ReconcileResult
 
@@ -45,6 +46,14 @@ class NodeAgentApp(App):
     def run(self, argv: list[str]) -> int:
         return super().run(argv or ["--help"])
 
+    def clean_up(self, cmd: Any, result: int, err: BaseException | None) -> None:
+        self.error = err  # cliff hands the command's error here, and only here: run_subcommand maps it
+
+    def run_subcommand(self, argv: list[str]) -> int:
+        self.error = None
+        result = super().run_subcommand(argv)
+        return exit_code(self.error) if self.error is not None else result
+
     def conf(self) -> Any:
         """The oslo.config options, from --config-file or the default file when it exists."""
         from nodeagent.cli import config
@@ -53,6 +62,14 @@ class NodeAgentApp(App):
             return config.make_conf(self.options.config_files)
         exists = os.path.exists(self.default_config_file)
         return config.make_conf([self.default_config_file] if exists else [])
+
+
+def exit_code(error: BaseException) -> int:
+    """The one place errors become exit codes: a ``NodeagentError`` (kit/errors.py) carries its own (1: the
+    request failed, its message says why); anything else is a fault of nodeagent's, said as one (1 as well,
+    and ``--debug`` shows the traceback). Usage errors exit 2 (argparse); plan and apply add theirs
+    (2 changes pending, 4 some resources failed) as results, not errors."""
+    return error.exit_code if isinstance(error, NodeagentError) else 1
 
 
 RESULT_COLUMNS = ("Resource", "Driver", "Status", "Details", "Duration (ms)")
@@ -65,7 +82,7 @@ def check_columns(parsed_args: Any, columns: Sequence[str]) -> None:
     """
     unknown = [c for c in getattr(parsed_args, "columns", None) or [] if c not in columns]
     if unknown:
-        raise ValueError(f"no column named {', '.join(repr(c) for c in unknown)} "
+        raise InvalidInput(f"no column named {', '.join(repr(c) for c in unknown)} "
                          f"(columns: {', '.join(columns)}); nothing was done")
 
 

@@ -29,6 +29,8 @@ from nodeagent.cli import lint
 from nodeagent.cli.base import NodeAgentApp, main_for, result_rows
 from nodeagent.fleet import enrolment, rotation
 from nodeagent.fleet.errors import NotFound, PushFailed
+from nodeagent.kit.errors import Unavailable
+from nodeagent.wire.trust import Refused
 
 
 def _coordinator(app: Any):
@@ -144,13 +146,13 @@ class Verify(Lister):
 
         verifier = _coordinator(self.app).neutron
         if not verifier.enabled:
-            raise SystemExit("nodeagentctl verify: no Neutron to ask: set [neutron] cloud (and clouds_yaml) in the "
+            raise Unavailable("no Neutron to ask: set [neutron] cloud (and clouds_yaml) in the "
                              "coordinator's configuration")
         try:
             checks = verifier.checks(parsed_args.node)
             missing = verifier.missing_extensions()
         except Exception as exc:
-            raise SystemExit(f"nodeagentctl verify: cannot ask Neutron ({type(exc).__name__}: {exc})") from None
+            raise Unavailable(f"cannot ask Neutron ({type(exc).__name__}: {exc})") from None
         rows = [(c.host, AGENT_TYPES.get(c.binary, c.binary), c.binary, c.state, c.hint) for c in checks]
         rows += [("(server)", "extension", alias, "missing", "the server's service_plugins / extension_drivers")
                  for alias in missing]
@@ -269,7 +271,7 @@ class NodePlan(Lister):
 
         answer = plan_or_refusal(_coordinator(self.app).desired.plan(parsed_args.host))
         if isinstance(answer, Refusal):
-            raise RuntimeError(f"{parsed_args.host} refused the plan request: {answer.refused}")
+            raise Refused(f"{parsed_args.host} refused the plan request: {answer.refused}")
         return result_rows(answer.to_dict(), parsed_args.formatter in ("json", "yaml"))
 
 

@@ -7,7 +7,7 @@ from typing import Iterable
 from stevedore import ExtensionManager
 
 from nodeagent.kit.driver import Driver
-from nodeagent.kit.errors import InvalidResource, preview
+from nodeagent.kit.errors import InvalidResource, PermanentError, preview
 
 ENTRY_POINT_GROUP = "nodeagent.drivers"
 
@@ -21,7 +21,7 @@ class DriverRegistry:
     @classmethod
     def from_entry_points(cls) -> "DriverRegistry":
         def failed(_manager, entry_point, exc):
-            raise RuntimeError(f"driver '{entry_point.name}' could not be loaded: {exc}") from exc
+            raise PermanentError(f"driver '{entry_point.name}' could not be loaded: {exc}") from exc
 
         manager = ExtensionManager(ENTRY_POINT_GROUP, invoke_on_load=True, on_load_failure_callback=failed)
         drivers = []

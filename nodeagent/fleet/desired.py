@@ -17,8 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from nodeagent.fleet.delivery import Delivery, Outgoing, box_key
-from nodeagent.fleet.errors import FleetInconsistent, NotFound, PushFailed
-from nodeagent.fleet.fleetchecks import check_fleet, option_findings
+from nodeagent.fleet.errors import FleetInconsistent, InvalidInput, NotFound, PushFailed
+from nodeagent.fleet.fleetchecks import check_fleet, option_errors, option_findings
 from nodeagent.fleet.inventory import Inventory, Node, StateDocument
 from nodeagent.document.model import parse_document
 from nodeagent.document.registry import DriverRegistry
@@ -81,7 +81,7 @@ class DesiredState:
     def set_state(self, host: str, raw: dict[str, Any], push: bool = True) -> int:
         """Store a new document for ``host`` at the next generation and push it; returns the generation."""
         if raw.get("node", host) != host:
-            raise ValueError(f"the document is for node '{raw.get('node')}', not '{host}'")
+            raise InvalidInput(f"the document is for node '{raw.get('node')}', not '{host}'")
         self._block_on_option_errors({host: raw})
         with self.inventory.session() as session:
             outgoing = self._store(session, host, raw)
@@ -96,7 +96,7 @@ class DesiredState:
         if node is None:
             raise NotFound(f"no node '{host}' (it appears when its agent first reports)")
         if node.enrolment == "revoked":
-            raise ValueError(f"node '{host}' is revoked: it gets nothing ('node forget {host}' first)")
+            raise InvalidInput(f"node '{host}' is revoked: it gets nothing ('node forget {host}' first)")
         generation = max(node.desired_generation, node.observed_generation) + 1
         document = parse_document({**raw, "node": host, "generation": generation}, self.registry)
         body = document.to_dict()
@@ -139,7 +139,7 @@ class DesiredState:
                           or DEFAULTS["openstack_release"]) for host, doc in documents.items()}
 
     def _block_on_option_errors(self, documents: dict[str, dict[str, Any]]) -> None:
-        problems = [f.describe() for f in option_findings(documents, self.releases(documents)) if f.is_error]
+        problems = option_errors(documents, self.releases(documents))
         if problems:
             self.inventory.add_event(next(iter(documents)) if len(documents) == 1 else None, "push.blocked",
                                      "; ".join(problems))

@@ -19,21 +19,13 @@ def valid_host(name: object) -> bool:
                                                                       for label in name.split("."))
 
 
-def check_host(name: object) -> str:
-    if not valid_host(name):
-        shown = repr(name)[:40] + ("..." if len(repr(name)) > 40 else "")
-        raise ValueError(f"host name {shown} is not a valid RFC 1123 name (letters, digits, inner hyphens, "
-                         f"labels of at most 63, at most {MAX_NAME} in all)")
-    return name  # type: ignore[return-value]
-
-
 def revoke(inventory: Inventory, host: str) -> None:
     """Refuse the node from now on: its key and encryption key forgotten, no document sent, reports refused.
     Its name stays taken until ``forget``."""
     with inventory.session() as session:
         node = session.get(Node, host)
         if node is None:
-            raise LookupError(f"no node '{host}'")
+            raise NotFound(f"no node '{host}'")
         node.enrolment = "revoked"
         node.public_key = None
         node.alive = False
@@ -46,7 +38,7 @@ def forget(inventory: Inventory, host: str) -> None:
     with inventory.session() as session:
         node = session.get(Node, host)
         if node is None:
-            raise LookupError(f"no node '{host}'")
+            raise NotFound(f"no node '{host}'")
         for table, column in ((StateDocument, StateDocument.node), (DriftRecord, DriftRecord.node),
                               (NodeTrust, NodeTrust.name)):
             session.execute(delete(table).where(column == host))

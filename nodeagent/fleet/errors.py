@@ -1,13 +1,14 @@
-"""What the coordinator's parts refuse to do, as exceptions the CLI turns into one-line errors."""
+"""What the coordinator's parts refuse to do, as errors of the one hierarchy (``kit.errors``) the CLI turns
+into one-line errors and exit codes."""
 
 from __future__ import annotations
 
+from nodeagent.kit.errors import InvalidInput, NodeagentError, NotFound
 
-class NotFound(Exception):
-    """No such node (or no document for it)."""
+__all__ = ["FleetInconsistent", "InvalidInput", "NotFound", "NotSetUp", "PushFailed"]
 
 
-class FleetInconsistent(Exception):
+class FleetInconsistent(NodeagentError):
     """The rendered documents disagree between nodes; nothing was pushed."""
 
     def __init__(self, problems: list[str]):
@@ -15,7 +16,7 @@ class FleetInconsistent(Exception):
         super().__init__("the fleet's settings disagree, nothing was pushed:\n  " + "\n  ".join(problems))
 
 
-class PushFailed(Exception):
+class PushFailed(NodeagentError):
     """Stored (the inventory is the truth), but not pushed to some nodes: each fetches it at its next heartbeat."""
 
     def __init__(self, stored: list[tuple[str, int]], failed: dict[str, str]):
@@ -26,5 +27,5 @@ class PushFailed(Exception):
                          "each node fetches its document at its next heartbeat")
 
 
-class NotSetUp(Exception):
+class NotSetUp(NodeagentError):
     """The coordinator's state (inventory, signing key) is not there: 'nodeagentctl keygen' makes it."""

@@ -57,8 +57,13 @@ def check_fleet(documents: dict[str, dict[str, Any]], releases: dict[str, str] |
     problems += _unique_overlay_addresses(settings)
     problems += _one_value_per_file_key(settings)
     if releases is not None:
-        problems += [f.describe() for f in option_findings(documents, releases) if f.is_error]
+        problems += option_errors(documents, releases)
     return problems
+
+
+def option_errors(documents: dict[str, dict[str, Any]], releases: dict[str, str]) -> list[str]:
+    """The option findings that block a push (an option the release does not have), one line each."""
+    return [f.describe() for f in option_findings(documents, releases) if f.is_error]
 
 
 def _agree(what: str, found: list[tuple[str, str]], secret: bool = False) -> list[str]:

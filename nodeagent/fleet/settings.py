@@ -11,7 +11,7 @@ import time
 from sqlalchemy.orm import Session
 
 from nodeagent.fleet.desired import DesiredState
-from nodeagent.fleet.errors import NotFound
+from nodeagent.fleet.errors import InvalidInput, NotFound
 from nodeagent.fleet.inventory import Inventory, Node, Secret, SiteVariable
 
 
@@ -47,7 +47,7 @@ class Settings:
 
     def set_secret(self, key: str, value: str) -> list[tuple[str, int]]:
         if not value:
-            raise ValueError(f"secret '{key}' must not be empty")
+            raise InvalidInput(f"secret '{key}' must not be empty")
 
         def change(session: Session) -> None:
             session.merge(Secret(key=key, value=value, set_at=time.time()))

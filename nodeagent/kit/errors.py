@@ -1,4 +1,18 @@
-"""Errors, split the way an operator needs them: bad input versus a failure on the node."""
+"""Errors, split the way an operator needs them: bad input versus a failure on the node.
+
+Every failure nodeagent reports on purpose is a ``NodeagentError``, here at the bottom of the layers so that
+every part raises from one hierarchy and the command line maps it to an exit code in one place
+(``cli/base.py``):
+
+* ``InvalidInput`` (also a ``ValueError``): what was asked is wrong; nothing was changed.
+  ``InvalidDocument`` and ``InvalidResource`` are the document's and a resource's.
+* ``NotFound`` (also a ``LookupError``): no such node, document or state.
+* ``Unavailable``: a service needed to answer cannot be reached or is not there (Neutron, the agent).
+* ``DriverError`` (``TemporaryError``, ``PermanentError``, ``Conflict``, ``PathRefused``): acting on the node
+  failed.
+* beyond the kit: ``wire.protocol.Refused`` (a message that must not be acted on), the coordinator's
+  ``NotSetUp``, ``FleetInconsistent``, ``PushFailed`` (``fleet/errors.py``).
+"""
 
 from __future__ import annotations
 
@@ -29,7 +43,25 @@ def one_line(text: str, limit: int = MESSAGE_CHARS) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in cut)
 
 
-class InvalidDocument(Exception):
+class NodeagentError(Exception):
+    """A failure reported on purpose: its message is meant for the operator, as it is."""
+
+    exit_code = 1
+
+
+class InvalidInput(NodeagentError, ValueError):
+    """What was asked is wrong (a value, a name, a column); nothing was changed."""
+
+
+class NotFound(NodeagentError, LookupError):
+    """No such node, document or state."""
+
+
+class Unavailable(NodeagentError):
+    """A service needed to answer cannot be reached, or is not there (Neutron, the agent's status)."""
+
+
+class InvalidDocument(InvalidInput):
     """The desired-state document is wrong; nothing was touched. The message is always one bounded line."""
 
     def __init__(self, message: str = ""):
@@ -59,7 +91,7 @@ class InvalidResource(InvalidDocument):
         return one_line(f"{where}: {self.problem}")
 
 
-class DriverError(Exception):
+class DriverError(NodeagentError):
     """Applying or observing a resource failed on the node.
 
     ``temporary`` tells the caller whether trying again later may succeed

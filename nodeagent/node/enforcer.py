@@ -26,7 +26,7 @@ from nodeagent.kit.result import ReconcileResult, Status
 from nodeagent.kit.watches import Touch
 from nodeagent.node.retry import Retries
 from nodeagent.node.watchhub import WatchHub
-from nodeagent.wire.messages import AgentStatus, DriftEvent
+from nodeagent.wire.messages import AgentStatus, DriftEvent, LocalView, ResourceView
 
 LOG = logging.getLogger(__name__)
 MAX_DEBOUNCE = 1.0  # a resource touched continuously is still reconciled this often
@@ -85,7 +85,7 @@ class Enforcer:
         self.applied_generation: int | None = None  # its first reconcile is the agent's own work, not drift
         self.last_result: ReconcileResult | None = None
         self.states: dict[str, str] = {}
-        self.recent_drift: collections.deque[dict[str, Any]] = collections.deque(maxlen=20)
+        self.recent_drift: collections.deque[DriftEvent] = collections.deque(maxlen=20)
         self._touched: dict[str, float] = {}  # id -> wall clock of its latest touch, waiting for the debounce
         self._first_touch = self._last_touch = 0.0  # monotonic, of the touches waiting
         self._deferred: set[str] = set()  # touched while backed off: looked at again when the backoff ends
@@ -255,7 +255,7 @@ class Enforcer:
             event = DriftEvent.from_result(self.host, result.generation, item, seen.get(item.id) or time.time(),
                                            contested)
             LOG.warning("drift %s", event.describe())
-            self.recent_drift.append(event.to_dict())
+            self.recent_drift.append(event)
             self.metrics.drift_events.labels(item.driver, event.state).inc()
             self.outlet.record(f"drift.{event.state}", event.describe(), event)
             payload = event.to_dict()
@@ -284,16 +284,15 @@ class Enforcer:
         for state, number in status["counts"].items():
             self.metrics.resources.labels(state).set(number)
         self.metrics.generation.set(status["generation"])
-        resources = []
-        if self.document is not None:
-            for resource in self.document.resources:
-                resources.append({"id": resource.id, "driver": resource.driver,
-                                  "mode": self.document.mode_of(resource),
-                                  "status": self.states.get(resource.id, "unknown"),
-                                  "backed_off": self.guard.backed_off(resource.id, time.monotonic())})
-        view = {"node": self.host, **status, "resources": resources, "drift": list(self.recent_drift)}
+        resources = tuple(ResourceView(id=resource.id, driver=resource.driver, mode=self.document.mode_of(resource),
+                                       status=self.states.get(resource.id, "unknown"),
+                                       backed_off=self.guard.backed_off(resource.id, time.monotonic()))
+                          for resource in (self.document.resources if self.document is not None else ()))
+        view = LocalView(node=self.host, resources=resources, drift=tuple(self.recent_drift),
+                         **AgentStatus.from_dict(status).__dict__)
         try:
-            files.write_private(self.outlet.state_dir / "status.json", json.dumps(view, indent=1).encode(), 0o644)
+            files.write_private(self.outlet.state_dir / "status.json", json.dumps(view.to_dict(), indent=1).encode(),
+                                0o644)
             self._status_error = None
         except OSError as exc:  # a full state directory must not stop enforcement; said once, not per reconcile
             if self._status_error != exc.errno:

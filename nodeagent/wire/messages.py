@@ -24,6 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
+from nodeagent.kit.errors import preview
 from nodeagent.kit.result import ReconcileResult, ResourceResult, Status
 from nodeagent.wire.trust import Refused
 
@@ -39,11 +40,6 @@ class Malformed(Refused):
     def __init__(self, message: str, path: str, problem: str):
         self.message, self.path, self.problem = message, path, problem
         super().__init__(f"malformed {message}: {path or 'the message'} {problem}")
-
-
-def _preview(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def limited(most: int | None = None, choices: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -71,10 +67,10 @@ class Message:
     @classmethod
     def _read(cls: type[M], data: Any, name: str, path: str) -> M:
         if not isinstance(data, dict):
-            raise Malformed(name, path, f"is {_preview(data)}, not an object")
+            raise Malformed(name, path, f"is {preview(data)}, not an object")
         version = data.get("version", 1)
         if version != cls.VERSION:
-            raise Malformed(name, _join(path, "version"), f"is {_preview(version)}: this side reads "
+            raise Malformed(name, _join(path, "version"), f"is {preview(version)}: this side reads "
                                                           f"{cls.NAME} version {cls.VERSION} only")
         known = _schema(cls)
         unknown = sorted(str(key) for key in data if key not in known and key != "version")
@@ -135,11 +131,11 @@ def _check(value: Any, hint: Any, name: str, path: str, meta: Any = None) -> Any
         return value
     if origin is tuple:
         if not isinstance(value, list):
-            raise Malformed(name, path, f"is {_preview(value)}, not a list")
+            raise Malformed(name, path, f"is {preview(value)}, not a list")
         return tuple(_check(v, args[0], name, f"{path}[{i}]") for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise Malformed(name, path, f"is {_preview(value)}, not an object with text keys")
+            raise Malformed(name, path, f"is {preview(value)}, not an object with text keys")
         return value if args[1] is Any else {k: _check(v, args[1], name, f"{path}.{k}") for k, v in value.items()}
     if issubclass(kind, Message):
         return kind._read(value, name, path)
@@ -150,14 +146,14 @@ def _scalar(value: Any, kind: type, name: str, path: str, meta: Any) -> Any:
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                 or abs(value) > LIMIT:
-            raise Malformed(name, path, f"is {_preview(value)}, not a finite number")
+            raise Malformed(name, path, f"is {preview(value)}, not a finite number")
         return float(value)
     if kind is int and (isinstance(value, bool) or not isinstance(value, int) or abs(value) > LIMIT):
-        raise Malformed(name, path, f"is {_preview(value)}, not an integer")
+        raise Malformed(name, path, f"is {preview(value)}, not an integer")
     if not isinstance(value, kind):
-        raise Malformed(name, path, f"is {_preview(value)}, not {kind.__name__}")
+        raise Malformed(name, path, f"is {preview(value)}, not {kind.__name__}")
     if meta.get("choices") and value not in meta["choices"]:
-        raise Malformed(name, path, f"is {_preview(value)}, not one of {', '.join(meta['choices'])}")
+        raise Malformed(name, path, f"is {preview(value)}, not one of {', '.join(meta['choices'])}")
     if meta.get("most") and len(value) > meta["most"]:
         raise Malformed(name, path, f"is {len(value)} characters long, more than {meta['most']}")
     return value
@@ -329,7 +325,7 @@ class Report(Request):
         for number, event in enumerate(self.events):
             if event.drift is not None and event.drift.node != self.node:
                 raise Malformed(name, _join(path, f"events[{number}].drift.node"),
-                                f"is {_preview(event.drift.node)}, not the reporting node {_preview(self.node)}")
+                                f"is {preview(event.drift.node)}, not the reporting node {preview(self.node)}")
 
 
 # -- what the coordinator answers ----------------------------------------------------------------

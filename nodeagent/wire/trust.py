@@ -19,9 +19,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from nodeagent.kit import files
+from nodeagent.kit.errors import InvalidInput, NodeagentError
 
 
-class Refused(Exception):
+class Refused(NodeagentError):
     """A message that must not be acted on; the text says why, for logs, events and reports."""
 
 
@@ -56,7 +57,7 @@ def read_private_pem(path: str | Path, kind: type) -> Any:
         raise PermissionError(f"private key {path} is readable by others: chmod 600 it")
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, kind):
-        raise ValueError(f"{path} is not an {kind.__name__.replace('PrivateKey', '')} private key")
+        raise InvalidInput(f"{path} is not an {kind.__name__.replace('PrivateKey', '')} private key")
     return key
 
 
