@@ -96,7 +96,8 @@ class Enforcer:
 
     # -- documents -------------------------------------------------------------------------------
     def apply_document(self, document: Document, trigger: str) -> ReconcileResult:
-        self.stop_watches()
+        """Apply a new document, then watch what it declares: listeners whose watches did not change keep
+        listening (a touch of the apply's own writes costs one reconcile that finds them in sync)."""
         self.document = document
         self.retries.clear()
         self._said_failed.clear()

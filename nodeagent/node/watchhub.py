@@ -24,15 +24,32 @@ LOG = logging.getLogger(__name__)
 
 
 class WatchHub:
-    """Listens for the resources last given to ``watch``; ``stop`` ends every listener."""
+    """Listens for the resources last given to ``watch``; ``stop`` ends every listener.
+
+    One listener per source (the files, each namespace's links, each OVSDB, the polls). A new document
+    restarts only the listeners whose source's watches changed; the others keep listening.
+    """
 
     def __init__(self, deliver: Callable[[Touch], None]):
         self.deliver = deliver
-        self.listeners: list[Any] = []
+        self._running: dict[tuple[str, Any], tuple[Any, Any]] = {}  # source -> (what it watches, listener)
+
+    @property
+    def listeners(self) -> list[Any]:
+        return [listener for _, listener in self._running.values()]
 
     def watch(self, declared: dict[str, list[Watch]]) -> None:
         """Watch these resources (id → what its driver declared), instead of the previous ones."""
-        self.stop()
+        wanted = self._sources(declared)
+        for source in list(self._running):
+            if source not in wanted or wanted[source][0] != self._running[source][0]:
+                self._running.pop(source)[1].stop()
+        for source, (watched, start) in wanted.items():
+            if source not in self._running:
+                self._start(source, watched, start)
+
+    def _sources(self, declared: dict[str, list[Watch]]) -> dict[tuple[str, Any], tuple[Any, Callable[[], Any]]]:
+        """Each source: what it watches (to compare with the running listener's) and how to start its listener."""
         files: dict[str, list[str]] = defaultdict(list)
         links: dict[str | None, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
         netconf: dict[str | None, list[str]] = defaultdict(list)
@@ -52,25 +69,29 @@ class WatchHub:
                     rows[watch.connection][(watch.table, watch.name)].append(resource_id)
                 elif isinstance(watch, Poll):
                     polls[watch.interval].append(resource_id)
+        wanted: dict[tuple[str, Any], tuple[Any, Callable[[], Any]]] = {}
         if files:
-            self._start("files", lambda: fswatch.FileObserver(files, lambda path: self.touch(files.get(path, ()))))
+            wanted[("files", None)] = (_plain(files), lambda files=dict(files): fswatch.FileObserver(
+                files, lambda path: self.touch(files.get(path, ()))))
         for netns, names in links.items():
-            self._start(f"links {netns or 'on this node'}", lambda: netlink.LinkListener(
-                netns, lambda changed, names=names: self.touch(r for name in changed for r in names.get(name, ())),
-                lambda ids=netconf[netns]: self.touch(ids)))
+            wanted[("links", netns)] = ((_plain(names), sorted(netconf[netns])), lambda netns=netns, names=names: (
+                netlink.LinkListener(netns, lambda changed: self.touch(r for name in changed for r in names.get(name, ())),
+                                     lambda ids=netconf[netns]: self.touch(ids))))
         for connection, by_row in rows.items():
             everything = [r for ids in by_row.values() for r in ids]
-            self._start(f"OVSDB {connection}", lambda: ovsdb.RowListener(
-                connection, {table for table, _ in by_row}, lambda table, name, by_row=by_row: self.touch(
-                    by_row.get((table, name), ())), lambda ids=everything: self.touch(ids)))
+            wanted[("OVSDB", connection)] = (_plain(by_row), lambda connection=connection, by_row=by_row,
+                                             everything=everything: (
+                ovsdb.RowListener(connection, {table for table, _ in by_row}, lambda table, name: self.touch(
+                    by_row.get((table, name), ())), lambda: self.touch(everything))))
         if polls:
-            self._start("polls", lambda: Poller(polls, self.touch))
+            wanted[("polls", None)] = (_plain(polls), lambda polls=dict(polls): Poller(polls, self.touch))
+        return wanted
 
-    def _start(self, what: str, start: Callable[[], Any]) -> None:
+    def _start(self, source: tuple[str, Any], watched: Any, start: Callable[[], Any]) -> None:
         try:
-            self.listeners.append(start())
+            self._running[source] = (watched, start())
         except Exception as exc:  # the periodic resync still covers what this listener would have heard
-            LOG.warning("cannot watch %s: %s", what, exc)
+            LOG.warning("cannot watch %s %s: %s", source[0], source[1] or "on this node", exc)
 
     def touch(self, resources: Iterable[str]) -> None:
         """Called from the listeners' threads: these resources may have changed."""
@@ -79,9 +100,14 @@ class WatchHub:
             self.deliver(Touch(touched, time.time(), time.monotonic()))
 
     def stop(self) -> None:
-        for listener in self.listeners:
+        running, self._running = self._running, {}
+        for _, listener in running.values():
             listener.stop()
-        self.listeners = []
+
+
+def _plain(mapping: dict[Any, list[str]]) -> dict[Any, list[str]]:
+    """A grouping as plain, comparable values (defaultdicts and order of ids aside)."""
+    return {key: sorted(ids) for key, ids in mapping.items()}
 
 
 class Poller:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import queue
 
+import pytest
+
 from nodeagent.kit.watches import File, Poll, Touch
 from nodeagent.node.watchhub import WatchHub
 
@@ -53,5 +55,22 @@ def test_watching_again_replaces_what_was_watched(tmp_path):
     try:
         path.write_text("x\n")
         assert {r for r in next_touch(touches).resources} == {"new"}
+    finally:
+        hub.stop()
+
+
+def test_a_new_document_restarts_only_the_listeners_whose_watches_changed(tmp_path):
+    touches: queue.Queue = queue.Queue()
+    hub = WatchHub(touches.put)
+    hub.watch({"conf": [File(tmp_path / "a.conf")], "svc": [Poll(3600)]})
+    try:
+        files, polls = hub.listeners
+        hub.watch({"conf": [File(tmp_path / "a.conf")], "svc": [Poll(3600)], "other": [Poll(60)]})
+        assert hub.listeners[0] is files and hub.listeners[1] is not polls  # the polls changed, the files not
+        hub.watch({"svc": [Poll(3600)], "other": [Poll(60)]})
+        assert len(hub.listeners) == 1  # nothing to watch on files any more: that listener stopped
+        (tmp_path / "a.conf").write_text("x\n")
+        with pytest.raises(queue.Empty):
+            touches.get(timeout=0.5)
     finally:
         hub.stop()
