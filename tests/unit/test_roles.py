@@ -250,3 +250,17 @@ def test_the_keystone_steps_clouds_yaml_carries_the_admin_password_verbatim(role
     body = roles.render("c", ["controller"], {}, {**SECRETS, "ADMIN_PASS": hostile}, FACTS)
     clouds = yaml.safe_load(next(r for r in body["resources"] if r["id"] == "admin-clouds-yaml")["content"])
     assert clouds["clouds"]["admin"]["auth"]["password"] == hostile
+
+
+@pytest.mark.parametrize("variables, modules", [
+    ({}, ["br_netfilter", "openvswitch"]),                        # Open vSwitch on the kernel datapath
+    ({"datapath_type": "netdev"}, ["br_netfilter"]),              # the userspace datapath needs no module
+    ({"mechanism": "linuxbridge", "openstack_release": "2024.2"}, ["br_netfilter"]),
+])
+def test_agents_load_their_kernel_modules_before_the_bridge_sysctls(roles, registry, variables, modules):
+    for role in ("network", "compute"):
+        body = roles.render("n1", [role], {**variables, **NODE_VARS}, SECRETS, FACTS)
+        loaded = next(r for r in body["resources"] if r["id"] == "kernel-modules")
+        assert loaded["modules"] == modules and loaded["persist"] == "/etc/modules-load.d/90-neutron.conf"
+        order = parse_document({"node": "n1", **body}, registry).order
+        assert order.index("kernel-modules") < order.index("bridge-filter-sysctls") < order.index("l2-agent")
