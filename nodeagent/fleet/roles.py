@@ -15,6 +15,7 @@ from typing import Any
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, UndefinedError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
+from nodeagent.fleet import escapes
 from nodeagent.kit import loading
 
 # What every deployment has unless the operator says otherwise ('nodeagentctl var set').
@@ -119,6 +120,7 @@ class Roles:
         self.env = SandboxedEnvironment(loader=FileSystemLoader(str(self.directory)), undefined=StrictUndefined,
                                         keep_trailing_newline=True, autoescape=False, finalize=yaml_escape)
         self.env.filters["yaml"] = yaml_scalar
+        self.env.filters.update(escapes.FILTERS)  # secrets escaped for where they land: ini, URL, PyMySQL
 
     def names(self) -> list[str]:
         return sorted(p.name[:-len(".yaml.j2")] for p in self.directory.glob("*.yaml.j2")
