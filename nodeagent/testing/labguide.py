@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from nodeagent.fleet import escapes
 from nodeagent.testing.lab import Fleet
-from nodeagent.testing.labcloud import LabCloud
+from nodeagent.testing.labcloud import HOSTILE, LabCloud
 from nodeagent.testing.waiting import NotReached, wait_until
 from nodeagent.fleet.neutroncheck import AgentCheck, NeutronClient, compare, expected_agents
 
@@ -75,10 +76,8 @@ class Deployment:
     def __init__(self, directory: Path, guide: Guide, report_interval: int = 2):
         self.directory = Path(directory)
         self.guide = guide
-        self.secrets = {"NEUTRON_PASS": "neutron-" + secrets.token_hex(4),
-                        "NEUTRON_DBPASS": "db'$pass-" + secrets.token_hex(4),  # SQL, shell and URL quoting
-                        "NOVA_PASS": "nova-" + secrets.token_hex(4),
-                        "METADATA_SECRET": "metadata-" + secrets.token_hex(4)}
+        self.secrets = {name: HOSTILE + name.lower() + "-" + secrets.token_hex(4)  # URL, ini, SQL, shell, PyMySQL
+                        for name in ("NEUTRON_PASS", "NEUTRON_DBPASS", "NOVA_PASS", "METADATA_SECRET")}
         self.cloud = LabCloud(self.directory / "cloud", guide.series)
         self.fleet: Fleet | None = None
         self.report_interval = report_interval
@@ -92,7 +91,8 @@ class Deployment:
         progress(f"lab cloud up: MariaDB, Keystone {self.cloud.keystone_url}, RabbitMQ vhost {self.cloud.rabbit_vhost}")
         # nodeagent's own messages go to the lab cloud's vhost too: nothing of another lab reaches this one
         cloud = self.cloud
-        broker = f"rabbit://{cloud.rabbit_user}:{cloud.rabbit_password}@127.0.0.1:5672/{cloud.rabbit_vhost}"
+        broker = (f"rabbit://{cloud.rabbit_user}:{escapes.url_userinfo(cloud.rabbit_password)}@127.0.0.1:5672/"
+                  f"{cloud.rabbit_vhost}")
         self.fleet = Fleet(self.directory / "fleet", broker, report_interval=self.report_interval, auto_accept=True,
                            coordinator_options={"roles_dir": REPO / "etc" / "roles"}, cloud=self.cloud,
                            coordinator_sections={"neutron": {"cloud": "lab", "clouds_yaml": clouds,
