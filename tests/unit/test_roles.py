@@ -265,3 +265,11 @@ def test_agents_load_their_kernel_modules_before_the_bridge_sysctls(roles, regis
         assert loaded["modules"] == modules and loaded["persist"] == "/etc/modules-load.d/90-neutron.conf"
         order = parse_document({"node": "n1", **body}, registry).order
         assert order.index("kernel-modules") < order.index("bridge-filter-sysctls") < order.index("l2-agent")
+
+
+def test_nova_conf_loses_the_guides_nova_network_keys_on_the_controller_as_on_compute(roles):
+    gone = {"linuxnet_interface_driver", "firewall_driver", "security_group_api"}
+    for role in ("controller", "compute"):
+        nova = next(r for r in roles.render("n", [role], NODE_VARS, SECRETS, FACTS)["resources"]
+                    if r["id"] == "nova-conf-neutron")
+        assert gone <= set(nova["absent"]["DEFAULT"]), role
