@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -68,6 +69,20 @@ def deployed(directory: Path, guide: Guide) -> Iterator["Deployment"]:
         yield deployment
     finally:
         deployment.close()
+
+
+def remove_lab(directory: Path) -> None:
+    """Delete a closed lab's folder (logs, databases, the clouds.yaml with the lab admin password).
+
+    Refused while anything is mounted under it: a node's view left mounted would take the host's files with it.
+    """
+    directory = Path(directory).resolve()
+    with open("/proc/self/mountinfo") as mountinfo:  # field 5: the mount point, octal-escaped
+        points = [Path(line.split()[4].encode().decode("unicode_escape")) for line in mountinfo]
+    mounted = [str(p) for p in points if p == directory or directory in p.parents]
+    if mounted:
+        raise RuntimeError(f"not removing {directory}: still mounted under it: {', '.join(mounted)}")
+    shutil.rmtree(directory)
 
 
 class Deployment:
