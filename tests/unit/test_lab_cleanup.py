@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-
 from nodeagent.testing.labguide import remove_lab
 from tests.conftest import REPO
 
