@@ -157,6 +157,8 @@ class Roles:
             context = {**values, "node": host, "role": role, **_helpers(host, role, values, secrets, facts)}
             try:
                 text = self.env.get_template(f"{role}.yaml.j2").render(context)
+            except escapes.Unwritable as exc:
+                raise RoleError(f"role '{role}' for node '{host}': {exc}") from None
             except UndefinedError as exc:
                 name = re.search(r"'([^']+)' is undefined", str(exc))
                 variable = name.group(1) if name else str(exc)

@@ -161,7 +161,8 @@ class LabCloud:
     directory: Path
     series: str = "2025.2"
     admin_password: str = field(default_factory=lambda: HOSTILE + "admin-" + secrets.token_hex(6))
-    rabbit_password: str = field(default_factory=lambda: HOSTILE + "rabbit-" + secrets.token_hex(6))
+    # no '/': oslo.messaging's rabbit driver cannot carry one (fleet/escapes.py, rabbit_password)
+    rabbit_password: str = field(default_factory=lambda: HOSTILE.replace("/", "") + "rabbit-" + secrets.token_hex(6))
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory)

@@ -12,7 +12,7 @@ from oslo_config import cfg
 from sqlalchemy.engine import make_url
 
 from nodeagent.fleet import escapes
-from nodeagent.fleet.roles import Roles
+from nodeagent.fleet.roles import RoleError, Roles
 from nodeagent.kit.context import Context
 from nodeagent.kit.model import COMMON_FIELDS
 from tests.conftest import REPO
@@ -47,6 +47,7 @@ def read(path: Path, group: str, key: str) -> str:
 @pytest.mark.parametrize("variables", [{}, {"mechanism": "linuxbridge", "openstack_release": "2024.2"}])
 def test_every_secret_reads_back_as_it_was_set(registry, tmp_path, hostile, variables):
     secrets = {name: f"{hostile}{name}" if index % 2 else f"{name}{hostile}" for index, name in enumerate(NAMES)}
+    secrets["RABBIT_PASS"] = secrets["RABBIT_PASS"].replace("/", "")  # refused: see the test below
     files = deployed(registry, tmp_path / "controller", ["controller"], secrets, variables)
     files.update(deployed(registry, tmp_path / "network", ["network"], secrets, variables))
     compute = deployed(registry, tmp_path / "compute", ["compute"], secrets, variables)
@@ -71,10 +72,20 @@ def test_every_secret_reads_back_as_it_was_set(registry, tmp_path, hostile, vari
 
 def test_the_rabbitmq_user_and_vhost_are_escaped_too(registry, tmp_path):
     secrets = {name: name for name in NAMES}
-    files = deployed(registry, tmp_path, ["compute"], secrets, {"rabbit_user": "ops@site", "rabbit_vhost": "/prod#1"})
+    files = deployed(registry, tmp_path, ["compute"], secrets, {"rabbit_user": "ops@site", "rabbit_vhost": "/"})
     url = oslo_messaging.TransportURL.parse(cfg.ConfigOpts(), read(files["agent-neutron-conf"], "DEFAULT",
                                                                    "transport_url"))
-    assert (url.hosts[0].username, url.virtual_host) == ("ops@site", "/prod#1")
+    assert (url.hosts[0].username, url.virtual_host) == ("ops@site", "/")
+
+
+@pytest.mark.parametrize("role", ["controller", "network", "compute"])
+def test_a_rabbitmq_password_oslo_messaging_cannot_carry_is_refused_naming_the_secret(role):
+    secrets = {name: "p@ss/AT" for name in NAMES}
+    with pytest.raises(RoleError) as refused:
+        Roles(REPO / "etc" / "roles").render("n1", [role], NODE_VARS, secrets, FACTS)
+    assert str(refused.value).startswith(f"role '{role}' for node 'n1': the RabbitMQ password (secret RABBIT_PASS) "
+                                         "contains '/'")
+    assert "p@ss/AT" not in str(refused.value)
 
 
 def test_each_filter_escapes_only_what_its_reader_gives_a_meaning():
