@@ -48,6 +48,7 @@ NEUTRON_UNITS = {
     "neutron-server": ("neutron-server", ["/etc/neutron/plugin.ini"], "simple"),
     "neutron-api": ("neutron-api", ["/etc/neutron/plugin.ini"], "simple"),
     "neutron-rpc-server": ("neutron-rpc-server", ["/etc/neutron/plugin.ini"], "simple"),
+    "neutron-periodic-workers": ("neutron-periodic-workers", ["/etc/neutron/plugin.ini"], "simple"),
     # Type=notify: the OVS agent says READY after its first state report, so a hung agent
     # ("Agent terminated!" without exiting) fails the start instead of looking active.
     "neutron-openvswitch-agent": ("neutron-openvswitch-agent",

@@ -159,7 +159,8 @@ def test_the_controller_has_its_one_time_steps_guarded_and_masked(roles, registr
 
 
 @pytest.mark.parametrize("release, units", [("2024.2", ["neutron-server"]), ("2025.1", ["neutron-server"]),
-                                            ("2025.2", ["neutron-api", "neutron-rpc-server"])])
+                                            ("2025.2", ["neutron-api", "neutron-rpc-server",
+                                                        "neutron-periodic-workers"])])
 def test_the_server_units_follow_the_release(roles, release, units):
     body = roles.render("c", ["controller"], {"openstack_release": release}, SECRETS, FACTS)
     services = [r["name"] for r in body["resources"] if r["driver"] == "service" and r["id"].startswith("neutron")]
