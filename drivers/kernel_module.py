@@ -130,6 +130,10 @@ def _modprobe(ctx: Context, *args: str) -> subprocess.CompletedProcess:
 
 def _require_available(name: str, ctx: Context) -> None:
     """A module neither loaded, built in nor in the module tree is an error naming it."""
+    tree = module_tree(ctx)
+    if not os.access(tree, os.R_OK | os.X_OK):  # systemd's ProtectKernelModules=true makes it inaccessible
+        raise PermanentError(f"cannot look for kernel module '{name}': the module tree {tree} is missing or "
+                             "unreadable here (under systemd, ProtectKernelModules=true hides it)")
     if _modprobe(ctx, "--dry-run", "--quiet", "--", name).returncode != 0:
         raise PermanentError(f"kernel module '{name}' does not exist on this node: not loaded, not built in, "
                              f"not in {module_tree(ctx)}")

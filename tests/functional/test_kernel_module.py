@@ -81,6 +81,14 @@ def test_a_missing_module_is_an_error_naming_it_and_nothing_is_written(engine, r
     assert not (root / PERSIST.lstrip("/")).exists()
 
 
+def test_without_a_module_tree_the_error_says_so(engine, root):
+    failed = reconcile(engine, modules("nodeagent_no_such_module"))["kernel-modules"]
+    assert failed.error == ("cannot look for kernel module 'nodeagent_no_such_module': the module tree "
+                            f"{root}/lib/modules/{os.uname().release} is missing or unreadable here (under systemd, "
+                            "ProtectKernelModules=true hides it)")
+    assert not (root / PERSIST.lstrip("/")).exists()
+
+
 def test_a_module_not_loaded_goes_through_modprobe_to_the_kernel(engine, root, tree):
     planned = reconcile(engine, modules(REFUSED), dry_run=True)["kernel-modules"]
     assert details(planned) == [f"{REFUSED}: not loaded → loaded", f"{REFUSED} (persisted): not listed → listed"]
