@@ -48,7 +48,7 @@ RDO_UNITS = {"nova-api": "openstack-nova-api", "nova-compute": "openstack-nova-c
              "nova-scheduler": "openstack-nova-scheduler", "nova-conductor": "openstack-nova-conductor",
              "openvswitch-switch": "openvswitch"}
 ROLE_ORDER = ("controller", "network", "compute")
-API_SPLIT = (2025, 2)  # from 2025.2 neutron-server is gone: neutron-api (WSGI) and neutron-rpc-server
+API_SPLIT = (2025, 2)  # from 2025.2 neutron-server is gone: neutron-api (WSGI), neutron-rpc-server, neutron-periodic-workers
 LINUXBRIDGE_REMOVED = (2025, 1)
 
 
@@ -154,6 +154,7 @@ class Roles:
         # agents that call it.
         for role in sorted(roles, key=lambda r: ROLE_ORDER.index(r) if r in ROLE_ORDER else len(ROLE_ORDER)):
             self._require(role)
+            _check_role(host, role, values)
             context = {**values, "node": host, "role": role, **_helpers(host, role, values, secrets, facts)}
             try:
                 text = self.env.get_template(f"{role}.yaml.j2").render(context)
@@ -178,6 +179,15 @@ class Roles:
             self.env.get_template(f"{role}.yaml.j2")
         except TemplateNotFound:
             raise RoleError(f"no role '{role}' (roles: {', '.join(self.names())})") from None
+
+
+def _check_role(host: str, role: str, values: dict[str, Any]) -> None:
+    """What one role needs of its node beyond a variable being set."""
+    if (role == "compute" and values["mechanism"] == "openvswitch" and values["network_option"] == "provider"
+            and not values.get("provider_interface")):
+        raise RoleError(f"role 'compute' for node '{host}': network_option 'provider' puts instances on the provider "
+                        "network only, and their ports bind where the node's Open vSwitch agent maps it: set "
+                        f"provider_interface (nodeagentctl var set --node {host} provider_interface IFACE)")
 
 
 def _helpers(host: str, role: str, values: dict[str, Any], secrets: dict[str, str],
@@ -225,7 +235,9 @@ def _helpers(host: str, role: str, values: dict[str, Any], secrets: dict[str, st
     def server_units() -> list[str]:
         """The Neutron server's units for the release and distribution."""
         if release(values["openstack_release"]) >= API_SPLIT:
-            return ["neutron-api", "neutron-rpc-server"]
+            # the periodic workers run what neutron-server ran beside its API: rescheduling away from dead agents
+            # (DHCP, L3), the periodic cleanups
+            return ["neutron-api", "neutron-rpc-server", "neutron-periodic-workers"]
         return ["neutron-server"]
 
     return {"secret": secret, "interface": interface, "ipv4_of": ipv4_of, "type_drivers": type_drivers,

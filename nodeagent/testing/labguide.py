@@ -151,6 +151,12 @@ class Deployment:
         wait_until(lambda: all(self.reconciled(host) for host in self.guide.nodes), timeout,
               f"every node applying {key} = {value}")
 
+    def set_variable_on(self, host: str, key: str, value: str, timeout: float = 600) -> None:
+        """Change one node's variable, and wait until every node has applied what it pushed."""
+        self.ctl("var", "set", "--node", host, key, value)
+        wait_until(lambda: all(self.reconciled(h) for h in self.guide.nodes), timeout,
+                   f"every node applying {key} = {value} on {host}")
+
     def node(self, host: str) -> dict[str, Any]:
         return json.loads(self.ctl("node", "show", host, "-f", "json").stdout)
 

@@ -224,3 +224,33 @@ def test_a_network_is_rescheduled_away_from_a_dead_dhcp_agent(three_node):
         for copy in copies:
             copy.unlink(missing_ok=True)
     healthy(three_node)
+
+
+def test_provider_networks_on_open_vswitch_push_and_bind_ports_on_compute(three_node):
+    """Option 1 with Open vSwitch: no overlay in any agent ini, and a compute node's instance ports bind on the
+    provider network (its agent maps it), which needs the node's provider_interface."""
+    healthy(three_node)
+    refused = three_node.ctl("var", "set", "network_option", "provider", check=False)
+    assert refused.returncode != 0 and "set provider_interface" in refused.stderr, refused.stderr
+    network = three_node.neutron.connection.network
+    try:
+        three_node.ctl("var", "set", "--node", "compute1", "provider_interface", "eth2")
+        three_node.set_variable("network_option", "provider")
+        checks = healthy(three_node)
+        assert ("network1", "neutron-l3-agent") not in [(c.host, c.binary) for c in checks]
+        assert not ini(three_node, "compute1", "/etc/neutron/plugins/ml2/openvswitch_agent.ini").has_option(
+            "agent", "tunnel_types")
+        net = network.create_network(name="provider", provider_network_type="flat",
+                                     provider_physical_network="provider")
+        try:
+            network.create_subnet(network_id=net.id, ip_version=4, cidr="198.19.30.0/24", name="provider")
+            port = network.create_port(network_id=net.id, name="stand-in-instance", binding_host_id="compute1")
+            assert port.binding_vif_type == "ovs", port.binding_vif_type  # 'binding_failed' without the mapping
+            network.delete_port(port)
+        finally:
+            network.delete_network(net)
+    finally:  # mended: option 2, compute1 without a provider interface, its provider bridge gone
+        three_node.set_variable("network_option", "self-service")
+        three_node.set_variable_on("compute1", "provider_interface", "")
+        three_node.fleet.nodes["compute1"].vsctl("--if-exists", "del-br", "br-ex")
+    healthy(three_node)

@@ -274,3 +274,28 @@ def test_nova_conf_loses_the_guides_nova_network_keys_on_the_controller_as_on_co
         nova = next(r for r in roles.render("n", [role], NODE_VARS, SECRETS, FACTS)["resources"]
                     if r["id"] == "nova-conf-neutron")
         assert gone <= set(nova["absent"]["DEFAULT"]), role
+
+
+def test_open_vswitch_with_provider_networks_renders_and_passes_the_fleet_checks(roles, registry):
+    variables = {"network_option": "provider"}
+    compute_vars = {**NODE_VARS, "provider_interface": "eth2"}
+    bodies = {"c": roles.render("c", ["controller"], variables, SECRETS, FACTS),
+              "n": roles.render("n", ["network"], {**variables, **NODE_VARS}, SECRETS, FACTS),
+              "k": roles.render("k", ["compute"], {**variables, **compute_vars}, SECRETS, FACTS)}
+    assert check_fleet({host: {"node": host, **body} for host, body in bodies.items()}) == []
+    for host in ("n", "k"):
+        agent = next(r for r in bodies[host]["resources"] if r["id"] == "openvswitch-agent-ini")
+        assert "tunnel_types" not in agent["settings"]["agent"] and "tunnel_types" in agent["absent"]["agent"]
+        assert agent["settings"]["ovs"]["bridge_mappings"] == "provider:br-ex"
+        assert "local_ip" not in agent["settings"]["ovs"]  # no overlay: no overlay address needed
+        parse_document({"node": host, **bodies[host]}, registry)
+
+
+def test_a_compute_node_on_provider_networks_needs_its_provider_interface(roles):
+    with pytest.raises(RoleError, match="role 'compute' for node 'k': network_option 'provider' puts instances on "
+                                        "the provider network only, .* set provider_interface"):
+        roles.render("k", ["compute"], {"network_option": "provider", **NODE_VARS, "provider_interface": ""},
+                     SECRETS, FACTS)
+    # with self-service networks an empty provider_interface is none: no provider bridge, no mapping
+    body = roles.render("k", ["compute"], {**NODE_VARS, "provider_interface": ""}, SECRETS, FACTS)
+    assert "br-provider" not in [r["id"] for r in body["resources"]]
