@@ -48,7 +48,8 @@ RDO_UNITS = {"nova-api": "openstack-nova-api", "nova-compute": "openstack-nova-c
              "nova-scheduler": "openstack-nova-scheduler", "nova-conductor": "openstack-nova-conductor",
              "openvswitch-switch": "openvswitch"}
 ROLE_ORDER = ("controller", "network", "compute")
-API_SPLIT = (2025, 2)  # from 2025.2 neutron-server is gone: neutron-api (WSGI), neutron-rpc-server, neutron-periodic-workers
+# from 2025.2 neutron-server is gone: neutron-api (WSGI), neutron-rpc-server, neutron-periodic-workers
+API_SPLIT = (2025, 2)
 LINUXBRIDGE_REMOVED = (2025, 1)
 
 

@@ -215,9 +215,9 @@ class LabCloud:
     def _rabbit(self) -> None:
         # The password on stdin: Debian's rabbitmqctl wrapper runs the real one through 'su -c' and a shell,
         # which would expand a '$' or '`' given as an argument.
+        permissions = ["set_permissions", "-p", self.rabbit_vhost, self.rabbit_user, ".*", ".*", ".*"]
         for command, stdin in ((["add_vhost", self.rabbit_vhost], None),
-                               (["add_user", self.rabbit_user], self.rabbit_password + "\n"),
-                               (["set_permissions", "-p", self.rabbit_vhost, self.rabbit_user, ".*", ".*", ".*"], None)):
+                               (["add_user", self.rabbit_user], self.rabbit_password + "\n"), (permissions, None)):
             subprocess.run(["rabbitmqctl", "-q", *command], check=True, capture_output=True, timeout=60, input=stdin,
                            text=True)
 
