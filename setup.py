@@ -47,6 +47,7 @@ setup(
             "command = nodeagent.drivers.command:CommandDriver",
             "ethtool = nodeagent.drivers.ethtool:EthtoolDriver",
             "ini = nodeagent.drivers.ini:IniDriver",
+            "kernel_module = nodeagent.drivers.kernel_module:KernelModuleDriver",
             "linux_bridge = nodeagent.drivers.linux_bridge:LinuxBridgeDriver",
             "ovs_bridge = nodeagent.drivers.ovs_bridge:OvsBridgeDriver",
             "service = nodeagent.drivers.service:ServiceDriver",

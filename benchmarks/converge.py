@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 
 from nodeagent.fleet.coordinator import Coordinator  # noqa: E402
 from nodeagent.fleet.inventory import Node  # noqa: E402
-from nodeagent.kit import config  # noqa: E402
+from nodeagent.cli import config  # noqa: E402
 from nodeagent.wire import box, trust  # noqa: E402
 
 ROLE = """resources:
@@ -70,7 +70,7 @@ def main() -> None:
     for nodes in args.nodes:
         with tempfile.TemporaryDirectory() as directory:
             coordinator = fleet(Path(directory), nodes)
-            first = timed(coordinator.converge_roles)
+            first = timed(coordinator.desired.converge)
             every = timed(lambda: coordinator.settings.set_variable("tag", "second"))
             none = timed(lambda: coordinator.settings.set_variable("tag", "second"))
             figures[nodes] = {"first_s": round(first, 3), "change_all_s": round(every, 3),

@@ -28,7 +28,7 @@ warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 import psutil  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 
-from nodeagent.kit import config  # noqa: E402
+from nodeagent.cli import config  # noqa: E402
 
 from nodeagent.wire import rpc as messaging, trust
 from nodeagent.fleet.coordinator import Coordinator  # noqa: E402

@@ -87,7 +87,7 @@ class IniFile:
 
     def set(self, section: str, key: str, values: list[str]) -> None:
         """Make ``key`` appear exactly once per value, where it stood before or where a reader expects it."""
-        new = [_Entry([f"{key} = {value}\n"], section, key, value) for value in values]
+        new = [_Entry([f"{key} = {_quoted(value)}\n"], section, key, value) for value in values]
         existing = [i for i, e in enumerate(self.entries) if e.section == section and e.key == key]
         if existing:
             first = existing[0]
@@ -137,6 +137,14 @@ class IniFile:
         lines = self.entries[index].lines
         if not lines[-1].endswith("\n"):
             lines[-1] += "\n"
+
+
+def _quoted(value: str) -> str:
+    """A value oslo.config would change (spaces around it stripped, one pair of matching quotes removed),
+    written inside double quotes, which it removes: what it reads is ``value`` again."""
+    if value != value.strip() or (value[:1] in ("'", '"') and value[:1] == value[-1:]):
+        return f'"{value}"'
+    return value
 
 
 def _split_option(line: str) -> tuple[str | None, str | None]:

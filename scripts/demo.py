@@ -58,6 +58,7 @@ def main_pid(deployment: Deployment, host: str, unit: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--once", action="store_true", help="stop after the tour instead of running until Ctrl-C")
+    parser.add_argument("--keep", action="store_true", help="keep the lab folder (logs) instead of removing it")
     args = parser.parse_args()
     deployment = Deployment(Path(tempfile.mkdtemp(prefix="nodeagent-demo.")), labguide.three_node())
     try:
@@ -101,8 +102,12 @@ def main() -> int:
             while not stop.wait(1):
                 pass
     finally:
-        step("cleaning up: agents, coordinator, services, namespaces, lab systemds, the lab cloud")
+        step("cleaning up: agents, coordinator, services, namespaces, lab systemds, the lab cloud, its folder")
         deployment.close()
+        if args.keep:
+            print(f"kept {deployment.directory} (logs; its clouds.yaml holds the lab admin password)")
+        else:
+            labguide.remove_lab(deployment.directory)
     return 0
 
 

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(rabbitmq-server openvswitch-switch ethtool iproute2 libsystemd-dev pkg-config python3-venv python3-dev gcc
-          mariadb-server systemd util-linux procps
+          mariadb-server systemd util-linux procps kmod
           # what the real Neutron agents call, and the lab cloud's memcached; busybox (udhcpc) and ping for the
           # stand-in VMs
           dnsmasq-base iptables ipset conntrack iputils-arping haproxy keepalived socat mariadb-client curl

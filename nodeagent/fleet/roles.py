@@ -16,6 +16,7 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, Undefine
 from jinja2.sandbox import SandboxedEnvironment
 
 from nodeagent.document import loading
+from nodeagent.fleet import escapes
 
 # What every deployment has unless the operator says otherwise ('nodeagentctl var set').
 DEFAULTS: dict[str, Any] = {
@@ -47,7 +48,8 @@ RDO_UNITS = {"nova-api": "openstack-nova-api", "nova-compute": "openstack-nova-c
              "nova-scheduler": "openstack-nova-scheduler", "nova-conductor": "openstack-nova-conductor",
              "openvswitch-switch": "openvswitch"}
 ROLE_ORDER = ("controller", "network", "compute")
-API_SPLIT = (2025, 2)  # from 2025.2 neutron-server is gone: neutron-api (WSGI) and neutron-rpc-server
+# from 2025.2 neutron-server is gone: neutron-api (WSGI), neutron-rpc-server, neutron-periodic-workers
+API_SPLIT = (2025, 2)
 LINUXBRIDGE_REMOVED = (2025, 1)
 
 
@@ -119,6 +121,7 @@ class Roles:
         self.env = SandboxedEnvironment(loader=FileSystemLoader(str(self.directory)), undefined=StrictUndefined,
                                         keep_trailing_newline=True, autoescape=False, finalize=yaml_escape)
         self.env.filters["yaml"] = yaml_scalar
+        self.env.filters.update(escapes.FILTERS)  # secrets escaped for where they land: ini, URL, PyMySQL
 
     def names(self) -> list[str]:
         return sorted(p.name[:-len(".yaml.j2")] for p in self.directory.glob("*.yaml.j2")
@@ -152,9 +155,12 @@ class Roles:
         # agents that call it.
         for role in sorted(roles, key=lambda r: ROLE_ORDER.index(r) if r in ROLE_ORDER else len(ROLE_ORDER)):
             self._require(role)
+            _check_role(host, role, values)
             context = {**values, "node": host, "role": role, **_helpers(host, role, values, secrets, facts)}
             try:
                 text = self.env.get_template(f"{role}.yaml.j2").render(context)
+            except escapes.Unwritable as exc:
+                raise RoleError(f"role '{role}' for node '{host}': {exc}") from None
             except UndefinedError as exc:
                 name = re.search(r"'([^']+)' is undefined", str(exc))
                 variable = name.group(1) if name else str(exc)
@@ -174,6 +180,15 @@ class Roles:
             self.env.get_template(f"{role}.yaml.j2")
         except TemplateNotFound:
             raise RoleError(f"no role '{role}' (roles: {', '.join(self.names())})") from None
+
+
+def _check_role(host: str, role: str, values: dict[str, Any]) -> None:
+    """What one role needs of its node beyond a variable being set."""
+    if (role == "compute" and values["mechanism"] == "openvswitch" and values["network_option"] == "provider"
+            and not values.get("provider_interface")):
+        raise RoleError(f"role 'compute' for node '{host}': network_option 'provider' puts instances on the provider "
+                        "network only, and their ports bind where the node's Open vSwitch agent maps it: set "
+                        f"provider_interface (nodeagentctl var set --node {host} provider_interface IFACE)")
 
 
 def _helpers(host: str, role: str, values: dict[str, Any], secrets: dict[str, str],
@@ -221,7 +236,9 @@ def _helpers(host: str, role: str, values: dict[str, Any], secrets: dict[str, st
     def server_units() -> list[str]:
         """The Neutron server's units for the release and distribution."""
         if release(values["openstack_release"]) >= API_SPLIT:
-            return ["neutron-api", "neutron-rpc-server"]
+            # the periodic workers run what neutron-server ran beside its API: rescheduling away from dead agents
+            # (DHCP, L3), the periodic cleanups
+            return ["neutron-api", "neutron-rpc-server", "neutron-periodic-workers"]
         return ["neutron-server"]
 
     return {"secret": secret, "interface": interface, "ipv4_of": ipv4_of, "type_drivers": type_drivers,

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nodeagent.testing import labkernel
 from nodeagent.testing.waiting import wait_until
 
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
@@ -321,6 +322,7 @@ class Fleet:
         node = LabNode(netns or f"na{os.getpid() % 100000}x{next(_namespaces)}", self.directory / name / "ovs",
                        nics, self.switch).up()
         self.nodes[name] = node
+        labkernel.make_module_tree(self.directory / name / "root")
         extra = {}
         if self.cloud is not None:
             systemd = self.cloud.node_systemd(name, node.name, self.directory / name / "systemd",

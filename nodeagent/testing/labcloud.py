@@ -48,6 +48,7 @@ NEUTRON_UNITS = {
     "neutron-server": ("neutron-server", ["/etc/neutron/plugin.ini"], "simple"),
     "neutron-api": ("neutron-api", ["/etc/neutron/plugin.ini"], "simple"),
     "neutron-rpc-server": ("neutron-rpc-server", ["/etc/neutron/plugin.ini"], "simple"),
+    "neutron-periodic-workers": ("neutron-periodic-workers", ["/etc/neutron/plugin.ini"], "simple"),
     # Type=notify: the OVS agent says READY after its first state report, so a hung agent
     # ("Agent terminated!" without exiting) fails the start instead of looking active.
     "neutron-openvswitch-agent": ("neutron-openvswitch-agent",
@@ -62,6 +63,9 @@ NEUTRON_UNITS = {
 # default) and the server calls an agent dead after 20 s without a report (75 by default), so tests need not wait.
 LAB_CONF = "/etc/neutron-lab.conf"
 LAB_TUNING = "[DEFAULT]\nagent_down_time = 20\n[agent]\nreport_interval = 5\n"
+# Every lab password starts with what breaks a URL, an ini file, SQL or a latin-1 encoder: the roles must
+# carry it to each service as it was set (fleet/escapes.py).
+HOSTILE = "p@ss/AT#?%$\u00e9'"
 STAND_INS = ("nova-api", "nova-compute", "nova-scheduler", "nova-conductor", "openvswitch-switch")
 
 UNIT = """[Unit]
@@ -157,8 +161,9 @@ class LabCloud:
 
     directory: Path
     series: str = "2025.2"
-    admin_password: str = field(default_factory=lambda: "admin-" + secrets.token_hex(6))
-    rabbit_password: str = field(default_factory=lambda: "rabbit-" + secrets.token_hex(6))
+    admin_password: str = field(default_factory=lambda: HOSTILE + "admin-" + secrets.token_hex(6))
+    # no '/': oslo.messaging's rabbit driver cannot carry one (fleet/escapes.py, rabbit_password)
+    rabbit_password: str = field(default_factory=lambda: HOSTILE.replace("/", "") + "rabbit-" + secrets.token_hex(6))
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory)
@@ -208,9 +213,13 @@ class LabCloud:
         return self.directory / "logs" / f"{name}.log"
 
     def _rabbit(self) -> None:
-        for command in (["add_vhost", self.rabbit_vhost], ["add_user", self.rabbit_user, self.rabbit_password],
-                        ["set_permissions", "-p", self.rabbit_vhost, self.rabbit_user, ".*", ".*", ".*"]):
-            subprocess.run(["rabbitmqctl", "-q", *command], check=True, capture_output=True, timeout=60)
+        # The password on stdin: Debian's rabbitmqctl wrapper runs the real one through 'su -c' and a shell,
+        # which would expand a '$' or '`' given as an argument.
+        permissions = ["set_permissions", "-p", self.rabbit_vhost, self.rabbit_user, ".*", ".*", ".*"]
+        for command, stdin in ((["add_vhost", self.rabbit_vhost], None),
+                               (["add_user", self.rabbit_user], self.rabbit_password + "\n"), (permissions, None)):
+            subprocess.run(["rabbitmqctl", "-q", *command], check=True, capture_output=True, timeout=60, input=stdin,
+                           text=True)
 
     def _mariadb(self) -> None:
         data = self.directory / "mysql-data"

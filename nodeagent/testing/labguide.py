@@ -13,12 +13,14 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from nodeagent.fleet import escapes
 from nodeagent.testing.lab import Fleet
-from nodeagent.testing.labcloud import LabCloud
+from nodeagent.testing.labcloud import HOSTILE, LabCloud
 from nodeagent.testing.waiting import NotReached, wait_until
 from nodeagent.fleet.neutroncheck import AgentCheck, NeutronClient, compare, expected_agents
 
@@ -69,16 +71,28 @@ def deployed(directory: Path, guide: Guide) -> Iterator["Deployment"]:
         deployment.close()
 
 
+def remove_lab(directory: Path) -> None:
+    """Delete a closed lab's folder (logs, databases, the clouds.yaml with the lab admin password).
+
+    Refused while anything is mounted under it: a node's view left mounted would take the host's files with it.
+    """
+    directory = Path(directory).resolve()
+    with open("/proc/self/mountinfo") as mountinfo:  # field 5: the mount point, octal-escaped
+        points = [Path(line.split()[4].encode().decode("unicode_escape")) for line in mountinfo]
+    mounted = [str(p) for p in points if p == directory or directory in p.parents]
+    if mounted:
+        raise RuntimeError(f"not removing {directory}: still mounted under it: {', '.join(mounted)}")
+    shutil.rmtree(directory)
+
+
 class Deployment:
     """A guide on a lab cloud of its own, under ``directory``; ``close`` removes everything."""
 
     def __init__(self, directory: Path, guide: Guide, report_interval: int = 2):
         self.directory = Path(directory)
         self.guide = guide
-        self.secrets = {"NEUTRON_PASS": "neutron-" + secrets.token_hex(4),
-                        "NEUTRON_DBPASS": "db'$pass-" + secrets.token_hex(4),  # SQL, shell and URL quoting
-                        "NOVA_PASS": "nova-" + secrets.token_hex(4),
-                        "METADATA_SECRET": "metadata-" + secrets.token_hex(4)}
+        self.secrets = {name: HOSTILE + name.lower() + "-" + secrets.token_hex(4)  # URL, ini, SQL, shell, PyMySQL
+                        for name in ("NEUTRON_PASS", "NEUTRON_DBPASS", "NOVA_PASS", "METADATA_SECRET")}
         self.cloud = LabCloud(self.directory / "cloud", guide.series)
         self.fleet: Fleet | None = None
         self.report_interval = report_interval
@@ -92,7 +106,8 @@ class Deployment:
         progress(f"lab cloud up: MariaDB, Keystone {self.cloud.keystone_url}, RabbitMQ vhost {self.cloud.rabbit_vhost}")
         # nodeagent's own messages go to the lab cloud's vhost too: nothing of another lab reaches this one
         cloud = self.cloud
-        broker = f"rabbit://{cloud.rabbit_user}:{cloud.rabbit_password}@127.0.0.1:5672/{cloud.rabbit_vhost}"
+        broker = (f"rabbit://{cloud.rabbit_user}:{escapes.url_userinfo(cloud.rabbit_password)}@127.0.0.1:5672/"
+                  f"{cloud.rabbit_vhost}")
         self.fleet = Fleet(self.directory / "fleet", broker, report_interval=self.report_interval, auto_accept=True,
                            coordinator_options={"roles_dir": REPO / "etc" / "roles"}, cloud=self.cloud,
                            coordinator_sections={"neutron": {"cloud": "lab", "clouds_yaml": clouds,
@@ -135,6 +150,12 @@ class Deployment:
         self.ctl("var", "set", key, value)
         wait_until(lambda: all(self.reconciled(host) for host in self.guide.nodes), timeout,
               f"every node applying {key} = {value}")
+
+    def set_variable_on(self, host: str, key: str, value: str, timeout: float = 600) -> None:
+        """Change one node's variable, and wait until every node has applied what it pushed."""
+        self.ctl("var", "set", "--node", host, key, value)
+        wait_until(lambda: all(self.reconciled(h) for h in self.guide.nodes), timeout,
+                   f"every node applying {key} = {value} on {host}")
 
     def node(self, host: str) -> dict[str, Any]:
         return json.loads(self.ctl("node", "show", host, "-f", "json").stdout)

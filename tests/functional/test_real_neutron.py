@@ -78,7 +78,7 @@ def test_three_node_guide_every_agent_alive_in_neutron(three_node):
 def test_three_node_guide_the_server_runs_as_2025_2_ships_it(three_node):
     healthy(three_node)
     systemctl = three_node.fleet.systemds["controller"].systemctl
-    for unit in ("neutron-api", "neutron-rpc-server"):
+    for unit in ("neutron-api", "neutron-rpc-server", "neutron-periodic-workers"):
         state = subprocess.run([*systemctl, "is-active", unit], capture_output=True, text=True).stdout.strip()
         assert state == "active", unit
     assert not ini(three_node, "compute1", "/etc/neutron/neutron.conf").has_section("database")
@@ -178,4 +178,79 @@ def test_monitor_mode_reports_a_stopped_agent_and_verify_names_it(three_node):
         assert len(events) == 1
     finally:
         three_node.ctl("var", "set", "--node", "compute1", "mode", "enforce")
+    healthy(three_node)
+
+
+def test_a_network_is_rescheduled_away_from_a_dead_dhcp_agent(three_node):
+    """What neutron-periodic-workers does on 2025.2 (neutron-server did it itself before): a network whose DHCP
+    agent stops reporting moves to a live one. A second DHCP agent runs on compute1 for the test (the lab's unit,
+    network1's dhcp_agent.ini), hosts the network, and is stopped."""
+    healthy(three_node)
+    network = three_node.neutron.connection.network
+    compute_root = three_node.fleet.directory / "compute1" / "root" / "etc" / "neutron"
+    network_root = three_node.fleet.directory / "network1" / "root" / "etc" / "neutron"
+    copies = [compute_root / name for name in ("dhcp_agent.ini", "dnsmasq-neutron.conf")]
+    for copy in copies:
+        copy.write_text((network_root / copy.name).read_text())
+    systemctl = three_node.fleet.systemds["compute1"].systemctl
+    subprocess.run([*systemctl, "start", "neutron-dhcp-agent"], check=True, capture_output=True, timeout=120)
+    net = None
+    try:
+        agents = wait_until(lambda: (lambda found: found if len(found) == 2 else None)(
+            {a.host: a for a in network.agents(agent_type="DHCP agent") if a.is_alive}), 120,
+            "a DHCP agent alive on network1 and on compute1")
+        net = network.create_network(name="rescheduled")
+        network.create_subnet(network_id=net.id, ip_version=4, cidr="198.19.20.0/24", name="rescheduled")
+        for host, agent in agents.items():  # hosted on compute1's agent only
+            hosting = {a.id for a in network.network_hosting_dhcp_agents(net)}
+            if host == "compute1" and agent.id not in hosting:
+                network.add_dhcp_agent_to_network(agent, net)
+            elif host != "compute1" and agent.id in hosting:
+                network.remove_dhcp_agent_from_network(agent, net)
+        assert [a.host for a in network.network_hosting_dhcp_agents(net)] == ["compute1"]
+
+        subprocess.run([*systemctl, "stop", "neutron-dhcp-agent"], check=True, capture_output=True, timeout=60)
+        # dead after 2 x agent_down_time (20 s in the lab), looked at every agent_down_time / 2
+        hosts = wait_until(lambda: (lambda found: found if found == ["network1"] else None)(
+            [a.host for a in network.network_hosting_dhcp_agents(net)]), 240,
+            "the network moved from compute1's dead DHCP agent to network1's")
+        assert hosts == ["network1"]
+    finally:
+        subprocess.run([*systemctl, "stop", "neutron-dhcp-agent"], capture_output=True, timeout=60)
+        if net is not None:
+            network.delete_network(net)
+        for agent in network.agents(agent_type="DHCP agent", host="compute1"):
+            network.delete_agent(agent)
+        for copy in copies:
+            copy.unlink(missing_ok=True)
+    healthy(three_node)
+
+
+def test_provider_networks_on_open_vswitch_push_and_bind_ports_on_compute(three_node):
+    """Option 1 with Open vSwitch: no overlay in any agent ini, and a compute node's instance ports bind on the
+    provider network (its agent maps it), which needs the node's provider_interface."""
+    healthy(three_node)
+    refused = three_node.ctl("var", "set", "network_option", "provider", check=False)
+    assert refused.returncode != 0 and "set provider_interface" in refused.stderr, refused.stderr
+    network = three_node.neutron.connection.network
+    try:
+        three_node.ctl("var", "set", "--node", "compute1", "provider_interface", "eth2")
+        three_node.set_variable("network_option", "provider")
+        checks = healthy(three_node)
+        assert ("network1", "neutron-l3-agent") not in [(c.host, c.binary) for c in checks]
+        assert not ini(three_node, "compute1", "/etc/neutron/plugins/ml2/openvswitch_agent.ini").has_option(
+            "agent", "tunnel_types")
+        net = network.create_network(name="provider", provider_network_type="flat",
+                                     provider_physical_network="provider")
+        try:
+            network.create_subnet(network_id=net.id, ip_version=4, cidr="198.19.30.0/24", name="provider")
+            port = network.create_port(network_id=net.id, name="stand-in-instance", binding_host_id="compute1")
+            assert port.binding_vif_type == "ovs", port.binding_vif_type  # 'binding_failed' without the mapping
+            network.delete_port(port)
+        finally:
+            network.delete_network(net)
+    finally:  # mended: option 2, compute1 without a provider interface, its provider bridge gone
+        three_node.set_variable("network_option", "self-service")
+        three_node.set_variable_on("compute1", "provider_interface", "")
+        three_node.fleet.nodes["compute1"].vsctl("--if-exists", "del-br", "br-ex")
     healthy(three_node)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 
+import pytest
+
 from nodeagent.drivers.ini import IniFile
 from tests.conftest import DATA
 
@@ -85,3 +87,17 @@ def test_values_are_read_as_oslo_config_reads_them():
     assert ini.values("DEFAULT", "long") == ["one\ntwo"]
     ini.set("DEFAULT", "long", ["three"])
     assert ini.render().endswith("long = three\n")
+
+
+@pytest.mark.parametrize("value", ["'quoted'", '"', "'", " spaced ", "tab\t", '"a" and "b"', "plain 'q' inside"])
+def test_a_value_oslo_config_would_strip_or_unquote_is_written_quoted_and_reads_back_whole(tmp_path, value):
+    from oslo_config import cfg
+
+    ini = IniFile.parse("")
+    ini.set("DEFAULT", "secret", [value])
+    (tmp_path / "x.conf").write_text(ini.render())
+    conf = cfg.ConfigOpts()
+    conf.register_opt(cfg.StrOpt("secret"))
+    conf(args=[], default_config_files=[str(tmp_path / "x.conf")], default_config_dirs=[])
+    assert conf.secret == value
+    assert IniFile.parse(ini.render()).values("DEFAULT", "secret") == [value]  # in sync: no drift after writing

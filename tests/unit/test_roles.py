@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from nodeagent.fleet.escapes import url_userinfo
 from nodeagent.fleet.fleetchecks import check_fleet
 from nodeagent.document.model import parse_document
 from nodeagent.fleet.roles import RoleError, Roles
@@ -158,7 +159,8 @@ def test_the_controller_has_its_one_time_steps_guarded_and_masked(roles, registr
 
 
 @pytest.mark.parametrize("release, units", [("2024.2", ["neutron-server"]), ("2025.1", ["neutron-server"]),
-                                            ("2025.2", ["neutron-api", "neutron-rpc-server"])])
+                                            ("2025.2", ["neutron-api", "neutron-rpc-server",
+                                                        "neutron-periodic-workers"])])
 def test_the_server_units_follow_the_release(roles, release, units):
     body = roles.render("c", ["controller"], {"openstack_release": release}, SECRETS, FACTS)
     services = [r["name"] for r in body["resources"] if r["driver"] == "service" and r["id"].startswith("neutron")]
@@ -219,11 +221,11 @@ def test_every_variable_is_escaped_for_yaml(roles, registry, hostile):
     secrets = {**SECRETS, "RABBIT_PASS": hostile, "NEUTRON_PASS": hostile}
     body = roles.render("n", ["network"], NODE_VARS, secrets, FACTS)
     neutron = settings(body, "agent-neutron-conf")
-    assert neutron["DEFAULT"]["transport_url"] == f"rabbit://openstack:{hostile}@controller:5672/"
+    assert neutron["DEFAULT"]["transport_url"] == f"rabbit://openstack:{url_userinfo(hostile)}@controller:5672/"
     assert neutron["keystone_authtoken"]["password"] == hostile
     assert "injected" not in neutron and all("injected" not in s for s in neutron.values())
     if "\n" in hostile:  # a line break in a secret is refused by the ini driver, naming the field
-        with pytest.raises(Exception, match="field 'settings.DEFAULT.transport_url' must not contain control"):
+        with pytest.raises(Exception, match="field 'settings.keystone_authtoken.password' must not contain control"):
             parse_document({"node": "n", **body}, registry)
     else:
         parse_document({"node": "n", **body}, registry)
@@ -250,3 +252,50 @@ def test_the_keystone_steps_clouds_yaml_carries_the_admin_password_verbatim(role
     body = roles.render("c", ["controller"], {}, {**SECRETS, "ADMIN_PASS": hostile}, FACTS)
     clouds = yaml.safe_load(next(r for r in body["resources"] if r["id"] == "admin-clouds-yaml")["content"])
     assert clouds["clouds"]["admin"]["auth"]["password"] == hostile
+
+
+@pytest.mark.parametrize("variables, modules", [
+    ({}, ["br_netfilter", "openvswitch"]),                        # Open vSwitch on the kernel datapath
+    ({"datapath_type": "netdev"}, ["br_netfilter"]),              # the userspace datapath needs no module
+    ({"mechanism": "linuxbridge", "openstack_release": "2024.2"}, ["br_netfilter"]),
+])
+def test_agents_load_their_kernel_modules_before_the_bridge_sysctls(roles, registry, variables, modules):
+    for role in ("network", "compute"):
+        body = roles.render("n1", [role], {**variables, **NODE_VARS}, SECRETS, FACTS)
+        loaded = next(r for r in body["resources"] if r["id"] == "kernel-modules")
+        assert loaded["modules"] == modules and loaded["persist"] == "/etc/modules-load.d/90-neutron.conf"
+        order = parse_document({"node": "n1", **body}, registry).order
+        assert order.index("kernel-modules") < order.index("bridge-filter-sysctls") < order.index("l2-agent")
+
+
+def test_nova_conf_loses_the_guides_nova_network_keys_on_the_controller_as_on_compute(roles):
+    gone = {"linuxnet_interface_driver", "firewall_driver", "security_group_api"}
+    for role in ("controller", "compute"):
+        nova = next(r for r in roles.render("n", [role], NODE_VARS, SECRETS, FACTS)["resources"]
+                    if r["id"] == "nova-conf-neutron")
+        assert gone <= set(nova["absent"]["DEFAULT"]), role
+
+
+def test_open_vswitch_with_provider_networks_renders_and_passes_the_fleet_checks(roles, registry):
+    variables = {"network_option": "provider"}
+    compute_vars = {**NODE_VARS, "provider_interface": "eth2"}
+    bodies = {"c": roles.render("c", ["controller"], variables, SECRETS, FACTS),
+              "n": roles.render("n", ["network"], {**variables, **NODE_VARS}, SECRETS, FACTS),
+              "k": roles.render("k", ["compute"], {**variables, **compute_vars}, SECRETS, FACTS)}
+    assert check_fleet({host: {"node": host, **body} for host, body in bodies.items()}) == []
+    for host in ("n", "k"):
+        agent = next(r for r in bodies[host]["resources"] if r["id"] == "openvswitch-agent-ini")
+        assert "tunnel_types" not in agent["settings"]["agent"] and "tunnel_types" in agent["absent"]["agent"]
+        assert agent["settings"]["ovs"]["bridge_mappings"] == "provider:br-ex"
+        assert "local_ip" not in agent["settings"]["ovs"]  # no overlay: no overlay address needed
+        parse_document({"node": host, **bodies[host]}, registry)
+
+
+def test_a_compute_node_on_provider_networks_needs_its_provider_interface(roles):
+    with pytest.raises(RoleError, match="role 'compute' for node 'k': network_option 'provider' puts instances on "
+                                        "the provider network only, .* set provider_interface"):
+        roles.render("k", ["compute"], {"network_option": "provider", **NODE_VARS, "provider_interface": ""},
+                     SECRETS, FACTS)
+    # with self-service networks an empty provider_interface is none: no provider bridge, no mapping
+    body = roles.render("k", ["compute"], {**NODE_VARS, "provider_interface": ""}, SECRETS, FACTS)
+    assert "br-provider" not in [r["id"] for r in body["resources"]]
