@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "tunnel_id_ranges": "1:1000",
     "provider_bridge": "br-ex",
     "datapath_type": "system",
+    "overlay_bridge": "br-phy",              # datapath_type netdev: the OVS bridge that holds the tunnel endpoint
     "mode": "enforce",                       # enforce: fix drift; monitor: only report it
     "distribution": "debian",                # debian | rdo: the names of the service units
     "rabbit_user": "openstack",
@@ -200,6 +201,19 @@ def _helpers(host: str, role: str, values: dict[str, Any], secrets: dict[str, st
                             "for the overlay's local_ip)")
         return addresses[0].split("/")[0]
 
+    def overlay_address(name: str) -> str:
+        """The tunnel endpoint with its prefix length (198.18.6.31/24): on the overlay interface, or, on the
+        userspace datapath, on the overlay bridge the roles move it to (first render: still on the interface)."""
+        names = [interface(name)]
+        if values["datapath_type"] == "netdev":
+            names.append(values["overlay_bridge"])
+        for candidate in names:
+            found = (interfaces.get(candidate) or {}).get("ipv4") or []
+            if found:
+                return found[0]
+        raise RoleError(f"interface {' nor '.join(names)} of node '{host}' has no IPv4 address (role '{role}' "
+                        "needs it for the overlay's local_ip)")
+
     def agent_services() -> list[str]:
         """What neutron.conf's agent part restarts: the agents this node's roles run."""
         if role != "network":
@@ -224,8 +238,9 @@ def _helpers(host: str, role: str, values: dict[str, Any], secrets: dict[str, st
             return ["neutron-api", "neutron-rpc-server"]
         return ["neutron-server"]
 
-    return {"secret": secret, "interface": interface, "ipv4_of": ipv4_of, "type_drivers": type_drivers,
+    return {"secret": secret, "interface": interface, "ipv4_of": ipv4_of, "overlay_address": overlay_address,
+            "type_drivers": type_drivers,
             "agent_services": agent_services, "at_least": at_least, "unit": unit, "server_units": server_units}
 
 
-HELPERS = ("secret", "interface", "ipv4_of", "type_drivers", "agent_services", "at_least", "unit", "server_units")
+HELPERS = ("secret", "interface", "ipv4_of", "overlay_address", "type_drivers", "agent_services", "at_least", "unit", "server_units")

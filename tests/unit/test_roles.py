@@ -250,3 +250,41 @@ def test_the_keystone_steps_clouds_yaml_carries_the_admin_password_verbatim(role
     body = roles.render("c", ["controller"], {}, {**SECRETS, "ADMIN_PASS": hostile}, FACTS)
     clouds = yaml.safe_load(next(r for r in body["resources"] if r["id"] == "admin-clouds-yaml")["content"])
     assert clouds["clouds"]["admin"]["auth"]["password"] == hostile
+
+
+def resource(document, resource_id):
+    return next((r for r in document["resources"] if r["id"] == resource_id), None)
+
+
+@pytest.mark.parametrize("role", ["network", "compute"])
+def test_on_the_userspace_datapath_the_tunnel_endpoint_moves_onto_an_ovs_bridge(roles, registry, role):
+    variables = {"datapath_type": "netdev", "overlay": "gre", **NODE_VARS}
+    body = roles.render("n1", [role], variables, SECRETS, FACTS)
+    document = parse_document({"node": "n1", **body}, registry)
+    bridge, added, removed = (resource(body, r) for r in ("overlay-bridge", "overlay-address",
+                                                          "overlay-address-off-interface"))
+    assert (bridge["name"], bridge["datapath_type"], bridge["ports"]) == ("br-phy", "netdev", ["eth1"])
+    assert (added["interface"], added["address"], added["link"]) == ("br-phy", "198.18.1.11/24", "up")
+    assert (removed["interface"], removed["address"], removed["state"]) == ("eth1", "198.18.1.11/24", "absent")
+    # never without the address: on the bridge before it leaves the interface; the agent starts after both
+    order = list(document.order)
+    assert order.index("overlay-bridge") < order.index("overlay-address") < order.index(
+        "overlay-address-off-interface") < order.index("l2-agent")
+    assert settings(body, "openvswitch-agent-ini")["ovs"]["local_ip"] == "198.18.1.11"
+    # once moved, the facts show the address on the bridge: the same document renders (nothing to fix first)
+    moved = {"interfaces": {"eth1": {"ipv4": []}, "eth2": {"ipv4": []}, "br-phy": {"ipv4": ["198.18.1.11/24"]}}}
+    assert roles.render("n1", [role], variables, SECRETS, moved) == body
+    renamed = roles.render("n1", [role], {**variables, "overlay_bridge": "br-tep"}, SECRETS, moved | {
+        "interfaces": {**moved["interfaces"], "br-tep": moved["interfaces"]["br-phy"], "br-phy": {"ipv4": []}}})
+    assert resource(renamed, "overlay-address")["interface"] == "br-tep"
+
+
+def test_the_kernel_datapath_leaves_the_overlay_interface_alone(roles):
+    body = roles.render("n1", ["compute"], {"overlay": "gre", **NODE_VARS}, SECRETS, FACTS)
+    assert not [r for r in body["resources"] if r["id"].startswith("overlay-") or r["driver"] == "address"]
+
+
+def test_an_overlay_address_found_nowhere_is_an_error_naming_both_places(roles):
+    bare = {"interfaces": {"eth1": {"ipv4": []}, "eth2": {"ipv4": []}}}
+    with pytest.raises(RoleError, match="interface eth1 nor br-phy of node 'n1' has no IPv4 address"):
+        roles.render("n1", ["compute"], {"datapath_type": "netdev", **NODE_VARS}, SECRETS, bare)
