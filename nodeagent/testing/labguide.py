@@ -119,8 +119,10 @@ class Deployment:
         for host, values in self.guide.node_variables.items():
             for key, value in values.items():
                 self.ctl("var", "set", "--node", host, key, value)
-        for host in self.guide.nodes:  # 'verify --traffic' reaches each node's view the way its agent's commands do
-            self.ctl("var", "set", "--node", host, "probe_access", self.cloud.command_prefix(self.fleet.systemds[host]))
+        for host in self.guide.nodes:  # 'verify --traffic' reaches each node's view as its agent's commands do,
+            # in its PID namespace too: 'ip netns add' needs the /proc/self of the node's /proc
+            access = self.cloud.command_prefix(self.fleet.systemds[host]).replace(" -u -- ", " -u -p -- ")
+            self.ctl("var", "set", "--node", host, "probe_access", access)
         controller = next(h for h, (_, roles) in self.guide.nodes.items() if "controller" in roles)
         self.ctl("node", "assign", controller, *self.guide.nodes[controller][1])
         self.cloud.expose_neutron_api(self.fleet.systemds[controller])
