@@ -17,6 +17,7 @@ a later probe sweeps what an earlier killed one left.
 from __future__ import annotations
 
 import ipaddress
+import re
 import secrets
 import shlex
 import subprocess
@@ -267,10 +268,15 @@ class TrafficProbe:
                                         f"0x{segment:x}: 'ovs-ofctl -O OpenFlow13 dump-flows br-tun' on {host}; "
                                         f"restarting neutron-openvswitch-agent reprograms them")
             trace = self._trace(stand_in)
-            if "native tunnel routing failed" in trace or "no route" in trace.lower():
-                return "tunnel route", (f"ovs-vswitchd on {host} cannot route to the tunnel's far end: on the "
-                                        "userspace datapath local_ip must sit on an OVS bridge (overlay_bridge); "
-                                        f"'ovs-appctl ovs/route/show' and 'ovs-appctl ofproto/trace' on {host}")
+            via = re.search(r"tunneling to (\S+) via (\S+)", trace)
+            # The userspace datapath sends a tunnel packet out of the OVS bridge that holds the route to the far
+            # end; a route through a plain interface fails, or ends in that interface's bridge, dropped.
+            if "native tunnel routing failed" in trace or (via and shell.run(
+                    "ovs-vsctl", "--timeout=10", "br-exists", via.group(2)).returncode != 0):
+                where = f"leaves via {via.group(2)}, which is not an OVS bridge" if via else "has no route"
+                return "tunnel route", (f"the tunnel from {host} {where}: on the userspace datapath local_ip must "
+                                        "sit on an OVS bridge (overlay_bridge); 'ovs-appctl ovs/route/show' and "
+                                        f"'ovs-appctl ofproto/trace' on {host}")
         if kind == "dhcp":
             return "dhcp namespace", self._namespace_hint(remote, f"qdhcp-{network.id}", "neutron-dhcp-agent")
         if kind == "router" and router is not None:
