@@ -7,6 +7,7 @@ it, the role and the node, never an empty string in a configuration file.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from pathlib import Path
@@ -38,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "mysql_command": "mysql",
     "manage_keystone": "true",               # ... and neutron's keystone user, service and endpoints
     "os_cloud": "admin",                     # the clouds.yaml entry the openstack CLI uses for that
+    "provider_network_name": "provider",     # with provider_network_cidr: the external network the controller makes
 }
 CHOICES = {"mechanism": ("openvswitch", "linuxbridge"), "overlay": ("vxlan", "gre"),
            "manage_database": ("true", "false"), "manage_keystone": ("true", "false"),
@@ -108,8 +110,35 @@ def check_variables(variables: dict[str, Any]) -> None:
         raise RoleError(f"openstack_release {variables['openstack_release']}: mechanism 'linuxbridge' (the Linux "
                         "bridge agent, [linux_bridge] and [vxlan] options) was removed from Neutron in 2025.1; "
                         "use mechanism 'openvswitch', or openstack_release 2024.2 or older")
+    if "provider_network_cidr" in variables:
+        _check_provider_network(variables)
     if variables["mechanism"] == "linuxbridge" and variables["overlay"] != "vxlan":
         raise RoleError("mechanism 'linuxbridge' carries overlays as VXLAN only: set overlay to 'vxlan'")
+
+
+def _check_provider_network(variables: dict[str, Any]) -> None:
+    """The provider network's variables, checked before they reach Neutron (a subnet cannot be changed later)."""
+    try:
+        cidr = ipaddress.IPv4Network(str(variables["provider_network_cidr"]))
+    except ValueError:
+        raise RoleError("variable 'provider_network_cidr' must be an IPv4 network such as 198.19.67.0/24, got "
+                        f"{variables['provider_network_cidr']!r}") from None
+    addresses = {"provider_network_gateway": variables.get("provider_network_gateway")}
+    if addresses["provider_network_gateway"] is None:
+        raise RoleError("variable 'provider_network_gateway' is not set: provider_network_cidr needs it (the "
+                        "upstream router's address)")
+    pool = str(variables.get("provider_network_pool") or "")
+    if pool:
+        if pool.count("-") != 1:
+            raise RoleError(f"variable 'provider_network_pool' must be START-END, got {pool!r}")
+        addresses.update(zip(("provider_network_pool start", "provider_network_pool end"), pool.split("-")))
+    for name, value in addresses.items():
+        try:
+            inside = ipaddress.IPv4Address(str(value).strip()) in cidr
+        except ValueError:
+            inside = False
+        if not inside:
+            raise RoleError(f"variable '{name.split()[0]}' must be an address in {cidr}, got {value!r}")
 
 
 class Roles:

@@ -288,3 +288,33 @@ def test_an_overlay_address_found_nowhere_is_an_error_naming_both_places(roles):
     bare = {"interfaces": {"eth1": {"ipv4": []}, "eth2": {"ipv4": []}}}
     with pytest.raises(RoleError, match="interface eth1 nor br-phy of node 'n1' has no IPv4 address"):
         roles.render("n1", ["compute"], {"datapath_type": "netdev", **NODE_VARS}, SECRETS, bare)
+
+
+PROVIDER = {"provider_network_cidr": "198.19.67.0/24", "provider_network_gateway": "198.19.67.1"}
+
+
+def test_the_provider_network_is_made_once_when_its_variables_are_set(roles, registry):
+    assert resource(roles.render("c", ["controller"], {}, SECRETS, FACTS), "provider-network") is None
+    body = roles.render("c", ["controller"], {**PROVIDER, "provider_network_pool": "198.19.67.100-198.19.67.200",
+                                              "openstack_release": "2025.2"}, SECRETS, FACTS)
+    parse_document({"node": "c", **body}, registry)
+    step = resource(body, "provider-network")
+    assert step["environment"] == {"OS_CLOUD": "admin", "NAME": "provider", "CIDR": "198.19.67.0/24",
+                                   "GATEWAY": "198.19.67.1", "POOL": "198.19.67.100-198.19.67.200"}
+    assert step["after"] == ["neutron-api", "neutron-rpc-server", "admin-clouds-yaml"]
+    assert step["unless"]  # guarded: run only while the network or its subnet is missing
+
+
+@pytest.mark.parametrize("variables, message", [
+    ({"provider_network_cidr": "198.19.67.0/33", "provider_network_gateway": "198.19.67.1"},
+     "variable 'provider_network_cidr' must be an IPv4 network"),
+    ({"provider_network_cidr": "198.19.67.0/24"}, "variable 'provider_network_gateway' is not set"),
+    ({**PROVIDER, "provider_network_gateway": "198.19.68.1"},
+     "variable 'provider_network_gateway' must be an address in 198.19.67.0/24"),
+    ({**PROVIDER, "provider_network_pool": "198.19.67.100"}, "variable 'provider_network_pool' must be START-END"),
+    ({**PROVIDER, "provider_network_pool": "198.19.67.100-10.0.0.1"},
+     "variable 'provider_network_pool' must be an address in 198.19.67.0/24"),
+])
+def test_bad_provider_network_variables_are_refused_naming_them(roles, variables, message):
+    with pytest.raises(RoleError, match=message):
+        roles.render("c", ["controller"], variables, SECRETS, FACTS)
