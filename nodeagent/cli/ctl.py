@@ -145,6 +145,12 @@ class Verify(Lister):
                             help="with --traffic: probe this self-service network (default: a throw-away one)")
         parser.add_argument("--cidr", default="198.19.254.0/24",
                             help="with --traffic: the throw-away network's subnet (default %(default)s)")
+        parser.add_argument("--external", metavar="NAME",
+                            help="with --traffic: the provider network for the router's gateway (default: the "
+                                 "only external network, if there is one): SNAT to its subnet's gateway is checked")
+        parser.add_argument("--outside-access", metavar="PREFIX",
+                            help="with --traffic: a command prefix that runs a command on a host of the provider "
+                                 "network (e.g. 'ssh root@upstream'): each stand-in's floating IP must answer it")
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
@@ -173,7 +179,7 @@ class Verify(Lister):
 
         try:
             probe = trafficprobe.for_fleet(coordinator, verifier.neutron, parsed_args.node, parsed_args.network,
-                                           parsed_args.cidr)
+                                           parsed_args.cidr, parsed_args.external, parsed_args.outside_access)
         except trafficprobe.ProbeError as exc:
             raise SystemExit(f"nodeagentctl verify --traffic: {exc}") from None
 

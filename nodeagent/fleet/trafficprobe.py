@@ -169,11 +169,15 @@ class TrafficProbe:
     ``network``: the name or id of a self-service network to probe; None makes a throw-away network, subnet
     (``cidr``) and router of its own. ``shells``: the probed nodes (host → NodeShell); ``all_shells`` also the
     nodes only looked at for a diagnosis (the DHCP and router namespaces' node). ``mtu``: the MTU the guide's
-    DHCP option gives instances (None: not checked).
+    DHCP option gives instances (None: not checked). ``external``: the provider network the throw-away router's
+    gateway goes to (None: the one external network, if there is exactly one); with a gateway, every stand-in
+    pings the router's gateway and the provider subnet's gateway (the upstream router: SNAT); with ``outside``
+    (a NodeShell on a host of the provider network) each stand-in gets a floating IP that host must reach.
     """
 
     def __init__(self, neutron: Any, shells: dict[str, NodeShell], all_shells: dict[str, NodeShell] | None = None,
                  network: str | None = None, cidr: str = "198.19.254.0/24", mtu: int | None = None,
+                 external: str | None = None, outside: NodeShell | None = None,
                  progress: Callable[[str], None] = lambda _: None):
         self.api = neutron.connection.network
         self.shells = shells
@@ -181,6 +185,8 @@ class TrafficProbe:
         self.network_name = network
         self.cidr = cidr
         self.mtu = mtu
+        self.external_name = external
+        self.outside = outside
         self.progress = progress
         self.tag = secrets.token_hex(3)
         self.made: list[tuple[str, Any]] = []  # Neutron objects this probe made, to delete in reverse order
@@ -237,6 +243,7 @@ class TrafficProbe:
                 targets.append(("ping router", subnet.gateway_ip, "router"))
             targets += [(f"ping {other.host}'s instance", other.address, "peer") for other in self.stand_ins
                         if other is not stand_in and other.address]
+            targets += self._outside_targets(router)
             for check, target, kind in targets:
                 # a new router's namespace and a peer's flows may need a few seconds more than the lease did
                 if _wait(lambda: stand_in.ping(target), 30, step=0):
@@ -244,6 +251,36 @@ class TrafficProbe:
                 else:
                     hop, hint = self.diagnose(stand_in, network, dhcp_ports, kind, router)
                     checks.append(TrafficCheck(stand_in.host, check, target, False, hop, hint))
+        if self.outside is not None and router is not None and router.external_gateway_info:
+            checks += self._floating_ips(network, dhcp_ports, router)
+        return checks
+
+    def _outside_targets(self, router: Any) -> list[tuple[str, str, str]]:
+        """The router's gateway and, behind it, the provider subnet's gateway (the upstream router: SNAT)."""
+        gateway = (router.external_gateway_info or {}) if router is not None else {}
+        targets = [("ping router gateway", fixed["ip_address"], "outside")
+                   for fixed in gateway.get("external_fixed_ips", [])[:1]]
+        for fixed in gateway.get("external_fixed_ips", [])[:1]:
+            upstream = self.api.get_subnet(fixed["subnet_id"]).gateway_ip
+            if upstream:
+                targets.append(("ping outside (SNAT)", upstream, "outside"))
+        return targets
+
+    def _floating_ips(self, network: Any, dhcp_ports: list[Any], router: Any) -> list[TrafficCheck]:
+        checks = []
+        external_id = router.external_gateway_info["network_id"]
+        for stand_in in self.stand_ins:
+            if not stand_in.address:
+                continue
+            floating = self.api.create_ip(floating_network_id=external_id, port_id=stand_in.port.id,
+                                          description=f"{PREFIX}-{self.tag}")
+            self.made.append(("floating", floating))
+            address = floating.floating_ip_address
+            check = f"floating ip from {self.outside.host}"
+            ok = _wait(lambda: self.outside.run("ping", "-c", "2", "-W", "2", "-i", "0.3", address,
+                                                timeout=20).returncode == 0, 30, step=0)
+            hop, hint = ("", "") if ok else self.diagnose(stand_in, network, dhcp_ports, "outside", router)
+            checks.append(TrafficCheck(stand_in.host, check, f"{address} -> {stand_in.address}", bool(ok), hop, hint))
         return checks
 
     # --- where it broke --------------------------------------------------------------------------------
@@ -279,15 +316,23 @@ class TrafficProbe:
                                         f"'ovs-appctl ofproto/trace' on {host}")
         if kind == "dhcp":
             return "dhcp namespace", self._namespace_hint(remote, f"qdhcp-{network.id}", "neutron-dhcp-agent")
-        if kind == "router" and router is not None:
-            return "router namespace", self._namespace_hint(remote, f"qrouter-{router.id}", "neutron-l3-agent")
+        if kind in ("router", "outside") and router is not None:
+            namespace = f"qrouter-{router.id}"
+            shell_there = self.all_shells.get(remote or "")
+            if kind == "outside" and shell_there is not None and namespace in shell_there.run(
+                    "ip", "netns", "list").stdout:
+                ports = shell_there.run("ovs-vsctl", "--timeout=10", "list-ports", "br-ex").stdout.split()
+                return "br-ex", (f"{namespace} on {remote} has its gateway; br-ex there has ports "
+                                 f"{', '.join(ports) or 'none'}: the external interface must be one of them, GRO "
+                                 "off, and the upstream router must answer ARP on the provider network")
+            return "router namespace", self._namespace_hint(remote, namespace, "neutron-l3-agent")
         return "unknown", (f"every hop on {host} looks right: 'ovs-appctl ofproto/trace br-int in_port="
                            f"{stand_in.tap},...' on {host}, and the far end's br-tun")
 
     def _remote_host(self, kind: str, dhcp_ports: list[Any], router: Any) -> str | None:
         if kind == "dhcp":
             return dhcp_ports[0].binding_host_id if dhcp_ports else None
-        if kind == "router" and router is not None:
+        if kind in ("router", "outside") and router is not None:
             ports = list(self.api.ports(device_id=router.id, device_owner="network:router_interface"))
             return ports[0].binding_host_id if ports else None
         return None
@@ -327,8 +372,17 @@ class TrafficProbe:
         self.made.append(("router", router))
         self.api.add_interface_to_router(router, subnet_id=subnet.id)
         self.made.append(("interface", (router, subnet)))
+        external = self._external()
+        if external is not None:
+            router = self.api.update_router(router, external_gateway_info={"network_id": external.id})
         network = self.api.get_network(network.id)  # with its segmentation id
         return network, subnet, router
+
+    def _external(self) -> Any:
+        if self.external_name:
+            return self.api.find_network(self.external_name, ignore_missing=False)
+        found = list(self.api.networks(is_router_external=True))
+        return found[0] if len(found) == 1 else None
 
     def clean(self) -> None:
         """Remove what this probe made, newest first; keeps going past what fails."""
@@ -336,7 +390,9 @@ class TrafficProbe:
             stand_in.remove()
         for kind, thing in reversed(self.made):
             try:
-                if kind == "port":
+                if kind == "floating":
+                    self.api.delete_ip(thing, ignore_missing=True)
+                elif kind == "port":
                     self.api.delete_port(thing, ignore_missing=True)
                 elif kind == "interface":
                     self.api.remove_interface_from_router(thing[0], subnet_id=thing[1].id)
@@ -353,6 +409,9 @@ class TrafficProbe:
         """What a probe that was killed left: its ports, routers and networks in Neutron, its stand-ins on nodes."""
         for shell in self.shells.values():
             sweep_node(shell)
+        for floating in list(self.api.ips()):
+            if (floating.description or "").startswith(PREFIX):
+                self.api.delete_ip(floating, ignore_missing=True)
         for port in list(self.api.ports(device_owner=PROBE_OWNER)):
             self.api.delete_port(port, ignore_missing=True)
         for router in list(self.api.routers()):
@@ -367,7 +426,8 @@ class TrafficProbe:
 
 
 def for_fleet(coordinator: Any, neutron: Any, host: str | None = None, network: str | None = None,
-              cidr: str = "198.19.254.0/24") -> TrafficProbe:
+              cidr: str = "198.19.254.0/24", external: str | None = None, outside: str | None = None
+              ) -> TrafficProbe:
     """The probe of the coordinator's fleet: a stand-in on every node with br-int (roles network, compute) and
     ``probe_access`` (or only ``host``); the other nodes with ``probe_access`` are looked at for a diagnosis."""
     shells: dict[str, NodeShell] = {}
@@ -395,7 +455,8 @@ def for_fleet(coordinator: Any, neutron: Any, host: str | None = None, network: 
         ipaddress.ip_network(cidr)
     except ValueError:
         raise ProbeError(f"--cidr must be an IPv4 network such as 198.19.254.0/24, got {cidr!r}") from None
-    return TrafficProbe(neutron, probed, shells, network, cidr, mtu)
+    return TrafficProbe(neutron, probed, shells, network, cidr, mtu, external,
+                        NodeShell("the outside", outside) if outside else None)
 
 
 def _wait(predicate: Callable[[], Any], timeout: float, step: float = 1.0) -> Any:
