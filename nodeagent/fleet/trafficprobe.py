@@ -363,7 +363,6 @@ class TrafficProbe:
             interfaces = list(self.api.ports(network_id=network.id, device_owner="network:router_interface"))
             router = self.api.get_router(interfaces[0].device_id) if interfaces else None
             return network, subnet, router
-        ipaddress.ip_network(self.cidr)  # a bad --cidr fails before anything is made
         network = self.api.create_network(name=f"{PREFIX}-{self.tag}")
         self.made.append(("network", network))
         subnet = self.api.create_subnet(network_id=network.id, ip_version=4, cidr=self.cidr,
@@ -428,35 +427,43 @@ class TrafficProbe:
 def for_fleet(coordinator: Any, neutron: Any, host: str | None = None, network: str | None = None,
               cidr: str = "198.19.254.0/24", external: str | None = None, outside: str | None = None
               ) -> TrafficProbe:
-    """The probe of the coordinator's fleet: a stand-in on every node with br-int (roles network, compute) and
-    ``probe_access`` (or only ``host``); the other nodes with ``probe_access`` are looked at for a diagnosis."""
-    shells: dict[str, NodeShell] = {}
-    probed: dict[str, NodeShell] = {}
+    """The probe of the coordinator's fleet (its accepted nodes with roles, see ``choose_nodes``)."""
+    nodes = [(n.name, list(n.roles), coordinator.variables(n.name)) for n in coordinator.inventory.nodes()
+             if n.roles and n.enrolment == "accepted"]
+    probed, looked_at, mtu = choose_nodes(nodes, host, network, cidr)
+    shells = {name: NodeShell(name, access) for name, access in looked_at.items()}
+    return TrafficProbe(neutron, {name: shells[name] for name in probed}, shells, network, cidr, mtu, external,
+                        NodeShell("the outside", outside) if outside else None)
+
+
+def choose_nodes(nodes: list[tuple[str, list[str], dict[str, Any]]], host: str | None, network: str | None,
+                 cidr: str) -> tuple[list[str], dict[str, str], int | None]:
+    """From (name, roles, variables) of each node: the nodes that get a stand-in (br-int: roles network or
+    compute, and ``probe_access``; only ``host`` if given), every node's access (for a diagnosis on the DHCP and
+    router node), and the MTU the guide's DHCP option gives instances (checked on a throw-away network only).
+    Raises ProbeError, naming what to set, when there is nothing to probe or ``cidr`` is no IPv4 network."""
+    access: dict[str, str] = {}
+    probed: list[str] = []
     mtu = None
-    for node in coordinator.inventory.nodes():
-        if not node.roles or node.enrolment != "accepted":
-            continue
-        values = coordinator.variables(node.name)
-        access = values.get("probe_access")
-        if access:
-            shells[node.name] = NodeShell(node.name, access)
-            if set(node.roles) & {"network", "compute"} and host in (None, node.name):
-                probed[node.name] = shells[node.name]
-        if "network" in node.roles and network is None:
+    for name, roles, values in sorted(nodes, key=lambda node: node[0]):
+        if values.get("probe_access"):
+            access[name] = str(values["probe_access"])
+            if set(roles) & {"network", "compute"} and host in (None, name):
+                probed.append(name)
+        if "network" in roles and network is None:
             mtu = int(values.get("instance_mtu") or (1454 if values.get("overlay") == "gre" else 1450))
     if host is not None and host not in probed:
-        raise ProbeError(f"node '{host}' cannot be probed: it needs roles network or compute and the variable "
+        raise ProbeError(f"node '{host}' cannot be probed: it needs the role network or compute and the variable "
                          f"probe_access (nodeagentctl var set --node {host} probe_access 'ssh root@{host}')")
     if not probed:
         raise ProbeError("no node to probe: set probe_access on the nodes to probe, a command prefix that runs a "
                          "command there as root (nodeagentctl var set --node compute1 probe_access "
                          "'ssh root@compute1')")
     try:
-        ipaddress.ip_network(cidr)
+        ipaddress.IPv4Network(cidr)
     except ValueError:
         raise ProbeError(f"--cidr must be an IPv4 network such as 198.19.254.0/24, got {cidr!r}") from None
-    return TrafficProbe(neutron, probed, shells, network, cidr, mtu, external,
-                        NodeShell("the outside", outside) if outside else None)
+    return probed, access, mtu
 
 
 def _wait(predicate: Callable[[], Any], timeout: float, step: float = 1.0) -> Any:

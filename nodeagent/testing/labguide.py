@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -184,7 +185,20 @@ class Deployment:
         except NotReached:
             return self.checks()
 
+    def add_upstream(self, address: str = "198.19.67.1/24") -> str:
+        """A namespace standing in for the provider network's upstream router, on the wire of the nodes' eth2
+        (network1's br-ex port), with ``address`` and no other route; removed by ``close``. Returns its name."""
+        name = f"{self.fleet.switch.name}up"
+        subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
+        self._upstream = name
+        self.fleet.switch.attach(name, "eth0", "eth2")
+        subprocess.run(["ip", "netns", "exec", name, "ip", "addr", "add", address, "dev", "eth0"], check=True,
+                       capture_output=True)
+        return name
+
     def close(self) -> None:
         if self.fleet is not None:
             self.fleet.close()
+        if getattr(self, "_upstream", None):
+            subprocess.run(["ip", "netns", "del", self._upstream], capture_output=True)
         self.cloud.stop()
