@@ -18,7 +18,8 @@ is never without it. Example (the roles, ``datapath_type: netdev``)::
       after: [overlay-address]
 
 ``state`` is ``present`` (default) or ``absent``; an absent interface holds no address, so ``absent`` is then
-in sync. Other addresses of the interface are left alone.
+in sync. Other IPv4 addresses of the interface are left alone, unless ``purge: true`` (an interface the
+resource owns, such as the overlay bridge: a tunnel endpoint that changed leaves no old one behind).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class AddressDriver(Driver):
     phase = 35  # after the bridges and links (phase 30) that carry it
 
     def validate(self, spec: dict[str, Any]) -> dict[str, Any]:
-        fields.check_fields(spec, "address", ["interface", "address"], ["state", "link"])
+        fields.check_fields(spec, "address", ["interface", "address"], ["state", "link", "purge"])
         value = spec["address"]
         try:
             interface = ipaddress.IPv4Interface(value) if isinstance(value, str) and "/" in value else None
@@ -55,10 +56,12 @@ class AddressDriver(Driver):
             raise InvalidResource("link", f"must be 'up' (or left out: the link's state is not managed), "
                                   f"got {preview(link)}")
         state = fields.choice(spec, "state", ["present", "absent"], "present")
-        if state == "absent" and link:
-            raise InvalidResource("link", "is only for a present address")
+        purge = fields.flag(spec, "purge", False)
+        for name, value in (("link", link), ("purge", purge)):
+            if state == "absent" and value:
+                raise InvalidResource(name, "is only for a present address")
         return {"interface": fields.interface_name(spec.get("interface"), "interface"), "address": str(interface),
-                "state": state, "link": link}
+                "state": state, "link": link, "purge": purge}
 
     def observe(self, spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
         with netlink.iproute(ctx) as ipr:
@@ -81,6 +84,9 @@ class AddressDriver(Driver):
         changes = []
         if wanted not in same_ip:
             changes.append(Change("address", ", ".join(same_ip) or None, wanted))
+        if spec["purge"]:
+            changes += [Change("address", other, None) for other in observed["addresses"]
+                        if other.split("/")[0] != ip]
         if spec["link"] and observed["link"] != spec["link"]:
             changes.append(Change("link", observed["link"], spec["link"]))
         return changes
@@ -97,11 +103,17 @@ class AddressDriver(Driver):
             index = link["index"]
             present = [(a.get_attr("IFA_ADDRESS"), a["prefixlen"])
                        for a in ipr.get_addr(family=socket.AF_INET, index=index)]
+            wanted = (ip, int(prefix))
+            if spec["state"] == "present" and wanted not in present:  # added before anything is removed
+                ipr.addr("add", index=index, address=ip, prefixlen=int(prefix))
             for address, length in present:  # the same address with another prefix length is replaced
-                if address == ip and (spec["state"] == "absent" or length != int(prefix)):
+                if (address == ip and (spec["state"] == "absent" or length != int(prefix))) or (
+                        spec["purge"] and address != ip):
                     ipr.addr("del", index=index, address=address, prefixlen=length)
             if spec["state"] == "present":
-                if (ip, int(prefix)) not in present:
+                # removing a subnet's primary address takes its secondaries along (promote_secondaries off)
+                if wanted not in [(a.get_attr("IFA_ADDRESS"), a["prefixlen"])
+                                  for a in ipr.get_addr(family=socket.AF_INET, index=index)]:
                     ipr.addr("add", index=index, address=ip, prefixlen=int(prefix))
                 if spec["link"] == "up":
                     ipr.link("set", index=index, state="up")

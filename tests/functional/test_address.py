@@ -21,7 +21,7 @@ ADDRESS = {"id": "addr", "driver": "address", "interface": "eth2", "address": "1
 MOVE = [  # as etc/roles/_agent_common.yaml.j2 renders it for datapath_type netdev
     {"id": "overlay-bridge", "driver": "ovs_bridge", "name": "br-phy", "datapath_type": "netdev", "ports": ["eth2"]},
     {"id": "overlay-address", "driver": "address", "interface": "br-phy", "address": "198.18.9.31/24", "link": "up",
-     "after": ["overlay-bridge"]},
+     "purge": True, "after": ["overlay-bridge"]},
     {"id": "overlay-address-off-nic", "driver": "address", "interface": "eth2", "address": "198.18.9.31/24",
      "state": "absent", "after": ["overlay-address"]},
 ]
@@ -58,6 +58,18 @@ def test_an_address_is_added_kept_and_removed(lab, engine):
     assert reconcile(engine, absent)["addr"].status is Status.CHANGED
     assert addresses(lab, "eth2") == ["198.18.9.99/24"]
     assert reconcile(engine, absent)["addr"].status is Status.IN_SYNC
+
+
+def test_purge_leaves_only_the_address_even_one_of_the_same_subnet(lab, engine):
+    owned = {**ADDRESS, "purge": True}
+    lab.exec("ip", "addr", "add", "198.18.9.30/24", "dev", "eth2")  # the old endpoint: primary of the subnet
+    lab.exec("ip", "addr", "add", "198.18.10.1/24", "dev", "eth2")
+    assert sorted(details(reconcile(engine, owned, dry_run=True)["addr"])) == [
+        "address: (absent) → 198.18.9.31/24", "address: 198.18.10.1/24 → (absent)",
+        "address: 198.18.9.30/24 → (absent)"]
+    assert reconcile(engine, owned)["addr"].status is Status.CHANGED
+    assert addresses(lab, "eth2") == ["198.18.9.31/24"]
+    assert reconcile(engine, owned)["addr"].status is Status.IN_SYNC
 
 
 def test_a_missing_interface_fails_naming_it_and_absent_is_then_in_sync(lab, engine):
@@ -108,6 +120,8 @@ def test_removing_the_address_is_noticed_at_once(lab, registry):
     ({"interface": "a" * 16}, "field 'interface' must be an interface name (at most 15 characters)"),
     ({"link": "down"}, "field 'link' must be 'up'"),
     ({"state": "absent", "link": "up"}, "field 'link' is only for a present address"),
+    ({"state": "absent", "purge": True}, "field 'purge' is only for a present address"),
+    ({"purge": "yes"}, "field 'purge' must be true or false"),
     ({"state": "gone"}, "field 'state' must be one of"),
 ])
 def test_bad_input_is_refused_naming_the_field(registry, spec, message):
