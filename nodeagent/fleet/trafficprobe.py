@@ -59,9 +59,10 @@ class TrafficCheck:
 class NodeShell:
     """Runs commands in a node's view through its ``probe_access`` prefix."""
 
-    def __init__(self, host: str, access: str, timeout: float = 60):
+    def __init__(self, host: str, access: str, mechanism: str = "openvswitch", timeout: float = 60):
         self.host = host
         self.prefix = shlex.split(access)
+        self.mechanism = mechanism  # the node's L2 agent: how a VM's port is plugged there
         self.timeout = timeout
 
     def run(self, *command: str, stdin: str | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
@@ -107,23 +108,36 @@ class StandIn:
     def inside(self, *command: str, timeout: float | None = None) -> subprocess.CompletedProcess:
         return self.shell.run("ip", "netns", "exec", self.netns, *command, timeout=timeout)
 
+    @property
+    def bridge(self) -> str:
+        """The Linux bridge agent's bridge of the port's network."""
+        return f"brq{self.port.network_id[:11]}"
+
     def plug(self) -> None:
-        """As os-vif plugs a VM's port into br-int (the OVS agent then tags it and programs its flows)."""
+        """As os-vif plugs a VM's port: into br-int (the OVS agent then tags it and programs its flows), or with
+        the Linux bridge agent into the network's brq bridge, which the agent makes once it sees the tap."""
         mac = self.port.mac_address
         shell = self.shell
         shell.must("ip", "netns", "add", self.netns)
         shell.must("ip", "link", "add", self.tap, "type", "veth", "peer", "name", "eth0", "netns", self.netns)
         shell.must("ip", "link", "set", self.tap, "up")
-        shell.must("ovs-vsctl", "--timeout=10", "--", "--may-exist", "add-port", "br-int", self.tap, "--", "set",
-                   "Interface", self.tap, f"external_ids:iface-id={self.port.id}",
-                   f"external_ids:attached-mac={mac}", "external_ids:iface-status=active",
-                   f"external_ids:vm-uuid={self.port.device_id}", f"external_ids:{PREFIX}={self.tag}")
+        if shell.mechanism == "linuxbridge":
+            # not ready in time: the DHCP check fails and names the missing bridge as the broken hop
+            _wait(lambda: shell.run("ip", "link", "set", self.tap, "master", self.bridge).returncode == 0, 60)
+        else:
+            self._plug_ovs(mac)
         for command in (("ip", "link", "set", "lo", "up"), ("ip", "link", "set", "eth0", "address", mac, "up")):
             done = self.inside(*command)
             if done.returncode != 0:
                 raise ProbeError(f"{self.host}: {' '.join(command)} in the stand-in failed: {done.stderr.strip()}")
         # The userspace datapath reads the veth through AF_PACKET: TCP left with partial checksums otherwise.
         self.inside("ethtool", "-K", "eth0", "tx", "off")
+
+    def _plug_ovs(self, mac: str) -> None:
+        self.shell.must("ovs-vsctl", "--timeout=10", "--", "--may-exist", "add-port", "br-int", self.tap, "--", "set",
+                   "Interface", self.tap, f"external_ids:iface-id={self.port.id}",
+                   f"external_ids:attached-mac={mac}", "external_ids:iface-status=active",
+                   f"external_ids:vm-uuid={self.port.device_id}", f"external_ids:{PREFIX}={self.tag}")
 
     def dhcp(self, attempts: int = 5) -> str:
         """Ask for a lease; returns udhcpc's output ('' when no lease came)."""
@@ -145,14 +159,17 @@ class StandIn:
 
     def remove(self) -> None:
         """Everything of it on the node (the Neutron port is the probe's to delete)."""
-        self.shell.run("ovs-vsctl", "--timeout=10", "--if-exists", "del-port", "br-int", self.tap)
-        self.shell.run("ip", "netns", "del", self.netns)
+        if self.shell.mechanism != "linuxbridge":
+            self.shell.run("ovs-vsctl", "--timeout=10", "--if-exists", "del-port", "br-int", self.tap)
+        self.shell.run("ip", "netns", "del", self.netns)  # and with it the veth pair
+        self.shell.run("ip", "link", "del", self.tap)
         self.shell.run("rm", "-f", f"/run/{self.netns}.udhcpc")
 
 
 def sweep_node(shell: NodeShell) -> None:
     """What an earlier probe that was killed left on a node: its br-int ports and namespaces."""
-    listed = shell.run("ovs-vsctl", "--timeout=10", "--columns=name", "--bare", "find", "Interface",
+    listed = subprocess.CompletedProcess((), 0, "", "") if shell.mechanism == "linuxbridge" else shell.run(
+        "ovs-vsctl", "--timeout=10", "--columns=name", "--bare", "find", "Interface",
                        f"external_ids:{PREFIX}!=\"\"")
     for name in listed.stdout.split():
         shell.run("ovs-vsctl", "--timeout=10", "--if-exists", "del-port", "br-int", name)
@@ -289,6 +306,9 @@ class TrafficProbe:
                  router: Any = None) -> tuple[str, str]:
         """The first broken hop from the stand-in towards ``kind`` (dhcp, router, peer), with where to look."""
         shell, host = stand_in.shell, stand_in.host
+        if shell.mechanism == "linuxbridge":
+            return (self._diagnose_linuxbridge(stand_in, network, dhcp_ports, kind, router)
+                    or self._far_end(stand_in, network, dhcp_ports, kind, router))
         tag = shell.run("ovs-vsctl", "--timeout=10", "get", "Port", stand_in.tap, "tag").stdout.strip()
         if not tag.isdigit():
             port = self.api.get_port(stand_in.port.id)
@@ -314,6 +334,30 @@ class TrafficProbe:
                 return "tunnel route", (f"the tunnel from {host} {where}: on the userspace datapath local_ip must "
                                         "sit on an OVS bridge (overlay_bridge); 'ovs-appctl ovs/route/show' and "
                                         f"'ovs-appctl ofproto/trace' on {host}")
+        return self._far_end(stand_in, network, dhcp_ports, kind, router)
+
+    def _diagnose_linuxbridge(self, stand_in: StandIn, network: Any, dhcp_ports: list[Any], kind: str,
+                              router: Any) -> tuple[str, str] | None:
+        shell, host = stand_in.shell, stand_in.host
+        master = shell.run("cat", f"/sys/class/net/{stand_in.tap}/master/uevent").stdout
+        if f"INTERFACE={stand_in.bridge}" not in master:
+            return "brq bridge", (f"the Linux bridge agent on {host} made no bridge {stand_in.bridge} for port "
+                                  f"{stand_in.port.id}: neutron-linuxbridge-agent's log on {host}")
+        segment = getattr(network, "provider_segmentation_id", None)
+        remote = self._remote_host(kind, dhcp_ports, router)
+        if network.provider_network_type == "vxlan" and remote not in (None, host) and segment is not None:
+            ports = shell.run("ls", f"/sys/class/net/{stand_in.bridge}/brif").stdout.split()
+            if f"vxlan-{segment}" not in ports:
+                return "vxlan interface", (f"{stand_in.bridge} on {host} has no vxlan-{segment} (ports: "
+                                           f"{', '.join(ports)}): [vxlan] local_ip and l2_population of "
+                                           f"linuxbridge_agent.ini, neutron-linuxbridge-agent's log on {host}")
+        return None
+
+    def _far_end(self, stand_in: StandIn, network: Any, dhcp_ports: list[Any], kind: str,
+                 router: Any) -> tuple[str, str]:
+        """The hops beyond the stand-in's node: the DHCP or router namespace, br-ex."""
+        host = stand_in.host
+        remote = self._remote_host(kind, dhcp_ports, router)
         if kind == "dhcp":
             return "dhcp namespace", self._namespace_hint(remote, f"qdhcp-{network.id}", "neutron-dhcp-agent")
         if kind in ("router", "outside") and router is not None:
@@ -326,8 +370,9 @@ class TrafficProbe:
                                  f"{', '.join(ports) or 'none'}: the external interface must be one of them, GRO "
                                  "off, and the upstream router must answer ARP on the provider network")
             return "router namespace", self._namespace_hint(remote, namespace, "neutron-l3-agent")
-        return "unknown", (f"every hop on {host} looks right: 'ovs-appctl ofproto/trace br-int in_port="
-                           f"{stand_in.tap},...' on {host}, and the far end's br-tun")
+        tool = ("'ovs-appctl ofproto/trace br-int in_port=" + stand_in.tap + ",...'"
+                if stand_in.shell.mechanism != "linuxbridge" else f"'tcpdump -i {stand_in.tap}'")
+        return "unknown", f"every hop checked on {host} looks right: {tool} on {host}, then the far end's"
 
     def _remote_host(self, kind: str, dhcp_ports: list[Any], router: Any) -> str | None:
         if kind == "dhcp":
@@ -431,7 +476,8 @@ def for_fleet(coordinator: Any, neutron: Any, host: str | None = None, network: 
     nodes = [(n.name, list(n.roles), coordinator.variables(n.name)) for n in coordinator.inventory.nodes()
              if n.roles and n.enrolment == "accepted"]
     probed, looked_at, mtu = choose_nodes(nodes, host, network, cidr)
-    shells = {name: NodeShell(name, access) for name, access in looked_at.items()}
+    mechanisms = {name: str(values.get("mechanism") or "openvswitch") for name, _, values in nodes}
+    shells = {name: NodeShell(name, access, mechanisms[name]) for name, access in looked_at.items()}
     return TrafficProbe(neutron, {name: shells[name] for name in probed}, shells, network, cidr, mtu, external,
                         NodeShell("the outside", outside) if outside else None)
 
