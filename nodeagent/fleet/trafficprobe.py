@@ -469,16 +469,17 @@ class TrafficProbe:
                 self.api.delete_network(network, ignore_missing=True)
 
 
-def for_fleet(coordinator: Any, neutron: Any, host: str | None = None, network: str | None = None,
+def for_fleet(coordinator: Any, neutron: Callable[[], Any], host: str | None = None, network: str | None = None,
               cidr: str = "198.19.254.0/24", external: str | None = None, outside: str | None = None
               ) -> TrafficProbe:
-    """The probe of the coordinator's fleet (its accepted nodes with roles, see ``choose_nodes``)."""
+    """The probe of the coordinator's fleet (its accepted nodes with roles, see ``choose_nodes``); ``neutron``
+    makes the client, asked only once there is something to probe."""
     nodes = [(n.name, list(n.roles), coordinator.variables(n.name)) for n in coordinator.inventory.nodes()
              if n.roles and n.enrolment == "accepted"]
     probed, looked_at, mtu = choose_nodes(nodes, host, network, cidr)
     mechanisms = {name: str(values.get("mechanism") or "openvswitch") for name, _, values in nodes}
     shells = {name: NodeShell(name, access, mechanisms[name]) for name, access in looked_at.items()}
-    return TrafficProbe(neutron, {name: shells[name] for name in probed}, shells, network, cidr, mtu, external,
+    return TrafficProbe(neutron(), {name: shells[name] for name in probed}, shells, network, cidr, mtu, external,
                         NodeShell("the outside", outside) if outside else None)
 
 
