@@ -11,7 +11,7 @@ and the stand-in of every other probed node. When a check fails the probe names 
 A node is probed only when the operator says how to reach it (opt-in): the node variable ``probe_access`` is a
 command prefix that runs a command in the node's view (``ssh root@compute1``; in the lab, ``nsenter ...``).
 Everything made is named ``nodeagent-probe-*`` / ``naprobe*``: removed at the end, also when interrupted, and
-a later probe sweeps what an earlier killed one left.
+a later probe sweeps what an earlier killed one left (so one probe runs at a time per cloud).
 """
 
 from __future__ import annotations
@@ -168,11 +168,11 @@ class StandIn:
 
 def sweep_node(shell: NodeShell) -> None:
     """What an earlier probe that was killed left on a node: its br-int ports and namespaces."""
-    listed = subprocess.CompletedProcess((), 0, "", "") if shell.mechanism == "linuxbridge" else shell.run(
-        "ovs-vsctl", "--timeout=10", "--columns=name", "--bare", "find", "Interface",
-                       f"external_ids:{PREFIX}!=\"\"")
-    for name in listed.stdout.split():
-        shell.run("ovs-vsctl", "--timeout=10", "--if-exists", "del-port", "br-int", name)
+    if shell.mechanism != "linuxbridge":
+        listed = shell.run("ovs-vsctl", "--timeout=10", "--columns=name", "--bare", "find", "Interface",
+                           f'external_ids:{PREFIX}!=""')
+        for name in listed.stdout.split():
+            shell.run("ovs-vsctl", "--timeout=10", "--if-exists", "del-port", "br-int", name)
     for line in shell.run("ip", "netns", "list").stdout.splitlines():
         name = line.split()[0] if line.split() else ""
         if name.startswith(NETNS_PREFIX):
@@ -256,7 +256,7 @@ class TrafficProbe:
             if not stand_in.address:
                 continue
             targets = [("ping dhcp port", dhcp_ip, "dhcp")] if dhcp_ip else []
-            if router is not None or subnet.gateway_ip:
+            if router is not None and subnet.gateway_ip:
                 targets.append(("ping router", subnet.gateway_ip, "router"))
             targets += [(f"ping {other.host}'s instance", other.address, "peer") for other in self.stand_ins
                         if other is not stand_in and other.address]
