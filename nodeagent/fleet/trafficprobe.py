@@ -139,7 +139,7 @@ class StandIn:
                    f"external_ids:attached-mac={mac}", "external_ids:iface-status=active",
                    f"external_ids:vm-uuid={self.port.device_id}", f"external_ids:{PREFIX}={self.tag}")
 
-    def dhcp(self, attempts: int = 5) -> str:
+    def dhcp(self, attempts: int = 8) -> str:
         """Ask for a lease; returns udhcpc's output ('' when no lease came)."""
         script = f"/run/{self.netns}.udhcpc"
         self.shell.must("sh", "-c", f"cat > {script} && chmod 0755 {script}", stdin=UDHCPC_SCRIPT)
@@ -263,7 +263,7 @@ class TrafficProbe:
             targets += self._outside_targets(router)
             for check, target, kind in targets:
                 # a new router's namespace and a peer's flows may need a few seconds more than the lease did
-                if _wait(lambda: stand_in.ping(target), 30, step=0):
+                if _wait(lambda: stand_in.ping(target), 60, step=0):
                     checks.append(TrafficCheck(stand_in.host, check, target, True))
                 else:
                     hop, hint = self.diagnose(stand_in, network, dhcp_ports, kind, router)
@@ -295,7 +295,7 @@ class TrafficProbe:
             address = floating.floating_ip_address
             check = f"floating ip from {self.outside.host}"
             ok = _wait(lambda: self.outside.run("ping", "-c", "2", "-W", "2", "-i", "0.3", address,
-                                                timeout=20).returncode == 0, 30, step=0)
+                                                timeout=20).returncode == 0, 60, step=0)
             hop, hint = ("", "") if ok else self.diagnose(stand_in, network, dhcp_ports, "outside", router)
             checks.append(TrafficCheck(stand_in.host, check, f"{address} -> {stand_in.address}", bool(ok), hop, hint))
         return checks
