@@ -43,6 +43,7 @@ setup(
             "nodeagentctl = nodeagent.cli.ctl:main",
         ],
         "nodeagent.drivers": [
+            "address = nodeagent.drivers.address:AddressDriver",
             "file = nodeagent.drivers.file:FileDriver",
             "command = nodeagent.drivers.command:CommandDriver",
             "ethtool = nodeagent.drivers.ethtool:EthtoolDriver",

@@ -93,6 +93,16 @@ def main() -> int:
         deployment.wait_alive(300)
         agent_list(deployment)
         show(deployment, "events", "--type", "drift.*", "-c", "Time", "-c", "Node", "-c", "Type", "-c", "Detail")
+
+        step("packets: a provider network from variables, an upstream router, and stand-in instances on network1 "
+             "and compute1 (DHCP over GRE, router, each other, SNAT, floating IPs)")
+        upstream = deployment.add_upstream("198.19.67.1/24")
+        for key, value in (("provider_network_gateway", "198.19.67.1"),
+                           ("provider_network_pool", "198.19.67.100-198.19.67.150"),
+                           ("provider_network_cidr", "198.19.67.0/24")):
+            show(deployment, "var", "set", key, value)
+        wait_until(lambda: deployment.reconciled("controller"), 300, "the provider network made")
+        show(deployment, "verify", "--traffic", "--outside-access", f"ip netns exec {upstream}")
         if not args.once:
             step(f"running; try: .venv/bin/nodeagentctl --config-file {deployment.fleet.coordinator_conf} verify"
                  "   (Ctrl-C stops and cleans up)")

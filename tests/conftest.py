@@ -96,7 +96,7 @@ def lab_context(node, root: Path | None = None) -> Context:
 # Files that take many minutes (a real OpenStack deployment, a three-node fleet): handed out first, so the
 # parallel workers of scripts/test.sh do not end the run waiting on one of them started last. Everything
 # else keeps pytest-randomly's order (it shuffles before this hook; the sort is stable).
-LONG_FILES = ("test_real_neutron.py", "test_real_neutron_two_node.py", "test_roles_e2e.py")
+LONG_FILES = ("test_real_neutron.py", "test_real_neutron_two_node.py", "test_real_traffic.py", "test_roles_e2e.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

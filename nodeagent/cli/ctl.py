@@ -8,6 +8,7 @@
     nodeagentctl node plan HOST              what the node would change
     nodeagentctl events [--node H] [--type T]
     nodeagentctl verify [--node H]           the real Neutron's agent list against the roles
+    nodeagentctl verify --traffic [--node H] stand-in instances: DHCP, router, other nodes (probe_access)
     nodeagentctl lint [--role R] [--node H] [--release X]   the rendered options, checked per release
 """
 
@@ -138,16 +139,33 @@ class Verify(Lister):
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("--node", metavar="HOST", help="only this node's agents")
+        parser.add_argument("--node", metavar="HOST", help="only this node's agents (with --traffic: its stand-in)")
+        parser.add_argument("--traffic", action="store_true",
+                            help="packets instead: a stand-in instance on each node with probe_access gets its "
+                                 "address by DHCP and pings the DHCP port, its router and the other stand-ins; "
+                                 "a failure names the broken hop")
+        parser.add_argument("--network", metavar="NAME",
+                            help="with --traffic: probe this self-service network (default: a throw-away one)")
+        parser.add_argument("--cidr", default="198.19.254.0/24",
+                            help="with --traffic: the throw-away network's subnet (default %(default)s)")
+        parser.add_argument("--external", metavar="NAME",
+                            help="with --traffic: the provider network for the router's gateway (default: the "
+                                 "only external network, if there is one): SNAT to its subnet's gateway is checked")
+        parser.add_argument("--outside-access", metavar="PREFIX",
+                            help="with --traffic: a command prefix that runs a command on a host of the provider "
+                                 "network (e.g. 'ssh root@upstream'): each stand-in's floating IP must answer it")
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         from nodeagent.fleet.neutroncheck import AGENT_TYPES
 
-        verifier = _coordinator(self.app).neutron
+        coordinator = _coordinator(self.app)
+        verifier = coordinator.neutron
         if not verifier.enabled:
             raise Unavailable("no Neutron to ask: set [neutron] cloud (and clouds_yaml) in the "
                              "coordinator's configuration")
+        if parsed_args.traffic:
+            return self._traffic(coordinator, verifier, parsed_args)
         try:
             checks = verifier.checks(parsed_args.node)
             missing = verifier.missing_extensions()
@@ -158,6 +176,29 @@ class Verify(Lister):
                  for alias in missing]
         self.healthy = all(row[3] == "alive" for row in rows)
         return ("Host", "Agent", "Binary", "State", "Hint"), rows
+
+    def _traffic(self, coordinator: Any, verifier: Any, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        from nodeagent.fleet import trafficprobe
+
+        try:
+            probe = trafficprobe.for_fleet(coordinator, lambda: verifier.neutron, parsed_args.node, parsed_args.network,
+                                           parsed_args.cidr, parsed_args.external, parsed_args.outside_access)
+        except trafficprobe.ProbeError as exc:
+            raise SystemExit(f"nodeagentctl verify --traffic: {exc}") from None
+
+        def interrupted(signum: int, _frame: Any) -> None:
+            raise KeyboardInterrupt  # the probe's 'finally' removes its stand-ins, ports, router and network
+
+        previous = signal.signal(signal.SIGTERM, interrupted)
+        try:
+            checks = probe.run()
+        except trafficprobe.ProbeError as exc:
+            raise SystemExit(f"nodeagentctl verify --traffic: {exc}") from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        self.healthy = bool(checks) and all(c.ok for c in checks)
+        rows = [(c.host, c.check, c.target, "ok" if c.ok else "FAILED", c.hop, c.hint) for c in checks]
+        return ("Host", "Check", "Target", "Result", "Hop", "Hint"), rows
 
     def run(self, parsed_args: argparse.Namespace) -> int:
         super().run(parsed_args)

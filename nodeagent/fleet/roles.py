@@ -7,6 +7,7 @@ it, the role and the node, never an empty string in a configuration file.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from pathlib import Path
@@ -30,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "tunnel_id_ranges": "1:1000",
     "provider_bridge": "br-ex",
     "datapath_type": "system",
+    "overlay_bridge": "br-phy",              # datapath_type netdev: the OVS bridge that holds the tunnel endpoint
     "mode": "enforce",                       # enforce: fix drift; monitor: only report it
     "distribution": "debian",                # debian | rdo: the names of the service units
     "rabbit_user": "openstack",
@@ -38,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "mysql_command": "mysql",
     "manage_keystone": "true",               # ... and neutron's keystone user, service and endpoints
     "os_cloud": "admin",                     # the clouds.yaml entry the openstack CLI uses for that
+    "provider_network_name": "provider",     # with provider_network_cidr: the external network the controller makes
 }
 CHOICES = {"mechanism": ("openvswitch", "linuxbridge"), "overlay": ("vxlan", "gre"),
            "manage_database": ("true", "false"), "manage_keystone": ("true", "false"),
@@ -109,8 +112,35 @@ def check_variables(variables: dict[str, Any]) -> None:
         raise RoleError(f"openstack_release {variables['openstack_release']}: mechanism 'linuxbridge' (the Linux "
                         "bridge agent, [linux_bridge] and [vxlan] options) was removed from Neutron in 2025.1; "
                         "use mechanism 'openvswitch', or openstack_release 2024.2 or older")
+    if "provider_network_cidr" in variables:
+        _check_provider_network(variables)
     if variables["mechanism"] == "linuxbridge" and variables["overlay"] != "vxlan":
         raise RoleError("mechanism 'linuxbridge' carries overlays as VXLAN only: set overlay to 'vxlan'")
+
+
+def _check_provider_network(variables: dict[str, Any]) -> None:
+    """The provider network's variables, checked before they reach Neutron (a subnet cannot be changed later)."""
+    try:
+        cidr = ipaddress.IPv4Network(str(variables["provider_network_cidr"]))
+    except ValueError:
+        raise RoleError("variable 'provider_network_cidr' must be an IPv4 network such as 198.19.67.0/24, got "
+                        f"{variables['provider_network_cidr']!r}") from None
+    addresses = {"provider_network_gateway": variables.get("provider_network_gateway")}
+    if addresses["provider_network_gateway"] is None:
+        raise RoleError("variable 'provider_network_gateway' is not set: provider_network_cidr needs it (the "
+                        "upstream router's address)")
+    pool = str(variables.get("provider_network_pool") or "")
+    if pool:
+        if pool.count("-") != 1:
+            raise RoleError(f"variable 'provider_network_pool' must be START-END, got {pool!r}")
+        addresses.update(zip(("provider_network_pool start", "provider_network_pool end"), pool.split("-")))
+    for name, value in addresses.items():
+        try:
+            inside = ipaddress.IPv4Address(str(value).strip()) in cidr
+        except ValueError:
+            inside = False
+        if not inside:
+            raise RoleError(f"variable '{name.split()[0]}' must be an address in {cidr}, got {value!r}")
 
 
 class Roles:
@@ -215,6 +245,19 @@ def _helpers(host: str, role: str, values: dict[str, Any], secrets: dict[str, st
                             "for the overlay's local_ip)")
         return addresses[0].split("/")[0]
 
+    def overlay_address(name: str) -> str:
+        """The tunnel endpoint with its prefix length (198.18.6.31/24): on the overlay interface, or, on the
+        userspace datapath, on the overlay bridge the roles move it to (first render: still on the interface)."""
+        names = [interface(name)]
+        if values["datapath_type"] == "netdev":
+            names.append(values["overlay_bridge"])
+        for candidate in names:
+            found = (interfaces.get(candidate) or {}).get("ipv4") or []
+            if found:
+                return found[0]
+        raise RoleError(f"interface {' nor '.join(names)} of node '{host}' has no IPv4 address (role '{role}' "
+                        "needs it for the overlay's local_ip)")
+
     def agent_services() -> list[str]:
         """What neutron.conf's agent part restarts: the agents this node's roles run."""
         if role != "network":
@@ -241,8 +284,9 @@ def _helpers(host: str, role: str, values: dict[str, Any], secrets: dict[str, st
             return ["neutron-api", "neutron-rpc-server", "neutron-periodic-workers"]
         return ["neutron-server"]
 
-    return {"secret": secret, "interface": interface, "ipv4_of": ipv4_of, "type_drivers": type_drivers,
+    return {"secret": secret, "interface": interface, "ipv4_of": ipv4_of, "overlay_address": overlay_address,
+            "type_drivers": type_drivers,
             "agent_services": agent_services, "at_least": at_least, "unit": unit, "server_units": server_units}
 
 
-HELPERS = ("secret", "interface", "ipv4_of", "type_drivers", "agent_services", "at_least", "unit", "server_units")
+HELPERS = ("secret", "interface", "ipv4_of", "overlay_address", "type_drivers", "agent_services", "at_least", "unit", "server_units")

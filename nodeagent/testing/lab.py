@@ -124,6 +124,16 @@ class LabSwitch:
             _run(*switch, "set", segment, "up")
         _run(*switch, "set", port, "master", segment, "up")
 
+    def attach(self, netns: str, nic: str, segment_of: str) -> None:
+        """A host that is no node (the upstream router of the provider network) on the wire of the nodes'
+        ``segment_of`` NICs: ``nic`` in namespace ``netns``, up, no address."""
+        self.ports += 1
+        port = f"p{self.ports}-{segment_of[:8]}"
+        _run("ip", "netns", "exec", netns, "ip", "link", "add", nic, "type", "veth", "peer", "name", port,
+             "netns", self.name)
+        _run("ip", "netns", "exec", self.name, "ip", "link", "set", port, "master", f"sw-{segment_of[:12]}", "up")
+        _run("ip", "netns", "exec", netns, "ip", "link", "set", nic, "up")
+
     def down(self) -> None:
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
 

@@ -14,6 +14,7 @@ import contextlib
 import json
 import secrets
 import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -134,6 +135,10 @@ class Deployment:
         for host, values in self.guide.node_variables.items():
             for key, value in values.items():
                 self.ctl("var", "set", "--node", host, key, value)
+        for host in self.guide.nodes:  # 'verify --traffic' reaches each node's view as its agent's commands do,
+            # in its PID namespace too: 'ip netns add' needs the /proc/self of the node's /proc
+            access = self.cloud.command_prefix(self.fleet.systemds[host]).replace(" -u -- ", " -u -p -- ")
+            self.ctl("var", "set", "--node", host, "probe_access", access)
         controller = next(h for h, (_, roles) in self.guide.nodes.items() if "controller" in roles)
         self.ctl("node", "assign", controller, *self.guide.nodes[controller][1])
         self.cloud.expose_neutron_api(self.fleet.systemds[controller])
@@ -201,7 +206,20 @@ class Deployment:
         except NotReached:
             return self.checks()
 
+    def add_upstream(self, address: str = "198.19.67.1/24") -> str:
+        """A namespace standing in for the provider network's upstream router, on the wire of the nodes' eth2
+        (network1's br-ex port), with ``address`` and no other route; removed by ``close``. Returns its name."""
+        name = f"{self.fleet.switch.name}up"
+        subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
+        self._upstream = name
+        self.fleet.switch.attach(name, "eth0", "eth2")
+        subprocess.run(["ip", "netns", "exec", name, "ip", "addr", "add", address, "dev", "eth0"], check=True,
+                       capture_output=True)
+        return name
+
     def close(self) -> None:
         if self.fleet is not None:
             self.fleet.close()
+        if getattr(self, "_upstream", None):
+            subprocess.run(["ip", "netns", "del", self._upstream], capture_output=True)
         self.cloud.stop()

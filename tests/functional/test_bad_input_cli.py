@@ -142,3 +142,17 @@ def test_status_never_shows_old_secrets(registry, root, tmp_path):
         outputs.append(done.stdout + done.stderr)
     for secret in SECRETS:
         assert all(secret not in text for text in outputs), secret
+
+
+@pytest.mark.parametrize("args, message", [
+    ((), "no node to probe: set probe_access on the nodes to probe"),
+    (("--node", "compute9"), "node 'compute9' cannot be probed: it needs the role network or compute and the "
+                             "variable probe_access"),
+])
+def test_verify_traffic_with_nothing_to_probe_says_what_to_set_and_makes_nothing(tmp_path, args, message):
+    conf = tmp_path / "coordinator.conf"
+    conf.write_text(f"[coordinator]\nstate_dir = {tmp_path / 'state'}\n[neutron]\ncloud = nowhere\n")
+    assert run_cli("--config-file", str(conf), "keygen", program="nodeagentctl").returncode == 0
+    done = run_cli("--config-file", str(conf), "verify", "--traffic", *args, program="nodeagentctl")
+    assert done.returncode != 0 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

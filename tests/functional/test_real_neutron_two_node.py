@@ -12,9 +12,12 @@ its router across the overlay.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -138,3 +141,18 @@ def test_a_stand_in_vm_gets_its_address_from_dhcp_and_reaches_its_gateway(two_no
             network.remove_interface_from_router(router, subnet_id=subnet.id)
             network.delete_router(router)
         network.delete_network(net)
+
+
+def test_verify_traffic_plugs_stand_ins_into_the_linux_bridges_and_they_reach_each_other(two_node):
+    # the same probe as the three-node guide's, plugged as os-vif plugs a VM with the Linux bridge agent (brq)
+    use_option(two_node, "self-service")
+    program = Path(sys.executable).parent / "nodeagentctl"
+    done = subprocess.run([str(program), "--config-file", str(two_node.fleet.coordinator_conf), "verify",
+                           "--traffic", "-f", "json"], capture_output=True, text=True, timeout=300)
+    rows = json.loads(done.stdout or "[]")
+    assert done.returncode == 0, rows or done.stderr
+    assert {(r["Host"], r["Check"]) for r in rows} == {
+        (host, check) for host in ("compute1", "controller") for check in ("dhcp", "ping dhcp port", "ping router")
+    } | {("compute1", "ping controller's instance"), ("controller", "ping compute1's instance")}, rows
+    # VXLAN: Neutron's network MTU (1450) is what dnsmasq gives the instances
+    assert {r["Target"].split(" mtu ")[1] for r in rows if r["Check"] == "dhcp"} == {"1450"}, rows

@@ -299,3 +299,71 @@ def test_a_compute_node_on_provider_networks_needs_its_provider_interface(roles)
     # with self-service networks an empty provider_interface is none: no provider bridge, no mapping
     body = roles.render("k", ["compute"], {**NODE_VARS, "provider_interface": ""}, SECRETS, FACTS)
     assert "br-provider" not in [r["id"] for r in body["resources"]]
+
+
+def resource(document, resource_id):
+    return next((r for r in document["resources"] if r["id"] == resource_id), None)
+
+
+@pytest.mark.parametrize("role", ["network", "compute"])
+def test_on_the_userspace_datapath_the_tunnel_endpoint_moves_onto_an_ovs_bridge(roles, registry, role):
+    variables = {"datapath_type": "netdev", "overlay": "gre", **NODE_VARS}
+    body = roles.render("n1", [role], variables, SECRETS, FACTS)
+    document = parse_document({"node": "n1", **body}, registry)
+    bridge, added, removed = (resource(body, r) for r in ("overlay-bridge", "overlay-address",
+                                                          "overlay-address-off-interface"))
+    assert (bridge["name"], bridge["datapath_type"], bridge["ports"]) == ("br-phy", "netdev", ["eth1"])
+    assert (added["interface"], added["address"], added["link"]) == ("br-phy", "198.18.1.11/24", "up")
+    assert (removed["interface"], removed["address"], removed["state"]) == ("eth1", "198.18.1.11/24", "absent")
+    # never without the address: on the bridge before it leaves the interface; the agent starts after both
+    order = list(document.order)
+    assert order.index("overlay-bridge") < order.index("overlay-address") < order.index(
+        "overlay-address-off-interface") < order.index("l2-agent")
+    assert settings(body, "openvswitch-agent-ini")["ovs"]["local_ip"] == "198.18.1.11"
+    # once moved, the facts show the address on the bridge: the same document renders (nothing to fix first)
+    moved = {"interfaces": {"eth1": {"ipv4": []}, "eth2": {"ipv4": []}, "br-phy": {"ipv4": ["198.18.1.11/24"]}}}
+    assert roles.render("n1", [role], variables, SECRETS, moved) == body
+    renamed = roles.render("n1", [role], {**variables, "overlay_bridge": "br-tep"}, SECRETS, moved | {
+        "interfaces": {**moved["interfaces"], "br-tep": moved["interfaces"]["br-phy"], "br-phy": {"ipv4": []}}})
+    assert resource(renamed, "overlay-address")["interface"] == "br-tep"
+
+
+def test_the_kernel_datapath_leaves_the_overlay_interface_alone(roles):
+    body = roles.render("n1", ["compute"], {"overlay": "gre", **NODE_VARS}, SECRETS, FACTS)
+    assert not [r for r in body["resources"] if r["id"].startswith("overlay-") or r["driver"] == "address"]
+
+
+def test_an_overlay_address_found_nowhere_is_an_error_naming_both_places(roles):
+    bare = {"interfaces": {"eth1": {"ipv4": []}, "eth2": {"ipv4": []}}}
+    with pytest.raises(RoleError, match="interface eth1 nor br-phy of node 'n1' has no IPv4 address"):
+        roles.render("n1", ["compute"], {"datapath_type": "netdev", **NODE_VARS}, SECRETS, bare)
+
+
+PROVIDER = {"provider_network_cidr": "198.19.67.0/24", "provider_network_gateway": "198.19.67.1"}
+
+
+def test_the_provider_network_is_made_once_when_its_variables_are_set(roles, registry):
+    assert resource(roles.render("c", ["controller"], {}, SECRETS, FACTS), "provider-network") is None
+    body = roles.render("c", ["controller"], {**PROVIDER, "provider_network_pool": "198.19.67.100-198.19.67.200",
+                                              "openstack_release": "2025.2"}, SECRETS, FACTS)
+    parse_document({"node": "c", **body}, registry)
+    step = resource(body, "provider-network")
+    assert step["environment"] == {"OS_CLOUD": "admin", "NAME": "provider", "CIDR": "198.19.67.0/24",
+                                   "GATEWAY": "198.19.67.1", "POOL": "198.19.67.100-198.19.67.200"}
+    assert step["after"] == ["neutron-api", "neutron-rpc-server", "neutron-periodic-workers", "admin-clouds-yaml"]
+    assert step["unless"]  # guarded: run only while the network or its subnet is missing
+
+
+@pytest.mark.parametrize("variables, message", [
+    ({"provider_network_cidr": "198.19.67.0/33", "provider_network_gateway": "198.19.67.1"},
+     "variable 'provider_network_cidr' must be an IPv4 network"),
+    ({"provider_network_cidr": "198.19.67.0/24"}, "variable 'provider_network_gateway' is not set"),
+    ({**PROVIDER, "provider_network_gateway": "198.19.68.1"},
+     "variable 'provider_network_gateway' must be an address in 198.19.67.0/24"),
+    ({**PROVIDER, "provider_network_pool": "198.19.67.100"}, "variable 'provider_network_pool' must be START-END"),
+    ({**PROVIDER, "provider_network_pool": "198.19.67.100-10.0.0.1"},
+     "variable 'provider_network_pool' must be an address in 198.19.67.0/24"),
+])
+def test_bad_provider_network_variables_are_refused_naming_them(roles, variables, message):
+    with pytest.raises(RoleError, match=message):
+        roles.render("c", ["controller"], variables, SECRETS, FACTS)
