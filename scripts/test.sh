@@ -16,8 +16,17 @@ parallel=()
 if [ "$workers" != 0 ]; then
     parallel=(-n "$workers" --dist loadfile --no-loadscope-reorder)  # long files first: tests/conftest.py
 fi
-.venv/bin/python -m pytest "${parallel[@]}" "$@"
+# A temporary folder of this run's own: pytest's default (/tmp/pytest-of-USER/pytest-N) keeps the newest three
+# and deletes older ones, which another run on this machine may still be using (a lab's MariaDB among them).
+# Kept when the run fails, for its logs.
+basetemp=$(mktemp -d /tmp/nodeagent-tests.XXXXXX)
+.venv/bin/python -m pytest "${parallel[@]}" --basetemp "$basetemp" "$@"
 status=$?
+if [ "$status" -eq 0 ]; then
+    rm -rf --one-file-system "$basetemp"
+else
+    echo "test files and logs kept in $basetemp" >&2
+fi
 if [ "$status" -eq 5 ]; then
     echo "pytest collected no tests: that is a failure" >&2
     exit 1

@@ -69,9 +69,11 @@ class Agent:
         self.ctx = make_context(conf, conf.root, conf.netns)
         self.metrics = AgentMetrics()
         work = work_queue()
+        self.facts_changed = threading.Event()  # set by the watch hub when the node's interfaces change
+        self.facts_changed.set()  # gathered at the first heartbeat
         self.enforcer = Enforcer(Engine(self.registry, self.ctx),
                                  Outlet(self.host, self.state_dir, self.record, self.broker.notify, self.metrics),
-                                 Pacing.from_conf(conf), inbox=work)
+                                 Pacing.from_conf(conf), inbox=work, interfaces_changed=self.facts_changed.set)
         self.worker = Worker(conf, self.host, self.channel, self.cache, self.enforcer, self.registry, work,
                              self.refuse, self._taken, self._tick)
         self.stopping = threading.Event()
@@ -91,7 +93,8 @@ class Agent:
             files.remove_leftovers(self.state_dir / name)
         self.channel.open()
         self.talker = Talker(self.host, self.channel, Spool(self.state_dir / "spool"), self.enforcer, self.ctx,
-                             self.metrics, self.broker.coordinator, self._pulled, self.refuse, self.stopping)
+                             self.metrics, self.broker.coordinator, self._pulled, self.refuse, self.stopping,
+                             self.facts_changed)
 
     @property
     def server(self) -> Any:
@@ -201,6 +204,8 @@ class Agent:
         bind_host(self.host)
         try:
             self.worker.load_cached()
+            if self.enforcer.document is None:
+                self.enforcer.start_watches()  # the node's own interfaces are heard from the start
             sd_notify(f"READY=1\nSTATUS={AgentStatus.from_dict(self.enforcer.status()).line()}")
             self._talker.start()
             self.worker.run(self.stopping)

@@ -70,7 +70,8 @@ class Enforcer:
     """
 
     def __init__(self, engine: Engine, outlet: Outlet, pacing: Pacing = Pacing(),
-                 inbox: queue.Queue | None = None):
+                 inbox: queue.Queue | None = None, interfaces_changed: Callable[[], None] | None = None):
+        """``interfaces_changed``: told when the node's own interfaces or addresses change (its facts)."""
         self.engine = engine
         self.outlet = outlet
         self.host = outlet.host
@@ -80,7 +81,7 @@ class Enforcer:
         self.retries = Retries(pacing.retry_first, pacing.retry_cap)
         self.inbox: queue.Queue = inbox if inbox is not None else queue.Queue()
         self.touches: queue.SimpleQueue[Touch] = queue.SimpleQueue()
-        self.hub = WatchHub(self._arrived)
+        self.hub = WatchHub(self._arrived, interfaces_changed, engine.ctx.netns)
         self.document: Document | None = None
         self.applied_generation: int | None = None  # its first reconcile is the agent's own work, not drift
         self.last_result: ReconcileResult | None = None
@@ -110,11 +111,10 @@ class Enforcer:
 
     # -- events ----------------------------------------------------------------------------------
     def start_watches(self) -> None:
-        """Hand the hub what each resource's driver declares."""
-        if self.document is None:
-            return
+        """Hand the hub what each resource's driver declares (nothing before the first document: the hub
+        still hears the node's own interfaces)."""
         declared = {}
-        for resource in self.document.resources:
+        for resource in self.document.resources if self.document is not None else ():
             try:
                 declared[resource.id] = self.engine.registry.get(resource.driver).watches(resource.spec,
                                                                                           self.engine.ctx)

@@ -25,6 +25,7 @@ from nodeagent.wire.messages import AgentStatus, DriftEvent, Event, Malformed, R
 from nodeagent.wire.protocol import NodeChannel, Refused
 
 LOG = logging.getLogger(__name__)
+FACTS_REFRESH = 30  # heartbeats between two gatherings of the facts when no interface changed
 
 
 class Talker:
@@ -33,7 +34,7 @@ class Talker:
     def __init__(self, host: str, channel: NodeChannel, spool: Spool, enforcer: Enforcer, ctx: Context,
                  metrics: AgentMetrics, coordinator: Callable[[], messaging.CoordinatorAPI],
                  hand_over: Callable[[Any], None], refuse: Callable[[str, str], None],
-                 stopping: threading.Event):
+                 stopping: threading.Event, facts_changed: threading.Event | None = None):
         self.host = host
         self.log = HostLogger(LOG, host)
         self.channel = channel
@@ -48,7 +49,13 @@ class Talker:
         self.report_soon = threading.Event()
         self.connected: bool | None = None  # None: not tried yet
         self.reply_refused = False
+        # Facts are gathered when the node's interfaces changed (the watch hub sets facts_changed), and every
+        # FACTS_REFRESH heartbeats for what no event announces (an upgraded Open vSwitch); sent until taken.
+        self.facts_changed = facts_changed if facts_changed is not None else threading.Event()
+        self.facts_changed.set()
         self._facts_sent: str | None = None
+        self._facts_unsent: tuple[str, dict[str, Any]] | None = None  # (digest, facts) not yet taken
+        self._heartbeats = 0
         self._lock = threading.Lock()  # the spool: the loop appends, the talker acknowledges
 
     def record(self, kind: str, detail: str, drift: DriftEvent | None = None) -> None:
@@ -66,8 +73,13 @@ class Talker:
 
     def report(self, include_facts: bool = False) -> ReportAnswer | None:
         """Heartbeat: health, status, new events, and facts when they changed. None if unreachable."""
-        node_facts = facts.gather_facts(self.ctx, self.host)
-        digest = hashlib.sha256(json.dumps(node_facts, sort_keys=True).encode()).hexdigest()
+        self._heartbeats += 1
+        if include_facts or self.facts_changed.is_set() or self._heartbeats % FACTS_REFRESH == 0:
+            self.facts_changed.clear()
+            node_facts = facts.gather_facts(self.ctx, self.host)
+            digest = hashlib.sha256(json.dumps(node_facts, sort_keys=True).encode()).hexdigest()
+            if include_facts or digest != self._facts_sent:
+                self._facts_unsent = (digest, node_facts)
         with self._lock:
             spooled = self.spool.pending()
         document = self.enforcer.document
@@ -78,7 +90,7 @@ class Talker:
                         status=AgentStatus.from_dict(self.enforcer.status()),
                         health=facts.health(str(self.channel.state_dir), services),
                         events=tuple(e for _, e in spooled),
-                        facts=node_facts if include_facts or digest != self._facts_sent else None)
+                        facts=self._facts_unsent[1] if self._facts_unsent else None)
         answer = self.ask("report_state", report)
         try:
             answer = None if answer is None else ReportAnswer.from_dict(answer)
@@ -92,7 +104,7 @@ class Talker:
         if answer.taken:
             self._acknowledge([path for path, _ in spooled])
             if report.facts is not None:
-                self._facts_sent = digest
+                self._facts_sent, self._facts_unsent = self._facts_unsent[0], None
         was_connected, self.connected = self.connected, True
         if answer.status == "pending":
             self.log.warning("waiting for the operator to accept this node: nodeagentctl node accept %s", self.host)

@@ -30,8 +30,13 @@ class WatchHub:
     restarts only the listeners whose source's watches changed; the others keep listening.
     """
 
-    def __init__(self, deliver: Callable[[Touch], None]):
+    def __init__(self, deliver: Callable[[Touch], None], interfaces_changed: Callable[[], None] | None = None,
+                 netns: str | None = None):
+        """``interfaces_changed``: also told of every link and address change in the node's own namespace
+        ``netns`` (its facts), whatever the resources declare."""
         self.deliver = deliver
+        self.interfaces_changed = interfaces_changed
+        self.netns = netns
         self._running: dict[tuple[str, Any], tuple[Any, Any]] = {}  # source -> (what it watches, listener)
 
     @property
@@ -55,6 +60,8 @@ class WatchHub:
         netconf: dict[str | None, list[str]] = defaultdict(list)
         rows: dict[str, dict[tuple[str, str], list[str]]] = defaultdict(lambda: defaultdict(list))
         polls: dict[float, list[str]] = defaultdict(list)
+        if self.interfaces_changed is not None:
+            links[self.netns]  # the node's own namespace is always heard: its interfaces are its facts
         # Callbacks run later in the listeners' threads: loop values are bound as defaults, not closed over.
         for resource_id, watches in declared.items():
             for watch in dict.fromkeys(watches):
@@ -75,7 +82,7 @@ class WatchHub:
                 files, lambda path: self.touch(files.get(path, ()))))
         for netns, names in links.items():
             wanted[("links", netns)] = ((_plain(names), sorted(netconf[netns])), lambda netns=netns, names=names: (
-                netlink.LinkListener(netns, lambda changed: self.touch(r for name in changed for r in names.get(name, ())),
+                netlink.LinkListener(netns, lambda changed: self._links_changed(netns, names, changed),
                                      lambda ids=netconf[netns]: self.touch(ids))))
         for connection, by_row in rows.items():
             everything = [r for ids in by_row.values() for r in ids]
@@ -92,6 +99,11 @@ class WatchHub:
             self._running[source] = (watched, start())
         except Exception as exc:  # the periodic resync still covers what this listener would have heard
             LOG.warning("cannot watch %s %s: %s", source[0], source[1] or "on this node", exc)
+
+    def _links_changed(self, netns: str | None, names: dict[str, list[str]], changed: set[str]) -> None:
+        if netns == self.netns and self.interfaces_changed is not None:
+            self.interfaces_changed()
+        self.touch(r for name in changed for r in names.get(name, ()))
 
     def touch(self, resources: Iterable[str]) -> None:
         """Called from the listeners' threads: these resources may have changed."""
