@@ -181,7 +181,7 @@ class Verify(Lister):
         from nodeagent.fleet import trafficprobe
 
         try:
-            probe = trafficprobe.for_fleet(coordinator, lambda: verifier.neutron, parsed_args.node, parsed_args.network,
+            probe = trafficprobe.for_fleet(coordinator.inventory, lambda: verifier.neutron, parsed_args.node, parsed_args.network,
                                            parsed_args.cidr, parsed_args.external, parsed_args.outside_access)
         except trafficprobe.ProbeError as exc:
             raise SystemExit(f"nodeagentctl verify --traffic: {exc}") from None

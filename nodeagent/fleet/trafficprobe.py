@@ -26,6 +26,8 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
+from nodeagent.fleet.inventory import Inventory
+
 PREFIX = "nodeagent-probe"
 NETNS_PREFIX = "naprobe"
 PROBE_OWNER = "compute:nodeagent-probe"
@@ -469,12 +471,12 @@ class TrafficProbe:
                 self.api.delete_network(network, ignore_missing=True)
 
 
-def for_fleet(coordinator: Any, neutron: Callable[[], Any], host: str | None = None, network: str | None = None,
+def for_fleet(inventory: Inventory, neutron: Callable[[], Any], host: str | None = None, network: str | None = None,
               cidr: str = "198.19.254.0/24", external: str | None = None, outside: str | None = None
               ) -> TrafficProbe:
     """The probe of the coordinator's fleet (its accepted nodes with roles, see ``choose_nodes``); ``neutron``
     makes the client, asked only once there is something to probe."""
-    nodes = [(n.name, list(n.roles), coordinator.variables(n.name)) for n in coordinator.inventory.nodes()
+    nodes = [(n.name, list(n.roles), inventory.variables(n.name)) for n in inventory.nodes()
              if n.roles and n.enrolment == "accepted"]
     probed, looked_at, mtu = choose_nodes(nodes, host, network, cidr)
     mechanisms = {name: str(values.get("mechanism") or "openvswitch") for name, _, values in nodes}

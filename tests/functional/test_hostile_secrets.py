@@ -15,7 +15,7 @@ from oslo_config import cfg
 from sqlalchemy.engine import make_url
 
 from nodeagent.fleet.roles import Roles
-from nodeagent.cli import config
+from nodeagent.wire import rpc
 from nodeagent.kit.context import Context
 from nodeagent.document.model import COMMON_FIELDS
 from nodeagent.kit.result import Status
@@ -93,7 +93,7 @@ def rabbit_login(transport_url: str) -> None:
     """A cast through oslo.messaging's own rabbit driver, as the agents send their reports: no retry, so a refused
     login or a URL it cannot use raises."""
     conf = cfg.ConfigOpts()
-    config.register_messaging_opts(conf)
+    rpc.register_opts(conf)
     conf(args=[], default_config_files=[], default_config_dirs=[])
     transport = oslo_messaging.get_rpc_transport(conf, transport_url)
     try:
