@@ -85,11 +85,7 @@ class KernelModuleDriver(Driver):
             if not change.field.endswith(PERSISTED):
                 _load(change.field, ctx)
         if spec["persist"]:
-            path = ctx.host_path(spec["persist"])
-            found = files.read_file(path)
-            content = _render_list(found.text, spec["modules"]).encode()
-            if content != found.content:
-                files.write_atomic(path, content, backup=ctx.backup_path(spec["persist"]))
+            files.rewrite(ctx, spec["persist"], lambda text: _render_list(text, spec["modules"]))
 
 
 def module_tree(ctx: Context) -> Path:

@@ -91,11 +91,7 @@ class SysctlDriver(Driver):
         if live:
             ctx.in_netns(_write_live, {k: spec["settings"][k] for k in live}, ctx.where())
         if spec["persist"]:
-            path = ctx.host_path(spec["persist"])
-            found = files.read_file(path)
-            content = _render_persisted(found.text, spec["settings"]).encode()
-            if content != found.content:
-                files.write_atomic(path, content, backup=ctx.backup_path(spec["persist"]))
+            files.rewrite(ctx, spec["persist"], lambda text: _render_persisted(text, spec["settings"]))
 
 
 def _proc_path(key: str) -> Path:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from nodeagent.kit.context import Context
 from nodeagent.kit.result import Change
 from nodeagent.kit.errors import Conflict, PermanentError, TemporaryError
 
@@ -300,3 +301,14 @@ def converge(path: Path, found: FileState, content: bytes, spec: dict[str, Any],
                      expected=found)
     else:
         set_metadata(path, spec.get("permissions"), spec.get("owner"), spec.get("group"))
+
+
+def rewrite(ctx: Context, path: str, render: Callable[[str], str]) -> None:
+    """The document's ``path`` (under the context's root) written as ``render`` makes it from its text now, only
+    when that changes it, the previous version backed up: the files a driver keeps in step with what it applies
+    live (``sysctl.d``, ``modules-load.d``)."""
+    host = ctx.host_path(path)
+    found = read_file(host)
+    content = render(found.text).encode()
+    if content != found.content:
+        write_atomic(host, content, backup=ctx.backup_path(path))
