@@ -448,8 +448,32 @@ class TrafficProbe:
                     self.api.delete_network(thing, ignore_missing=True)
             except Exception:  # noqa: BLE001 - the rest must still go; sweep() catches it next time
                 continue
+        try:
+            self._remove_unnoted()
+        except Exception:  # noqa: BLE001 - sweep() catches it next time
+            pass
         self.made.clear()
         self.stand_ins.clear()
+
+    def _remove_unnoted(self) -> None:
+        """What this probe made but had not noted when it was interrupted (a port whose creation was under way
+        as Ctrl-C came, and so the network that still holds it): each name carries the probe's tag."""
+        mine = f"-{self.tag}"
+        for port in list(self.api.ports(device_owner=PROBE_OWNER)):
+            if (port.name or "").endswith(mine):
+                self.api.delete_port(port, ignore_missing=True)
+        for router in list(self.api.routers()):
+            if router.name == f"{PREFIX}{mine}":
+                self._delete_router(router)
+        for network in list(self.api.networks()):
+            if network.name == f"{PREFIX}{mine}":
+                self.api.delete_network(network, ignore_missing=True)
+
+    def _delete_router(self, router: Any) -> None:
+        for port in list(self.api.ports(device_id=router.id, device_owner="network:router_interface")):
+            for fixed in port.fixed_ips:
+                self.api.remove_interface_from_router(router, subnet_id=fixed["subnet_id"])
+        self.api.delete_router(router, ignore_missing=True)
 
     def sweep(self) -> None:
         """What a probe that was killed left: its ports, routers and networks in Neutron, its stand-ins on nodes."""
@@ -462,10 +486,7 @@ class TrafficProbe:
             self.api.delete_port(port, ignore_missing=True)
         for router in list(self.api.routers()):
             if router.name.startswith(PREFIX):
-                for port in list(self.api.ports(device_id=router.id, device_owner="network:router_interface")):
-                    for fixed in port.fixed_ips:
-                        self.api.remove_interface_from_router(router, subnet_id=fixed["subnet_id"])
-                self.api.delete_router(router, ignore_missing=True)
+                self._delete_router(router)
         for network in list(self.api.networks()):
             if network.name.startswith(PREFIX):
                 self.api.delete_network(network, ignore_missing=True)
