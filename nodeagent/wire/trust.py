@@ -138,11 +138,3 @@ def rotate_key(path: Path) -> Ed25519PrivateKey:
     os.replace(path, previous)
     path.with_suffix(".pub").unlink(missing_ok=True)
     return load_or_create_key(path)
-
-
-def endorsed(sealed: dict[str, Any], key_path: Path) -> dict[str, Any]:
-    """``sealed`` with the previous key's endorsement of the signing key, while a rotation is under way."""
-    previous = previous_key_path(key_path)
-    if previous.exists():
-        sealed["endorsement"] = endorse(load_private_key(previous), sealed["key"], "rotate")
-    return sealed

@@ -361,7 +361,7 @@ def test_the_provider_network_is_made_once_when_its_variables_are_set(roles, reg
     ({**PROVIDER, "provider_network_gateway": "198.19.68.1"},
      "variable 'provider_network_gateway' must be an address in 198.19.67.0/24"),
     ({**PROVIDER, "provider_network_pool": "198.19.67.100"}, "variable 'provider_network_pool' must be START-END"),
-    ({**PROVIDER, "provider_network_pool": "198.19.67.100-10.0.0.1"},
+    ({**PROVIDER, "provider_network_pool": "198.19.67.100-198.18.0.1"},
      "variable 'provider_network_pool' must be an address in 198.19.67.0/24"),
 ])
 def test_bad_provider_network_variables_are_refused_naming_them(roles, variables, message):
