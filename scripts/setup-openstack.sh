@@ -4,7 +4,8 @@
 # they call. (python-memcached: what the distribution's packages pull for keystonemiddleware's cache.)
 #   .venvs/openstack-2025.2   neutron 27 (neutron-api + neutron-rpc-server), keystone 28, openstack client
 #   .venvs/openstack-2024.2   neutron 25 (neutron-server, the Linux bridge agent), openstack client
-# Idempotent: a venv whose stamp names the same packages and is newer than its constraints file is kept.
+# Idempotent: a venv whose stamp names the same packages and the same constraints (by content, not mtime: a fresh
+# checkout or worktree has new mtimes) is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,8 +17,9 @@ say() { printf '==> %s\n' "$*" >&2; }
 
 install_series() {
     local series=$1 venv=.venvs/openstack-$1 constraints=etc/constraints/upper-constraints-$1.txt
-    local stamp=$venv/.installed
-    if [ -f "$stamp" ] && [ "$stamp" -nt "$constraints" ] && [ "$(cat "$stamp")" = "${SERIES[$series]}" ]; then
+    local stamp=$venv/.installed want
+    want="${SERIES[$series]} $(sha256sum <"$constraints" | cut -c1-16)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         return 0
     fi
     say "installing OpenStack $series (${SERIES[$series]}) into $venv"
@@ -26,7 +28,7 @@ install_series() {
     # The machine-wide pip constraint file (if any) must not fight the series' own pins.
     PIP_CONSTRAINT= "$venv/bin/pip" install -q --disable-pip-version-check -c "$constraints" ${SERIES[$series]} \
         >"$venv.log" 2>&1 || { tail -30 "$venv.log" >&2; echo "pip install of OpenStack $series failed" >&2; return 1; }
-    echo "${SERIES[$series]}" > "$stamp"
+    echo "$want" > "$stamp"
 }
 
 mkdir -p .venvs
