@@ -307,7 +307,7 @@ class RpcTarget:
             return "taken" if taken else "refused"
         answer = getattr(self.endpoint, method)({}, message)
         assert snapshot(self.root) == before, f"{method} changed files"
-        if isinstance(answer, dict) and "refused" in answer:
+        if isinstance(answer, dict) and ("refused" in answer or answer.get("kind") == "rejection"):
             return "refused"
         return "answered"
 

@@ -3,7 +3,8 @@
 Every message is checked here before anything is stored: the node's signature (a first contact
 enrols the key it presents), then its sequence number (a replay is refused), then its shape: it is
 read as a ``wire.messages.Report`` (or ``Request``), or refused naming the field. Refusals are
-recorded once per source and kind per window.
+recorded once per source and kind per window. A request that does not verify or is not fresh is
+answered with a ``Rejection``, which is never signed: one signed answer per accepted request.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from nodeagent.fleet.inventory import DriftRecord, Event, Inventory, Node, NodeT
 from nodeagent.fleet.notices import Notices
 from nodeagent.process.metrics import CoordinatorMetrics
 from nodeagent.wire import messages
-from nodeagent.wire.protocol import CoordinatorChannel, NodeRequest, Refused
+from nodeagent.wire.protocol import CoordinatorChannel, NodeRequest, Refused, Rejection
 from nodeagent.wire.refusals import RefusalLog
 
 LOG = logging.getLogger(__name__)
@@ -47,22 +48,29 @@ class Reports:
             hosts, self.facts_changed = sorted(self.facts_changed), set()
         return hosts
 
-    def report_state(self, sealed: Any) -> messages.ReportAnswer:
-        """A node's heartbeat: verified, fresh, read as a ``Report``, stored; the answer to sign and send back."""
+    def report_state(self, sealed: Any) -> messages.ReportAnswer | Rejection:
+        """A node's heartbeat: verified, fresh, read as a ``Report``, stored; the answer to sign and send back.
+        A report that does not verify or is not fresh gets a ``Rejection`` (never signed)."""
         if CoordinatorChannel.sender(sealed) is None:
             self.refuse(None, "report.refused", "malformed report, or a node name that is not a host name")
-            return messages.ReportAnswer(status="refused", reason="malformed report")
+            return Rejection("malformed report")
         refused = None
         with self.inventory.session() as session:
             try:
                 request = self._verify(session, sealed)
-                report = messages.Report.from_dict(request.payload)  # signed by the node, which may be the attacker
-            except Refused as exc:  # a Malformed report too: refused, its sequence spent
-                refused = str(exc)
-            if refused is None:
-                return self._take_report(session, request.host, report)
+            except Refused as exc:
+                request, refused = None, str(exc)
+            if request is not None:
+                try:
+                    report = messages.Report.from_dict(request.payload)  # signed by the node, maybe the attacker
+                except Refused as exc:  # Malformed: refused, its sequence spent (one signed answer per request)
+                    refused = str(exc)
+                else:
+                    return self._take_report(session, request.host, report)
         # Recorded once the session is closed (SQLite: one writer at a time).
         self.refuse(CoordinatorChannel.sender(sealed), "report.refused", refused)
+        if request is None:
+            return Rejection(refused)
         return messages.ReportAnswer(status="refused", reason=refused)
 
     def refuse(self, host: Any, kind: str, reason: str) -> None:
@@ -164,12 +172,13 @@ class Reports:
             if record.resource not in still:
                 record.closed_at = time.time()
 
-    def fetch_state(self, sealed: Any) -> dict[str, Any] | None:
-        """An accepted node's latest document, sealed for it; None when refused or there is none."""
+    def fetch_state(self, sealed: Any) -> dict[str, Any] | Rejection | None:
+        """An accepted node's latest document, sealed for it; None when there is none (or the node is not
+        accepted yet); a ``Rejection`` when the request does not verify, is not fresh or does not read."""
         host = CoordinatorChannel.sender(sealed)
         if host is None:
             self.refuse(None, "fetch.refused", "malformed request, or a node name that is not a host name")
-            return None
+            return Rejection("malformed request")
         refused = None
         with self.inventory.session() as session:
             try:
@@ -181,7 +190,7 @@ class Reports:
                 refused = str(exc)
         if refused is not None:
             self.refuse(host, "fetch.refused", refused)
-            return None
+            return Rejection(refused)
         if not accepted:
             return None
         try:

@@ -9,7 +9,11 @@ An envelope on the wire is ``{"payload": {...}, "signature": "<b64>", "key": "<b
   encryption key and, after a node re-keyed, the previous key's **rekey** endorsement of the new one;
 * a **request** (coordinator → node): a document with ``issued_at``, fresh for ``REQUEST_MAX_AGE``;
 * a **reply** (either way): ``kind=reply``, the node, ``request`` (the digest of the whole sealed request
-  it answers: one binding in both directions) and the answer.
+  it answers: one binding in both directions) and the answer. The coordinator signs a reply only to a
+  request whose signature verified and whose sequence was fresh: one signed reply per request;
+* a **rejection** (coordinator → node): ``kind=rejection`` and a reason, never signed: the answer to a
+  request the coordinator did not accept (its signature, its sequence, its node). Signing it would hand
+  whoever sent that request an answer bearing the coordinator's signature; no node takes it as a reply.
 
 Two channels are the only code that seals, signs, verifies or checks freshness: ``NodeChannel`` (the
 agent's end: its keys, its sequence, its trust in the coordinator's key and the key's rotation) and
@@ -40,7 +44,7 @@ from nodeagent.wire.trust import Refused
 REQUEST_MAX_AGE = 300  # seconds a signed request of the coordinator (a plan) stays valid
 
 __all__ = ["CoordinatorChannel", "DocumentEnvelope", "Endorsement", "Envelope", "NodeChannel", "NodeRequest",
-           "Refused", "Reply", "REQUEST_MAX_AGE", "box_key_paths"]
+           "Refused", "Rejection", "Reply", "REQUEST_MAX_AGE", "box_key_paths"]
 
 
 # -- values -------------------------------------------------------------------------------------------
@@ -180,6 +184,24 @@ class Reply:
         return {"kind": "reply", "node": self.node, "request": self.request, "answer": self.answer}
 
 
+@dataclass(frozen=True)
+class Rejection:
+    """The coordinator's answer to a request it did not accept: unsigned, so that it proves nothing to anyone."""
+
+    reason: str
+    status = "refused"  # what a signed refusal of a report says too
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": "rejection", "reason": self.reason}
+
+    @classmethod
+    def read(cls, raw: Any) -> Rejection | None:
+        """The rejection ``raw`` is, or None when it is none."""
+        if isinstance(raw, dict) and raw.get("kind") == "rejection" and "signature" not in raw:
+            return cls(str(raw.get("reason"))[:200])
+        return None
+
+
 def _issued_at(payload: dict[str, Any]) -> float:
     issued_at = payload.get("issued_at", 0)
     if isinstance(issued_at, bool) or not isinstance(issued_at, (int, float)) or not math.isfinite(issued_at):
@@ -309,6 +331,9 @@ class NodeChannel:
 
     def read_reply(self, raw: Any, request: Envelope) -> Any:
         """The coordinator's answer to ``request``, if signed by it for this very request."""
+        rejection = Rejection.read(raw)
+        if rejection is not None:
+            raise Refused(f"an unsigned rejection, not taken as the coordinator's: {preview(rejection.reason)}")
         return Reply.read(self._open(raw), self.host, request.to_dict()).answer
 
     def key_taken(self) -> None:
@@ -402,8 +427,13 @@ class CoordinatorChannel:
         return self._sign(DocumentEnvelope(host, generation, encrypted=encrypted).to_dict())
 
     def reply(self, request: Any, answer: Any) -> dict[str, Any]:
-        """An answer a node can trust: signed, for its node, bound to the digest of its request."""
+        """An answer a node can trust: signed, for its node, bound to the digest of its request. Only for a
+        request that verified and was fresh: anything else is answered with a ``Rejection``."""
         return self._sign(Reply.to(request, self.sender(request), answer).to_dict())
+
+    def answer(self, request: Any, answer: Any) -> dict[str, Any]:
+        """The reply to ``request``, or the unsigned rejection when the coordinator did not accept it."""
+        return answer.to_dict() if isinstance(answer, Rejection) else self.reply(request, answer)
 
     # from nodes
     @staticmethod

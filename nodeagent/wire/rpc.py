@@ -29,6 +29,9 @@ Coordinator API (``CoordinatorAPI`` calls it, ``CoordinatorEndpoint`` answers), 
 * 1.2 - a reply names the digest of the sealed request it answers (as an agent's reply always did), not its
   sequence; calls carry a request context. A 1.1 agent refuses a reply without its sequence: upgrade the
   agents with the coordinator.
+* 1.3 - a request the coordinator does not accept (its signature does not verify, its sequence is spent, its
+  node unknown or revoked) is answered with an unsigned ``Rejection``, never a signed refusal. A 1.2 agent
+  takes a rejection for a rogue answer, as it should.
 
 Notifications (``messagingv2``, topic ``<control_exchange>.notifications``) are for
 operators' tools: ``nodeagent.drift.*`` carry a ``DriftEvent.to_dict()``.
@@ -52,6 +55,8 @@ with warnings.catch_warnings():  # oslo.messaging imports eventlet via oslo.serv
     from oslo_messaging._tracing import client as _tracing_client
     from oslo_messaging.rpc import client as _rpc_client
 from oslo_config import cfg
+
+from nodeagent.wire.protocol import Rejection
 
 
 # oslo.messaging's RabbitMQ listener looks at its stop flag between two waits of
@@ -81,7 +86,7 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
 AGENT_TOPIC = "nodeagent"
 COORDINATOR_TOPIC = "nodeagent-coordinator"
 AGENT_API_VERSION = "1.1"
-COORDINATOR_API_VERSION = "1.2"
+COORDINATOR_API_VERSION = "1.3"
 # As Neutron's RPC_NAMESPACE_STATE: the agent's methods live in a namespace of their own. The coordinator's
 # stay in the default one: any consumer of its topic is answered by the same calls (the security suite's
 # rogue coordinator among them), and what makes a reply count is its signature, never where it came from.
@@ -219,8 +224,8 @@ class CoordinatorAPI:
 
 
 class CoordinatorEndpoint:
-    """The coordinator's RPC face: only these two methods are callable (explicit access policy); every answer
-    is signed by the coordinator's channel and bound to the request it answers."""
+    """The coordinator's RPC face: only these two methods are callable (explicit access policy); the answer to
+    an accepted request is signed by the coordinator's channel and bound to it, a rejection goes unsigned."""
 
     target = Target(version=COORDINATOR_API_VERSION)
 
@@ -230,11 +235,12 @@ class CoordinatorEndpoint:
 
     @expose
     def report_state(self, context: dict, sealed: Any) -> dict[str, Any]:
-        return self.channel.reply(sealed, self.reports.report_state(sealed).to_dict())
+        answer = self.reports.report_state(sealed)
+        return self.channel.answer(sealed, answer if isinstance(answer, Rejection) else answer.to_dict())
 
     @expose
     def fetch_state(self, context: dict, sealed: Any) -> dict[str, Any]:
-        return self.channel.reply(sealed, self.reports.fetch_state(sealed))
+        return self.channel.answer(sealed, self.reports.fetch_state(sealed))
 
 
 def coordinator_server(transport: oslo_messaging.Transport, host: str, reports: Any,

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nodeagent.fleet import enrolment, rotation
 from nodeagent.fleet.coordinator import Coordinator
 from nodeagent.wire import box, messages, trust
+from nodeagent.wire.protocol import Rejection
 from nodeagent.wire.refusals import RefusalLog
 from tests.conftest import set_up_coordinator
 
@@ -71,7 +72,7 @@ def test_a_replayed_fetch_is_refused(coordinator):
     coordinator.desired.set_state("n1", DOCUMENT, push=False)
     fetch = node.fetch()
     assert coordinator.reports.fetch_state(fetch) is not None
-    assert coordinator.reports.fetch_state(fetch) is None
+    assert isinstance(coordinator.reports.fetch_state(fetch), Rejection)  # unsigned when sent
     assert coordinator.refusals._open  # recorded (the first of its window at once)
     assert kinds(coordinator, "fetch.refused") == ["fetch.refused"]
 
@@ -190,7 +191,7 @@ def test_a_revoked_node_is_refused_gets_nothing_and_forget_lets_it_enrol_again(c
     enrolment.revoke(coordinator.inventory, "n1")
     assert coordinator.inventory.node("n1").public_key is None
     assert coordinator.reports.report_state(node.message()).reason.startswith("revoked")
-    assert coordinator.reports.fetch_state(node.fetch()) is None
+    assert isinstance(coordinator.reports.fetch_state(node.fetch()), Rejection)
     with pytest.raises(ValueError, match="revoked"):
         coordinator.desired.set_state("n1", DOCUMENT, push=False)  # it gets nothing
     enrolment.forget(coordinator.inventory, "n1")

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from nodeagent.fleet.reports import drift_event
 from nodeagent.wire import box, messages, trust
+from nodeagent.wire.protocol import Rejection
 from tests.conftest import set_up_coordinator
 
 _sequence = itertools.count(1)
@@ -84,6 +85,6 @@ def test_a_fetch_is_a_request_and_a_report_shaped_one_is_refused(coordinator):
     coordinator.desired.set_state("n1", {"resources": [{"id": "f", "driver": "file", "path": "/etc/neutron/f",
                                                 "content": "x"}]}, push=False)
     assert coordinator.reports.fetch_state(sealed(key)) is not None
-    assert coordinator.reports.fetch_state(report(key)) is None
+    assert isinstance(coordinator.reports.fetch_state(report(key)), Rejection)
     assert [e.detail for e in coordinator.inventory.events("n1", "fetch.refused")] == [
         "malformed request: events is not a field of this message"]
