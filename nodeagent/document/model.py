@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import heapq
 import re
+import string
 from dataclasses import dataclass, field
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -22,7 +23,14 @@ MODES = ("enforce", "monitor")
 MAX_GENERATION = 2**63 - 1  # what SQL's BIGINT holds
 COMMON_FIELDS = ("id", "driver", "after", "notify", "sensitive", "mode")
 NODE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}"  # a host name
+_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 _ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}"
+
+
+def fold_host(name: str) -> str:
+    """A host name as DNS compares it (RFC 4343): ASCII letters in lower case, nothing else changed. Names are
+    folded where they enter (a node's configuration, a request read): ``RELNODE1`` is ``relnode1``."""
+    return name.translate(_ASCII_LOWER)
 
 
 @dataclass(frozen=True)

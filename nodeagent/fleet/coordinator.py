@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from oslo_config import cfg
 
+from nodeagent.fleet import enrolment
 from nodeagent.fleet.delivery import Delivery
 from nodeagent.fleet.desired import DesiredState
 from nodeagent.fleet.errors import FleetInconsistent, NotFound, NotSetUp, PushFailed
@@ -107,8 +108,9 @@ class Coordinator:
 
     @cached
     def reports(self) -> Reports:
+        group = self.conf.coordinator
         return Reports(self.inventory, self.refusals, self.metrics, self.notices, self.delivery.sealed_document,
-                       self.conf.coordinator.auto_accept)
+                       group.auto_accept, enrolment.Gate(group.max_pending_nodes, group.enrolments_per_minute))
 
     @cached
     def settings(self) -> Settings:

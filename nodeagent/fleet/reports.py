@@ -32,13 +32,15 @@ class Reports:
     """What agents call: their reports are verified, made fresh, and stored; their fetches answered."""
 
     def __init__(self, inventory: Inventory, refusals: RefusalLog, metrics: CoordinatorMetrics, notices: Notices,
-                 sealed_document: Callable[[str], dict[str, Any] | None], auto_accept: bool):
+                 sealed_document: Callable[[str], dict[str, Any] | None], auto_accept: bool,
+                 gate: enrolment.Gate | None = None):
         self.inventory = inventory
         self.refusals = refusals
         self.metrics = metrics
         self.notices = notices
         self.sealed_document = sealed_document
         self.auto_accept = auto_accept
+        self.gate = gate or enrolment.Gate(max_pending=100, per_minute=30)  # the options' defaults
         self.facts_changed: set[str] = set()  # nodes with roles whose facts changed: render again
         self._facts_lock = threading.Lock()  # RPC threads add, the serve loop takes
 
@@ -54,24 +56,25 @@ class Reports:
         if CoordinatorChannel.sender(sealed) is None:
             self.refuse(None, "report.refused", "malformed report, or a node name that is not a host name")
             return Rejection("malformed report")
-        refused = None
+        verified = False
         with self.inventory.session() as session:
             try:
                 request = self._verify(session, sealed)
-            except Refused as exc:
-                request, refused = None, str(exc)
-            if request is not None:
-                try:
-                    report = messages.Report.from_dict(request.payload)  # signed by the node, maybe the attacker
-                except Refused as exc:  # Malformed: refused, its sequence spent (one signed answer per request)
-                    refused = str(exc)
-                else:
-                    return self._take_report(session, request.host, report)
+                verified = True  # its sequence spent: this request gets one signed answer, whatever it is
+                report = messages.Report.from_dict(request.payload)  # signed by the node, maybe the attacker
+            except Refused as exc:  # a Malformed report too
+                refused = exc
+            else:
+                return self._take_report(session, request.host, report)
         # Recorded once the session is closed (SQLite: one writer at a time).
-        self.refuse(CoordinatorChannel.sender(sealed), "report.refused", refused)
-        if request is None:
-            return Rejection(refused)
-        return messages.ReportAnswer(status="refused", reason=refused)
+        self._record_refusal(sealed, "report.refused", refused)
+        return messages.ReportAnswer(status="refused", reason=str(refused)) if verified else Rejection(str(refused))
+
+    def _record_refusal(self, sealed: Any, kind: str, refused: Refused) -> None:
+        if isinstance(refused, enrolment.Limited):  # made-up nodes vary their names: one source for them all
+            self.refuse("(enrolment limit)", "enrolment.limited", str(refused))
+        else:
+            self.refuse(CoordinatorChannel.sender(sealed), kind, str(refused))
 
     def refuse(self, host: Any, kind: str, reason: str) -> None:
         refuse(self.refusals, host, kind, reason)
@@ -90,6 +93,7 @@ class Reports:
             raise Refused("invalid host name (RFC 1123, at most 253 characters)")
         request = CoordinatorChannel.read_request(sealed, accepted_key, enrol)
         if request.enrolled:
+            self.gate.admit(session, pending=not self.auto_accept)
             self._enrol(session, node, host, request.key)
         elif request.rekeyed:
             node.public_key = request.key
@@ -201,10 +205,12 @@ class Reports:
 
 
 def refuse(refusals: RefusalLog, host: Any, kind: str, reason: str) -> None:
-    """Recorded (and logged) once per source and kind per window; an invalid name is one source."""
+    """Recorded (and logged) once per source and kind per window; an invalid name is one source, and so is
+    a made-up source in parentheses (every refusal at the enrolment limit)."""
     name = host if isinstance(host, str) and enrolment.valid_host(host) else None
-    if refusals.refuse(name or "(invalid name)", name, kind, reason):
-        LOG.warning("%s from %s: %s", kind, name or "(invalid name)", reason)
+    source = host if isinstance(host, str) and host.startswith("(") else name or "(invalid name)"
+    if refusals.refuse(source, name, kind, reason):
+        LOG.warning("%s from %s: %s", kind, source, reason)
 
 
 def drift_record(uid: str, drift: messages.DriftEvent) -> DriftRecord:

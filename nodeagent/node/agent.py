@@ -28,7 +28,7 @@ from nodeagent.node.options import make_context
 from nodeagent.kit import files
 from nodeagent.process.daemon import HostLogger, bind_host, sd_notify
 from nodeagent.process.metrics import AgentMetrics
-from nodeagent.document.model import Document
+from nodeagent.document.model import Document, fold_host
 from nodeagent.document.registry import DriverRegistry
 from nodeagent.node.broker import BrokerLink
 from nodeagent.node.cache import DocumentCache
@@ -57,7 +57,7 @@ class Agent:
     def __init__(self, conf: cfg.ConfigOpts, transport: Any = None, notification_transport: Any = None):
         messaging.register_opts(conf)
         self.conf = conf
-        self.host = conf.host
+        self.host = fold_host(conf.host)  # as the coordinator reads it (DNS compares names so)
         self.log = HostLogger(LOG, self.host)
         self.state_dir = Path(conf.state_dir)
         self.channel = NodeChannel(self.host, self.state_dir, Path(conf.node_key or self.state_dir / "node.key"),

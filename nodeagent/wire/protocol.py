@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from nodeagent.kit import files
 from nodeagent.kit.errors import preview
-from nodeagent.document.model import NODE_PATTERN
+from nodeagent.document.model import NODE_PATTERN, fold_host
 from nodeagent.wire import box, trust
 from nodeagent.wire.messages import Request
 from nodeagent.wire.sequence import Sequence
@@ -117,9 +117,10 @@ class Envelope:
 
     @property
     def sender(self) -> str | None:
-        """The node the payload says it comes from (unverified), when it is a host name."""
+        """The node the payload says it comes from (unverified), when it is a host name; folded as DNS folds
+        it, so that ``RELNODE1`` is the node ``relnode1`` (its key, its sequence), never a second one."""
         host = self.payload.get("node") if isinstance(self.payload, dict) else None
-        return host if isinstance(host, str) and re.fullmatch(NODE_PATTERN, host) else None
+        return fold_host(host) if isinstance(host, str) and re.fullmatch(NODE_PATTERN, host) else None
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,7 @@ class NodeChannel:
 
     def __init__(self, host: str, state_dir: Path, node_key_path: Path, coordinator_key_path: str | Path,
                  on_rotated: Callable[[str], None] = lambda new: None):
-        self.host = host
+        self.host = fold_host(host)
         self.state_dir = state_dir
         self.node_key_path = node_key_path
         self.coordinator_key_path = coordinator_key_path

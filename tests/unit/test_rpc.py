@@ -24,7 +24,7 @@ class Reports:
 
 
 class Channel:
-    def reply(self, request, answer):
+    def answer(self, request, answer):
         return {"reply": answer}
 
 
