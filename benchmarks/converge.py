@@ -41,6 +41,7 @@ def fleet(directory: Path, nodes: int) -> Coordinator:
     (directory / "roles").mkdir()
     (directory / "roles/tunnel.yaml.j2").write_text(ROLE)
     (directory / "c.conf").write_text(f"[coordinator]\nstate_dir = {directory / 'state'}\n"
+                                      "max_pending_nodes = 1000000\nenrolments_per_minute = 1000000\n"
                                       f"roles_dir = {directory / 'roles'}\n")
     coordinator = Coordinator(config.make_conf([str(directory / "c.conf")]))
     coordinator.set_up()

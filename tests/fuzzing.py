@@ -281,11 +281,27 @@ class RpcTarget:
         self.generation = 0
 
     def sealed_document(self, generation: int, debug: str) -> dict[str, Any]:
-        """A signed document of one ini resource (``conf``) setting ``[DEFAULT] debug``."""
+        """A signed document of one ini resource (``conf``) setting ``[DEFAULT] debug``, encrypted for the node."""
         document = {"node": "n1", "generation": generation, "resources": [
             {"id": "conf", "driver": "ini", "path": "/etc/neutron/neutron.conf",
              "settings": {"DEFAULT": {"debug": debug}}}]}
-        return self.trust.seal({"kind": "document", "document": document}, self.key)
+        return self.trust.seal(self.encrypted({"kind": "document", "document": document,
+                                               "issued_at": self.time.time()}), self.key)
+
+    def encrypted(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """A document's payload as the coordinator sends it, encrypted for the node (one in clear is refused
+        from the wire), so that the fuzzed document itself is what gets checked."""
+        from nodeagent.wire import box
+
+        document = payload.get("document")
+        if payload.get("kind") != "document" or not isinstance(document, dict):
+            return payload
+        node, generation = document.get("node"), document.get("generation")
+        node = node if isinstance(node, str) else "n1"
+        encrypted = box.encrypt_for(self.agent.channel.box_keys[0].public_key(), document,
+                                    f"{node}:{generation}".encode())
+        return {**{k: v for k, v in payload.items() if k != "document"}, "node": node, "generation": generation,
+                "encrypted": encrypted}
 
     def check(self, method: str, message: Any, signed: bool) -> str:
         if signed:
@@ -296,7 +312,7 @@ class RpcTarget:
             if message.get("issued_at") == "now":
                 message["issued_at"] = self.time.time()
             try:
-                message = self.trust.seal(message, self.key)
+                message = self.trust.seal(self.encrypted(message), self.key)
             except ValueError:  # a lone surrogate cannot be signed (nor sent by a coordinator): junk then
                 message = {"payload": message, "signature": "AAAA", "key": "AAAA"}
         before = snapshot(self.root)
@@ -361,7 +377,10 @@ class CoordinatorTarget:
             except ValueError:
                 message = {"payload": message, "signature": "AAAA", "key": "AAAA"}
         reply = getattr(self.endpoint, method)({}, message)
-        # every answer is a reply signed by the coordinator, naming the request it answers
+        if isinstance(reply, dict) and reply.get("kind") == "rejection":  # not accepted: never signed
+            assert "signature" not in reply and isinstance(reply.get("reason"), str), reply
+            return "rejected"
+        # every other answer is a reply signed by the coordinator, naming the request it answers
         assert isinstance(reply, dict) and self.trust.unseal(reply, self.coordinator.channel.key.public_key())
         answer = reply["payload"]["answer"]
         if method == "fetch_state":

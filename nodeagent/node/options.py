@@ -40,6 +40,9 @@ daemon_opts = [
                     "event reports."),
     cfg.StrOpt("coordinator_public_key", default="/etc/nodeagent/coordinator.pub",
                help="The coordinator's Ed25519 public key; documents not signed by it are refused."),
+    cfg.IntOpt("document_max_age", default=3600, min=0,
+               help="Seconds a pushed or pulled document is taken after the coordinator signed it (0: no bound): "
+                    "a push captured on the broker cannot be replayed later. The cached document is exempt."),
     cfg.StrOpt("node_key", help="This node's private key (made on first start; default state_dir/node.key)."),
     cfg.FloatOpt("debounce", default=0.1, min=0,
                  help="Seconds to wait after a watch event for more before reconciling what it touched."),

@@ -58,19 +58,25 @@ class Worker:
             self.log.debug("work queue full: %s dropped", kind)
             return False
 
-    def verify_document(self, sealed: Any, allow_same: bool = True) -> Document:
-        """The document in a signed message, if it is for this node and not older than ours."""
-        held = self.enforcer.document.generation if self.enforcer.document else -1
-        raw = self.channel.open_document(sealed, held, allow_same)
+    def verify_document(self, sealed: Any, allow_same: bool = True, max_age: float | None = None,
+                        cached: bool = False) -> Document:
+        """The document in a signed message (``NodeChannel.open_document``), if it is for this node, not older
+        than ours, and not another document under the generation we hold (a generation is never reused)."""
+        held = self.enforcer.document
+        raw = self.channel.open_document(sealed, held.generation if held else -1, allow_same, max_age, cached)
         try:
-            return parse_document(raw, self.registry)
+            document = parse_document(raw, self.registry)
         except InvalidDocument as exc:
             raise Refused(f"invalid document: {exc}") from None
+        if held is not None and document.generation == held.generation and document.to_dict() != held.to_dict():
+            raise Refused(f"another document with the generation {held.generation} held (a generation is never "
+                          "reused: replayed or downgraded?)")
+        return document
 
     def take(self, sealed: Any, source: str) -> bool:
         """Accept and apply a pushed or pulled document; False when refused or already held."""
         try:
-            document = self.verify_document(sealed)
+            document = self.verify_document(sealed, max_age=self.conf.document_max_age or None)
         except Refused as exc:
             self.refuse(f"document from {source}", str(exc))
             return False
@@ -85,7 +91,7 @@ class Worker:
         """The last accepted document, checked again: a tampered cache is refused like a forged push."""
         try:
             sealed = self.cache.load()
-            document = None if sealed is None else self.verify_document(sealed)
+            document = None if sealed is None else self.verify_document(sealed, cached=True)
         except (Refused, InvalidDocument, OSError) as exc:
             self.refuse("cached document", str(exc))
             return

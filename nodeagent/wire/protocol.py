@@ -275,10 +275,18 @@ class NodeChannel:
         return payload
 
     # documents and requests from the coordinator
-    def open_document(self, raw: Any, held: int, allow_same: bool = True) -> dict[str, Any]:
-        """The document (a plain dict, not yet parsed) in a signed message, if it is for this node and not
-        older than the generation ``held``."""
-        sealed = DocumentEnvelope.read(self._open(raw))
+    def open_document(self, raw: Any, held: int, allow_same: bool = True, max_age: float | None = None,
+                      cached: bool = False) -> dict[str, Any]:
+        """The document (a plain dict, not yet parsed) in a signed message, if it is for this node, not older
+        than the generation ``held`` and signed within ``max_age`` seconds (None: any time). From the wire it
+        must be encrypted: the coordinator encrypts every document for the node's key, which the node made
+        before it first spoke, so one in clear is an old capture (a downgrade). Only the ``cached`` one, which
+        a lab may seed before the node's first start, may be in clear."""
+        payload = self._open(raw)
+        sealed = DocumentEnvelope.read(payload)
+        if max_age is not None and time.time() - _issued_at(payload) > max_age:
+            raise Refused(f"too old: issued {time.time() - _issued_at(payload):.0f} s ago, document_max_age is "
+                          f"{max_age:g} s (a captured push replayed?)")
         document = sealed.document
         if sealed.encrypted is not None:
             if sealed.node != self.host:
@@ -291,6 +299,8 @@ class NodeChannel:
         generation = document.get("generation")
         if isinstance(generation, int) and (generation < held or (generation == held and not allow_same)):
             raise Refused(f"stale: generation {generation} is older than the generation {held} held")
+        if sealed.encrypted is None and not cached:
+            raise Refused("in clear, and this node has an encryption key (a downgrade)")
         return document
 
     def open_request(self, raw: Any) -> dict[str, Any]:

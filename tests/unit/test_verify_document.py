@@ -46,12 +46,24 @@ def encrypted(key, agent: Agent, body: dict, node: str = "n1") -> dict:
     """As the coordinator sends it: encrypted for the node's box key, bound to node and generation."""
     sealed_body = box.encrypt_for(agent.channel.box_keys[0].public_key(), body, f"{node}:{body['generation']}".encode())
     return trust.seal({"kind": "document", "node": node, "generation": body["generation"],
-                       "encrypted": sealed_body}, key)
+                       "encrypted": sealed_body, "issued_at": time.time()}, key)
 
 
-def test_a_signed_document_for_this_node_is_accepted(agent, coordinator_key):
-    accepted = agent.worker.verify_document(signed(coordinator_key, document(generation=3)))
+def test_a_signed_document_in_clear_is_accepted_from_the_cache_only(agent, coordinator_key):
+    accepted = agent.worker.verify_document(signed(coordinator_key, document(generation=3)), cached=True)
     assert accepted.generation == 3 and [r.id for r in accepted.resources] == ["conf"]
+    with pytest.raises(trust.Refused, match="in clear, and this node has an encryption key"):
+        agent.worker.verify_document(signed(coordinator_key, document(generation=3)))
+
+
+def test_a_document_older_than_its_max_age_is_refused(agent, coordinator_key):
+    sealed = encrypted(coordinator_key, agent, document(generation=3))
+    assert agent.worker.verify_document(sealed, max_age=60).generation == 3
+    old = trust.seal({**trust.unseal(sealed, coordinator_key.public_key()), "issued_at": time.time() - 61},
+                     coordinator_key)
+    with pytest.raises(trust.Refused, match="too old: issued 61 s ago, document_max_age is 60 s"):
+        agent.worker.verify_document(old, max_age=60)
+    assert agent.worker.verify_document(old).generation == 3  # no bound asked (the cache)
 
 
 def test_an_encrypted_document_is_opened_with_the_nodes_key(agent, coordinator_key):
@@ -79,12 +91,15 @@ def test_an_encrypted_document_moved_to_another_generation_is_refused(agent, coo
 
 
 def test_an_older_document_is_refused_and_the_same_one_only_when_allowed(agent, coordinator_key):
-    assert agent.worker.take(signed(coordinator_key, document(generation=5)), "a test")  # held: generation 5
+    assert agent.worker.take(encrypted(coordinator_key, agent, document(generation=5)), "a test")  # held: 5
     with pytest.raises(trust.Refused, match="stale: generation 4 is older than the generation 5 held"):
-        agent.worker.verify_document(signed(coordinator_key, document(generation=4)))
-    assert agent.worker.verify_document(signed(coordinator_key, document(generation=5))).generation == 5
+        agent.worker.verify_document(encrypted(coordinator_key, agent, document(generation=4)))
+    assert agent.worker.verify_document(encrypted(coordinator_key, agent, document(generation=5))).generation == 5
     with pytest.raises(trust.Refused, match="stale: generation 5"):
-        agent.worker.verify_document(signed(coordinator_key, document(generation=5)), allow_same=False)
+        agent.worker.verify_document(encrypted(coordinator_key, agent, document(generation=5)), allow_same=False)
+    other = document(generation=5, resources=[{**FILE, "content": "b\n"}])
+    with pytest.raises(trust.Refused, match="another document with the generation 5 held"):
+        agent.worker.verify_document(encrypted(coordinator_key, agent, other))
 
 
 @pytest.mark.parametrize("payload, reason", [
@@ -99,4 +114,4 @@ def test_what_is_not_a_document_is_refused(agent, coordinator_key, payload, reas
 def test_an_invalid_document_is_refused_with_the_resource_and_field_named(agent, coordinator_key):
     bad = document(resources=[{**FILE, "path": "etc/neutron/a.conf"}])
     with pytest.raises(trust.Refused, match="invalid document: .*conf.*path"):
-        agent.worker.verify_document(signed(coordinator_key, bad))
+        agent.worker.verify_document(encrypted(coordinator_key, agent, bad))
