@@ -78,12 +78,13 @@ class Context:
     def backup_path(self, path: str) -> Path | None:
         """Where the previous version of a managed file is kept, mirrored under ``backup_dir``.
 
-        No part of it under ``backup_dir`` may be a symbolic link: a link planted there
+        ``backup_dir`` itself is resolved inside ``root`` (a link above it leads no further out than
+        ``..`` would), and no part of the path under it may be a symbolic link: a link planted there
         would carry copies of managed files (and their secrets) anywhere.
         """
         if not self.backup_dir:
             return None
-        base = self.root / self.backup_dir.lstrip("/")
+        base = self.root / str(self._resolve_in_root(PurePosixPath("/", self.backup_dir))).lstrip("/")
         backup = base / path.lstrip("/")
         current = base
         for part in ("", *PurePosixPath(path).parts[1:]):

@@ -237,15 +237,37 @@ def remove_leftovers(path: Path) -> list[Path]:
 
 
 def set_metadata(path: Path, mode: int | None, owner: str | int | None, group: str | int | None) -> None:
-    """Change only mode and owner of an existing file."""
+    """Change only mode and owner of an existing file, through the file opened (never a link to follow).
+
+    Refused for a file with more than one hard link: its other names may be outside the allowed roots (a
+    hard link to /etc/shadow at a managed name would have it chmod-ed). Rewriting it breaks the link.
+    """
+    if mode is None and owner is None and group is None:
+        return
     uid, gid = uid_of(owner), gid_of(group)
     try:
-        if mode is not None:
-            os.chmod(path, mode)
-        if uid is not None or gid is not None:
-            os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:
         raise os_error(exc, f"cannot change '{path}'") from None
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise PermanentError(f"cannot change '{path}': {_not_regular(path, info)}")
+        if (mode is None or stat.S_IMODE(info.st_mode) == mode) and uid in (None, info.st_uid) \
+                and gid in (None, info.st_gid):
+            return  # nothing to change
+        if info.st_nlink > 1:
+            raise PermanentError(f"cannot change '{path}': it has {info.st_nlink} hard links, and another name "
+                                 "may be outside the allowed roots; mode and owner are never changed through one "
+                                 "(remove the other names, or change its content: a rewrite breaks the link)")
+        if mode is not None:
+            os.fchmod(descriptor, mode)
+        if uid is not None or gid is not None:
+            os.fchown(descriptor, -1 if uid is None else uid, -1 if gid is None else gid)
+    except OSError as exc:
+        raise os_error(exc, f"cannot change '{path}'") from None
+    finally:
+        os.close(descriptor)
 
 
 def remove(path: Path, backup: Path | None = None) -> None:
