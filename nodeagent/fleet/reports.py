@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from sqlalchemy import select
 
-from nodeagent.fleet import enrolment
+from nodeagent.fleet import enrolment, reportbounds
 from nodeagent.fleet.errors import NotFound
 from nodeagent.fleet.inventory import DriftRecord, Event, Inventory, Node, NodeTrust
 from nodeagent.fleet.notices import Notices
@@ -56,7 +56,7 @@ class Reports:
         if CoordinatorChannel.sender(sealed) is None:
             self.refuse(None, "report.refused", "malformed report, or a node name that is not a host name")
             return Rejection("malformed report")
-        verified = False
+        verified, refused = False, None
         with self.inventory.session() as session:
             try:
                 request = self._verify(session, sealed)
@@ -65,8 +65,13 @@ class Reports:
             except Refused as exc:  # a Malformed report too
                 refused = exc
             else:
-                return self._take_report(session, request.host, report)
+                report, cut = reportbounds.bound(report)
+                answer = self._take_report(session, request.host, report)
         # Recorded once the session is closed (SQLite: one writer at a time).
+        if refused is None:
+            if cut:
+                self.refuse(request.host, "report.truncated", f"report cut: {'; '.join(cut)}")
+            return answer
         self._record_refusal(sealed, "report.refused", refused)
         return messages.ReportAnswer(status="refused", reason=str(refused)) if verified else Rejection(str(refused))
 
