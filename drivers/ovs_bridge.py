@@ -206,7 +206,7 @@ def _port(item: Any, index: int) -> dict[str, Any]:
         raise InvalidResource(where, f"a {port_type} port takes no options, got {', '.join(options)}")
     for key in ("remote_ip", "local_ip"):
         if key in options and options[key] != "flow":
-            fields.ipv4_address(options, key)
+            fields.ipv4_address(options, key, f"{where}.{key}")
     return {"name": fields.interface_name(item.get("name"), f"{where}.name"), "type": port_type, "options": options}
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from nodeagent.kit.errors import InvalidDocument
+from nodeagent.kit.errors import InvalidDocument, preview
 
 MAX_BYTES = 8 * 1024 * 1024  # a node's whole document; the biggest real one is about 40 KB
 MAX_DEPTH = 32               # a document nests about 7 deep (resources, settings, section, key, values)
@@ -50,6 +50,25 @@ class _LimitedLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
+
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """A mapping whose keys are each written once: YAML says a key is unique, PyYAML keeps the last."""
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # a merge (<<) may be overridden by the mapping's own keys, as YAML means it
+            key = self.construct_object(key_node)
+            try:
+                first = seen.get(key)
+            except TypeError:  # unhashable: PyYAML refuses it below
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {preview(key)} (first on line {first + 1}, again on line "
+                    f"{key_node.start_mark.line + 1}): which one should win?", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
 
 
 # A document is JSON's types only: it is signed as JSON, cached as JSON and sent as JSON. An unquoted

@@ -162,11 +162,20 @@ def integer(spec: dict[str, Any], name: str, low: int, high: int, default: int |
     return value
 
 
-def ipv4_address(spec: dict[str, Any], name: str) -> str | None:
+def ipv4_address(spec: dict[str, Any], name: str, where: str | None = None) -> str | None:
+    """``spec[name]`` (None when absent) as a dotted IPv4 address; ``where`` names the field in errors."""
     value = spec.get(name)
     if value is None:
         return None
+    return ipv4(value, where or name)
+
+
+def ipv4(value: Any, name: str) -> str:
+    """A dotted IPv4 address, written as text: ``ipaddress`` would take ``true`` as 0.0.0.1 and an integer
+    as the address it counts to."""
     try:
+        if not isinstance(value, str):
+            raise ValueError
         return str(ipaddress.IPv4Address(value))
     except (ipaddress.AddressValueError, ValueError):
         raise InvalidResource(name, f"must be an IPv4 address, got {preview(value)}") from None

@@ -101,3 +101,14 @@ def test_a_value_oslo_config_would_strip_or_unquote_is_written_quoted_and_reads_
     conf(args=[], default_config_files=[str(tmp_path / "x.conf")], default_config_dirs=[])
     assert conf.secret == value
     assert IniFile.parse(ini.render()).values("DEFAULT", "secret") == [value]  # in sync: no drift after writing
+
+
+def test_one_update_sets_and_removes_many_keys_where_one_at_a_time_would():
+    text = "[DEFAULT]\n#debug = false\n#verbose = false\nx = 0\n[ml2]\n#type_drivers = vlan\n  indented\n[old]\ngone = 1\n"
+    ini = IniFile.parse(text)
+    ini.update({"DEFAULT": {"debug": ["true"], "new": ["1"], "x": ["5"], "also": ["2"]},
+                "ml2": {"type_drivers": ["gre"]}, "fresh": {"a": ["b"]}}, {"old": ["gone"], "DEFAULT": ["nope"]})
+    assert ini.render() == ("[DEFAULT]\n#debug = false\ndebug = true\n#verbose = false\nx = 5\nnew = 1\nalso = 2\n"
+                            "[ml2]\n#type_drivers = vlan\ntype_drivers = gre\n\n  indented\n[old]\n\n"
+                            "[fresh]\na = b\n")
+    assert IniFile.parse(ini.render()).values("DEFAULT", "debug") == ["true"]
