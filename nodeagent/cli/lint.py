@@ -53,8 +53,10 @@ class Lint(_LintLister):
     ini files, nova.conf, keystone.conf) is checked key by key: unknown keys and sections
     (with the closest name, and the replacement of a key that left upstream), deprecated
     names, keys removed in or only added after the target release, types, ranges and
-    choices, keys in the wrong file, plugins the release lacks. Secret values are never
-    shown. Exit status: 0 no error (warnings allowed), 1 errors.
+    choices, keys in the wrong file, plugins the release lacks; an absent key the release
+    says is secret but the resource does not mark sensitive (the change that removes it
+    would show its value). Secret values are never shown. Exit status: 0 no error
+    (warnings allowed), 1 errors.
     """
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:

@@ -51,7 +51,7 @@ def lint_resources(resources: Iterable[dict[str, Any]], release: str | None) -> 
     checks = []
     for resource in resources:
         if not isinstance(resource, dict) or resource.get("driver") != "ini" or not isinstance(
-                resource.get("path"), str) or not isinstance(resource.get("settings"), dict):
+                resource.get("path"), str) or not isinstance(resource.get("settings", {}), dict):
             continue
         file = posixpath.basename(resource["path"])
         service = registry.service_of(file)
@@ -66,11 +66,11 @@ def _experimental(checks: list["_FileCheck"]) -> list[Finding]:
     there: neutron-server exits at start otherwise (neutron.common.experimental.validate_experimental_enabled,
     called by the linuxbridge mechanism driver in 2024.1 and 2024.2)."""
     enabled = {str(k) for c in checks if c.file == "neutron.conf"
-               for k, v in (c.resource["settings"].get("experimental") or {}).items()
+               for k, v in ((c.resource.get("settings") or {}).get("experimental") or {}).items()
                if fields.scalar_text(v).lower() in ("true", "1", "yes", "on")}
     found = []
     for check in checks:
-        value = (check.resource["settings"].get("ml2") or {}).get("mechanism_drivers")
+        value = ((check.resource.get("settings") or {}).get("ml2") or {}).get("mechanism_drivers")
         if check.service != "neutron" or check.release is None or value is None:
             continue
         names = {n.strip() for v in (value if isinstance(value, list) else [value])
@@ -110,14 +110,30 @@ class _FileCheck:
             return [self.finding(ERROR, "", "", f"{self.service} {self.target} does not read {self.file} at all"
                                  f"{self._other_releases(lambda r: self.file in r.files)}")]
         found: list[Finding] = []
-        for section, options in self.resource["settings"].items():
+        for section, options in (self.resource.get("settings") or {}).items():
             if not isinstance(options, dict):
                 continue
             for key, value in options.items():
                 items = value if isinstance(value, list) else [value]
                 found += self.check(str(section), str(key), [fields.scalar_text(v) for v in items])
             found += self._auth_type(str(section), options)
+        absent = self.resource.get("absent")
+        for section, keys in (absent.items() if isinstance(absent, dict) else ()):
+            for key in (keys if isinstance(keys, list) else ()):
+                found += self._unmarked_secret(str(section), str(key))
         return found
+
+    def _unmarked_secret(self, section: str, key: str) -> list[Finding]:
+        """An absent key the release says holds a secret must be marked sensitive: the change that removes it
+        shows the value it had, in plans, drift, events and webhooks, unless its name gives it away."""
+        option = self.release.option(self.file, section, key) or self.release.renamed(self.file, section, key)
+        marked = self.sensitive if isinstance(self.sensitive, bool) else bool(
+            self.sensitive & {section, f"{section}.{key}"})
+        if option is None or not option.secret or marked:
+            return []
+        return [self.finding(WARNING, section, key, f"a secret option removed without being marked sensitive: the "
+                             f"value it had would show in plans, drift and events; add {section}.{key} to the "
+                             "resource's sensitive list")]
 
     def check(self, section: str, key: str, written: list[str]) -> list[Finding]:
         release = self.release
