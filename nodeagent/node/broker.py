@@ -84,10 +84,12 @@ class BrokerLink:
 
     def close(self) -> bool:
         """Stop listening, give queued notifications a short chance to leave, close the transports made
-        here (shared ones are their owner's); False when the broker's side did not finish in time."""
+        here (shared ones are their owner's); False when the broker's side did not finish in time, which
+        happens only when the broker does not answer (while it does, every connection is closed first)."""
         with self._lock:
             self._closed = True
             server, self.server = self.server, None
         steps = [server.stop, server.wait] if server is not None else []
         steps += [self.notifications.stop] if self.notifications is not None else []
-        return messaging.within(messaging.STOP_WAIT, *steps, *(t.cleanup for t in self._own_transports))
+        return messaging.within(messaging.STOP_WAIT, *steps, *(t.cleanup for t in self._own_transports),
+                                unless_answering=self.conf)

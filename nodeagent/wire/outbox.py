@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from typing import Any, Callable
 
 LOG = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class Outbox:
         self.sent = 0
         self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=size)
         self._stop = threading.Event()
+        self._deadline: float | None = None  # set by stop(): nothing more is sent after it
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -49,7 +51,10 @@ class Outbox:
         return self._queue.qsize()
 
     def stop(self, timeout: float = 2.0) -> None:
-        """Stop after what is queued, or after ``timeout``: a dead broker must not hold up a shutdown."""
+        """Stop after what is queued, or after ``timeout`` (what is left then is dropped, and the worker ends
+        after the message in hand): a dead broker or a burst must not hold up a shutdown, and nothing is
+        sent once the caller closes the connection after this."""
+        self._deadline = time.monotonic() + timeout
         self._stop.set()
         try:
             self._queue.put_nowait(None)
@@ -61,6 +66,9 @@ class Outbox:
         while True:
             item = self._queue.get()
             if item is None:
+                return
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                self.dropped += 1 + self._queue.qsize()
                 return
             for attempt in range(self.tries):
                 try:

@@ -42,6 +42,7 @@ RabbitMQ names a topic's queues after the topic alone, whatever the exchange: wi
 
 from __future__ import annotations
 
+import socket
 import threading
 import warnings
 from typing import Any, Callable
@@ -123,14 +124,17 @@ def notifier(conf: cfg.ConfigOpts, publisher: str, retry: int | None = None,
 
 
 STOP_WAIT = 1.0  # seconds a stop waits for the broker's side of it (at most 0.5 s when the broker is there)
+CLOSE_WAIT = 30.0  # seconds it waits more while the broker answers (a burst of notifications still leaving)
 
 
-def within(seconds: float, *steps: Callable[[], Any]) -> bool:
+def within(seconds: float, *steps: Callable[[], Any], unless_answering: cfg.ConfigOpts | None = None) -> bool:
     """Run ``steps`` one after the other in a thread of their own; True if all were done within ``seconds``.
 
     For stopping an RPC server (``stop``, ``wait``) and a transport (``cleanup``): with the broker
     away, oslo.messaging's listeners are busy reconnecting and look at their stop flag only once
     connected again. A process that is stopping leaves them to finish by themselves (daemon thread).
+    With ``unless_answering`` (a configuration naming the broker), steps that take longer while that broker
+    answers are waited for, up to ``CLOSE_WAIT`` more: they will end, and a stop leaves no connection open.
     """
     def run() -> None:
         for step in steps:
@@ -138,7 +142,24 @@ def within(seconds: float, *steps: Callable[[], Any]) -> bool:
     thread = threading.Thread(target=run, name="stopping", daemon=True)
     thread.start()
     thread.join(seconds)
+    if thread.is_alive() and unless_answering is not None and broker_answers(unless_answering):
+        thread.join(CLOSE_WAIT)
     return not thread.is_alive()
+
+
+def broker_answers(conf: cfg.ConfigOpts, timeout: float = 1.0) -> bool:
+    """Whether a broker of ``transport_url`` accepts a TCP connection now (no AMQP is spoken)."""
+    try:
+        url = oslo_messaging.TransportURL.parse(conf, conf.transport_url)
+    except (oslo_messaging.InvalidTransportURL, cfg.Error):
+        return False
+    for host in url.hosts:
+        try:
+            with socket.create_connection((host.hostname or "localhost", host.port or 5672), timeout):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def rpc_server(transport: oslo_messaging.Transport, target: oslo_messaging.Target,
