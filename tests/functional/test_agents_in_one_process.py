@@ -127,7 +127,7 @@ def test_three_agents_share_a_transport_converge_name_their_hosts_and_stop(fleet
         # Shared: the agents' calls all wait for their answers on one reply queue (an agent with a transport
         # of its own has a reply queue, and a connection for it, of its own). Each agent listens on its
         # own queues, over a connection of its server's own (oslo.messaging makes one per server).
-        ports = broker_ports()
+        ports = broker_ports() - before
         queues = consumed_queues(ports)
         assert len([q for q in queues if q.startswith("reply_")]) == 1
         for name in NAMES:
