@@ -30,8 +30,10 @@ class Limited(Refused):
 
 
 class Gate:
-    """Bounds first contacts, which anyone on the broker can make up (each costs a row and an event): at most
-    ``max_pending`` nodes waiting for an operator, at most ``per_minute`` enrolments in any minute."""
+    """Bounds pending enrolments, which anyone on the broker can make up (each costs a row and an event): at
+    most ``max_pending`` nodes waiting for an operator, at most ``per_minute`` new ones in any minute.
+    (With ``auto_accept`` an operator let every first contact in: a lab's, not gated.) The rate is this
+    coordinator's; the cap is the inventory's, whatever the number of coordinators."""
 
     def __init__(self, max_pending: int, per_minute: int, clock: Callable[[], float] = time.monotonic):
         self.max_pending = max_pending
@@ -40,15 +42,15 @@ class Gate:
         self._recent: collections.deque[float] = collections.deque()  # when the last enrolments were
         self._lock = threading.Lock()  # RPC threads enrol at once
 
-    def admit(self, session: Any, pending: bool) -> None:
-        """Count one more enrolment (``pending``: one more node to wait for an operator), or raise ``Limited``."""
+    def admit(self, session: Any) -> None:
+        """Count one more node waiting for an operator, or raise ``Limited``."""
         with self._lock:
             now = self.clock()
             while self._recent and now - self._recent[0] >= 60:
                 self._recent.popleft()
             if len(self._recent) >= self.per_minute:
                 raise Limited(f"enrolment limited: {self.per_minute} new nodes a minute (enrolments_per_minute)")
-            if pending and session.scalar(select(func.count()).select_from(Node).where(
+            if session.scalar(select(func.count()).select_from(Node).where(
                     Node.enrolment == "pending")) >= self.max_pending:
                 raise Limited(f"enrolment limited: {self.max_pending} nodes already wait for an operator "
                               "(max_pending_nodes)")

@@ -23,7 +23,8 @@ coordinator_opts = [
                help="Nodes that may wait for an operator's 'node accept' at once; a first contact past them is "
                     "refused (one event per refusal_window), so made-up nodes cannot fill the inventory."),
     cfg.IntOpt("enrolments_per_minute", default=30, min=1,
-               help="First contacts enrolled per minute, pending or auto-accepted; more are refused alike."),
+               help="New pending nodes per minute (per coordinator); more are refused alike. Neither bound "
+                    "applies with auto_accept."),
     cfg.IntOpt("agent_down_time", default=0, min=0,
                help="Seconds without a heartbeat after which a node is down (0: 3 x report_interval)."),
     cfg.ListOpt("webhooks", default=[], help="URLs that get every drift event and node down as a JSON POST."),

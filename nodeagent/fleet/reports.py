@@ -98,7 +98,8 @@ class Reports:
             raise Refused("invalid host name (RFC 1123, at most 253 characters)")
         request = CoordinatorChannel.read_request(sealed, accepted_key, enrol)
         if request.enrolled:
-            self.gate.admit(session, pending=not self.auto_accept)
+            if not self.auto_accept:
+                self.gate.admit(session)
             self._enrol(session, node, host, request.key)
         elif request.rekeyed:
             node.public_key = request.key

@@ -44,7 +44,7 @@ def hosts(fleet: Fleet) -> list[str]:
 
 @pytest.mark.parametrize("fleet, enrolled, limit", [
     ({"max_pending_nodes": 5}, 5, "5 nodes already wait for an operator (max_pending_nodes)"),
-    ({"enrolments_per_minute": 4, "auto_accept": True}, 4, "4 new nodes a minute (enrolments_per_minute)"),
+    ({"enrolments_per_minute": 4}, 4, "4 new nodes a minute (enrolments_per_minute)"),
 ], indirect=["fleet"], ids=["pending cap", "rate"])
 def test_made_up_nodes_enrol_up_to_the_cap_and_the_rate_with_one_event_for_the_rest(fleet, enrolled, limit):
     fleet, api = fleet
