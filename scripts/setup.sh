@@ -10,7 +10,7 @@ PACKAGES=(rabbitmq-server openvswitch-switch ethtool iproute2 libsystemd-dev pkg
           # what the real Neutron agents call, and the lab cloud's memcached; busybox (udhcpc) and ping for the
           # stand-in VMs
           dnsmasq-base iptables ipset conntrack iputils-arping haproxy keepalived socat mariadb-client curl
-          memcached busybox iputils-ping)
+          memcached busybox iputils-ping postgresql)
 
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -32,7 +32,9 @@ fi
 # No systemd as PID 1 here: apt does not start the services, so start them by hand.
 if ! rabbitmqctl -q status >/dev/null 2>&1; then
     say "starting RabbitMQ"
-    rabbitmq-server -detached >/dev/null 2>&1 || true
+    # Each agent holds one or more connections: the broker needs file descriptors well past the shell's
+    # default 1024 (at 832 sockets it crashed and lost its tables; see README "Scale").
+    (ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null; rabbitmq-server -detached >/dev/null 2>&1) || true
     for _ in $(seq 1 60); do
         rabbitmqctl -q status >/dev/null 2>&1 && break
         sleep 1

@@ -10,6 +10,7 @@
     nodeagentctl verify [--node H]           the real Neutron's agent list against the roles
     nodeagentctl verify --traffic [--node H] stand-in instances: DHCP, router, other nodes (probe_access)
     nodeagentctl lint [--role R] [--node H] [--release X]   the rendered options, checked per release
+    nodeagentctl db upgrade | db version     the inventory's schema (Alembic)
 """
 
 from __future__ import annotations
@@ -499,6 +500,31 @@ class SecretSet(Command):
         return 0
 
 
+class DbUpgrade(Command):
+    """Bring the inventory's database to this version's schema (Alembic), keeping every row.
+
+    Run it after installing a new nodeagent, before starting 'serve' (serve upgrades a database it finds
+    behind, too). A database made by an older nodeagent is upgraded from its revision; on SQLite, MariaDB or
+    PostgreSQL alike ([coordinator] database_connection).
+    """
+
+    def take_action(self, parsed_args: argparse.Namespace) -> int:
+        coordinator = _coordinator(self.app)
+        coordinator.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        before, after = coordinator.upgrade_schema()
+        self.app.stderr.write(f"inventory at revision {after}" + (" (unchanged)\n" if before == after else
+                              f" (was {before or 'empty'})\n"))
+        return 0
+
+
+class DbVersion(ShowOne):
+    """Show the inventory's schema revision and the one this nodeagent expects."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        current, head = _coordinator(self.app).schema_revision()
+        return ("Database", "Expected", "Up to date"), (current or "(empty)", head, current == head)
+
+
 class SecretList(Lister):
     """List the secrets' names and when they were set (never their values)."""
 
@@ -512,7 +538,7 @@ COMMANDS = {
     "node set-state": NodeSetState, "node plan": NodePlan, "events": Events, "drift list": DriftList,
     "role list": RoleList, "role show": RoleShow, "node assign": NodeAssign, "node unassign": NodeUnassign,
     "var set": VarSet, "var list": VarList, "secret set": SecretSet, "secret list": SecretList, "verify": Verify,
-    "lint": lint.FleetLint,
+    "lint": lint.FleetLint, "db upgrade": DbUpgrade, "db version": DbVersion,
 }
 
 

@@ -69,7 +69,17 @@ class Coordinator:
         """Make what is missing of the coordinator's state: its directory, keys and schema (keygen, serve)."""
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.channel.create_key()
-        Inventory(self._database_url(), self.vault).create_schema()
+        self.upgrade_schema()
+
+    def upgrade_schema(self) -> tuple[str | None, str]:
+        """Bring the inventory's schema to this code's revision (``db upgrade``); returns (from, to)."""
+        return Inventory(self._database_url(), self.vault).create_schema()
+
+    def schema_revision(self) -> tuple[str | None, str]:
+        """The inventory's revision and the one this code expects (``db version``)."""
+        from nodeagent.fleet import schema
+
+        return schema.current(Inventory(self._database_url()).engine), schema.head()
 
     # -- the parts, made on first use -----------------------------------------------------------
     @cached

@@ -70,6 +70,7 @@ class Node(Base):
     desired_generation: Mapped[int] = mapped_column(Integer, default=0)
     observed_generation: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    held: Mapped[str | None] = mapped_column(Text)  # why its roles do not render now; None: not held
 
     @property
     def state(self) -> str:
@@ -167,9 +168,12 @@ class Inventory:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    def create_schema(self) -> None:
-        """Make the tables that are missing (``keygen``, ``serve``); the ones there are left as they are."""
-        Base.metadata.create_all(self.engine)
+    def create_schema(self) -> tuple[str | None, str]:
+        """Make or upgrade the schema to this code's revision (``keygen``, ``serve``, ``db upgrade``); returns
+        the revisions (from, to). Rows are kept: each revision changes the tables, never drops what is in them."""
+        from nodeagent.fleet import schema
+
+        return schema.upgrade(self.engine)
 
     def has_schema(self) -> bool:
         """Whether the inventory was set up. Asking never makes it: SQLite would create an empty file."""
