@@ -113,7 +113,7 @@ class Coordinator:
 
     @cached
     def desired(self) -> DesiredState:
-        return DesiredState(self.inventory, self.delivery, self.roles)
+        return DesiredState(self.inventory, self.delivery, self.roles, self.notices)
 
     @cached
     def reports(self) -> Reports:

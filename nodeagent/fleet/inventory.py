@@ -74,9 +74,11 @@ class Node(Base):
 
     @property
     def state(self) -> str:
-        """pending, failed, converging or converged: what an operator asks first."""
+        """pending, held, failed, converging or converged: what an operator asks first."""
         if self.enrolment != "accepted":
             return self.enrolment
+        if self.held:
+            return "held"  # its roles do not render now: it keeps what it has (node show says why)
         if (self.status or {}).get("failed"):
             return "failed"
         reconciled = (self.status or {}).get("reconciled_generation", self.desired_generation)

@@ -18,6 +18,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from nodeagent.document import loading
 from nodeagent.fleet import escapes
+from nodeagent.fleet.errors import RoleError
 
 # What every deployment has unless the operator says otherwise ('nodeagentctl var set').
 DEFAULTS: dict[str, Any] = {
@@ -89,10 +90,6 @@ def _escape_char(char: str) -> str:
         return char
     code = ord(char)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
-
-
-class RoleError(Exception):
-    """A role cannot be rendered for a node; the message says which variable, secret or interface."""
 
 
 def release(value: Any) -> tuple[int, int]:
