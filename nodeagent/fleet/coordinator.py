@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from oslo_config import cfg
 
+from nodeagent.fleet.coordination import Coordination, backend_url
 from nodeagent.fleet.delivery import Delivery
 from nodeagent.fleet.desired import DesiredState
 from nodeagent.fleet.errors import FleetInconsistent, NotFound, NotSetUp, PushFailed
@@ -72,8 +73,10 @@ class Coordinator:
         self.upgrade_schema()
 
     def upgrade_schema(self) -> tuple[str | None, str]:
-        """Bring the inventory's schema to this code's revision (``db upgrade``); returns (from, to)."""
-        return Inventory(self._database_url(), self.vault).create_schema()
+        """Bring the inventory's schema to this code's revision (``db upgrade``); returns (from, to). Under
+        the ``schema`` lock: coordinators started together migrate once."""
+        with self.coordination.held("schema", wait=300):
+            return Inventory(self._database_url(), self.vault).create_schema()
 
     def schema_revision(self) -> tuple[str | None, str]:
         """The inventory's revision and the one this code expects (``db version``)."""
@@ -99,6 +102,12 @@ class Coordinator:
         return self.conf.coordinator.database_connection or f"sqlite:///{self.state_dir / 'coordinator.db'}"
 
     @cached
+    def coordination(self) -> Coordination:
+        """The locks this coordinator shares with the others on the same database (tooz)."""
+        url = self.conf.coordinator.coordination_url or backend_url(self._database_url(), self.state_dir)
+        return Coordination(url, self.conf.host)
+
+    @cached
     def refusals(self) -> RefusalLog:
         """Refusals (forged, replayed, unknown): one event per source per window, with a count."""
         return RefusalLog(self.inventory.add_event, self.conf.coordinator.refusal_window)
@@ -113,7 +122,8 @@ class Coordinator:
 
     @cached
     def desired(self) -> DesiredState:
-        return DesiredState(self.inventory, self.delivery, self.roles, self.notices)
+        return DesiredState(self.inventory, self.delivery, self.roles, self.notices,
+                            lambda: self.coordination.held("converge"))
 
     @cached
     def reports(self) -> Reports:
@@ -159,7 +169,9 @@ class Coordinator:
         return messaging.AgentAPI(self.transport(), timeout=self.conf.rpc_response_timeout, retry=PUSH_RETRIES)
 
     def close(self) -> None:
-        """Let go of the broker connections, if any were made."""
+        """Let go of the broker connections and the coordination backend, if they were used."""
+        if "coordination" in self.__dict__:
+            self.coordination.stop()
         if self._transport is not None:
             self._transport.cleanup()
             self._transport = None
@@ -186,7 +198,8 @@ class Coordinator:
             while not stopped(1.0):
                 self.refusals.flush()
                 self.liveness.check_down()
-                self.neutron.tick(time.monotonic())
+                if self.neutron.enabled and self.coordination.claim("neutron"):
+                    self.neutron.tick(time.monotonic())
                 self.desired.render_for_new_facts(self.reports.take_facts_changed())
                 self.liveness.update_gauges()
                 sd_notify("WATCHDOG=1")

@@ -9,9 +9,10 @@ and the agent fetches the document at its next heartbeat.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -35,8 +36,10 @@ Change = Callable[[Session], None]  # an operator's change to the inventory, mad
 class DesiredState:
     """Each node's desired document: rendered from its roles (or set by hand), checked, stored, pushed."""
 
-    def __init__(self, inventory: Inventory, delivery: Delivery, roles: Roles, notices: Notices | None = None):
+    def __init__(self, inventory: Inventory, delivery: Delivery, roles: Roles, notices: Notices | None = None,
+                 exclusive: Callable[[], ContextManager[None]] = contextlib.nullcontext):
         self.notices = notices
+        self.exclusive = exclusive  # one converge at a time across the coordinators (the 'converge' lock)
         self.roles = roles  # one template environment: Jinja2 compiles each template once, reloads it when changed
         self.inventory = inventory
         self.delivery = delivery
@@ -68,7 +71,7 @@ class DesiredState:
         blocks the others: every other node's change goes through, and a change that repairs it releases it.
         """
         try:
-            with self.inventory.session() as session:
+            with self.exclusive(), self.inventory.session() as session:
                 if change is not None:
                     change(session)
                     session.flush()
@@ -170,7 +173,7 @@ class DesiredState:
         if raw.get("node", host) != host:
             raise InvalidInput(f"the document is for node '{raw.get('node')}', not '{host}'")
         self._block_on_option_errors({host: raw})
-        with self.inventory.session() as session:
+        with self.exclusive(), self.inventory.session() as session:
             outgoing = self._store(session, host, raw)
         if push:
             self._push([outgoing], [outgoing])

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import time
 
+from sqlalchemy import select, update
+
 from nodeagent.fleet.inventory import Inventory, Node
 from nodeagent.fleet.notices import Notices
 from nodeagent.process.metrics import CoordinatorMetrics
@@ -23,15 +25,25 @@ class Liveness:
         self.down_time = down_time
 
     def check_down(self) -> list[str]:
-        """Mark nodes without a heartbeat for agent_down_time as down; returns them."""
+        """Mark nodes without a heartbeat for agent_down_time as down; returns them.
+
+        Every coordinator runs this; each node is marked by one only: the update is conditional (still alive,
+        still silent), so the one whose update changed the row records the event. No lock, so a hung
+        coordinator cannot stop the others noticing."""
         limit = time.time() - self.down_time
         gone = []
         with self.inventory.session() as session:
-            for node in session.query(Node).filter(Node.alive.is_(True), Node.last_heartbeat < limit):
-                node.alive = False
-                gone.append(node.name)
-                self.inventory.add_event(node.name, "node.down",
-                                         f"no heartbeat for {time.time() - node.last_heartbeat:.0f} s", session)
+            silent = session.execute(select(Node.name, Node.last_heartbeat).where(
+                Node.alive.is_(True), Node.last_heartbeat < limit)).all()
+        for name, heartbeat in silent:
+            with self.inventory.session() as session:
+                marked = session.execute(update(Node).where(Node.name == name, Node.alive.is_(True),
+                                                            Node.last_heartbeat < limit).values(alive=False))
+                if marked.rowcount != 1:
+                    continue  # it reported meanwhile, or another coordinator marked it
+                gone.append(name)
+                self.inventory.add_event(name, "node.down", f"no heartbeat for {time.time() - heartbeat:.0f} s",
+                                         session)
         for name in gone:
             LOG.warning("node %s is down", name)
             self.notices.notify("nodeagent.node.down", {"node": name})
