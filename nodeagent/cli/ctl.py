@@ -459,19 +459,24 @@ class RoleShow(ShowOne):
 
 
 class NodeAssign(Command):
-    """Give a node roles: its document is rendered, the fleet checked, and what changed pushed."""
+    """Give nodes roles: their documents are rendered, the fleet checked, and what changed pushed.
+
+    HOST is a node's name, a shell pattern, or several of either separated by commas: 'compute*' gives
+    every compute node the role in one change (one render of the fleet, one transaction).
+    """
 
     remove = False
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("host", metavar="HOST")
+        parser.add_argument("host", metavar="HOST", help="name, pattern (quote it: 'compute*'), or a,b,c")
         parser.add_argument("roles", metavar="ROLE", nargs="+")
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
         coordinator = _coordinator(self.app)
-        _converge(self.app, lambda: coordinator.settings.assign(parsed_args.host, parsed_args.roles, self.remove))
+        hosts = coordinator.settings.matching(parsed_args.host)
+        _converge(self.app, lambda: coordinator.settings.assign(hosts, parsed_args.roles, self.remove))
         return 0
 
 

@@ -52,6 +52,7 @@ __all__ = ["Coordinator", "FleetInconsistent", "NotFound", "NotSetUp", "PushFail
 
 LOG = logging.getLogger(__name__)
 cached = functools.cached_property
+GAUGE_TICKS = 10  # seconds between two updates of the fleet's gauges (a scan of every node)
 PUSH_RETRIES = 2  # a push does not wait for the broker: a node that misses one fetches at its next heartbeat
 
 
@@ -123,7 +124,7 @@ class Coordinator:
     @cached
     def desired(self) -> DesiredState:
         return DesiredState(self.inventory, self.delivery, self.roles, self.notices,
-                            lambda: self.coordination.held("converge"))
+                            lambda: self.coordination.held("converge"), self.metrics)
 
     @cached
     def reports(self) -> Reports:
@@ -194,14 +195,17 @@ class Coordinator:
         self.notices.start_webhooks()
         metrics.serve(self.metrics.registry, self.conf.coordinator.metrics_address)
         sd_notify("READY=1")
+        ticks = 0
         try:
             while not stopped(1.0):
+                ticks += 1
                 self.refusals.flush()
                 self.liveness.check_down()
                 if self.neutron.enabled and self.coordination.claim("neutron"):
                     self.neutron.tick(time.monotonic())
                 self.desired.render_for_new_facts(self.reports.take_facts_changed())
-                self.liveness.update_gauges()
+                if ticks % GAUGE_TICKS == 0:
+                    self.liveness.update_gauges()
                 sd_notify("WATCHDOG=1")
         finally:  # bounded: with the broker away, oslo.messaging's listener sees its stop flag only once back
             messaging.within(messaging.STOP_WAIT, server.stop, server.wait)

@@ -26,6 +26,7 @@ from nodeagent.document.registry import DriverRegistry
 
 if TYPE_CHECKING:  # imported where it is made: Jinja2 is no cost for read-only commands
     from nodeagent.fleet.notices import Notices
+    from nodeagent.process.metrics import CoordinatorMetrics
     from nodeagent.fleet.roles import Roles
 
 LOG = logging.getLogger(__name__)
@@ -37,8 +38,10 @@ class DesiredState:
     """Each node's desired document: rendered from its roles (or set by hand), checked, stored, pushed."""
 
     def __init__(self, inventory: Inventory, delivery: Delivery, roles: Roles, notices: Notices | None = None,
-                 exclusive: Callable[[], ContextManager[None]] = contextlib.nullcontext):
+                 exclusive: Callable[[], ContextManager[None]] = contextlib.nullcontext,
+                 metrics: CoordinatorMetrics | None = None):
         self.notices = notices
+        self.metrics = metrics
         self.exclusive = exclusive  # one converge at a time across the coordinators (the 'converge' lock)
         self.roles = roles  # one template environment: Jinja2 compiles each template once, reloads it when changed
         self.inventory = inventory
@@ -70,6 +73,7 @@ class DesiredState:
         without such a change (its facts changed: an address moved) is held with the reason, and no longer
         blocks the others: every other node's change goes through, and a change that repairs it releases it.
         """
+        started = time.monotonic()
         try:
             with self.exclusive(), self.inventory.session() as session:
                 if change is not None:
@@ -92,6 +96,8 @@ class DesiredState:
             self.inventory.add_event(None, "push.blocked", "; ".join(exc.problems))
             raise
         self._announce(newly_held)
+        if self.metrics is not None:
+            self.metrics.converge_seconds.observe(time.monotonic() - started)
         self._push(outgoing, [item for item in outgoing if item.host in accepted])
         return [(item.host, item.body["generation"]) for item in outgoing]
 

@@ -51,12 +51,16 @@ class Liveness:
         return gone
 
     def update_gauges(self) -> None:
-        nodes = self.inventory.nodes()
+        """The fleet's gauges: a few columns of every node (not their facts, health and status)."""
+        with self.inventory.session() as session:
+            rows = session.execute(select(Node.name, Node.enrolment, Node.alive, Node.last_heartbeat,
+                                          Node.held)).all()
         now = time.time()
         states = {"up": 0, "down": 0, "pending": 0}
-        for node in nodes:
-            states["pending" if node.enrolment != "accepted" else "up" if node.alive else "down"] += 1
-            if node.last_heartbeat:
-                self.metrics.heartbeat_age.labels(node.name).set(now - node.last_heartbeat)
+        for name, enrolment, alive, heartbeat, _held in rows:
+            states["pending" if enrolment != "accepted" else "up" if alive else "down"] += 1
+            if heartbeat:
+                self.metrics.heartbeat_age.labels(name).set(now - heartbeat)
         for state, number in states.items():
             self.metrics.nodes.labels(state).set(number)
+        self.metrics.held_nodes.set(sum(1 for row in rows if row.held))

@@ -47,3 +47,11 @@ class CoordinatorMetrics:
                              ["node"], registry=self.registry)
         self.webhook_failures = Counter("nodeagent_webhook_dead_letters_total", "Alerts no webhook took",
                                         ["url"], registry=self.registry)
+        self.report_seconds = Histogram("nodeagent_report_processing_seconds",
+                                        "Time to verify and store one agent report", registry=self.registry,
+                                        buckets=(.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10))
+        self.converge_seconds = Histogram("nodeagent_converge_duration_seconds",
+                                          "Time to render, check and store the fleet's documents for one change",
+                                          registry=self.registry,
+                                          buckets=(.1, .25, .5, 1, 2.5, 5, 10, 25, 60, 120))
+        self.held_nodes = Gauge("nodeagent_nodes_held", "Nodes whose roles do not render now", registry=self.registry)

@@ -6,12 +6,19 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 from nodeagent.testing.simulator import simulated_facts
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
 
 TRANSPORT_URL = "rabbit://guest:guest@127.0.0.1:5672/"
 # A role that renders differently per node (its overlay address) and changes with one site variable.
@@ -34,7 +41,7 @@ class Coordinators:
 
     def __init__(self, directory: Path, database_url: str | None, count: int, roles: dict[str, str],
                  transport_url: str = TRANSPORT_URL, report_interval: int = 2, down_time: int = 12,
-                 rabbit: dict[str, str] | None = None):
+                 rabbit: dict[str, str] | None = None, metrics: bool = False):
         self.directory = directory
         exchange = f"scale-out-{uuid.uuid4().hex[:12]}"
         (directory / "roles").mkdir(parents=True)
@@ -48,10 +55,15 @@ class Coordinators:
         coordinator = (f"[coordinator]\nstate_dir = {directory / 'state'}\n"
                        + (f"database_connection = {database_url}\n" if database_url else "")
                        + f"roles_dir = {directory / 'roles'}\nauto_accept = true\nagent_down_time = {down_time}\n")
-        self.confs = []
+        self.confs, self.metrics_urls = [], []
         for number in range(1, count + 1):
             path = directory / f"coordinator{number}.conf"
-            path.write_text(f"[DEFAULT]\nhost = coordinator{number}\n{common}\n{coordinator}{rabbit_section}")
+            own = ""
+            if metrics:
+                port = _free_port()
+                own = f"metrics_address = 127.0.0.1:{port}\n"
+                self.metrics_urls.append(f"http://127.0.0.1:{port}/metrics")
+            path.write_text(f"[DEFAULT]\nhost = coordinator{number}\n{common}\n{coordinator}{own}{rabbit_section}")
             self.confs.append(path)
         self.public_key = directory / "coordinator.pub"
         self.public_key.write_text(self.ctl("keygen").stdout)
