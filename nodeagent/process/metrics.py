@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, start_http_server
 
 RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -35,6 +35,7 @@ class AgentMetrics:
 class CoordinatorMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)  # process_cpu_seconds_total: CPU per report on the dashboard
         self.nodes = Gauge("nodeagent_nodes", "Nodes by status (up, down, pending)", ["status"],
                            registry=self.registry)
         self.drift_events = Counter("nodeagent_node_drift_events_total", "Drift events reported",
