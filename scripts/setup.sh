@@ -10,7 +10,11 @@ PACKAGES=(rabbitmq-server openvswitch-switch ethtool iproute2 libsystemd-dev pkg
           # what the real Neutron agents call, and the lab cloud's memcached; busybox (udhcpc) and ping for the
           # stand-in VMs
           dnsmasq-base iptables ipset conntrack iputils-arping haproxy keepalived socat mariadb-client curl
-          memcached busybox iputils-ping)
+          memcached busybox iputils-ping
+          # the L3 agent's radvd (IPv6 routers) and the DHCP agent's dhcp_release (dnsmasq-utils)
+          radvd dnsmasq-utils
+          # the package driver's tests: tiny .deb and .rpm repositories, real apt and dnf on a scratch root
+          dpkg-dev rpm createrepo-c dnf dnf-plugins-core)
 
 say() { printf '==> %s\n' "$*" >&2; }
 
