@@ -11,8 +11,8 @@ PACKAGES=(rabbitmq-server openvswitch-switch ethtool iproute2 libsystemd-dev pkg
           # stand-in VMs
           dnsmasq-base iptables ipset conntrack iputils-arping haproxy keepalived socat mariadb-client curl
           memcached busybox iputils-ping
-          # the L3 agent's radvd (IPv6 routers) and the DHCP agent's dhcp_release (dnsmasq-utils)
-          radvd dnsmasq-utils
+          # the L3 agent's radvd (IPv6 routers), the DHCP agent's dhcp_release (dnsmasq-utils), the Linux bridge agent's ebtables
+          radvd dnsmasq-utils ebtables
           # the package driver's tests: tiny .deb and .rpm repositories, real apt and dnf on a scratch root
           dpkg-dev rpm createrepo-c dnf dnf-plugins-core)
 
