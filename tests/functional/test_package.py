@@ -14,6 +14,7 @@ from nodeagent.kit.context import Context
 from nodeagent.kit.errors import InvalidDocument
 from nodeagent.kit.result import Status
 from nodeagent.node.engine import Engine
+from nodeagent.testing import labpackages
 from tests.functional import package_repos
 from tests.functional.helpers import EventSink, details, reconcile, watching
 
@@ -186,6 +187,17 @@ def test_bad_input_is_refused_naming_the_resource_and_field(engine, root, manage
         parse_document({"node": "lab", "generation": 1,
                         "resources": [{**packages("apt", radvd="installed"), **change}]}, engine.registry)
     assert list(root.iterdir()) == []
+
+
+@pytest.mark.parametrize("manager", ["apt"])
+def test_a_lab_node_reads_the_hosts_packages_and_never_installs(engine, root, manager):
+    """What the lab gives its nodes (labpackages): the host's package set, read-only in effect."""
+    labpackages.copy_package_database(root)
+    tools = reconcile(engine, packages("apt", radvd="installed", dnsmasq_utils="installed"))["packages"]
+    assert tools.status is Status.IN_SYNC, tools.error  # scripts/setup.sh installs them on the host
+    missing = reconcile(engine, packages("apt", radvd="installed", na_tool="installed"))["packages"]
+    assert missing.status is Status.FAILED
+    assert missing.error.startswith("field 'packages.na-tool': no repository of this node has package 'na-tool'")
 
 
 def apt_config(root: Path) -> str:
