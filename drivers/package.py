@@ -124,10 +124,15 @@ def _shown(seen: dict[str, Any]) -> str:
     return f"{seen['version']} (held)" if seen["held"] else seen["version"]
 
 
-def _run(command: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def _run(command: list[str], env: dict[str, str] | None = None,
+         prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """Run a package tool; with a prefix (a transient unit under the hardened agent unit) its environment
+    travels on the command line, through env(1), since the prefix's process does not pass the agent's on."""
+    env = {"LC_ALL": "C", **(env or {})}
+    if prefix:
+        command = [*prefix, "env", *[f"{key}={value}" for key, value in env.items()], *command]
     try:
-        return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT,
-                              env={**os.environ, "LC_ALL": "C", **(env or {})})
+        return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env={**os.environ, **env})
     except FileNotFoundError:
         raise PermanentError(f"'{command[0]}' is not installed on this node") from None
     except subprocess.TimeoutExpired:
@@ -147,8 +152,9 @@ def _failed(tool: str, done: subprocess.CompletedProcess, unknown: re.Pattern, w
         what = f"package '{name}'" if state in (INSTALLED, ABSENT) else f"version {state} of package '{name}'"
         raise PermanentError(f"field 'packages.{name}': no repository of this node has {what} "
                              f"({tool}: {match.group(0).strip()}); nothing was changed")
-    lines = [line for line in output.splitlines() if line.startswith(("E:", "Error:"))] or output.splitlines()
-    raise PermanentError(f"{tool} exited with {done.returncode}: {(lines or ['no output'])[-1].strip()}")
+    errors = [line.strip() for line in output.splitlines() if line.startswith(("E:", "Error:"))]
+    shown = "; ".join(errors) or (output.strip().splitlines() or ["no output"])[-1]
+    raise PermanentError(f"{tool} exited with {done.returncode}: {shown}")
 
 
 class Apt:
@@ -179,13 +185,13 @@ class Apt:
             if requests:  # one transaction: apt resolves all of it before dpkg changes anything
                 done = _run(["apt-get", "install", "-y", "-q", "--allow-downgrades", "--allow-change-held-packages",
                              "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
-                             "--", *requests], env)
+                             "--", *requests], env, ctx.package_prefix)
                 if done.returncode != 0:
                     _failed("apt-get", done, self.UNKNOWN, wanted)
             for verb, names in (("hold", [n for n, s in wanted.items() if s not in (INSTALLED, ABSENT)]),
                                 ("unhold", [n for n, s in wanted.items() if s == INSTALLED])):
                 if names:
-                    marked = _run(["apt-mark", verb, "--", *names], env)
+                    marked = _run(["apt-mark", verb, "--", *names], env, ctx.package_prefix)
                     if marked.returncode != 0:
                         _failed("apt-mark", marked, self.UNKNOWN, wanted)
 
@@ -199,11 +205,19 @@ def _apt_env(ctx: Context) -> Iterator[dict[str, str]]:
     if ctx.root == Path("/"):
         yield env
         return
-    with tempfile.NamedTemporaryFile("w", prefix="nodeagent-apt-", suffix=".conf") as config:
+    with tempfile.NamedTemporaryFile("w", prefix="nodeagent-apt-", suffix=".conf", dir=_scratch(ctx)) as config:
         root = str(ctx.root).replace('"', "")
         config.write(f'Dir "{root}/";\nDPkg::Options:: "--root={root}";\n')
         config.flush()
         yield {**env, "APT_CONFIG": config.name}
+
+
+def _scratch(ctx: Context) -> Path:
+    """Where a root's temporary package configuration goes: the root's own tmp, which a transient unit sees
+    as well (the agent's /tmp is private to its unit, or read-only under ProtectSystem=strict)."""
+    place = ctx.root / "tmp"
+    place.mkdir(mode=0o1777, exist_ok=True)
+    return place
 
 
 class Dnf:
@@ -236,17 +250,18 @@ class Dnf:
                                  f"{self.LOCKLIST} (package python3-dnf-plugin-versionlock); nothing was changed")
         with self._command(ctx) as dnf:
             # A lock on another version would hide the one wanted: locks go first, the wanted ones come after.
-            if any(name == n for name, _ in self._locked(ctx) for n in wanted):
-                self._run([*dnf, "versionlock", "delete", *wanted], wanted)
+            locked = [n for n in wanted if n in {name for name, _ in self._locked(ctx)}]
+            if locked:
+                self._run([*dnf, "versionlock", "delete", *locked], wanted, ctx)
             if install:
-                self._run([*dnf, "install", *install], wanted)
+                self._run([*dnf, "install", *install], wanted, ctx)
             if remove:
-                self._run([*dnf, "remove", *remove], wanted)
+                self._run([*dnf, "remove", *remove], wanted, ctx)
             if locks:
-                self._run([*dnf, "versionlock", "add", *locks], wanted)
+                self._run([*dnf, "versionlock", "add", *locks], wanted, ctx)
 
-    def _run(self, command: list[str], wanted: dict[str, str]) -> None:
-        done = _run(command)
+    def _run(self, command: list[str], wanted: dict[str, str], ctx: Context) -> None:
+        done = _run(command, None, ctx.package_prefix)
         if done.returncode == 0:
             return
         if "No such command: versionlock" in done.stdout + done.stderr:
@@ -273,7 +288,7 @@ class Dnf:
         if not (root / self.LOCKLIST.lstrip("/")).is_file():
             yield [*command, "--noplugins"]
             return
-        with tempfile.TemporaryDirectory(prefix="nodeagent-dnf-") as plugins:
+        with tempfile.TemporaryDirectory(prefix="nodeagent-dnf-", dir=_scratch(ctx)) as plugins:
             Path(plugins, "versionlock.conf").write_text(f"[main]\nenabled = 1\nlocklist = {root}{self.LOCKLIST}\n")
             yield [*command, f"--setopt=pluginconfpath={plugins}", "--disableplugin=*", "--enableplugin=versionlock"]
 

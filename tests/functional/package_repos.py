@@ -60,7 +60,7 @@ def apt_root(root: Path, repository: Path) -> Path:
                   "etc/apt/preferences.d", "etc/apt/sources.list.d", "var/cache/apt/archives/partial",
                   "var/lib/apt/lists/partial", "var/log/apt"):
         (root / place).mkdir(parents=True, exist_ok=True)
-    (root / "var/lib/dpkg/status").touch()
+    (root / "var/lib/dpkg/status").write_text("")  # a new system: nothing installed
     (root / "etc/apt/sources.list").write_text(f"deb [trusted=yes] file:{repository} ./\n")
     config = root.parent / "apt-update.conf"
     config.write_text(f'Dir "{root}/";\n')
