@@ -17,6 +17,11 @@ the package database under the context's root (``dpkg-query --admindir``; ``rpm 
 node's repositories do not have, or a version they do not carry, is an error naming the package; apt and
 dnf both resolve the whole request before changing anything, so nothing is changed then.
 
+Under the shipped agent unit apt and dnf cannot work from inside the sandbox (``ProtectSystem=strict``: /usr and
+the package database are read-only; no ``CAP_SETUID`` for apt's ``_apt`` user), so under systemd they run in a
+transient unit of their own (``ctx.package_prefix``: ``systemd-run --wait --pipe``, the agent's
+``package_command_prefix``); reading the database needs no such help.
+
 Why the tools' machine-readable output, not a library: python-apt binds libapt for the system Python only
 (it is not installable from PyPI, so not into the agent's virtualenv), and dnf's Python API is likewise the
 system's; ``dpkg-query -f`` and ``rpm --qf`` print exactly the fields asked for, in a format both keep stable.
@@ -93,7 +98,7 @@ class PackageDriver(Driver):
         changes = []
         for name, wanted in spec["packages"].items():
             seen = observed[name]
-            if _satisfied(wanted, seen, spec["manager"]):
+            if _satisfied(wanted, seen):
                 continue
             changes.append(Change(name, _shown(seen), wanted if wanted in (INSTALLED, ABSENT) else f"{wanted} (held)"))
         return changes
@@ -105,17 +110,14 @@ class PackageDriver(Driver):
         _MANAGERS[spec["manager"]].apply(wanted, present, ctx)
 
 
-def _satisfied(wanted: str, seen: dict[str, Any], manager: str) -> bool:
+def _satisfied(wanted: str, seen: dict[str, Any]) -> bool:
     if wanted == ABSENT:
         return seen["version"] is None
     if wanted == INSTALLED:
         return seen["version"] is not None and not seen["held"]
-    return _same_version(seen["version"], wanted, manager) and seen["held"]
-
-
-def _same_version(installed: str | None, wanted: str, manager: str) -> bool:
-    # rpm shows epoch 0 as no epoch; dpkg never shows an epoch 0 either.
-    return installed is not None and installed.removeprefix("0:") == wanted.removeprefix("0:")
+    # rpm's epoch 0 is shown as none (dpkg never shows an epoch 0 either)
+    installed = seen["version"]
+    return installed is not None and installed.removeprefix("0:") == wanted.removeprefix("0:") and seen["held"]
 
 
 def _shown(seen: dict[str, Any]) -> str:
@@ -147,7 +149,9 @@ def _failed(tool: str, done: subprocess.CompletedProcess, unknown: re.Pattern, w
     output = done.stderr + done.stdout
     for match in unknown.finditer(output):
         request = next(group for group in match.groups() if group)
-        name = next((n for n in wanted if request == n or request.startswith((n + "=", n + "-"))), request)
+        # apt names 'radvd' or 'radvd=1:2.19-1', dnf 'radvd-2.19-5.el9': the longest wanted name it starts with.
+        name = max((n for n in wanted if request == n or request.startswith((n + "=", n + "-"))), key=len,
+                   default=request)
         state = wanted.get(name, INSTALLED)
         what = f"package '{name}'" if state in (INSTALLED, ABSENT) else f"version {state} of package '{name}'"
         raise PermanentError(f"field 'packages.{name}': no repository of this node has {what} "
@@ -189,7 +193,7 @@ class Apt:
                 if done.returncode != 0:
                     _failed("apt-get", done, self.UNKNOWN, wanted)
             for verb, names in (("hold", [n for n, s in wanted.items() if s not in (INSTALLED, ABSENT)]),
-                                ("unhold", [n for n, s in wanted.items() if s == INSTALLED])):
+                                ("unhold", [n for n, s in wanted.items() if s == INSTALLED and n in present])):
                 if names:
                     marked = _run(["apt-mark", verb, "--", *names], env, ctx.package_prefix)
                     if marked.returncode != 0:
@@ -206,7 +210,9 @@ def _apt_env(ctx: Context) -> Iterator[dict[str, str]]:
         yield env
         return
     with tempfile.NamedTemporaryFile("w", prefix="nodeagent-apt-", suffix=".conf", dir=_scratch(ctx)) as config:
-        root = str(ctx.root).replace('"', "")
+        root = str(ctx.root)
+        if '"' in root:
+            raise PermanentError(f"apt cannot be pointed at root {root!r}: its configuration has no quoting for '\"'")
         config.write(f'Dir "{root}/";\nDPkg::Options:: "--root={root}";\n')
         config.flush()
         yield {**env, "APT_CONFIG": config.name}
