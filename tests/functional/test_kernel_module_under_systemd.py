@@ -50,7 +50,8 @@ def test_under_the_hardened_unit_the_agent_asks_systemd_to_load_its_modules(tmp_
             f"ReadWritePaths={fleet.directory}\nInaccessiblePaths={root}/lib/modules\nPrivateTmp=false\n"))
         # The real program; the node's list is under its root, not in the host's /etc/modules-load.d.
         systemd.add_unit("systemd-modules-load.service", (
-            "[Unit]\nDescription=Load Kernel Modules (the lab node's list)\n[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+            "[Unit]\nDescription=Load Kernel Modules (the lab node's list)\n"
+            "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
             f"ExecStart=/lib/systemd/systemd-modules-load {root}{PERSIST}\n"))
         systemd.start()
         assert show(systemd, "systemd-modules-load.service", "InactiveExitTimestampMonotonic") == {
@@ -63,7 +64,8 @@ def test_under_the_hardened_unit_the_agent_asks_systemd_to_load_its_modules(tmp_
         wait_until(lambda: ABSENT in reported(spool), 60, "the agent reported the module")
         assert (f"kernel-modules: systemd did not load kernel module '{ABSENT}' (systemd-modules-load.service: it "
                 "ran, and the module is not loaded: not in the node's module tree, or refused by the kernel); the "
-                f"module tree is hidden from the agent, so systemd was asked; {PERSIST} is as it was") in reported(spool)
+                f"module tree is hidden from the agent, so systemd was asked; {PERSIST} is as it was"
+                ) in reported(spool)
         ran = show(systemd, "systemd-modules-load.service", "InactiveExitTimestampMonotonic", "Result")
         assert ran["InactiveExitTimestampMonotonic"] != "0" and ran["Result"] == "success"  # asked, and it ran
         assert not (root / PERSIST.lstrip("/")).exists()  # as it was: there was none

@@ -15,7 +15,7 @@ from nodeagent.kit.errors import InvalidDocument
 from nodeagent.kit.result import Status
 from nodeagent.node.engine import Engine
 from nodeagent.testing import labpackages
-from tests.functional import package_repos
+from nodeagent.testing import packagerepos
 from tests.functional.helpers import EventSink, details, reconcile, watching
 
 HOST_PACKAGE_STATE = ("/var/lib/dpkg/status", "/etc/dnf/plugins/versionlock.list", "/var/lib/rpm", "/var/cache/dnf",
@@ -43,7 +43,7 @@ def host_untouched():
 @pytest.fixture(scope="module")
 def repositories(tmp_path_factory) -> dict[str, Path]:
     directory = tmp_path_factory.mktemp("repositories")
-    return {"apt": package_repos.deb_repository(directory), "dnf": package_repos.rpm_repository(directory)}
+    return {"apt": packagerepos.deb_repository(directory), "dnf": packagerepos.rpm_repository(directory)}
 
 
 @pytest.fixture(params=["apt", "dnf"])
@@ -54,8 +54,8 @@ def manager(request) -> str:
 @pytest.fixture
 def node(root: Path, repositories, manager) -> Path:
     if manager == "apt":
-        return package_repos.apt_root(root, repositories["apt"])
-    return package_repos.dnf_root(root, repositories["dnf"])
+        return packagerepos.apt_root(root, repositories["apt"])
+    return packagerepos.dnf_root(root, repositories["dnf"])
 
 
 @pytest.fixture
@@ -77,9 +77,9 @@ def test_a_missing_package_is_installed_then_in_sync(engine, node, manager):
     resource = packages(manager, na_tool="installed")
     planned = reconcile(engine, resource, dry_run=True)["packages"]
     assert details(planned) == ["na-tool: absent → installed"]
-    assert package_repos.installed_file(node, "na-tool") is None
+    assert packagerepos.installed_file(node, "na-tool") is None
     assert reconcile(engine, resource)["packages"].status is Status.CHANGED
-    assert package_repos.installed_file(node, "na-tool") == "2.0"  # the newest the repository has
+    assert packagerepos.installed_file(node, "na-tool") == "2.0"  # the newest the repository has
     assert reconcile(engine, resource)["packages"].status is Status.IN_SYNC
 
 
@@ -87,23 +87,23 @@ def test_a_held_version_is_installed_held_moved_and_released(engine, node, manag
     old, new = version(manager, "1.0"), version(manager, "2.0")
     first = reconcile(engine, packages(manager, na_tool=old))["packages"]
     assert (first.status, details(first)) == (Status.CHANGED, [f"na-tool: absent → {old} (held)"])
-    assert package_repos.installed_file(node, "na-tool") == "1.0"
+    assert packagerepos.installed_file(node, "na-tool") == "1.0"
     assert reconcile(engine, packages(manager, na_tool=old))["packages"].status is Status.IN_SYNC
     if manager == "apt":  # the hold is dpkg's own: an upgrade leaves the package where it is
         upgraded = subprocess.run(["apt-get", "upgrade", "-y", "-q"], capture_output=True, text=True,
                                   env={"APT_CONFIG": apt_config(node), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
         assert "kept back" in upgraded.stdout, upgraded.stdout + upgraded.stderr
-        assert package_repos.installed_file(node, "na-tool") == "1.0"
+        assert packagerepos.installed_file(node, "na-tool") == "1.0"
 
     moved = reconcile(engine, packages(manager, na_tool=new))["packages"]
     assert details(moved) == [f"na-tool: {old} (held) → {new} (held)"]
-    assert package_repos.installed_file(node, "na-tool") == "2.0"
+    assert packagerepos.installed_file(node, "na-tool") == "2.0"
     back = reconcile(engine, packages(manager, na_tool=old))["packages"]  # a downgrade too
-    assert (back.status, package_repos.installed_file(node, "na-tool")) == (Status.CHANGED, "1.0")
+    assert (back.status, packagerepos.installed_file(node, "na-tool")) == (Status.CHANGED, "1.0")
 
     released = reconcile(engine, packages(manager, na_tool="installed"))["packages"]
     assert details(released) == [f"na-tool: {old} (held) → installed"]
-    assert package_repos.installed_file(node, "na-tool") == "1.0"  # released, not upgraded
+    assert packagerepos.installed_file(node, "na-tool") == "1.0"  # released, not upgraded
     assert reconcile(engine, packages(manager, na_tool="installed"))["packages"].status is Status.IN_SYNC
 
 
@@ -111,8 +111,8 @@ def test_absent_removes_an_installed_package_and_leaves_the_others(engine, node,
     reconcile(engine, packages(manager, na_tool="installed", na_other="installed"))
     removed = reconcile(engine, packages(manager, na_tool="absent", na_other="installed"))["packages"]
     assert details(removed) == ["na-tool: 2.0 → absent" if manager == "apt" else "na-tool: 2.0-1 → absent"]
-    assert package_repos.installed_file(node, "na-tool") is None
-    assert package_repos.installed_file(node, "na-other") == "1.0"
+    assert packagerepos.installed_file(node, "na-tool") is None
+    assert packagerepos.installed_file(node, "na-other") == "1.0"
     assert reconcile(engine, packages(manager, na_tool="absent"))["packages"].status is Status.IN_SYNC
 
 
@@ -122,7 +122,7 @@ def test_an_unknown_package_is_an_error_naming_it_and_nothing_changes(engine, no
     assert failed.error.startswith("field 'packages.na-nosuch': no repository of this node has package "
                                    "'na-nosuch'"), failed.error
     assert failed.error.endswith("nothing was changed")
-    assert package_repos.installed_file(node, "na-other") is None
+    assert packagerepos.installed_file(node, "na-other") is None
 
 
 def test_a_version_no_repository_has_is_an_error_naming_it_and_nothing_changes(engine, node, manager):
@@ -131,7 +131,7 @@ def test_a_version_no_repository_has_is_an_error_naming_it_and_nothing_changes(e
     assert failed.status is Status.FAILED
     assert failed.error.startswith(f"field 'packages.na-tool': no repository of this node has version {missing} of "
                                    "package 'na-tool'"), failed.error
-    assert package_repos.installed_file(node, "na-other") is None
+    assert packagerepos.installed_file(node, "na-other") is None
 
 
 @pytest.mark.parametrize("manager", ["apt"])
@@ -143,22 +143,22 @@ def test_a_package_removed_by_hand_is_seen_and_put_back(engine, node, registry):
     sink = EventSink()
     with watching(driver, {"packages": driver.validate({k: resource[k] for k in ("manager", "packages")})},
                   engine.ctx, sink):
-        package_repos.run("dpkg", f"--root={node}", "--remove", "na-tool")
+        packagerepos.run("dpkg", f"--root={node}", "--remove", "na-tool")
         assert sink.wait_for("packages")
     fixed = reconcile(engine, resource)["packages"]
     assert details(fixed) == ["na-tool: absent → installed"]
-    assert package_repos.installed_file(node, "na-tool") == "2.0"
+    assert packagerepos.installed_file(node, "na-tool") == "2.0"
 
 
 @pytest.mark.parametrize("manager", ["dnf"])
 def test_dnf_without_the_versionlock_plugin_refuses_a_held_version_and_changes_nothing(engine, root, repositories,
                                                                                         manager):
-    node = package_repos.dnf_root(root, repositories["dnf"], versionlock=False)
+    node = packagerepos.dnf_root(root, repositories["dnf"], versionlock=False)
     failed = reconcile(engine, packages("dnf", na_tool="1.0-1"))["packages"]
     assert failed.error == ("a held version needs dnf's versionlock plugin, and this node has no "
                             "/etc/dnf/plugins/versionlock.list (package python3-dnf-plugin-versionlock); "
                             "nothing was changed")
-    assert package_repos.installed_file(node, "na-tool") is None
+    assert packagerepos.installed_file(node, "na-tool") is None
     assert reconcile(engine, packages("dnf", na_tool="installed"))["packages"].status is Status.CHANGED
 
 

@@ -15,7 +15,7 @@ import pytest
 from nodeagent.testing.lab import Fleet, LabSystemd
 from nodeagent.testing.waiting import wait_until
 from tests.conftest import REPO
-from tests.functional import package_repos
+from nodeagent.testing import packagerepos
 from tests.functional.test_agent_under_systemd import show
 from tests.functional.test_package import host_package_state
 
@@ -47,7 +47,7 @@ def test_the_agent_installs_packages_through_a_transient_unit_under_its_hardened
     try:
         fleet.add_node("node-p", ["eth2"])
         root = fleet.directory / "node-p" / "root"
-        package_repos.apt_root(root, package_repos.deb_repository(tmp_path))
+        packagerepos.apt_root(root, packagerepos.deb_repository(tmp_path))
         fleet.cache_document("node-p", {"generation": 4, "resources": [PACKAGES]})
         unit = (REPO / "systemd/nodeagent.service").read_text().replace(
             "/usr/bin/nodeagent --config-file /etc/nodeagent/nodeagent.conf",
@@ -72,14 +72,14 @@ def test_the_agent_installs_packages_through_a_transient_unit_under_its_hardened
         assert status(systemd) == "generation 4: 1 failed"
         reported = failure(fleet.directory / "node-p/state/spool")
         assert "packages: apt-get exited with 100: E: setgroups 65534 failed" in reported, reported
-        assert package_repos.installed_file(root, "na-tool") is None
+        assert packagerepos.installed_file(root, "na-tool") is None
         subprocess.run([*systemd.systemctl, "stop", "nodeagent.service"], check=True, timeout=60)
 
         # The default ('auto': the agent runs under systemd) asks systemd for a transient unit.
         conf = fleet.agent_conf("node-p")
         conf.write_text(conf.read_text().replace("package_command_prefix = \n", "package_command_prefix = auto\n"))
         run_agent(systemd)
-        wait_until(lambda: package_repos.installed_file(root, "na-tool") == "2.0", 60, "na-tool installed")
+        wait_until(lambda: packagerepos.installed_file(root, "na-tool") == "2.0", 60, "na-tool installed")
         wait_until(lambda: status(systemd) in ("generation 4: 1 changed", "generation 4: 1 in_sync"), 60,
                    "the resource changed")
     finally:

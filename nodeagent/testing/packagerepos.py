@@ -1,4 +1,4 @@
-"""Tiny package repositories and scratch roots for the package driver's tests, made with the real tools.
+"""Tiny package repositories and scratch roots for the package driver's tests and benchmark, by the real tools.
 
 Debian: packages built by ``dpkg-deb``, indexed by ``dpkg-scanpackages``, a ``file:`` source in the root's
 own ``etc/apt/sources.list`` and an empty dpkg database, as ``debootstrap`` leaves a new system. RPM: packages
