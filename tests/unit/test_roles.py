@@ -436,3 +436,9 @@ def test_openstack_packages_false_leaves_the_services_to_whoever_installs_them(r
 def test_a_bad_openstack_packages_value_is_refused_naming_it(roles):
     with pytest.raises(RoleError, match="variable 'openstack_packages' must be one of true, false, got 'yes'"):
         roles.render("n", ["network"], {**NODE_VARS, "openstack_packages": "yes"}, SECRETS, FACTS)
+
+
+def test_an_unknown_distribution_is_refused_naming_it(roles):
+    """Package (and unit) names exist for Debian/Ubuntu and RDO only: anything else is refused before a push."""
+    with pytest.raises(RoleError, match="variable 'distribution' must be one of debian, rdo, got 'arch'"):
+        roles.render("n", ["network"], {**NODE_VARS, "distribution": "arch"}, SECRETS, FACTS)
