@@ -10,13 +10,15 @@ PACKAGES=(rabbitmq-server openvswitch-switch ethtool iproute2 libsystemd-dev pkg
           # what the real Neutron agents call, and the lab cloud's memcached; busybox (udhcpc) and ping for the
           # stand-in VMs
           dnsmasq-base iptables ipset conntrack iputils-arping haproxy keepalived socat mariadb-client curl
-          memcached busybox iputils-ping
-          # the L3 agent's radvd (IPv6 routers), the DHCP agent's dhcp_release (dnsmasq-utils), the Linux bridge agent's ebtables
-          radvd dnsmasq-utils ebtables
-          # the package driver's tests: tiny .deb and .rpm repositories, real apt and dnf on a scratch root
-          dpkg-dev rpm createrepo-c dnf dnf-plugins-core)
+          memcached busybox iputils-ping)
 
 say() { printf '==> %s\n' "$*" >&2; }
+
+# The L3 agent's radvd (IPv6 routers), the DHCP agent's dhcp_release (dnsmasq-utils), the Linux bridge agent's
+# ebtables: what the roles' package resources ask for (a lab node reads the host's package database).
+PACKAGES+=(radvd dnsmasq-utils ebtables)
+# The package driver's tests: tiny .deb and .rpm repositories, real apt and dnf on a scratch root.
+PACKAGES+=(dpkg-dev rpm createrepo-c dnf dnf-plugins-core)
 
 if [ "$(id -u)" != 0 ]; then
     echo "scripts/setup.sh must run as root (it installs packages and starts RabbitMQ and Open vSwitch)" >&2
