@@ -57,6 +57,7 @@ setup(
             "ini = nodeagent.drivers.ini:IniDriver",
             "kernel_module = nodeagent.drivers.kernel_module:KernelModuleDriver",
             "linux_bridge = nodeagent.drivers.linux_bridge:LinuxBridgeDriver",
+            "package = nodeagent.drivers.package:PackageDriver",
             "ovs_bridge = nodeagent.drivers.ovs_bridge:OvsBridgeDriver",
             "service = nodeagent.drivers.service:ServiceDriver",
             "symlink = nodeagent.drivers.symlink:SymlinkDriver",

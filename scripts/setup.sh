@@ -14,6 +14,12 @@ PACKAGES=(rabbitmq-server openvswitch-switch ethtool iproute2 libsystemd-dev pkg
 
 say() { printf '==> %s\n' "$*" >&2; }
 
+# The L3 agent's radvd (IPv6 routers), the DHCP agent's dhcp_release (dnsmasq-utils), the Linux bridge agent's
+# ebtables: what the roles' package resources ask for (a lab node reads the host's package database).
+PACKAGES+=(radvd dnsmasq-utils ebtables)
+# The package driver's tests: tiny .deb and .rpm repositories, real apt and dnf on a scratch root.
+PACKAGES+=(dpkg-dev rpm createrepo-c dnf dnf-plugins-core)
+
 if [ "$(id -u)" != 0 ]; then
     echo "scripts/setup.sh must run as root (it installs packages and starts RabbitMQ and Open vSwitch)" >&2
     exit 1
