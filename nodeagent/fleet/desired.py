@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from nodeagent.fleet.delivery import Delivery, Outgoing, box_key
 from nodeagent.fleet.errors import FleetInconsistent, InvalidInput, NotFound, PushFailed
 from nodeagent.fleet.fleetchecks import check_fleet, option_errors, option_findings
-from nodeagent.fleet.inventory import Inventory, Node, StateDocument
+from nodeagent.fleet.inventory import Inventory, Node, NodeTrust, StateDocument
 from nodeagent.document.model import parse_document
 from nodeagent.document.registry import DriverRegistry
 
@@ -61,8 +61,11 @@ class DesiredState:
             node = session.get(Node, host)
             if node is None:
                 raise NotFound(f"no node '{host}'")
-            return self.roles.render(host, list(node.roles or []), self.inventory.variables(host, session),
-                                     self.inventory.secrets(session), node.facts)
+            return self._render_node(node, self.inventory.variables(None, session), self.inventory.secrets(session))
+
+    def _render_node(self, node: Node, site: dict[str, str], secrets: dict[str, str]) -> dict[str, Any]:
+        return self.roles.render(node.name, list(node.roles or []), {**site, **(node.variables or {})}, secrets,
+                                 node.facts)
 
     def converge(self, change: Change | None = None) -> list[tuple[str, int]]:
         """Make ``change``, render every node with roles, check the fleet, store what changed: one transaction.
@@ -81,15 +84,20 @@ class DesiredState:
                     session.flush()
                 nodes = [n for n in session.scalars(select(Node).order_by(Node.name)) if n.roles]
                 stored = {n.name: self.inventory.document(n.name, session=session) for n in nodes}
-                rendered, failures = self._render_each(nodes, session)
+                held_before = {n.name: n.held for n in nodes}
+                box_keys = {t.name: t.box_key for t in session.scalars(select(NodeTrust))}  # read once, not per node
+                site = self.inventory.variables(None, session)
+                variables = {n.name: {**site, **(n.variables or {})} for n in nodes}
+                rendered, failures = self._render_each(nodes, site, self.inventory.secrets(session))
                 if change is not None:  # the operator's own change broke these nodes: refused, as they are told
-                    caused = [why for host, why in failures.items() if not self._was_held(session, host)]
+                    caused = [why for host, why in failures.items() if not held_before.get(host)]
                     if caused:
                         raise caused[0]
                 holds = {host: str(why) for host, why in failures.items()}
-                rendered = self._checked(rendered, stored, holds, refuse=change is not None, session=session)
+                rendered = self._checked(rendered, stored, holds, held_before, refuse=change is not None,
+                                         variables=variables)
                 newly_held = self._hold(session, nodes, holds)
-                outgoing = [self._store(session, host, body) for host, body in rendered.items()
+                outgoing = [self._store(session, host, body, box_keys.get(host)) for host, body in rendered.items()
                             if _differs(stored[host], body)]
                 accepted = {n.name for n in nodes if n.enrolment == "accepted"}
         except FleetInconsistent as exc:  # recorded once the transaction is rolled back
@@ -101,29 +109,31 @@ class DesiredState:
         self._push(outgoing, [item for item in outgoing if item.host in accepted])
         return [(item.host, item.body["generation"]) for item in outgoing]
 
-    def _render_each(self, nodes: list[Node], session: Session) -> tuple[dict[str, Any], dict[str, InvalidInput]]:
+    def _render_each(self, nodes: list[Node], site: dict[str, str], secrets: dict[str, str]
+                     ) -> tuple[dict[str, Any], dict[str, InvalidInput]]:
         """Each node's rendered document, and why each node that cannot render does not."""
         rendered, failures = {}, {}
         for node in nodes:
             try:
-                rendered[node.name] = self.render(node.name, session)
+                rendered[node.name] = self._render_node(node, site, secrets)
             except InvalidInput as exc:  # a RoleError: a variable, secret or interface the roles need
                 failures[node.name] = exc
         return rendered, failures
 
     def _checked(self, rendered: dict[str, Any], stored: dict[str, StateDocument | None], holds: dict[str, str],
-                 refuse: bool, session: Session) -> dict[str, Any]:
+                 held_before: dict[str, str | None], refuse: bool, variables: dict[str, dict[str, str]]
+                 ) -> dict[str, Any]:
         """The rendered documents the fleet checks allow. A problem the stored documents already had blocks
         nothing; a new one refuses an operator's change, or holds the node whose new document brings it. A
         held node's new document is tried last, on its own: it is released when it brings no new problem."""
         running = {host: doc.body for host, doc in stored.items() if doc is not None}
-        baseline = set(check_fleet(running, self.releases(running, session)))
+        baseline = set(check_fleet(running, self.releases(running, variables=variables)))
 
         def new_problems(documents: dict[str, Any]) -> list[str]:
             trial = {**running, **documents}
-            return [p for p in check_fleet(trial, self.releases(trial, session)) if p not in baseline]
+            return [p for p in check_fleet(trial, self.releases(trial, variables=variables)) if p not in baseline]
 
-        was_held = {host for host, doc in rendered.items() if self._was_held(session, host)}
+        was_held = {host for host in rendered if held_before.get(host)}
         free = {host: body for host, body in rendered.items() if host not in was_held}
         problems = new_problems(free)
         if problems and refuse:
@@ -142,11 +152,6 @@ class DesiredState:
             else:
                 kept[host] = rendered[host]
         return kept
-
-    @staticmethod
-    def _was_held(session: Session, host: str) -> bool:
-        node = session.get(Node, host)
-        return node is not None and node.held is not None
 
     def _hold(self, session: Session, nodes: list[Node], holds: dict[str, str]) -> dict[str, str]:
         """Record which nodes are held and why; release those that render again (events in the transaction).
@@ -185,7 +190,7 @@ class DesiredState:
             self._push([outgoing], [outgoing])
         return outgoing.body["generation"]
 
-    def _store(self, session: Session, host: str, raw: dict[str, Any]) -> Outgoing:
+    def _store(self, session: Session, host: str, raw: dict[str, Any], key: str | None = None) -> Outgoing:
         """The document, validated, at the node's next generation (in the caller's transaction); returned as
         it is to be sent, with the node's encryption key."""
         node = session.get(Node, host)
@@ -199,7 +204,7 @@ class DesiredState:
         session.add(StateDocument(node=host, generation=generation, body=body, created_at=time.time()))
         node.desired_generation = generation
         self.inventory.add_event(host, "state.set", f"generation {generation}", session)
-        return Outgoing(host, {**body, "node": host, "generation": generation}, box_key(session, host))
+        return Outgoing(host, {**body, "node": host, "generation": generation}, key or box_key(session, host))
 
     def _push(self, stored: list[Outgoing], documents: list[Outgoing]) -> None:
         """Push ``documents``; those it fails for are recorded and named (PushFailed)."""
@@ -226,13 +231,18 @@ class DesiredState:
             raise NotFound(f"node '{host}' has no document")
         return self.delivery.ask_plan(host, {**body, "node": host, "generation": generation})
 
-    def releases(self, documents: dict[str, dict[str, Any]], session: Session | None = None) -> dict[str, str]:
-        """Each node's target OpenStack release: its document's, else its openstack_release variable."""
+    def releases(self, documents: dict[str, dict[str, Any]], session: Session | None = None,
+                 variables: dict[str, dict[str, str]] | None = None) -> dict[str, str]:
+        """Each node's target OpenStack release: its document's, else its openstack_release variable
+        (from ``variables`` when the caller has read them)."""
         from nodeagent.fleet.roles import DEFAULTS
 
-        return {host: str(doc.get("openstack_release")
-                          or self.inventory.variables(host, session).get("openstack_release")
-                          or DEFAULTS["openstack_release"]) for host, doc in documents.items()}
+        def variable(host: str) -> str | None:
+            known = variables.get(host) if variables is not None else None
+            return (known if known is not None else self.inventory.variables(host, session)).get("openstack_release")
+
+        return {host: str(doc.get("openstack_release") or variable(host) or DEFAULTS["openstack_release"])
+                for host, doc in documents.items()}
 
     def _block_on_option_errors(self, documents: dict[str, dict[str, Any]]) -> None:
         problems = option_errors(documents, self.releases(documents))
