@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
+import tenacity
 from sqlalchemy.engine import make_url
 
 from nodeagent.kit.errors import Unavailable
@@ -86,7 +87,10 @@ class Coordination:
             return
         try:
             lock = self._started().get_lock(f"nodeagent-{name}".encode())
-            got = lock.acquire(blocking=wait if wait > 0 else False)
+            try:
+                got = lock.acquire(blocking=wait if wait > 0 else False)
+            except tenacity.RetryError:  # tooz's SQL drivers give up a timed wait so instead of returning False
+                got = False
             try:
                 yield got
             finally:

@@ -122,3 +122,52 @@ def test_nodeagentctl_db_upgrade_and_version_on_a_server_database(servers, tmp_p
     assert f"inventory at revision {schema.head()} (was empty)" in upgraded.stderr
     assert run("db", "version", "-f", "value").stdout.split() == [schema.head(), schema.head(), "True"]
     assert "unchanged" in run("db", "upgrade").stderr
+
+
+@pytest.fixture(params=BACKENDS)
+def lock_url(request, tmp_path):
+    from nodeagent.fleet.coordination import backend_url
+
+    if request.param == "sqlite":
+        return backend_url(f"sqlite:///{tmp_path / 'coordinator.db'}", tmp_path)
+    return backend_url(request.getfixturevalue("servers")[request.param].create_database(
+        f"locks{next(_names)}"), tmp_path)
+
+
+def test_coordinators_share_locks_on_the_inventory_backend_and_a_killed_holder_lets_go(lock_url, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from nodeagent.fleet.coordination import Coordination
+    from nodeagent.kit.errors import Unavailable
+    from nodeagent.testing.waiting import wait_until
+
+    first, second = Coordination(lock_url, "c1"), Coordination(lock_url, "c2")
+    try:
+        with first.once("converge") as mine:
+            assert mine
+            with second.once("converge") as theirs:
+                assert not theirs
+            with pytest.raises(Unavailable, match="another coordinator holds lock 'converge'"):
+                with second.held("converge", wait=1):
+                    pass
+        with second.held("converge", wait=1):  # released: free at once
+            pass
+        holder = subprocess.Popen([sys.executable, "-c", (
+            "import sys, time\nfrom nodeagent.fleet.coordination import Coordination\n"
+            f"c = Coordination({lock_url!r}, 'holder')\nassert c.claim('neutron')\n"
+            "print('held', flush=True)\ntime.sleep(600)\n")], stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            assert not second.claim("neutron")
+            holder.kill()
+            holder.wait(10)
+            killed = time.monotonic()
+            wait_until(lambda: second.claim("neutron"), timeout=10)
+            assert time.monotonic() - killed < 5
+        finally:
+            holder.kill()
+    finally:
+        first.stop()
+        second.stop()
