@@ -33,6 +33,7 @@ setup(
         "SQLAlchemy>=2.0",
         "stevedore>=5.0",
         "systemd-python>=234",
+        "tenacity>=8.0",
         "tooz>=6.0",
         "watchdog>=3.0",
     ],
