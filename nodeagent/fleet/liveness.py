@@ -42,6 +42,7 @@ class Liveness:
                 if marked.rowcount != 1:
                     continue  # it reported meanwhile, or another coordinator marked it
                 gone.append(name)
+                self.metrics.down_detection_seconds.observe(time.time() - heartbeat)
                 self.inventory.add_event(name, "node.down", f"no heartbeat for {time.time() - heartbeat:.0f} s",
                                          session)
         for name in gone:

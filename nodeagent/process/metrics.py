@@ -55,4 +55,8 @@ class CoordinatorMetrics:
                                           "Time to render, check and store the fleet's documents for one change",
                                           registry=self.registry,
                                           buckets=(.1, .25, .5, 1, 2.5, 5, 10, 25, 60, 120))
+        self.down_detection_seconds = Histogram("nodeagent_node_down_detection_seconds",
+                                                "Silence of a node when it was marked down (agent_down_time + tick)",
+                                                registry=self.registry,
+                                                buckets=(15, 30, 45, 60, 90, 120, 180, 300, 600))
         self.held_nodes = Gauge("nodeagent_nodes_held", "Nodes whose roles do not render now", registry=self.registry)
