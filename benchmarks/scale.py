@@ -58,6 +58,12 @@ def counts(engine) -> dict[str, int]:
     return {"listed": len(rows), "alive": sum(1 for r in rows if r[0]), "converged": converged}
 
 
+def alive_among(engine, hosts: list[str]) -> int:
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT name FROM nodes WHERE alive")).scalars().all()
+    return len(set(rows) & set(hosts))
+
+
 def wait_for(predicate, timeout: float, what: str, step: float = 0.25) -> float:
     started = time.monotonic()
     while not predicate():
@@ -157,11 +163,10 @@ def run(agents: int, database: str, coordinators_count: int, args: argparse.Name
         figures["rss_mib_per_agent"] = round(sum(rss_mib(fleet.pids())) / agents, 2)
         figures["rss_mib_per_coordinator"] = round(statistics.median(rss_mib(pids)), 1)
 
-        victim = fleet.children[0]
-        lost = math.ceil(agents / processes)
-        alive_before = counts(engine)["alive"]
+        victim, (first, length) = fleet.children[0], fleet.slices()[0]
+        silenced = fleet.hosts[first:first + length]
         os.killpg(victim.pid, signal.SIGKILL)
-        figures["down_detected_s"] = round(wait_for(lambda: counts(engine)["alive"] <= alive_before - lost,
+        figures["down_detected_s"] = round(wait_for(lambda: alive_among(engine, silenced) == 0,
                                                     10 * args.interval + 60, "the killed process's nodes down"), 1)
         figures["agent_down_time_s"] = 3 * args.interval
     finally:

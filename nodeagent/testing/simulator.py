@@ -62,7 +62,7 @@ class SimulatedFleet:
     def hosts(self) -> list[str]:
         return [host_name(self.prefix, index) for index in range(self.count)]
 
-    def _slices(self) -> list[tuple[int, int]]:
+    def slices(self) -> list[tuple[int, int]]:
         size, extra = divmod(self.count, self.processes)
         slices, first = [], 0
         for number in range(self.processes):
@@ -74,7 +74,7 @@ class SimulatedFleet:
     def start(self, timeout: float = 300) -> "SimulatedFleet":
         """Start the processes; returns once every agent is started (not yet reported)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        for first, length in self._slices():
+        for first, length in self.slices():
             log = open(self.directory / f"simulator-{first}.log", "ab")
             self.children.append(subprocess.Popen(
                 [sys.executable, "-m", "nodeagent.testing.simulator", "--conf", str(self.base_conf),
@@ -82,7 +82,7 @@ class SimulatedFleet:
                  "--prefix", self.prefix, "--start-rate", str(self.start_rate / self.processes)],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True))
         deadline = time.monotonic() + timeout
-        for first, _ in self._slices():
+        for first, _ in self.slices():
             while not (self.directory / f"ready-{first}").exists():
                 if any(child.poll() is not None for child in self.children):
                     raise RuntimeError(f"a simulator process ended early (see {self.directory}/simulator-*.log)")
