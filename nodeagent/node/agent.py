@@ -59,6 +59,7 @@ class Agent:
         """``facts``: what the node reports as its facts, instead of reading its namespace (the fleet simulator:
         many agents in one process, each its own addresses); its interfaces are then not watched."""
         messaging.register_opts(conf)
+        messaging.agent_defaults(conf)
         self.gather_facts = facts
         self.conf = conf
         self.host = conf.host
