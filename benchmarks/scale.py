@@ -135,7 +135,7 @@ def run(agents: int, database: str, coordinators_count: int, args: argparse.Name
                                                                   300, "every agent listed"), 1)
         group.ctl("var", "set", "tag", "red")
         started = time.monotonic()
-        group.ctl("node", "assign", "sim*", "tunnel")
+        group.ctl("node", "assign", "sim*", "tunnel", timeout=900)
         figures["first_role_cli_s"] = round(time.monotonic() - started, 2)
         figures["first_role_converged_s"] = round(figures["first_role_cli_s"] + wait_for(
             lambda: counts(engine)["converged"] >= agents, 600, "every node converged"), 2)
@@ -153,7 +153,7 @@ def run(agents: int, database: str, coordinators_count: int, args: argparse.Name
         changes = []
         for tag in ("blue", "green", "red")[:args.changes]:
             started = time.monotonic()
-            group.ctl("var", "set", "tag", tag)
+            group.ctl("var", "set", "tag", tag, timeout=900)
             cli = time.monotonic() - started
             changes.append((cli, cli + wait_for(lambda: counts(engine)["converged"] >= agents, 600,
                                                 f"every node converged on {tag}")))

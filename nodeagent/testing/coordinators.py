@@ -72,10 +72,10 @@ class Coordinators:
                                    f"{rabbit_section}")
         self.processes: list[subprocess.Popen] = []
 
-    def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def ctl(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
         program = Path(sys.executable).parent / "nodeagentctl"
         done = subprocess.run([str(program), "--config-file", str(self.confs[-1]), *args], capture_output=True,
-                              text=True, timeout=120)
+                              text=True, timeout=timeout)
         if check and done.returncode != 0:
             raise RuntimeError(f"nodeagentctl {' '.join(args)} failed: {done.stderr.strip()}")
         return done
