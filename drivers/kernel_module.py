@@ -13,6 +13,11 @@ module tree under the context's root (``ROOT/lib/modules/$(uname -r)``, so ``/li
 node); one that tree does not have is an error naming it, before anything is written. The persisted
 list is what systemd-modules-load reads at boot. Modules belong to the kernel, not to a network
 namespace: the context's namespace does not matter here.
+
+Under the shipped agent unit (``ProtectKernelModules=true``, no ``CAP_SYS_MODULE``) the module tree is hidden
+and a load refused: there the driver writes the list and asks systemd to load it now
+(``systemctl restart systemd-modules-load.service``, which runs outside the agent's sandbox); a module systemd
+could not load is an error naming it, and the list is put back as it was.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ SYS_MODULE = Path("/sys/module")
 PERSISTED = " (persisted)"
 POLL_INTERVAL = 30.0  # nothing announces a module unloaded by hand
 TIMEOUT = 60
+MODULES_LOAD = "systemd-modules-load.service"
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,55}")  # the kernel's MODULE_NAME_LEN is 56 with the NUL
 
 
@@ -66,7 +72,7 @@ class KernelModuleDriver(Driver):
         builtin = _builtin(module_tree(ctx))
         loaded = {name: _loaded(name) or name in builtin for name in spec["modules"]}
         for name, is_loaded in loaded.items():
-            if not is_loaded:
+            if not is_loaded and not _by_systemd(spec, ctx):
                 _require_available(name, ctx)
         persisted = None
         if spec["persist"]:
@@ -81,9 +87,12 @@ class KernelModuleDriver(Driver):
         return changes
 
     def apply(self, spec: dict[str, Any], changes: list[Change], ctx: Context) -> None:
-        for change in changes:
-            if not change.field.endswith(PERSISTED):
-                _load(change.field, ctx)
+        missing = [change.field for change in changes if not change.field.endswith(PERSISTED)]
+        if missing and _by_systemd(spec, ctx):
+            _load_by_systemd(spec, missing, ctx)
+            return
+        for name in missing:
+            _load(name, ctx)
         if spec["persist"]:
             files.rewrite(ctx, spec["persist"], lambda text: _render_list(text, spec["modules"]))
 
@@ -129,10 +138,47 @@ def _require_available(name: str, ctx: Context) -> None:
     tree = module_tree(ctx)
     if not os.access(tree, os.R_OK | os.X_OK):  # systemd's ProtectKernelModules=true makes it inaccessible
         raise PermanentError(f"cannot look for kernel module '{name}': the module tree {tree} is missing or "
-                             "unreadable here (under systemd, ProtectKernelModules=true hides it)")
+                             "unreadable here (under systemd, ProtectKernelModules=true hides it; with a 'persist' "
+                             "list systemd-modules-load is asked instead)")
     if _modprobe(ctx, "--dry-run", "--quiet", "--", name).returncode != 0:
         raise PermanentError(f"kernel module '{name}' does not exist on this node: not loaded, not built in, "
                              f"not in {module_tree(ctx)}")
+
+
+def _by_systemd(spec: dict[str, Any], ctx: Context) -> bool:
+    """Whether systemd loads the modules: the module tree is hidden here (ProtectKernelModules=true) and the
+    resource keeps a list systemd-modules-load reads."""
+    return bool(spec["persist"]) and not os.access(module_tree(ctx), os.R_OK | os.X_OK)
+
+
+def _load_by_systemd(spec: dict[str, Any], missing: list[str], ctx: Context) -> None:
+    """Write the list and have systemd-modules-load load it; put the list back when a module is still not in.
+
+    systemd-modules-load only warns of a module it cannot find, so the driver looks at /sys/module itself.
+    """
+    host = ctx.host_path(spec["persist"])
+    before = files.read_file(host)
+    files.rewrite(ctx, spec["persist"], lambda text: _render_list(text, spec["modules"]))
+    command = [*ctx.systemctl, "restart", MODULES_LOAD]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT)
+        why = (done.stderr.strip().splitlines() or [f"systemctl exited with {done.returncode}"])[0]
+    except FileNotFoundError:
+        done, why = None, f"'{command[0]}' is not installed"
+    except subprocess.TimeoutExpired:
+        done, why = None, f"no answer within {TIMEOUT} s"
+    still = [name for name in missing if not _loaded(name)]
+    if done is not None and done.returncode == 0:
+        if not still:
+            return
+        why = "it ran, and the module is not loaded: not in the node's module tree, or refused by the kernel"
+    if before.content is None:
+        files.remove(host, ctx.backup_path(spec["persist"]))
+    else:
+        files.rewrite(ctx, spec["persist"], lambda _: before.text)
+    names = ", ".join(f"'{name}'" for name in still or missing)
+    raise PermanentError(f"systemd did not load kernel module {names} ({MODULES_LOAD}: {why}); the module tree "
+                         f"is hidden from the agent, so systemd was asked; {spec['persist']} is as it was")
 
 
 def _load(name: str, ctx: Context) -> None:

@@ -10,9 +10,15 @@ PACKAGES=(rabbitmq-server openvswitch-switch ethtool iproute2 libsystemd-dev pkg
           # what the real Neutron agents call, and the lab cloud's memcached; busybox (udhcpc) and ping for the
           # stand-in VMs
           dnsmasq-base iptables ipset conntrack iputils-arping haproxy keepalived socat mariadb-client curl
-          memcached busybox iputils-ping)
+          memcached busybox iputils-ping postgresql)
 
 say() { printf '==> %s\n' "$*" >&2; }
+
+# The L3 agent's radvd (IPv6 routers), the DHCP agent's dhcp_release (dnsmasq-utils), the Linux bridge agent's
+# ebtables: what the roles' package resources ask for (a lab node reads the host's package database).
+PACKAGES+=(radvd dnsmasq-utils ebtables)
+# The package driver's tests: tiny .deb and .rpm repositories, real apt and dnf on a scratch root.
+PACKAGES+=(dpkg-dev rpm createrepo-c dnf dnf-plugins-core)
 
 if [ "$(id -u)" != 0 ]; then
     echo "scripts/setup.sh must run as root (it installs packages and starts RabbitMQ and Open vSwitch)" >&2
@@ -32,7 +38,9 @@ fi
 # No systemd as PID 1 here: apt does not start the services, so start them by hand.
 if ! rabbitmqctl -q status >/dev/null 2>&1; then
     say "starting RabbitMQ"
-    rabbitmq-server -detached >/dev/null 2>&1 || true
+    # Each agent holds one or more connections: the broker needs file descriptors well past the shell's
+    # default 1024 (at 832 sockets it crashed and lost its tables; see README "Scale").
+    (ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null; rabbitmq-server -detached >/dev/null 2>&1) || true
     for _ in $(seq 1 60); do
         rabbitmqctl -q status >/dev/null 2>&1 && break
         sleep 1

@@ -10,6 +10,7 @@
     nodeagentctl verify [--node H]           the real Neutron's agent list against the roles
     nodeagentctl verify --traffic [--node H] stand-in instances: DHCP, router, other nodes (probe_access)
     nodeagentctl lint [--role R] [--node H] [--release X]   the rendered options, checked per release
+    nodeagentctl db upgrade | db version     the inventory's schema (Alembic)
 """
 
 from __future__ import annotations
@@ -92,20 +93,48 @@ class Keygen(Command):
         return 0
 
 
+STATES = ("pending", "held", "failed", "converging", "converged", "revoked")
+SORT_KEYS = {"host": lambda n: n.name, "state": lambda n: (n.state, n.name),
+             "heartbeat": lambda n: (n.last_heartbeat or 0, n.name),
+             "generation": lambda n: (n.desired_generation, n.name)}
+
+
 class NodeList(Lister):
     """List nodes: alive, enrolment and convergence, generations, drift, last heartbeat.
+
+    State is one of: pending (key not accepted), held (its roles do not render now: 'node show' says why;
+    the rest of the fleet goes on), failed, converging, converged. Filters combine: --role compute
+    --state converging --down lists the compute nodes not yet converged that stopped reporting.
 
     With [neutron] cloud configured, a Neutron column says how many of the agents the node's roles
     run Neutron lists alive (e.g. 4/4; '?' when Neutron cannot be asked): 'nodeagentctl verify' names them.
     """
 
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--role", metavar="ROLE", help="only nodes with this role")
+        parser.add_argument("--state", choices=STATES, help="only nodes in this state")
+        parser.add_argument("--drifted", action="store_true", help="only nodes with open drift")
+        alive = parser.add_mutually_exclusive_group()
+        alive.add_argument("--down", action="store_true", help="only nodes not reporting")
+        alive.add_argument("--up", action="store_true", help="only nodes reporting")
+        parser.add_argument("--sort", choices=sorted(SORT_KEYS), default="host",
+                            help="order of the rows (default host; heartbeat: the longest silent first)")
+        return parser
+
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         columns = ("Host", "Roles", "Alive", "State", "Generation", "Drifted", "Last heartbeat")
         coordinator = _coordinator(self.app)
         drifted = coordinator.inventory.open_drift_counts()
+        nodes = [node for node in coordinator.inventory.nodes()
+                 if (parsed_args.role is None or parsed_args.role in (node.roles or []))
+                 and (parsed_args.state is None or node.state == parsed_args.state)
+                 and (not parsed_args.drifted or drifted.get(node.name))
+                 and (not parsed_args.down or not node.alive) and (not parsed_args.up or node.alive)]
+        nodes.sort(key=SORT_KEYS[parsed_args.sort])
         neutron = _neutron_column(coordinator)
         rows = []
-        for node in coordinator.inventory.nodes():
+        for node in nodes:
             rows.append((node.name, ", ".join(node.roles or []), ":-)" if node.alive else "XXX", node.state,
                          f"{node.desired_generation}/{node.observed_generation}", drifted.get(node.name, 0),
                          _when(node.last_heartbeat)) + ((neutron(node.name),) if neutron else ()))
@@ -220,7 +249,8 @@ class NodeShow(ShowOne):
         interfaces = (node.facts or {}).get("interfaces", {})
         addresses = {name: info.get("ipv4", []) for name, info in interfaces.items() if info.get("ipv4")}
         data = {
-            "host": node.name, "alive": node.alive, "state": node.state, "enrolment": node.enrolment,
+            "host": node.name, "alive": node.alive, "state": node.state, "held": node.held or "",
+            "enrolment": node.enrolment,
             "public_key": node.public_key, "roles": node.roles or [],
             "desired_generation": node.desired_generation, "observed_generation": node.observed_generation,
             "last_heartbeat": _when(node.last_heartbeat), "status": node.status or {}, "health": node.health or {},
@@ -429,19 +459,24 @@ class RoleShow(ShowOne):
 
 
 class NodeAssign(Command):
-    """Give a node roles: its document is rendered, the fleet checked, and what changed pushed."""
+    """Give nodes roles: their documents are rendered, the fleet checked, and what changed pushed.
+
+    HOST is a node's name, a shell pattern, or several of either separated by commas: 'compute*' gives
+    every compute node the role in one change (one render of the fleet, one transaction).
+    """
 
     remove = False
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("host", metavar="HOST")
+        parser.add_argument("host", metavar="HOST", help="name, pattern (quote it: 'compute*'), or a,b,c")
         parser.add_argument("roles", metavar="ROLE", nargs="+")
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
         coordinator = _coordinator(self.app)
-        _converge(self.app, lambda: coordinator.settings.assign(parsed_args.host, parsed_args.roles, self.remove))
+        hosts = coordinator.settings.matching(parsed_args.host)
+        _converge(self.app, lambda: coordinator.settings.assign(hosts, parsed_args.roles, self.remove))
         return 0
 
 
@@ -499,6 +534,31 @@ class SecretSet(Command):
         return 0
 
 
+class DbUpgrade(Command):
+    """Bring the inventory's database to this version's schema (Alembic), keeping every row.
+
+    Run it after installing a new nodeagent, before starting 'serve' (serve upgrades a database it finds
+    behind, too). A database made by an older nodeagent is upgraded from its revision; on SQLite, MariaDB or
+    PostgreSQL alike ([coordinator] database_connection).
+    """
+
+    def take_action(self, parsed_args: argparse.Namespace) -> int:
+        coordinator = _coordinator(self.app)
+        coordinator.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        before, after = coordinator.upgrade_schema()
+        self.app.stderr.write(f"inventory at revision {after}" + (" (unchanged)\n" if before == after else
+                              f" (was {before or 'empty'})\n"))
+        return 0
+
+
+class DbVersion(ShowOne):
+    """Show the inventory's schema revision and the one this nodeagent expects."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        current, head = _coordinator(self.app).schema_revision()
+        return ("Database", "Expected", "Up to date"), (current or "(empty)", head, current == head)
+
+
 class SecretList(Lister):
     """List the secrets' names and when they were set (never their values)."""
 
@@ -512,7 +572,7 @@ COMMANDS = {
     "node set-state": NodeSetState, "node plan": NodePlan, "events": Events, "drift list": DriftList,
     "role list": RoleList, "role show": RoleShow, "node assign": NodeAssign, "node unassign": NodeUnassign,
     "var set": VarSet, "var list": VarList, "secret set": SecretSet, "secret list": SecretList, "verify": Verify,
-    "lint": lint.FleetLint,
+    "lint": lint.FleetLint, "db upgrade": DbUpgrade, "db version": DbVersion,
 }
 
 

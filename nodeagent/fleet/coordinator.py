@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from oslo_config import cfg
 
 from nodeagent.fleet import enrolment
+from nodeagent.fleet.coordination import Coordination, backend_url
 from nodeagent.fleet.delivery import Delivery
 from nodeagent.fleet.desired import DesiredState
 from nodeagent.fleet.errors import FleetInconsistent, NotFound, NotSetUp, PushFailed
@@ -52,6 +53,7 @@ __all__ = ["Coordinator", "FleetInconsistent", "NotFound", "NotSetUp", "PushFail
 
 LOG = logging.getLogger(__name__)
 cached = functools.cached_property
+GAUGE_TICKS = 10  # seconds between two updates of the fleet's gauges (a scan of every node)
 PUSH_RETRIES = 2  # a push does not wait for the broker: a node that misses one fetches at its next heartbeat
 
 
@@ -70,7 +72,19 @@ class Coordinator:
         """Make what is missing of the coordinator's state: its directory, keys and schema (keygen, serve)."""
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.channel.create_key()
-        Inventory(self._database_url(), self.vault).create_schema()
+        self.upgrade_schema()
+
+    def upgrade_schema(self) -> tuple[str | None, str]:
+        """Bring the inventory's schema to this code's revision (``db upgrade``); returns (from, to). Under
+        the ``schema`` lock: coordinators started together migrate once."""
+        with self.coordination.held("schema", wait=300):
+            return Inventory(self._database_url(), self.vault).create_schema()
+
+    def schema_revision(self) -> tuple[str | None, str]:
+        """The inventory's revision and the one this code expects (``db version``)."""
+        from nodeagent.fleet import schema
+
+        return schema.current(Inventory(self._database_url()).engine), schema.head()
 
     # -- the parts, made on first use -----------------------------------------------------------
     @cached
@@ -90,6 +104,12 @@ class Coordinator:
         return self.conf.coordinator.database_connection or f"sqlite:///{self.state_dir / 'coordinator.db'}"
 
     @cached
+    def coordination(self) -> Coordination:
+        """The locks this coordinator shares with the others on the same database (tooz)."""
+        url = self.conf.coordinator.coordination_url or backend_url(self._database_url(), self.state_dir)
+        return Coordination(url, self.conf.host)
+
+    @cached
     def refusals(self) -> RefusalLog:
         """Refusals (forged, replayed, unknown): one event per source per window, with a count."""
         return RefusalLog(self.inventory.add_event, self.conf.coordinator.refusal_window)
@@ -104,7 +124,8 @@ class Coordinator:
 
     @cached
     def desired(self) -> DesiredState:
-        return DesiredState(self.inventory, self.delivery, self.roles)
+        return DesiredState(self.inventory, self.delivery, self.roles, self.notices,
+                            lambda: self.coordination.held("converge"), self.metrics)
 
     @cached
     def reports(self) -> Reports:
@@ -151,7 +172,9 @@ class Coordinator:
         return messaging.AgentAPI(self.transport(), timeout=self.conf.rpc_response_timeout, retry=PUSH_RETRIES)
 
     def close(self) -> None:
-        """Let go of the broker connections, if any were made."""
+        """Let go of the broker connections and the coordination backend, if they were used."""
+        if "coordination" in self.__dict__:
+            self.coordination.stop()
         if self._transport is not None:
             self._transport.cleanup()
             self._transport = None
@@ -174,13 +197,17 @@ class Coordinator:
         self.notices.start_webhooks()
         metrics.serve(self.metrics.registry, self.conf.coordinator.metrics_address)
         sd_notify("READY=1")
+        ticks = 0
         try:
             while not stopped(1.0):
+                ticks += 1
                 self.refusals.flush()
                 self.liveness.check_down()
-                self.neutron.tick(time.monotonic())
+                if self.neutron.enabled and self.coordination.claim("neutron"):
+                    self.neutron.tick(time.monotonic())
                 self.desired.render_for_new_facts(self.reports.take_facts_changed())
-                self.liveness.update_gauges()
+                if ticks % GAUGE_TICKS == 0:
+                    self.liveness.update_gauges()
                 sd_notify("WATCHDOG=1")
         finally:  # bounded: with the broker away, oslo.messaging's listener sees its stop flag only once back
             messaging.within(messaging.STOP_WAIT, server.stop, server.wait)

@@ -9,9 +9,10 @@ and the agent fetches the document at its next heartbeat.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,11 +20,13 @@ from sqlalchemy.orm import Session
 from nodeagent.fleet.delivery import Delivery, Outgoing, box_key
 from nodeagent.fleet.errors import FleetInconsistent, InvalidInput, NotFound, PushFailed
 from nodeagent.fleet.fleetchecks import check_fleet, option_errors, option_findings
-from nodeagent.fleet.inventory import Inventory, Node, StateDocument
+from nodeagent.fleet.inventory import Inventory, Node, NodeTrust, StateDocument
 from nodeagent.document.model import parse_document
 from nodeagent.document.registry import DriverRegistry
 
 if TYPE_CHECKING:  # imported where it is made: Jinja2 is no cost for read-only commands
+    from nodeagent.fleet.notices import Notices
+    from nodeagent.process.metrics import CoordinatorMetrics
     from nodeagent.fleet.roles import Roles
 
 LOG = logging.getLogger(__name__)
@@ -34,7 +37,12 @@ Change = Callable[[Session], None]  # an operator's change to the inventory, mad
 class DesiredState:
     """Each node's desired document: rendered from its roles (or set by hand), checked, stored, pushed."""
 
-    def __init__(self, inventory: Inventory, delivery: Delivery, roles: Roles):
+    def __init__(self, inventory: Inventory, delivery: Delivery, roles: Roles, notices: Notices | None = None,
+                 exclusive: Callable[[], ContextManager[None]] = contextlib.nullcontext,
+                 metrics: CoordinatorMetrics | None = None):
+        self.notices = notices
+        self.metrics = metrics
+        self.exclusive = exclusive  # one converge at a time across the coordinators (the 'converge' lock)
         self.roles = roles  # one template environment: Jinja2 compiles each template once, reloads it when changed
         self.inventory = inventory
         self.delivery = delivery
@@ -53,43 +61,136 @@ class DesiredState:
             node = session.get(Node, host)
             if node is None:
                 raise NotFound(f"no node '{host}'")
-            return self.roles.render(host, list(node.roles or []), self.inventory.variables(host, session),
-                                     self.inventory.secrets(session), node.facts)
+            return self._render_node(node, self.inventory.variables(None, session), self.inventory.secrets(session))
+
+    def _render_node(self, node: Node, site: dict[str, str], secrets: dict[str, str]) -> dict[str, Any]:
+        return self.roles.render(node.name, list(node.roles or []), {**site, **(node.variables or {})}, secrets,
+                                 node.facts)
 
     def converge(self, change: Change | None = None) -> list[tuple[str, int]]:
         """Make ``change``, render every node with roles, check the fleet, store what changed: one transaction.
-        Then push what was stored, as it was stored; returns (host, generation) of each document stored."""
+        Then push what was stored, as it was stored; returns (host, generation) of each document stored.
+
+        Node by node: an operator's change that a node cannot render, or that makes the fleet disagree where
+        it agreed, is refused whole (nothing stored, the error names the node). A node that cannot render
+        without such a change (its facts changed: an address moved) is held with the reason, and no longer
+        blocks the others: every other node's change goes through, and a change that repairs it releases it.
+        """
+        started = time.monotonic()
         try:
-            with self.inventory.session() as session:
+            with self.exclusive(), self.inventory.session() as session:
                 if change is not None:
                     change(session)
                     session.flush()
                 nodes = [n for n in session.scalars(select(Node).order_by(Node.name)) if n.roles]
-                rendered = {node.name: self.render(node.name, session) for node in nodes}
-                problems = check_fleet(rendered, self.releases(rendered, session))
-                if problems:
-                    raise FleetInconsistent(problems)
-                stored = [self._store(session, host, body) for host, body in rendered.items()
-                          if _differs(self.inventory.document(host, session=session), body)]
+                stored = {n.name: self.inventory.document(n.name, session=session) for n in nodes}
+                held_before = {n.name: n.held for n in nodes}
+                box_keys = {t.name: t.box_key for t in session.scalars(select(NodeTrust))}  # read once, not per node
+                site = self.inventory.variables(None, session)
+                variables = {n.name: {**site, **(n.variables or {})} for n in nodes}
+                rendered, failures = self._render_each(nodes, site, self.inventory.secrets(session))
+                if change is not None:  # the operator's own change broke these nodes: refused, as they are told
+                    caused = [why for host, why in failures.items() if not held_before.get(host)]
+                    if caused:
+                        raise caused[0]
+                holds = {host: str(why) for host, why in failures.items()}
+                rendered = self._checked(rendered, stored, holds, held_before, refuse=change is not None,
+                                         variables=variables)
+                newly_held = self._hold(session, nodes, holds)
+                outgoing = [self._store(session, host, body, box_keys.get(host)) for host, body in rendered.items()
+                            if _differs(stored[host], body)]
                 accepted = {n.name for n in nodes if n.enrolment == "accepted"}
         except FleetInconsistent as exc:  # recorded once the transaction is rolled back
             self.inventory.add_event(None, "push.blocked", "; ".join(exc.problems))
             raise
-        self._push(stored, [outgoing for outgoing in stored if outgoing.host in accepted])
-        return [(outgoing.host, outgoing.body["generation"]) for outgoing in stored]
+        self._announce(newly_held)
+        if self.metrics is not None:
+            self.metrics.converge_seconds.observe(time.monotonic() - started)
+        self._push(outgoing, [item for item in outgoing if item.host in accepted])
+        return [(item.host, item.body["generation"]) for item in outgoing]
+
+    def _render_each(self, nodes: list[Node], site: dict[str, str], secrets: dict[str, str]
+                     ) -> tuple[dict[str, Any], dict[str, InvalidInput]]:
+        """Each node's rendered document, and why each node that cannot render does not."""
+        rendered, failures = {}, {}
+        for node in nodes:
+            try:
+                rendered[node.name] = self._render_node(node, site, secrets)
+            except InvalidInput as exc:  # a RoleError: a variable, secret or interface the roles need
+                failures[node.name] = exc
+        return rendered, failures
+
+    def _checked(self, rendered: dict[str, Any], stored: dict[str, StateDocument | None], holds: dict[str, str],
+                 held_before: dict[str, str | None], refuse: bool, variables: dict[str, dict[str, str]]
+                 ) -> dict[str, Any]:
+        """The rendered documents the fleet checks allow. A problem the stored documents already had blocks
+        nothing; a new one refuses an operator's change, or holds the node whose new document brings it. A
+        held node's new document is tried last, on its own: it is released when it brings no new problem."""
+        running = {host: doc.body for host, doc in stored.items() if doc is not None}
+        baseline = set(check_fleet(running, self.releases(running, variables=variables)))
+
+        def new_problems(documents: dict[str, Any]) -> list[str]:
+            trial = {**running, **documents}
+            return [p for p in check_fleet(trial, self.releases(trial, variables=variables)) if p not in baseline]
+
+        was_held = {host for host in rendered if held_before.get(host)}
+        free = {host: body for host, body in rendered.items() if host not in was_held}
+        problems = new_problems(free)
+        if problems and refuse:
+            raise FleetInconsistent(problems)
+        if not problems:
+            kept, trials = dict(free), [h for h in rendered if h in was_held]
+        else:
+            kept, trials = {}, list(rendered)
+        for host in trials:  # one node at a time onto what runs: kept when it brings no new problem
+            if stored[host] is not None and not _differs(stored[host], rendered[host]) and host not in was_held:
+                kept[host] = rendered[host]
+                continue
+            new = new_problems({**kept, host: rendered[host]})
+            if new:
+                holds[host] = "; ".join(new)
+            else:
+                kept[host] = rendered[host]
+        return kept
+
+    def _hold(self, session: Session, nodes: list[Node], holds: dict[str, str]) -> dict[str, str]:
+        """Record which nodes are held and why; release those that render again (events in the transaction).
+        Returns the nodes held now that were not (or for another reason) before."""
+        newly = {}
+        for node in nodes:
+            reason = holds.get(node.name)
+            if reason == node.held:
+                continue
+            if reason is not None:
+                self.inventory.add_event(node.name, "node.held", reason, session)
+                newly[node.name] = reason
+            else:
+                self.inventory.add_event(node.name, "node.released", "its roles render and pass the fleet checks",
+                                         session)
+            node.held = reason
+        return newly
+
+    def _announce(self, held: dict[str, str]) -> None:
+        """A node newly held: logged, a notification and a webhook alert (queued, nothing waits here)."""
+        for host, reason in sorted(held.items()):
+            LOG.warning("node %s is held, the rest of the fleet goes on: %s", host, reason)
+            if self.notices is not None:
+                self.notices.notify("nodeagent.node.held", {"node": host, "reason": reason})
+                self.notices.alert({"type": "nodeagent.node.held", "node": host, "reason": reason,
+                                    "at": time.time()})
 
     def set_state(self, host: str, raw: dict[str, Any], push: bool = True) -> int:
         """Store a new document for ``host`` at the next generation and push it; returns the generation."""
         if raw.get("node", host) != host:
             raise InvalidInput(f"the document is for node '{raw.get('node')}', not '{host}'")
         self._block_on_option_errors({host: raw})
-        with self.inventory.session() as session:
+        with self.exclusive(), self.inventory.session() as session:
             outgoing = self._store(session, host, raw)
         if push:
             self._push([outgoing], [outgoing])
         return outgoing.body["generation"]
 
-    def _store(self, session: Session, host: str, raw: dict[str, Any]) -> Outgoing:
+    def _store(self, session: Session, host: str, raw: dict[str, Any], key: str | None = None) -> Outgoing:
         """The document, validated, at the node's next generation (in the caller's transaction); returned as
         it is to be sent, with the node's encryption key."""
         node = session.get(Node, host)
@@ -103,7 +204,7 @@ class DesiredState:
         session.add(StateDocument(node=host, generation=generation, body=body, created_at=time.time()))
         node.desired_generation = generation
         self.inventory.add_event(host, "state.set", f"generation {generation}", session)
-        return Outgoing(host, {**body, "node": host, "generation": generation}, box_key(session, host))
+        return Outgoing(host, {**body, "node": host, "generation": generation}, key or box_key(session, host))
 
     def _push(self, stored: list[Outgoing], documents: list[Outgoing]) -> None:
         """Push ``documents``; those it fails for are recorded and named (PushFailed)."""
@@ -130,13 +231,18 @@ class DesiredState:
             raise NotFound(f"node '{host}' has no document")
         return self.delivery.ask_plan(host, {**body, "node": host, "generation": generation})
 
-    def releases(self, documents: dict[str, dict[str, Any]], session: Session | None = None) -> dict[str, str]:
-        """Each node's target OpenStack release: its document's, else its openstack_release variable."""
+    def releases(self, documents: dict[str, dict[str, Any]], session: Session | None = None,
+                 variables: dict[str, dict[str, str]] | None = None) -> dict[str, str]:
+        """Each node's target OpenStack release: its document's, else its openstack_release variable
+        (from ``variables`` when the caller has read them)."""
         from nodeagent.fleet.roles import DEFAULTS
 
-        return {host: str(doc.get("openstack_release")
-                          or self.inventory.variables(host, session).get("openstack_release")
-                          or DEFAULTS["openstack_release"]) for host, doc in documents.items()}
+        def variable(host: str) -> str | None:
+            known = variables.get(host) if variables is not None else None
+            return (known if known is not None else self.inventory.variables(host, session)).get("openstack_release")
+
+        return {host: str(doc.get("openstack_release") or variable(host) or DEFAULTS["openstack_release"])
+                for host, doc in documents.items()}
 
     def _block_on_option_errors(self, documents: dict[str, dict[str, Any]]) -> None:
         problems = option_errors(documents, self.releases(documents))

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from nodeagent.kit.errors import InvalidInput, NodeagentError, NotFound
 
-__all__ = ["FleetInconsistent", "InvalidInput", "NotFound", "NotSetUp", "PushFailed"]
+__all__ = ["FleetInconsistent", "InvalidInput", "NotFound", "NotSetUp", "PushFailed", "RoleError"]
+
+
+class RoleError(InvalidInput):
+    """A role cannot be rendered for a node; the message says which variable, secret or interface."""
 
 
 class FleetInconsistent(NodeagentError):

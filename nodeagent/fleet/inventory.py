@@ -70,12 +70,15 @@ class Node(Base):
     desired_generation: Mapped[int] = mapped_column(Integer, default=0)
     observed_generation: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    held: Mapped[str | None] = mapped_column(Text)  # why its roles do not render now; None: not held
 
     @property
     def state(self) -> str:
-        """pending, failed, converging or converged: what an operator asks first."""
+        """pending, held, failed, converging or converged: what an operator asks first."""
         if self.enrolment != "accepted":
             return self.enrolment
+        if self.held:
+            return "held"  # its roles do not render now: it keeps what it has (node show says why)
         if (self.status or {}).get("failed"):
             return "failed"
         reconciled = (self.status or {}).get("reconciled_generation", self.desired_generation)
@@ -167,9 +170,12 @@ class Inventory:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
-    def create_schema(self) -> None:
-        """Make the tables that are missing (``keygen``, ``serve``); the ones there are left as they are."""
-        Base.metadata.create_all(self.engine)
+    def create_schema(self) -> tuple[str | None, str]:
+        """Make or upgrade the schema to this code's revision (``keygen``, ``serve``, ``db upgrade``); returns
+        the revisions (from, to). Rows are kept: each revision changes the tables, never drops what is in them."""
+        from nodeagent.fleet import schema
+
+        return schema.upgrade(self.engine)
 
     def has_schema(self) -> bool:
         """Whether the inventory was set up. Asking never makes it: SQLite would create an empty file."""
@@ -271,5 +277,8 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     # The coordinator and nodeagentctl write the same file: wait for each other, don't fail.
     cursor = connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    # WAL with synchronous=NORMAL: a commit survives the process's crash, only an OS crash may lose the last
+    # ones (heartbeats, re-sent; a document, rendered again). FULL's fsync per commit was a third of a heartbeat.
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()

@@ -11,6 +11,10 @@ coordinator_opts = [
     cfg.StrOpt("database_connection", secret=True,
                help="SQLAlchemy URL of the inventory (default: SQLite in state_dir; "
                     "postgresql:// or mysql+pymysql:// in production)."),
+    cfg.StrOpt("coordination_url", secret=True,
+               help="tooz backend for the locks several coordinators on one database share (default: the "
+                    "inventory's own MariaDB or PostgreSQL, or a lock folder in state_dir with SQLite; "
+                    "every coordinator of a fleet must use the same)."),
     cfg.StrOpt("signing_key", help="Ed25519 key that signs documents (default state_dir/coordinator.key)."),
     cfg.StrOpt("secrets_key",
                help="Key file that encrypts secrets and rendered documents in the database (default "

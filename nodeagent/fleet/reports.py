@@ -53,6 +53,10 @@ class Reports:
     def report_state(self, sealed: Any) -> messages.ReportAnswer | Rejection:
         """A node's heartbeat: verified, fresh, read as a ``Report``, stored; the answer to sign and send back.
         A report that does not verify or is not fresh gets a ``Rejection`` (never signed)."""
+        with self.metrics.report_seconds.time():
+            return self._report_state(sealed)
+
+    def _report_state(self, sealed: Any) -> messages.ReportAnswer | Rejection:
         if CoordinatorChannel.sender(sealed) is None:
             self.refuse(None, "report.refused", "malformed report, or a node name that is not a host name")
             return Rejection("malformed report")
@@ -136,7 +140,7 @@ class Reports:
         node.last_heartbeat = now
         node.alive = True
         node.health = report.health
-        node.status = report.status.to_dict()
+        before, node.status = node.status or {}, report.status.to_dict()
         node.observed_generation = report.status.generation
         if report.facts:
             if node.roles and report.facts != node.facts:
@@ -144,7 +148,8 @@ class Reports:
                     self.facts_changed.add(host)
             node.facts = report.facts
         drift = self._store_events(session, host, report.events)
-        self._close_resolved_drift(session, host, report.status)
+        if report.events or _open_problems(before) != _open_problems(node.status):  # else nothing to close
+            self._close_resolved_drift(session, host, report.status)
         counts = report.status.counts
         self.metrics.in_sync.labels(host).set(counts.get("in_sync", 0) + counts.get("changed", 0))
         if status != "alive":
@@ -208,6 +213,11 @@ class Reports:
         except NotFound as exc:
             LOG.warning("%s", exc)
             return None
+
+
+def _open_problems(status: dict[str, Any]) -> tuple:
+    """What a node's status says is drifted, failed or contested (a drift record closes when it leaves these)."""
+    return tuple(sorted(status.get(key) or ()) for key in ("drifted", "failed", "contested"))
 
 
 def refuse(refusals: RefusalLog, host: Any, kind: str, reason: str) -> None:

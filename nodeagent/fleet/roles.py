@@ -18,6 +18,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from nodeagent.document import loading
 from nodeagent.fleet import escapes
+from nodeagent.fleet.errors import RoleError
 
 # What every deployment has unless the operator says otherwise ('nodeagentctl var set').
 DEFAULTS: dict[str, Any] = {
@@ -41,15 +42,29 @@ DEFAULTS: dict[str, Any] = {
     "manage_keystone": "true",               # ... and neutron's keystone user, service and endpoints
     "os_cloud": "admin",                     # the clouds.yaml entry the openstack CLI uses for that
     "provider_network_name": "provider",     # with provider_network_cidr: the external network the controller makes
+    "openstack_packages": "true",            # the OpenStack services from the distribution's packages (false: they
+                                             # come from elsewhere, as in the lab); the agents' tools always
 }
 CHOICES = {"mechanism": ("openvswitch", "linuxbridge"), "overlay": ("vxlan", "gre"),
            "manage_database": ("true", "false"), "manage_keystone": ("true", "false"),
            "network_option": ("provider", "self-service"), "datapath_type": ("system", "netdev"),
-           "distribution": ("debian", "rdo"), "mode": ("enforce", "monitor")}
+           "distribution": ("debian", "rdo"), "mode": ("enforce", "monitor"), "openstack_packages": ("true", "false")}
 # Units whose name differs by distribution (Debian/Ubuntu name -> RDO name).
 RDO_UNITS = {"nova-api": "openstack-nova-api", "nova-compute": "openstack-nova-compute",
              "nova-scheduler": "openstack-nova-scheduler", "nova-conductor": "openstack-nova-conductor",
              "openvswitch-switch": "openvswitch"}
+# Packages whose name differs by distribution (Debian/Ubuntu name -> RDO names): the agents' tools, and the
+# services as RDO splits them (one openstack-neutron for the server and the L3, DHCP and metadata agents; the
+# guides' yum install steps).
+RDO_PACKAGES = {"dnsmasq-base": ["dnsmasq"], "conntrack": ["conntrack-tools"], "iputils-arping": ["iputils"],
+                "openvswitch-switch": ["openvswitch"],
+                "neutron-server": ["openstack-neutron", "openstack-neutron-ml2"],
+                "neutron-api": ["openstack-neutron", "openstack-neutron-ml2"],
+                "neutron-rpc-server": ["openstack-neutron", "openstack-neutron-ml2"],
+                "neutron-l3-agent": ["openstack-neutron"], "neutron-dhcp-agent": ["openstack-neutron"],
+                "neutron-metadata-agent": ["openstack-neutron"],
+                "neutron-openvswitch-agent": ["openstack-neutron-ml2", "openstack-neutron-openvswitch"],
+                "neutron-linuxbridge-agent": ["openstack-neutron-ml2", "openstack-neutron-linuxbridge"]}
 ROLE_ORDER = ("controller", "network", "compute")
 # from 2025.2 neutron-server is gone: neutron-api (WSGI), neutron-rpc-server, neutron-periodic-workers
 API_SPLIT = (2025, 2)
@@ -89,10 +104,6 @@ def _escape_char(char: str) -> str:
         return char
     code = ord(char)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
-
-
-class RoleError(Exception):
-    """A role cannot be rendered for a node; the message says which variable, secret or interface."""
 
 
 def release(value: Any) -> tuple[int, int]:
@@ -276,6 +287,12 @@ def _helpers(host: str, role: str, values: dict[str, Any], secrets: dict[str, st
         """A service's unit name on the node's distribution."""
         return RDO_UNITS.get(name, name) if values["distribution"] == "rdo" else name
 
+    def packages(names: list[str]) -> dict[str, str]:
+        """Packages by their Debian names, as the node's distribution names them, each wanted installed."""
+        mapped = [n for name in names
+                  for n in (RDO_PACKAGES.get(name, [name]) if values["distribution"] == "rdo" else [name])]
+        return {name: "installed" for name in dict.fromkeys(mapped)}
+
     def server_units() -> list[str]:
         """The Neutron server's units for the release and distribution."""
         if release(values["openstack_release"]) >= API_SPLIT:
@@ -286,7 +303,9 @@ def _helpers(host: str, role: str, values: dict[str, Any], secrets: dict[str, st
 
     return {"secret": secret, "interface": interface, "ipv4_of": ipv4_of, "overlay_address": overlay_address,
             "type_drivers": type_drivers,
-            "agent_services": agent_services, "at_least": at_least, "unit": unit, "server_units": server_units}
+            "agent_services": agent_services, "at_least": at_least, "unit": unit, "server_units": server_units,
+            "packages": packages}
 
 
-HELPERS = ("secret", "interface", "ipv4_of", "overlay_address", "type_drivers", "agent_services", "at_least", "unit", "server_units")
+HELPERS = ("secret", "interface", "ipv4_of", "overlay_address", "type_drivers", "agent_services", "at_least", "unit",
+           "server_units", "packages")

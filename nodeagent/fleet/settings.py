@@ -6,6 +6,7 @@ with every node's new document, or, when any node fails to render or the fleet c
 
 from __future__ import annotations
 
+import fnmatch
 import time
 
 from sqlalchemy.orm import Session
@@ -22,18 +23,36 @@ class Settings:
         self.inventory = inventory
         self.desired = desired
 
-    def assign(self, host: str, roles: list[str], remove: bool = False) -> list[tuple[str, int]]:
-        """Give (or take) roles; returns (host, generation) of each document stored."""
+    def assign(self, hosts: str | list[str], roles: list[str], remove: bool = False) -> list[tuple[str, int]]:
+        """Give (or take) roles to one node or many in one change (one render of the fleet); returns (host,
+        generation) of each document stored."""
         for role in roles:
             self.desired.roles.source(role)  # an unknown role is an error naming the known ones
+        hosts = [hosts] if isinstance(hosts, str) else hosts
 
         def change(session: Session) -> None:
-            node = _node(session, host)
-            before = list(node.roles or [])
-            node.roles = [r for r in before if r not in roles] if remove else \
-                before + [r for r in roles if r not in before]
-            self.inventory.add_event(host, "roles.set", ", ".join(node.roles) or "(none)", session)
+            for host in hosts:
+                node = _node(session, host)
+                before = list(node.roles or [])
+                node.roles = [r for r in before if r not in roles] if remove else \
+                    before + [r for r in roles if r not in before]
+                self.inventory.add_event(host, "roles.set", ", ".join(node.roles) or "(none)", session)
         return self.desired.converge(change)
+
+    def matching(self, patterns: str) -> list[str]:
+        """The nodes named by ``patterns``: names or shell patterns, comma-separated (``compute*,network1``);
+        a pattern that names no node is an error naming it."""
+        names = [node.name for node in self.inventory.nodes()]
+        chosen: list[str] = []
+        for pattern in filter(None, (p.strip() for p in patterns.split(","))):
+            found = fnmatch.filter(names, pattern.lower()) if any(c in pattern for c in "*?[") else \
+                [pattern] if pattern in names else []
+            if not found:
+                raise NotFound(f"no node matches '{pattern}'")
+            chosen += [name for name in found if name not in chosen]
+        if not chosen:
+            raise InvalidInput("no node named")
+        return chosen
 
     def set_variable(self, key: str, value: str, host: str | None = None) -> list[tuple[str, int]]:
         """Set a variable for the site, or for one node (overriding the site's)."""

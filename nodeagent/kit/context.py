@@ -34,6 +34,7 @@ class Context:
     ovsdb: str = DEFAULT_OVSDB  # where ovs-vswitchd's database listens; vswitchd runs in ``netns``
     systemctl: tuple[str, ...] = ("systemctl",)  # how to reach the node's systemd (a prefix in labs)
     command_prefix: tuple[str, ...] = ()  # how command resources run in the node's view (a prefix in labs)
+    package_prefix: tuple[str, ...] = ()  # how the package manager runs: outside the agent's sandbox, a transient unit
     extra: dict[str, Any] = field(default_factory=dict)
 
     def where(self) -> str:

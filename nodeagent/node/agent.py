@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from oslo_config import cfg
 
@@ -54,8 +54,13 @@ class Agent:
     remembers: no directory, key, thread or connection is made before ``start()``.
     """
 
-    def __init__(self, conf: cfg.ConfigOpts, transport: Any = None, notification_transport: Any = None):
+    def __init__(self, conf: cfg.ConfigOpts, transport: Any = None, notification_transport: Any = None,
+                 facts: Callable[[], dict[str, Any]] | None = None):
+        """``facts``: what the node reports as its facts, instead of reading its namespace (the fleet simulator:
+        many agents in one process, each its own addresses); its interfaces are then not watched."""
         messaging.register_opts(conf)
+        messaging.agent_defaults(conf)
+        self.gather_facts = facts
         self.conf = conf
         self.host = fold_host(conf.host)  # as the coordinator reads it (DNS compares names so)
         self.log = HostLogger(LOG, self.host)
@@ -73,7 +78,8 @@ class Agent:
         self.facts_changed.set()  # gathered at the first heartbeat
         self.enforcer = Enforcer(Engine(self.registry, self.ctx),
                                  Outlet(self.host, self.state_dir, self.record, self.broker.notify, self.metrics),
-                                 Pacing.from_conf(conf), inbox=work, interfaces_changed=self.facts_changed.set)
+                                 Pacing.from_conf(conf), inbox=work,
+                                 interfaces_changed=self.facts_changed.set if facts is None else None)
         self.worker = Worker(conf, self.host, self.channel, self.cache, self.enforcer, self.registry, work,
                              self.refuse, self._taken, self._tick)
         self.stopping = threading.Event()
@@ -94,7 +100,7 @@ class Agent:
         self.channel.open()
         self.talker = Talker(self.host, self.channel, Spool(self.state_dir / "spool"), self.enforcer, self.ctx,
                              self.metrics, self.broker.coordinator, self._pulled, self.refuse, self.stopping,
-                             self.facts_changed)
+                             self.facts_changed, self.gather_facts)
 
     @property
     def server(self) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import socket
 from pathlib import Path
@@ -9,6 +10,10 @@ from pathlib import Path
 from oslo_config import cfg
 
 from nodeagent.kit.context import DEFAULT_ALLOWED_ROOTS, DEFAULT_OVSDB, Context
+
+# systemd-run: the command runs as a service of its own, outside this unit's sandbox; its output and exit code
+# come back as a child's would.
+TRANSIENT_UNIT = ("systemd-run", "--wait", "--pipe", "--collect", "--quiet", "--service-type=exec")
 
 agent_opts = [
     cfg.ListOpt("allowed_roots", default=list(DEFAULT_ALLOWED_ROOTS),
@@ -22,6 +27,11 @@ agent_opts = [
     cfg.StrOpt("command_prefix", default="",
                help="Prefix for the commands of command resources (empty: run them as they are); a lab uses it "
                     "to run them in the node's own view, e.g. 'nsenter -t PID -m -n -u --'."),
+    cfg.StrOpt("package_command_prefix", default="auto",
+               help="Prefix for the package manager's commands (package resources). 'auto': under systemd, a "
+                    "transient unit of its own (" + " ".join(TRANSIENT_UNIT) + "), since the agent's hardened "
+                    "unit (ProtectSystem=strict) leaves /usr and the package database read-only to it; "
+                    "elsewhere none. Empty: run them as they are."),
     cfg.StrOpt("state_dir", default="/var/lib/nodeagent",
                help="Where the agent keeps its last accepted document, keys and event spool."),
     cfg.StrOpt("backup_dir", default="/var/lib/nodeagent/backups",
@@ -62,4 +72,13 @@ def make_context(conf: cfg.ConfigOpts, root: str = "/", netns: str | None = None
     return Context(root=Path(root), netns=netns, allowed_roots=tuple(conf.allowed_roots),
                    backup_dir=conf.backup_dir or None, ovsdb=ovsdb or conf.ovsdb_connection,
                    systemctl=tuple(shlex.split(conf.systemctl)),
-                   command_prefix=tuple(shlex.split(conf.command_prefix)))
+                   command_prefix=tuple(shlex.split(conf.command_prefix)),
+                   package_prefix=package_prefix(conf.package_command_prefix))
+
+
+def package_prefix(option: str) -> tuple[str, ...]:
+    """The package manager's prefix: 'auto' means a transient unit when systemd runs the agent
+    (it sets INVOCATION_ID for the processes of a unit), none otherwise."""
+    if option == "auto":
+        return TRANSIENT_UNIT if os.environ.get("INVOCATION_ID") else ()
+    return tuple(shlex.split(option))

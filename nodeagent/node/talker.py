@@ -34,8 +34,10 @@ class Talker:
     def __init__(self, host: str, channel: NodeChannel, spool: Spool, enforcer: Enforcer, ctx: Context,
                  metrics: AgentMetrics, coordinator: Callable[[], messaging.CoordinatorAPI],
                  hand_over: Callable[[Any], None], refuse: Callable[[str, str], None],
-                 stopping: threading.Event, facts_changed: threading.Event | None = None):
+                 stopping: threading.Event, facts_changed: threading.Event | None = None,
+                 gather: Callable[[], dict[str, Any]] | None = None):
         self.host = host
+        self.gather = gather or (lambda: facts.gather_facts(ctx, host))
         self.log = HostLogger(LOG, host)
         self.channel = channel
         self.spool = spool
@@ -76,7 +78,7 @@ class Talker:
         self._heartbeats += 1
         if include_facts or self.facts_changed.is_set() or self._heartbeats % FACTS_REFRESH == 0:
             self.facts_changed.clear()
-            node_facts = facts.gather_facts(self.ctx, self.host)
+            node_facts = self.gather()
             digest = hashlib.sha256(json.dumps(node_facts, sort_keys=True).encode()).hexdigest()
             if include_facts or digest != self._facts_sent:
                 self._facts_unsent = (digest, node_facts)

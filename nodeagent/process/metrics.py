@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, start_http_server
 
 RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
@@ -35,6 +35,7 @@ class AgentMetrics:
 class CoordinatorMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)  # process_cpu_seconds_total: CPU per report on the dashboard
         self.nodes = Gauge("nodeagent_nodes", "Nodes by status (up, down, pending)", ["status"],
                            registry=self.registry)
         self.drift_events = Counter("nodeagent_node_drift_events_total", "Drift events reported",
@@ -47,3 +48,15 @@ class CoordinatorMetrics:
                              ["node"], registry=self.registry)
         self.webhook_failures = Counter("nodeagent_webhook_dead_letters_total", "Alerts no webhook took",
                                         ["url"], registry=self.registry)
+        self.report_seconds = Histogram("nodeagent_report_processing_seconds",
+                                        "Time to verify and store one agent report", registry=self.registry,
+                                        buckets=(.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10))
+        self.converge_seconds = Histogram("nodeagent_converge_duration_seconds",
+                                          "Time to render, check and store the fleet's documents for one change",
+                                          registry=self.registry,
+                                          buckets=(.1, .25, .5, 1, 2.5, 5, 10, 25, 60, 120))
+        self.down_detection_seconds = Histogram("nodeagent_node_down_detection_seconds",
+                                                "Silence of a node when it was marked down (agent_down_time + tick)",
+                                                registry=self.registry,
+                                                buckets=(15, 30, 45, 60, 90, 120, 180, 300, 600))
+        self.held_nodes = Gauge("nodeagent_nodes_held", "Nodes whose roles do not render now", registry=self.registry)

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nodeagent.testing import labkernel
+from nodeagent.testing import labkernel, labpackages
 from nodeagent.testing.waiting import wait_until
 
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
@@ -333,6 +333,7 @@ class Fleet:
                        nics, self.switch).up()
         self.nodes[name] = node
         labkernel.make_module_tree(self.directory / name / "root")
+        labpackages.copy_package_database(self.directory / name / "root")
         extra = {}
         if self.cloud is not None:
             systemd = self.cloud.node_systemd(name, node.name, self.directory / name / "systemd",

@@ -287,7 +287,8 @@ class LabCloud:
     def variables(self) -> dict[str, str]:
         """Fleet variables that point the roles at this cloud's services."""
         return {"openstack_release": self.series, "rabbit_user": self.rabbit_user,
-                "rabbit_vhost": self.rabbit_vhost, "datapath_type": "netdev"}
+                "rabbit_vhost": self.rabbit_vhost, "datapath_type": "netdev",
+                "openstack_packages": "false"}  # the services come from the lab's virtualenvs
 
     def secrets(self) -> dict[str, str]:
         return {"RABBIT_PASS": self.rabbit_password, "ADMIN_PASS": self.admin_password}

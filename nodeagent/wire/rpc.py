@@ -162,6 +162,19 @@ def broker_answers(conf: cfg.ConfigOpts, timeout: float = 1.0) -> bool:
     return False
 
 
+AGENT_SERVER_THREADS = 4  # an agent answers a push or a plan at a time: oslo's 64 per server grew 10 threads per agent
+
+
+def agent_defaults(conf: cfg.ConfigOpts) -> None:
+    """The agent's own defaults for oslo.messaging (a configuration file may still set them)."""
+    from oslo_messaging import opts
+
+    for group, options in opts.list_opts():  # the server's own options are registered when it is made
+        if group in (None, "DEFAULT"):
+            conf.register_opts([o for o in options if o.dest == "executor_thread_pool_size"])
+    opts.set_defaults(conf, executor_thread_pool_size=AGENT_SERVER_THREADS)
+
+
 def rpc_server(transport: oslo_messaging.Transport, target: oslo_messaging.Target,
                endpoints: list[Any]) -> oslo_messaging.RPCServer:
     return oslo_messaging.get_rpc_server(transport, target, endpoints,

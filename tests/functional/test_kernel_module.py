@@ -81,11 +81,14 @@ def test_a_missing_module_is_an_error_naming_it_and_nothing_is_written(engine, r
     assert not (root / PERSIST.lstrip("/")).exists()
 
 
-def test_without_a_module_tree_the_error_says_so(engine, root):
-    failed = reconcile(engine, modules("nodeagent_no_such_module"))["kernel-modules"]
+def test_without_a_module_tree_or_a_list_for_systemd_the_error_says_so(engine, root):
+    """With a 'persist' list systemd is asked instead: test_kernel_module_under_systemd.py."""
+    resource = {k: v for k, v in modules("nodeagent_no_such_module").items() if k != "persist"}
+    failed = reconcile(engine, resource)["kernel-modules"]
     assert failed.error == ("cannot look for kernel module 'nodeagent_no_such_module': the module tree "
                             f"{root}/lib/modules/{os.uname().release} is missing or unreadable here (under systemd, "
-                            "ProtectKernelModules=true hides it)")
+                            "ProtectKernelModules=true hides it; with a 'persist' list systemd-modules-load is asked "
+                            "instead)")
     assert not (root / PERSIST.lstrip("/")).exists()
 
 

@@ -62,6 +62,7 @@ def guide(fleet) -> dict[str, str]:
         done = fleet.ctl("secret", "set", key, stdin=value + "\n")
         said[f"secret {key}"] = done.stdout + done.stderr
     fleet.ctl("var", "set", "datapath_type", "netdev")
+    fleet.ctl("var", "set", "openstack_packages", "false")  # stand-in services; the agents' tools are the host's
     for step in ("manage_database", "manage_keystone"):  # no MariaDB or keystone on lab nodes (see test_command)
         fleet.ctl("var", "set", step, "false")
     fleet.ctl("var", "set", "overlay", "gre")

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from nodeagent.fleet import enrolment
-from nodeagent.fleet.coordinator import Coordinator, PushFailed
+from nodeagent.fleet.coordinator import Coordinator, FleetInconsistent, PushFailed
 from nodeagent.fleet.roles import RoleError
 from nodeagent.cli import config
 from nodeagent.wire import box, messages, trust
@@ -154,3 +154,64 @@ def test_the_cli_names_the_nodes_a_push_missed(fleet, relay, tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1 and "not pushed to n1, n2" in done.stderr
     assert "guest" not in done.stderr  # the broker's credentials are not shown
     assert coordinator.inventory.variables()["tag"] == "blue"
+
+
+def report_new_facts(coordinator: Coordinator, agent: Agent, interfaces: dict) -> None:
+    """The agent reports moved addresses; the serve loop renders again for it."""
+    agent.interfaces = interfaces
+    assert coordinator.reports.report_state(agent.message(generation=1)).status == "alive"
+    coordinator.desired.render_for_new_facts(coordinator.reports.take_facts_changed())
+
+
+def test_a_node_whose_new_facts_cannot_render_is_held_and_no_longer_blocks_the_fleet(fleet, relay):
+    coordinator, agents = fleet
+    relay.cut()  # pushes fail and are recorded; the agents would fetch: what matters here is what is stored
+    # n2's address moves from eth0 to eth1 (as onto br-phy): its role (uplink eth0) cannot render any more
+    report_new_facts(coordinator, agents["n2"], {"eth0": {"ipv4": []}, "eth1": {"ipv4": ["198.18.1.2/24"]}})
+    node = coordinator.inventory.node("n2")
+    assert node.state == "held" and "interface eth0 of node 'n2' has no IPv4 address" in node.held
+    assert [e.detail for e in coordinator.inventory.events(node="n2", kind="node.held")] == [node.held]
+    # another change to the site goes through for n1 and leaves n2 as it was (held, generation 1)
+    with pytest.raises(PushFailed):
+        coordinator.settings.set_variable("tag", "blue")
+    assert stored(coordinator)["documents"] == {"n1": (2, {"local_ip": "198.18.0.1", "tag": "blue"}),
+                                                "n2": (1, {"local_ip": "198.18.0.2", "tag": "red"})}
+    # the repair (n2's uplink is now eth1) is accepted, releases n2 and stores its new document
+    with pytest.raises(PushFailed):
+        coordinator.settings.set_variable("uplink", "eth1", host="n2")
+    assert stored(coordinator)["documents"]["n2"] == (2, {"local_ip": "198.18.1.2", "tag": "blue"})
+    assert coordinator.inventory.node("n2").held is None
+    assert [e.type for e in coordinator.inventory.events(node="n2", kind="node.*")][-2:] == ["node.held",
+                                                                                           "node.released"]
+
+
+def test_new_facts_that_make_the_fleet_disagree_hold_only_the_node_that_brings_the_disagreement(fleet, relay):
+    coordinator, agents = fleet
+    relay.cut()
+    # n2 now has n1's address on eth0: both would be local_ip 198.18.0.1
+    report_new_facts(coordinator, agents["n2"], {"eth0": {"ipv4": ["198.18.0.1/24"]}})
+    held = coordinator.inventory.node("n2").held
+    assert "overlay address 198.18.0.1 is local_ip of several nodes: n1, n2" in held
+    assert coordinator.inventory.node("n1").held is None
+    assert stored(coordinator)["documents"]["n2"] == (1, {"local_ip": "198.18.0.2", "tag": "red"})
+    # n2's problem does not block a change to the site: n1 takes it, n2 stays held as it was
+    with pytest.raises(PushFailed):
+        coordinator.settings.set_variable("tag", "blue")
+    assert stored(coordinator)["documents"] == {"n1": (2, {"local_ip": "198.18.0.1", "tag": "blue"}),
+                                                "n2": (1, {"local_ip": "198.18.0.2", "tag": "red"})}
+    assert coordinator.inventory.node("n2").state == "held"
+    # the address is back: n2 is released and takes the site's change
+    report_new_facts(coordinator, agents["n2"], INTERFACES["n2"])  # a failed push there is logged, not raised
+    assert coordinator.inventory.node("n2").held is None
+    assert stored(coordinator)["documents"]["n2"] == (2, {"local_ip": "198.18.0.2", "tag": "blue"})
+
+
+def test_an_operator_change_that_makes_nodes_disagree_is_refused_whole(fleet):
+    coordinator, agents = fleet
+    # n2 gains n1's eth1 address on its own eth1: harmless while the uplink is eth0
+    report_new_facts(coordinator, agents["n2"], {**INTERFACES["n2"], "eth1": {"ipv4": ["198.18.1.1/24"]}})
+    before = stored(coordinator)
+    with pytest.raises(FleetInconsistent, match="overlay address 198.18.1.1 is local_ip of several nodes: n1, n2"):
+        coordinator.settings.set_variable("uplink", "eth1")
+    assert stored(coordinator) == before
+    assert {node.held for node in coordinator.inventory.nodes()} == {None}

@@ -29,7 +29,7 @@ BAD = [
     ("no id", doc({"driver": "file"}), "resources[0]: field 'id' must be a name"),
     ("bad id", doc({**FILE, "id": "a b"}), "resources[0]: field 'id' must be a name"),
     ("unknown driver", doc({"id": "x", "driver": "puppet"}),
-     "resource 'x': field 'driver' names unknown driver 'puppet' (known drivers: address, command, ethtool, file, ini, kernel_module, linux_bridge, ovs_bridge, service, symlink, sysctl)"),
+     "resource 'x': field 'driver' names unknown driver 'puppet' (known drivers: address, command, ethtool, file, ini, kernel_module, linux_bridge, ovs_bridge, package, service, symlink, sysctl)"),
     ("missing driver", doc({"id": "x"}), "resource 'x': field 'driver' names unknown driver None"),
     ("duplicate id", doc(FILE, FILE), "resource 'f': duplicate id"),
     ("dangling after", doc({**FILE, "after": ["nope"]}), "resource 'f': field 'after' names 'nope', which is not"),

@@ -367,3 +367,78 @@ def test_the_provider_network_is_made_once_when_its_variables_are_set(roles, reg
 def test_bad_provider_network_variables_are_refused_naming_them(roles, variables, message):
     with pytest.raises(RoleError, match=message):
         roles.render("c", ["controller"], variables, SECRETS, FACTS)
+
+
+def role_packages(body) -> dict[str, tuple[str, dict]]:
+    return {r["id"]: (r["manager"], r["packages"]) for r in body["resources"] if r["driver"] == "package"}
+
+
+INSTALLED = "installed"
+
+
+def test_the_agents_tools_are_installed_always_and_come_before_everything(roles, registry):
+    """radvd (IPv6 routers) and dhcp_release (leases) failed under Tempest when the host lacked them."""
+    network = roles.render("n", ["network"], {**NODE_VARS, "openstack_packages": "false"}, SECRETS, FACTS)
+    [(manager, wanted)] = role_packages(network).values()
+    assert manager == "apt"
+    assert wanted == dict.fromkeys(["iptables", "ipset", "conntrack", "openvswitch-switch", "dnsmasq-base",
+                                    "dnsmasq-utils", "haproxy", "radvd", "iputils-arping"], INSTALLED)
+    order = parse_document({"node": "n", **network}, registry).order
+    assert order[0] == "network-packages"
+    compute = roles.render("k", ["compute"], {**NODE_VARS, "openstack_packages": "false"}, SECRETS, FACTS)
+    assert role_packages(compute) == {"compute-packages": ("apt", dict.fromkeys(
+        ["iptables", "ipset", "conntrack", "openvswitch-switch"], INSTALLED))}
+    # the controller runs no agent: with the services off it has nothing to install
+    assert role_packages(roles.render("c", ["controller"], {"openstack_packages": "false"}, SECRETS, FACTS)) == {}
+
+
+def test_option_1_has_no_l3_agent_and_no_radvd(roles):
+    network = roles.render("n", ["network"], {**NODE_VARS, "network_option": "provider"}, SECRETS, FACTS)
+    [(_, wanted)] = role_packages(network).values()
+    assert "radvd" not in wanted and "neutron-l3-agent" not in wanted
+    assert {"dnsmasq-utils", "neutron-dhcp-agent", "neutron-metadata-agent"} <= set(wanted)
+
+
+@pytest.mark.parametrize("variables, expected", [
+    ({}, {"controller-packages": ["neutron-server"],
+          "network-packages": ["neutron-openvswitch-agent", "neutron-dhcp-agent", "neutron-metadata-agent",
+                               "neutron-l3-agent"],
+          "compute-packages": ["neutron-openvswitch-agent"]}),
+    ({"openstack_release": "2025.2"}, {"controller-packages": ["neutron-api", "neutron-rpc-server"]}),
+    ({"mechanism": "linuxbridge", "openstack_release": "2024.2"},
+     {"network-packages": ["ebtables", "neutron-linuxbridge-agent"], "compute-packages": ["ebtables"]}),
+    # the guides' yum install lines: openstack-neutron openstack-neutron-ml2 openstack-neutron-openvswitch
+    ({"distribution": "rdo"}, {"controller-packages": ["openstack-neutron", "openstack-neutron-ml2"],
+                               "network-packages": ["openstack-neutron", "openstack-neutron-ml2",
+                                                    "openstack-neutron-openvswitch", "dnsmasq", "dnsmasq-utils",
+                                                    "radvd", "conntrack-tools", "openvswitch"],
+                               "compute-packages": ["openstack-neutron-ml2", "openstack-neutron-openvswitch"]}),
+])
+def test_the_openstack_services_are_installed_by_their_distribution_names(roles, registry, variables, expected):
+    found = {}
+    for role in ("controller", "network", "compute"):
+        body = roles.render("n", [role], {**NODE_VARS, **variables}, SECRETS, FACTS)
+        found.update(role_packages(body))
+        parse_document({"node": "n", **body}, registry)  # the driver accepts every name
+    for resource, names in expected.items():
+        manager, wanted = found[resource]
+        assert manager == ("dnf" if variables.get("distribution") == "rdo" else "apt")
+        assert set(names) <= set(wanted) and all(wanted[name] == INSTALLED for name in names), (resource, wanted)
+
+
+def test_openstack_packages_false_leaves_the_services_to_whoever_installs_them(roles):
+    for role in ("network", "compute"):
+        body = roles.render("n", [role], {**NODE_VARS, "openstack_packages": "false"}, SECRETS, FACTS)
+        [(_, wanted)] = role_packages(body).values()
+        assert not [name for name in wanted if name.startswith(("neutron", "openstack-"))]
+
+
+def test_a_bad_openstack_packages_value_is_refused_naming_it(roles):
+    with pytest.raises(RoleError, match="variable 'openstack_packages' must be one of true, false, got 'yes'"):
+        roles.render("n", ["network"], {**NODE_VARS, "openstack_packages": "yes"}, SECRETS, FACTS)
+
+
+def test_an_unknown_distribution_is_refused_naming_it(roles):
+    """Package (and unit) names exist for Debian/Ubuntu and RDO only: anything else is refused before a push."""
+    with pytest.raises(RoleError, match="variable 'distribution' must be one of debian, rdo, got 'arch'"):
+        roles.render("n", ["network"], {**NODE_VARS, "distribution": "arch"}, SECRETS, FACTS)

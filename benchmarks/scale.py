@@ -1,0 +1,211 @@
+"""Scale figures: a simulated fleet of N real agents against 1 or 3 coordinators on SQLite, MariaDB or PostgreSQL.
+
+Per run (a private RabbitMQ node with a high file limit, a private database server, K simulator processes of
+at most --per-process agents each):
+
+* start: all N agents started and listed by the coordinators;
+* first role: ``node assign 'sim*' tunnel`` (one change) → the last node converged;
+* change: ``var set tag`` (one change re-rendering every node) → the last node converged (goal: < 10 s at 1,000);
+* heartbeats: over --window idle seconds, reports processed per second, coordinator CPU per report
+  (goal ≤ 0.5 ms), the processing time's p50/p99 (from the coordinators' Prometheus histograms);
+* down: one simulator process SIGKILLed → each of its nodes marked down (agent_down_time = 3 × interval);
+* memory: RSS per simulated agent and per coordinator.
+
+Run as root with nothing else heavy running:
+    .venv/bin/python benchmarks/scale.py --agents 100,500,1000 --databases sqlite --coordinators 1
+    .venv/bin/python benchmarks/scale.py --agents 300 --databases sqlite,mariadb,postgresql --coordinators 1,3
+Prints one line per run and a JSON line with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import warnings
+from pathlib import Path
+
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+import psutil  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from nodeagent.testing.coordinators import TUNNEL_ROLE, Coordinators  # noqa: E402
+from nodeagent.testing.rabbitcluster import RabbitCluster  # noqa: E402
+from nodeagent.testing.simulator import SimulatedFleet  # noqa: E402
+from nodeagent.testing.sqlserver import SERVERS  # noqa: E402
+
+
+def counts(engine) -> dict[str, int]:
+    """Nodes listed, alive, and converged (desired generation received and reconciled), straight from SQL."""
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT alive, desired_generation, observed_generation, status, held "
+                                       "FROM nodes")).all()
+    converged = 0
+    for alive, desired, observed, status, held in rows:
+        status = json.loads(status) if isinstance(status, str) else status or {}
+        if desired and observed >= desired and status.get("reconciled_generation", 0) >= desired \
+                and not status.get("failed") and not held:
+            converged += 1
+    return {"listed": len(rows), "alive": sum(1 for r in rows if r[0]), "converged": converged}
+
+
+def alive_among(engine, hosts: list[str]) -> int:
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT name FROM nodes WHERE alive")).scalars().all()
+    return len(set(rows) & set(hosts))
+
+
+def wait_for(predicate, timeout: float, what: str, step: float = 0.25) -> float:
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"{what} not within {timeout:.0f} s")
+        time.sleep(step)
+    return time.monotonic() - started
+
+
+def histogram(urls: list[str], name: str) -> dict[float, float]:
+    """Cumulative bucket counts (le → count) of one histogram, summed over the coordinators."""
+    buckets: dict[float, float] = {}
+    for url in urls:
+        try:
+            body = urllib.request.urlopen(url, timeout=5).read().decode()
+        except OSError:
+            continue  # a killed coordinator
+        for match in re.finditer(rf'^{name}_bucket{{le="([^"]+)"}} ([0-9.e+]+)$', body, re.M):
+            bound = math.inf if match.group(1) == "+Inf" else float(match.group(1))
+            buckets[bound] = buckets.get(bound, 0) + float(match.group(2))
+    return buckets
+
+
+def quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """The upper bound of the bucket holding quantile q of what was observed between two scrapes."""
+    total = after.get(math.inf, 0) - before.get(math.inf, 0)
+    for bound in sorted(after):
+        if after[bound] - before.get(bound, 0) >= q * total:
+            return bound
+    return math.inf
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def rss_mib(pids: list[int]) -> list[float]:
+    return [psutil.Process(pid).memory_info().rss / 2**20 for pid in pids if psutil.pid_exists(pid)]
+
+
+def run(agents: int, database: str, coordinators_count: int, args: argparse.Namespace, scratch: Path) -> dict:
+    directory = scratch / f"{database}-{agents}-{coordinators_count}"
+    directory.mkdir(parents=True)
+    figures: dict = {"agents": agents, "database": database, "coordinators": coordinators_count}
+    server = SERVERS[database](directory / database).start() if database != "sqlite" else None
+    broker = RabbitCluster(directory / "rabbit", nodes=1).start()
+    group = fleet = None
+    try:
+        url = server.create_database("inventory") if server else None
+        group = Coordinators(directory / "fleet", url, coordinators_count, {"tunnel": TUNNEL_ROLE},
+                             transport_url=broker.url(), report_interval=args.interval, down_time=3 * args.interval,
+                             metrics=True)
+        engine = create_engine(url or f"sqlite:///{directory / 'fleet/state/coordinator.db'}")
+        group.start()
+        processes = math.ceil(agents / args.per_process)
+        fleet = SimulatedFleet(directory / "fleet/agents", group.agent_base, agents, processes=processes,
+                               start_rate=args.start_rate)
+        started = time.monotonic()
+        fleet.start(timeout=agents)
+        figures["start_s"] = round(time.monotonic() - started, 1)
+        figures["listed_s"] = round(figures["start_s"] + wait_for(lambda: counts(engine)["listed"] >= agents,
+                                                                  300, "every agent listed"), 1)
+        group.ctl("var", "set", "tag", "red")
+        started = time.monotonic()
+        group.ctl("node", "assign", "sim*", "tunnel", timeout=900)
+        figures["first_role_cli_s"] = round(time.monotonic() - started, 2)
+        figures["first_role_converged_s"] = round(figures["first_role_cli_s"] + wait_for(
+            lambda: counts(engine)["converged"] >= agents, 600, "every node converged"), 2)
+
+        pids = [p.pid for p in group.processes]
+        before, cpu_before = histogram(group.metrics_urls, "nodeagent_report_processing_seconds"), cpu_seconds(pids)
+        time.sleep(args.window)
+        after, cpu_after = histogram(group.metrics_urls, "nodeagent_report_processing_seconds"), cpu_seconds(pids)
+        reports = after.get(math.inf, 0) - before.get(math.inf, 0)
+        figures["reports_per_s"] = round(reports / args.window, 1)
+        figures["expected_reports_per_s"] = round(agents / args.interval, 1)
+        figures["coordinator_cpu_ms_per_report"] = round(1000 * (cpu_after - cpu_before) / max(reports, 1), 2)
+        figures["report_p50_s"], figures["report_p99_s"] = quantile(before, after, .5), quantile(before, after, .99)
+
+        changes = []
+        for tag in ("blue", "green", "red")[:args.changes]:
+            started = time.monotonic()
+            group.ctl("var", "set", "tag", tag, timeout=900)
+            cli = time.monotonic() - started
+            changes.append((cli, cli + wait_for(lambda: counts(engine)["converged"] >= agents, 600,
+                                                f"every node converged on {tag}")))
+        figures["change_cli_s"] = round(statistics.median(c[0] for c in changes), 2)
+        figures["change_converged_s"] = round(statistics.median(c[1] for c in changes), 2)
+
+        figures["rss_mib_per_agent"] = round(sum(rss_mib(fleet.pids())) / agents, 2)
+        figures["rss_mib_per_coordinator"] = round(statistics.median(rss_mib(pids)), 1)
+
+        victim, (first, length) = fleet.children[0], fleet.slices()[0]
+        silenced = fleet.hosts[first:first + length]
+        os.killpg(victim.pid, signal.SIGKILL)
+        figures["down_detected_s"] = round(wait_for(lambda: alive_among(engine, silenced) == 0,
+                                                    10 * args.interval + 60, "the killed process's nodes down"), 1)
+        figures["agent_down_time_s"] = 3 * args.interval
+    finally:
+        if fleet is not None:
+            fleet.stop()
+        if group is not None:
+            group.stop()
+        broker.stop()
+        if server is not None:
+            server.stop()
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", default="100,500", help="fleet sizes, comma-separated")
+    parser.add_argument("--databases", default="sqlite", help="sqlite, mariadb, postgresql (comma-separated)")
+    parser.add_argument("--coordinators", default="1", help="coordinator counts, comma-separated")
+    parser.add_argument("--per-process", type=int, default=125, help="agents per simulator process")
+    parser.add_argument("--interval", type=int, default=10, help="report_interval of the agents (s)")
+    parser.add_argument("--window", type=int, default=30, help="idle seconds over which heartbeats are measured")
+    parser.add_argument("--changes", type=int, default=3, help="changes timed (median quoted), at most 3")
+    parser.add_argument("--start-rate", type=float, default=50, help="agents started per second")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="nodeagent-scale-") as scratch:
+        for agents in map(int, args.agents.split(",")):
+            for database in args.databases.split(","):
+                for count in map(int, args.coordinators.split(",")):
+                    try:
+                        figures = run(agents, database, count, args, Path(scratch))
+                    except Exception as exc:  # say where it stopped scaling, and go on with the next run
+                        figures = {"agents": agents, "database": database, "coordinators": count,
+                                   "failed": f"{type(exc).__name__}: {exc}"}
+                    results.append(figures)
+                    print(" ".join(f"{k}={v}" for k, v in figures.items()), flush=True)
+    print(json.dumps({"benchmark": "scale", "machine_cpus": os.cpu_count(), "runs": results}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
