@@ -108,7 +108,7 @@ def test_making_a_coordinator_touches_nothing_and_says_what_to_run(tmp_path):
     assert not state.exists()  # no directory, key, database or at-rest key made by asking
     coordinator.set_up()
     assert sorted(p.name for p in state.iterdir() if not p.name.startswith("coordinator.db-")) == [
-        "coordinator.db", "coordinator.key", "coordinator.pub", "secrets.key"]
+        "coordinator.db", "coordinator.key", "coordinator.pub", "locks", "secrets.key"]  # locks: several coordinators
     assert (state / "coordinator.key").stat().st_mode & 0o777 == 0o600
     assert coordinator.inventory.events() == [] and coordinator.inventory.nodes() == []
     key = coordinator.channel.public_key_text()
