@@ -41,6 +41,12 @@ def _coordinator(app: Any):
     return Coordinator(app.conf())
 
 
+def host_name(text: str) -> str:
+    """A node named on the command line, folded as the coordinator folds the names agents send (DNS ignores
+    case): 'node accept RELNODE1' finds relnode1."""
+    return text.lower()
+
+
 def _when(timestamp: float | None) -> str:
     if not timestamp:
         return "never"
@@ -168,7 +174,7 @@ class Verify(Lister):
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("--node", metavar="HOST", help="only this node's agents (with --traffic: its stand-in)")
+        parser.add_argument("--node", metavar="HOST", type=host_name, help="only this node's agents (with --traffic: its stand-in)")
         parser.add_argument("--traffic", action="store_true",
                             help="packets instead: a stand-in instance on each node with probe_access gets its "
                                  "address by DHCP and pings the DHCP port, its router and the other stand-ins; "
@@ -239,7 +245,7 @@ class NodeShow(ShowOne):
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("host", metavar="HOST")
+        parser.add_argument("host", metavar="HOST", type=host_name)
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
@@ -267,7 +273,7 @@ class NodeAccept(Command):
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("host", metavar="HOST")
+        parser.add_argument("host", metavar="HOST", type=host_name)
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
@@ -284,7 +290,7 @@ class NodeRevoke(Command):
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("host", metavar="HOST")
+        parser.add_argument("host", metavar="HOST", type=host_name)
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
@@ -305,7 +311,7 @@ class NodeSetState(Command):
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("host", metavar="HOST")
+        parser.add_argument("host", metavar="HOST", type=host_name)
         parser.add_argument("state_file", metavar="STATE_FILE", help="YAML or JSON document (its generation is "
                             "replaced by the next one)")
         parser.add_argument("--no-push", action="store_true", help="store only; the agent gets it on its next pull")
@@ -334,7 +340,7 @@ class NodePlan(Lister):
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("host", metavar="HOST")
+        parser.add_argument("host", metavar="HOST", type=host_name)
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
@@ -351,7 +357,7 @@ class Events(Lister):
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("--node", metavar="HOST", help="only this node's events")
+        parser.add_argument("--node", metavar="HOST", type=host_name, help="only this node's events")
         parser.add_argument("--type", metavar="TYPE", help="only this type (a * matches anything: 'node.*')")
         parser.add_argument("--limit", type=int, default=200, help="at most this many, newest last (default 200)")
         return parser
@@ -371,7 +377,7 @@ class DriftList(Lister):
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("--node", metavar="HOST", help="only this node's drift")
+        parser.add_argument("--node", metavar="HOST", type=host_name, help="only this node's drift")
         parser.add_argument("--since", metavar="WHEN", type=_since,
                             help="only drift seen since WHEN: an ISO time, or an age such as 30s, 15m, 2h, 1d")
         parser.add_argument("--open", action="store_true", help="only drift not corrected and not gone")
@@ -469,7 +475,7 @@ class NodeAssign(Command):
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("host", metavar="HOST", help="name, pattern (quote it: 'compute*'), or a,b,c")
+        parser.add_argument("host", metavar="HOST", type=host_name, help="name, pattern (quote it: 'compute*'), or a,b,c")
         parser.add_argument("roles", metavar="ROLE", nargs="+")
         return parser
 
@@ -491,7 +497,7 @@ class VarSet(Command):
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("--node", metavar="HOST", help="for this node only (overrides the site's value)")
+        parser.add_argument("--node", metavar="HOST", type=host_name, help="for this node only (overrides the site's value)")
         parser.add_argument("key", metavar="KEY")
         parser.add_argument("value", metavar="VALUE")
         return parser
@@ -507,7 +513,7 @@ class VarList(Lister):
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
-        parser.add_argument("--node", metavar="HOST")
+        parser.add_argument("--node", metavar="HOST", type=host_name)
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:

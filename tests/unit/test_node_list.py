@@ -60,3 +60,12 @@ def test_a_held_node_says_why_and_a_bad_filter_is_refused_naming_the_choices(con
     assert (shown["state"], shown["held"]) == ("held", "interface eth1 of node 'network1' has no IPv4 address")
     done = run_cli("--config-file", str(conf_file), "node", "list", "--state", "sleepy", program="nodeagentctl")
     assert done.returncode == 2 and "invalid choice: 'sleepy'" in done.stderr and "converged" in done.stderr
+
+
+def test_a_node_named_in_capitals_on_the_command_line_is_the_node_agents_name_in_lower_case(conf_file):
+    done = run_cli("--config-file", str(conf_file), "node", "show", "NETWORK1", "-f", "json", program="nodeagentctl")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["host"] == "network1"
+    assert hosts(conf_file, "--role", "compute", "--sort", "host") == ["compute1", "compute2"]
+    done = run_cli("--config-file", str(conf_file), "node", "accept", "NEW1", program="nodeagentctl")
+    assert done.returncode == 0 and "accepted new1" in done.stdout
