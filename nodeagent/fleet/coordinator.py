@@ -210,9 +210,9 @@ class Coordinator:
                     self.liveness.update_gauges()
                 sd_notify("WATCHDOG=1")
         finally:  # bounded: with the broker away, oslo.messaging's listener sees its stop flag only once back
-            messaging.within(messaging.STOP_WAIT, server.stop, server.wait)
+            messaging.within(messaging.STOP_WAIT, server.stop, server.wait, unless_answering=self.conf)
             self.notices.stop_webhooks()
-            messaging.within(messaging.STOP_WAIT, self.close)
+            messaging.within(messaging.STOP_WAIT, self.close, unless_answering=self.conf)
 
 
 def _no_key(path: Path) -> NotSetUp:
