@@ -61,9 +61,10 @@ def two_node(option: str = "self-service", series: str = "2024.2", subnet: int =
 
 
 @contextlib.contextmanager
-def deployed(directory: Path, guide: Guide) -> Iterator["Deployment"]:
-    """A guide deployed on a lab cloud of its own for the duration of the block, removed afterwards."""
-    deployment = Deployment(directory, guide)
+def deployed(directory: Path, guide: Guide, nova: bool = False) -> Iterator["Deployment"]:
+    """A guide deployed on a lab cloud of its own for the duration of the block, removed afterwards; with
+    ``nova``, the real Nova (fake virt driver, ``labnova``) instead of its stand-ins."""
+    deployment = Deployment(directory, guide, nova=nova)
     try:
         deployment.up()
         deployment.deploy()
@@ -89,12 +90,14 @@ def remove_lab(directory: Path) -> None:
 class Deployment:
     """A guide on a lab cloud of its own, under ``directory``; ``close`` removes everything."""
 
-    def __init__(self, directory: Path, guide: Guide, report_interval: int = 2):
+    def __init__(self, directory: Path, guide: Guide, report_interval: int = 2, nova: bool = False):
         self.directory = Path(directory)
         self.guide = guide
+        names = ["NEUTRON_PASS", "NEUTRON_DBPASS", "NOVA_PASS", "METADATA_SECRET"]
+        names += ["NOVA_DBPASS", "PLACEMENT_PASS", "PLACEMENT_DBPASS"] if nova else []
         self.secrets = {name: HOSTILE + name.lower() + "-" + secrets.token_hex(4)  # URL, ini, SQL, shell, PyMySQL
-                        for name in ("NEUTRON_PASS", "NEUTRON_DBPASS", "NOVA_PASS", "METADATA_SECRET")}
-        self.cloud = LabCloud(self.directory / "cloud", guide.series)
+                        for name in names}
+        self.cloud = LabCloud(self.directory / "cloud", guide.series, nova=nova, nova_secrets=self.secrets)
         self.fleet: Fleet | None = None
         self.report_interval = report_interval
         self._neutron: NeutronClient | None = None
@@ -118,6 +121,8 @@ class Deployment:
             node = self.fleet.add_node(host, ["eth1", "eth2"])
             node.exec("ip", "addr", "add", address, "dev", "eth1")
             self.fleet.start(host)
+            if self.cloud.nova:
+                self.cloud.start_nova_relays(self.fleet.systemds[host], "controller" in self.guide.nodes[host][1])
         wait_until(lambda: all("eth1" in self.ctl("node", "show", h, "-f", "json", check=False).stdout
                           for h in self.guide.nodes), 120, "the agents' first reports")
         progress(f"{len(self.guide.nodes)} lab nodes up, each with its systemd and agent")
