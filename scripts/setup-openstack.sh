@@ -20,8 +20,11 @@ declare -A VENV=(
 say() { printf '==> %s\n' "$*" >&2; }
 
 install_venv() {
-    local name=$1 venv=.venvs/$1 series=${VENV[$1]%% *} packages=${VENV[$1]#* }
-    local constraints=etc/constraints/upper-constraints-$series.txt stamp=.venvs/$1/.installed want
+    # The venv's real place (through a symlinked .venvs, as worktrees have it): its programs' first line names
+    # it, so a venv made through a worktree's symlink breaks when that worktree is removed.
+    local name=$1 venv series=${VENV[$1]%% *} packages=${VENV[$1]#* }
+    venv=$(realpath -m ".venvs/$1")
+    local constraints=etc/constraints/upper-constraints-$series.txt stamp=$venv/.installed want
     want="$packages $(sha256sum <"$constraints" | cut -c1-16)"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         return 0
