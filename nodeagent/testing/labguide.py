@@ -140,10 +140,8 @@ class Deployment:
         for host, values in self.guide.node_variables.items():
             for key, value in values.items():
                 self.ctl("var", "set", "--node", host, key, value)
-        for host in self.guide.nodes:  # 'verify --traffic' reaches each node's view as its agent's commands do,
-            # in its PID namespace too: 'ip netns add' needs the /proc/self of the node's /proc
-            access = self.cloud.command_prefix(self.fleet.systemds[host]).replace(" -u -- ", " -u -p -- ")
-            self.ctl("var", "set", "--node", host, "probe_access", access)
+        for host in self.guide.nodes:
+            self.ctl("var", "set", "--node", host, "probe_access", self.probe_access(host))
         controller = next(h for h, (_, roles) in self.guide.nodes.items() if "controller" in roles)
         self.ctl("node", "assign", controller, *self.guide.nodes[controller][1])
         self.cloud.expose_neutron_api(self.fleet.systemds[controller])
@@ -154,6 +152,11 @@ class Deployment:
             if host != controller:
                 self.ctl("node", "assign", host, *roles)
         progress("the other nodes assigned")
+
+    def probe_access(self, host: str) -> str:
+        """How 'verify --traffic' reaches a node's view: as its agent's commands do, in its PID namespace too
+        ('ip netns add' needs the /proc/self of the node's /proc)."""
+        return self.cloud.command_prefix(self.fleet.systemds[host]).replace(" -u -- ", " -u -p -- ")
 
     def set_variable(self, key: str, value: str, timeout: float = 600) -> None:
         """Change a site variable as an operator would, and wait until every node has applied what it pushed."""

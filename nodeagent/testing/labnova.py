@@ -20,7 +20,9 @@ server). Relays (socat, unix sockets) give the other nodes the controller's 8778
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 from nodeagent.fleet import escapes
 
@@ -175,3 +177,19 @@ def lab_conf(host: str, secrets: dict[str, str], transport_url: str) -> str:
     # the roles write no transport_url into a compute node's nova.conf (the Nova guide does)
     return text.replace("[DEFAULT]\n", f"[DEFAULT]\ntransport_url = {escapes.ini(transport_url)}\n"
                                        f"compute_driver = {COMPUTE_DRIVER}\n", 1)
+
+
+def flavor(connection: Any, name: str = "lab-tiny") -> Any:
+    """The smallest flavor the fake driver needs (64 MB, 1 vCPU, 1 GB), made once."""
+    return connection.compute.find_flavor(name) or connection.compute.create_flavor(name=name, ram=64, vcpus=1,
+                                                                                   disk=1)
+
+
+def boot(connection: Any, network_id: str, name: str, timeout: float = 180) -> tuple[Any, float]:
+    """A server of the stub's image on ``network_id``, once ACTIVE (or a clear error), and the seconds it took."""
+    started = time.monotonic()
+    server = connection.compute.create_server(name=name, image_id=IMAGE_ID, flavor_id=flavor(connection).id,
+                                              networks=[{"uuid": network_id}])
+    server = connection.compute.wait_for_server(server, status="ACTIVE", failures=["ERROR"], interval=0.5,
+                                                wait=timeout)
+    return server, time.monotonic() - started
