@@ -162,7 +162,8 @@ class StandIn:
 
     def http_status(self, url: str) -> int | None:
         """The HTTP status of a GET from the stand-in (busybox wget), None without an answer."""
-        done = self.inside("busybox", "wget", "-S", "-T", "10", "-O", "/dev/null", url, timeout=30)
+        # no '-T': busybox 1.35's wget (Debian 12) crashes with it; the command's own timeout bounds the wait
+        done = self.inside("busybox", "wget", "-S", "-O", "/dev/null", url, timeout=20)
         found = re.findall(r"HTTP/1\.\d (\d{3})", done.stdout + done.stderr)
         return int(found[-1]) if found else None
 

@@ -224,8 +224,8 @@ def test_a_server_nova_boots_is_bound_plugged_and_reads_its_metadata(three_node)
         assert stand_in.address == port.fixed_ips[0]["ip_address"]
         # the router's proxy, network1's metadata agent and nova-metadata, which checks the shared secret
         url = "http://169.254.169.254/openstack/latest/meta_data.json"
-        read = wait_until(lambda: stand_in.inside("busybox", "wget", "-q", "-T", "10", "-O", "-", url,
-                                                  timeout=30).stdout, 60, "the server's metadata")
+        read = wait_until(lambda: stand_in.inside("busybox", "wget", "-q", "-O", "-", url, timeout=20).stdout, 60,
+                          "the server's metadata")
         metadata = json.loads(read)
         assert (metadata["uuid"], metadata["name"]) == (server.id, server.name), metadata
     finally:
