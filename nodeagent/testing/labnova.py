@@ -164,7 +164,8 @@ def lab_conf(host: str, secrets: dict[str, str], transport_url: str) -> str:
                 f"user_domain_name = Default\nproject_name = service\nusername = {user}\n"
                 f"password = {escapes.ini(password)}\n")
     nova = auth("nova", secrets["NOVA_PASS"])
-    text = (f"[DEFAULT]\nhost = {host}\nstate_path = /var/lib/nova\n"
+    # periodic_fuzzy_delay 0: a (re)started service reports itself within seconds, not up to a minute later (lab)
+    text = (f"[DEFAULT]\nhost = {host}\nstate_path = /var/lib/nova\nperiodic_fuzzy_delay = 0\n"
             f"[oslo_concurrency]\nlock_path = /var/lib/nova/tmp\n"
             f"[placement]\nregion_name = RegionOne\n{auth('placement', secrets['PLACEMENT_PASS'])}"
             f"[service_user]\nsend_service_user_token = true\n{nova}"
