@@ -301,21 +301,8 @@ class TrafficProbe:
                 break
             time.sleep(2)
         target = f"{METADATA} (HTTP {status or 'no answer'})"
-        if status in (200, 404):
-            return TrafficCheck(stand_in.host, "metadata", target, True)
-        remote = self._remote_host("router", [], router)
-        if status == 403:
-            hop, hint = "metadata secret", ("nova-metadata refused the request's signature: "
-                                            "metadata_proxy_shared_secret differs between metadata_agent.ini on "
-                                            f"{remote} and nova.conf [neutron] on the controller")
-        elif status is None:
-            hop, hint = "router namespace", (f"no HTTP answer from {METADATA}: the metadata proxy (haproxy) in "
-                                             f"qrouter-{router.id} on {remote}, neutron-l3-agent's log there")
-        else:
-            hop, hint = "metadata agent", (f"the metadata agent on {remote} answered {status}: it reaches "
-                                           "nova-metadata at nova_metadata_host:8775 (metadata_agent.ini)? "
-                                           f"neutron-metadata-agent's log on {remote}")
-        return TrafficCheck(stand_in.host, "metadata", target, False, hop, hint)
+        hop, hint = metadata_hop(status, router.id, self._remote_host("router", [], router))
+        return TrafficCheck(stand_in.host, "metadata", target, not hop, hop, hint)
 
     def _outside_targets(self, router: Any) -> list[tuple[str, str, str]]:
         """The router's gateway and, behind it, the provider subnet's gateway (the upstream router: SNAT)."""
@@ -533,6 +520,22 @@ class TrafficProbe:
         for network in list(self.api.networks()):
             if network.name.startswith(PREFIX):
                 self.api.delete_network(network, ignore_missing=True)
+
+
+def metadata_hop(status: int | None, router_id: str, host: str | None) -> tuple[str, str]:
+    """The broken hop of an instance's metadata request from its HTTP status ('', '' when it worked): Nova
+    answers 200, or 404 for a port of no server; 403 when the signature made with the shared secret is wrong."""
+    if status in (200, 404):
+        return "", ""
+    if status == 403:
+        return "metadata secret", ("nova-metadata refused the request's signature: metadata_proxy_shared_secret "
+                                   f"differs between metadata_agent.ini on {host} and nova.conf [neutron] on the "
+                                   "controller")
+    if status is None:
+        return "router namespace", (f"no HTTP answer from {METADATA}: the metadata proxy (haproxy) in "
+                                    f"qrouter-{router_id} on {host}, neutron-l3-agent's log there")
+    return "metadata agent", (f"the metadata agent on {host} answered {status}: does it reach nova-metadata at "
+                              f"nova_metadata_host:8775 (metadata_agent.ini)? neutron-metadata-agent's log on {host}")
 
 
 def for_fleet(inventory: Inventory, neutron: Callable[[], Any], host: str | None = None, network: str | None = None,
