@@ -15,12 +15,13 @@ the controller role made (``manage_nova``). A server booted on a self-service ne
 bound by Nova (nova.conf's ``[neutron]`` credentials), Neutron's ``[nova]`` notifier delivers
 ``network-vif-plugged`` once a stand-in plugs the port as os-vif would, and the stand-in reads the server's
 metadata from 169.254.169.254 through the router's proxy, the metadata agent and the shared secret. The probe
-asks the metadata path too.
+asks the metadata path too, and names a wrong shared secret on the metadata agent as the broken hop.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import signal
 import subprocess
@@ -262,3 +263,28 @@ def test_nova_compute_restarts_with_its_node_identity(three_node):
     assert main_pid() == pid != "0"
     assert " ERROR " not in log.read_text()[size:]
     assert [(h.id, h.name) for h in compute.hypervisors()] == [(before.id, "compute1")]
+
+
+def test_a_wrong_metadata_secret_is_named_and_enforce_puts_it_back(three_node):
+    healthy(three_node)
+    ini = three_node.fleet.directory / "network1" / "root" / "etc" / "neutron" / "metadata_agent.ini"
+    systemctl = three_node.fleet.systemds["network1"].systemctl
+    try:
+        # monitor mode: nodeagent reports the edit as drift and leaves it
+        three_node.ctl("var", "set", "--node", "network1", "mode", "monitor")
+        wait_until(lambda: (three_node.node("network1")["status"] or {}).get("mode") == "monitor", 60,
+                   "network1 in monitor mode")
+        ini.write_text(re.sub(r"(?m)^metadata_proxy_shared_secret = .*$", "metadata_proxy_shared_secret = wrong",
+                              ini.read_text()))
+        subprocess.run([*systemctl, "restart", "neutron-metadata-agent"], check=True, capture_output=True, timeout=60)
+        code, rows = verify_traffic(three_node, "--node", "compute1")
+        assert code == 1, rows
+        failed = [(r["Host"], r["Check"], r["Target"], r["Hop"]) for r in rows if r["Result"] != "ok"]
+        assert failed == [("compute1", "metadata", "169.254.169.254 (HTTP 403)", "metadata secret")], rows
+        assert not leftovers(three_node)
+    finally:
+        three_node.ctl("var", "set", "--node", "network1", "mode", "enforce")
+    # enforce again: the guide's secret back in the file, the agent restarted by the change, Nova answers
+    wait_until(lambda: "= wrong" not in ini.read_text(), 60, "the shared secret back in metadata_agent.ini")
+    code, rows = verify_traffic(three_node, "--node", "compute1")
+    assert code == 0, rows
