@@ -27,6 +27,10 @@ install_venv() {
     local constraints=etc/constraints/upper-constraints-$series.txt stamp=$venv/.installed want
     want="$packages $(sha256sum <"$constraints" | cut -c1-16)"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        # kept as it is (it may be shared), but said when its programs name an interpreter that is gone
+        local first
+        first=$(head -n 1 "$venv/bin/pip" 2>/dev/null)
+        [ -x "${first#\#!}" ] || say "WARNING: $venv's programs start with '$first', which does not exist: remove $venv and run this again"
         return 0
     fi
     say "installing OpenStack $series ($packages) into $venv"
