@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from nodeagent.fleet import escapes
+from nodeagent.testing.lab import LabSystemd
 
 NOVA_VENV = "nova-2025.2"
 LAB_NOVA_CONF = "/etc/nova-lab.conf"
@@ -123,7 +124,7 @@ def venv(venvs: Path) -> Path:
     return path
 
 
-def add_units(systemd, nova: Path, files: Path, path: str, directory: Path) -> None:
+def add_units(systemd: LabSystemd, nova: Path, files: Path, path: str, directory: Path) -> None:
     """Every node gets every unit: the roles start the services of its roles, the lab the relays
     (``relay_units``)."""
     files.mkdir(parents=True, exist_ok=True)
