@@ -41,12 +41,13 @@ DEFAULTS: dict[str, Any] = {
     "mysql_command": "mysql",
     "manage_keystone": "true",               # ... and neutron's keystone user, service and endpoints
     "os_cloud": "admin",                     # the clouds.yaml entry the openstack CLI uses for that
+    "manage_nova": "false",                  # the controller also does the Nova and Placement guides' one-time steps
     "provider_network_name": "provider",     # with provider_network_cidr: the external network the controller makes
     "openstack_packages": "true",            # the OpenStack services from the distribution's packages (false: they
                                              # come from elsewhere, as in the lab); the agents' tools always
 }
 CHOICES = {"mechanism": ("openvswitch", "linuxbridge"), "overlay": ("vxlan", "gre"),
-           "manage_database": ("true", "false"), "manage_keystone": ("true", "false"),
+           "manage_database": ("true", "false"), "manage_keystone": ("true", "false"), "manage_nova": ("true", "false"),
            "network_option": ("provider", "self-service"), "datapath_type": ("system", "netdev"),
            "distribution": ("debian", "rdo"), "mode": ("enforce", "monitor"), "openstack_packages": ("true", "false")}
 # Units whose name differs by distribution (Debian/Ubuntu name -> RDO name).

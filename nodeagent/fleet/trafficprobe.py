@@ -5,8 +5,12 @@ fullstack tests (and ``neutron-debug probe-create`` once) do, each probed node g
 to it, plugged into its br-int as os-vif plugs a VM (a veth with ``iface-id``, ``attached-mac``,
 ``iface-status``), with the VM's end in a namespace of its own. The stand-in asks DHCP for its address (busybox
 udhcpc: the address Neutron gave the port, the MTU option the guide sets), then pings the DHCP port, its router
-and the stand-in of every other probed node. When a check fails the probe names the first broken hop on the way
-(the br-int tag, br-tun's flows, OVS's tunnel route, the DHCP or router namespace) and where to look.
+and the stand-in of every other probed node. Where the cloud has Nova (a compute service in the catalog) and the
+network a router, it asks 169.254.169.254 as an instance does: the router's metadata proxy, the metadata agent
+and nova-metadata, which checks the request's signature made with the shared secret (the stand-in is no server,
+so Nova's "404 Not Found" is its answer). When a check fails the probe names the first broken hop on the way
+(the br-int tag, br-tun's flows, OVS's tunnel route, the DHCP or router namespace, the metadata agent or
+secret) and where to look.
 
 A node is probed only when the operator says how to reach it (opt-in): the node variable ``probe_access`` is a
 command prefix that runs a command in the node's view (``ssh root@compute1``; in the lab, ``nsenter ...``).
@@ -31,6 +35,7 @@ from nodeagent.fleet.inventory import Inventory
 PREFIX = "nodeagent-probe"
 NETNS_PREFIX = "naprobe"
 PROBE_OWNER = "compute:nodeagent-probe"
+METADATA = "169.254.169.254"
 UDHCPC_SCRIPT = """#!/bin/sh
 # busybox udhcpc hands the lease over in the environment: say it, and configure the stand-in's NIC with it.
 case "$1" in bound|renew)
@@ -155,6 +160,13 @@ class StandIn:
                 return line
         return ""
 
+    def http_status(self, url: str) -> int | None:
+        """The HTTP status of a GET from the stand-in (busybox wget), None without an answer."""
+        # no '-T': busybox 1.35's wget (Debian 12) crashes with it; the command's own timeout bounds the wait
+        done = self.inside("busybox", "wget", "-S", "-O", "/dev/null", url, timeout=20)
+        found = re.findall(r"HTTP/1\.\d (\d{3})", done.stdout + done.stderr)
+        return int(found[-1]) if found else None
+
     def ping(self, target: str, count: int = 3) -> bool:
         return self.inside("ping", "-c", str(count), "-W", "2", "-i", "0.3", target, timeout=count * 3 + 10
                            ).returncode == 0
@@ -197,8 +209,10 @@ class TrafficProbe:
     def __init__(self, neutron: Any, shells: dict[str, NodeShell], all_shells: dict[str, NodeShell] | None = None,
                  network: str | None = None, cidr: str = "198.19.254.0/24", mtu: int | None = None,
                  external: str | None = None, outside: NodeShell | None = None,
-                 progress: Callable[[str], None] = lambda _: None):
+                 progress: Callable[[str], None] = lambda _: None, metadata: bool | None = None):
         self.api = neutron.connection.network
+        # metadata: whether to ask 169.254.169.254 (None: where the catalog has Nova)
+        self.metadata = neutron.connection.has_service("compute") if metadata is None else metadata
         self.shells = shells
         self.all_shells = {**shells, **(all_shells or {})}
         self.network_name = network
@@ -270,9 +284,25 @@ class TrafficProbe:
                 else:
                     hop, hint = self.diagnose(stand_in, network, dhcp_ports, kind, router)
                     checks.append(TrafficCheck(stand_in.host, check, target, False, hop, hint))
+        if self.metadata and router is not None:
+            checks += [self._metadata(stand_in, router) for stand_in in self.stand_ins if stand_in.address]
         if self.outside is not None and router is not None and router.external_gateway_info:
             checks += self._floating_ips(network, dhcp_ports, router)
         return checks
+
+    def _metadata(self, stand_in: StandIn, router: Any) -> TrafficCheck:
+        """The metadata request of an instance: Nova's answer (200, or 404 for a stand-in that is no server)
+        means the proxy, the agent and the shared secret all worked."""
+        # a new router's proxy starts with its namespace: asked again for a while when it has no answer yet
+        deadline = time.monotonic() + 30
+        while True:
+            status = stand_in.http_status(f"http://{METADATA}/openstack")
+            if status in (200, 403, 404) or time.monotonic() > deadline:
+                break
+            time.sleep(2)
+        target = f"{METADATA} (HTTP {status or 'no answer'})"
+        hop, hint = metadata_hop(status, router.id, self._remote_host("router", [], router))
+        return TrafficCheck(stand_in.host, "metadata", target, not hop, hop, hint)
 
     def _outside_targets(self, router: Any) -> list[tuple[str, str, str]]:
         """The router's gateway and, behind it, the provider subnet's gateway (the upstream router: SNAT)."""
@@ -490,6 +520,22 @@ class TrafficProbe:
         for network in list(self.api.networks()):
             if network.name.startswith(PREFIX):
                 self.api.delete_network(network, ignore_missing=True)
+
+
+def metadata_hop(status: int | None, router_id: str, host: str | None) -> tuple[str, str]:
+    """The broken hop of an instance's metadata request from its HTTP status ('', '' when it worked): Nova
+    answers 200, or 404 for a port of no server; 403 when the signature made with the shared secret is wrong."""
+    if status in (200, 404):
+        return "", ""
+    if status == 403:
+        return "metadata secret", ("nova-metadata refused the request's signature: metadata_proxy_shared_secret "
+                                   f"differs between metadata_agent.ini on {host} and nova.conf [neutron] on the "
+                                   "controller")
+    if status is None:
+        return "router namespace", (f"no HTTP answer from {METADATA}: the metadata proxy (haproxy) in "
+                                    f"qrouter-{router_id} on {host}, neutron-l3-agent's log there")
+    return "metadata agent", (f"the metadata agent on {host} answered {status}: does it reach nova-metadata at "
+                              f"nova_metadata_host:8775 (metadata_agent.ini)? neutron-metadata-agent's log on {host}")
 
 
 def for_fleet(inventory: Inventory, neutron: Callable[[], Any], host: str | None = None, network: str | None = None,

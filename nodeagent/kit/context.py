@@ -15,7 +15,7 @@ from typing import Any, Callable, TypeVar
 from nodeagent.kit.errors import PathRefused, PermanentError
 
 DEFAULT_ALLOWED_ROOTS = ("/etc/neutron", "/etc/nova", "/etc/sysctl.d", "/etc/modules-load.d", "/etc/openvswitch",
-                         "/etc/openstack")
+                         "/etc/openstack", "/etc/placement")
 DEFAULT_OVSDB = "unix:/var/run/openvswitch/db.sock"
 NETNS_DIR = Path("/run/netns")
 _MAX_SYMLINKS = 40

@@ -17,7 +17,8 @@ network namespace, whose mount view makes the node look like a node:
 
 The units are what a distribution package installs (Debian names), with the neutron
 binaries of the series' virtualenv (``scripts/setup-openstack.sh``); the roles enable,
-start and restart them. Nova is not run: its units are stand-ins.
+start and restart them. Nova's units are stand-ins, or with ``nova=True`` the real Nova with its fake virt
+driver (``labnova``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nodeagent.fleet import escapes
+from nodeagent.testing import labnova
 from nodeagent.testing.lab import STAND_IN_UNIT, LabSystemd
 from nodeagent.testing.waiting import wait_until
 
@@ -108,8 +111,8 @@ mount --bind {ovs} /run/openvswitch
 mount --bind {mysqld} /run/mysqld
 mount -t overlay overlay -o lowerdir=/etc,upperdir={view}/etc.upper,workdir={view}/etc.work /etc
 mount -t overlay overlay -o lowerdir=/var/lib,upperdir={view}/lib.upper,workdir={view}/lib.work /var/lib
-for d in neutron nova openstack; do mkdir -p /etc/$d; mount --bind {root}/etc/$d /etc/$d; done
-mkdir -p /var/lib/neutron /var/log/neutron
+for d in neutron nova openstack placement; do mkdir -p /etc/$d; mount --bind {root}/etc/$d /etc/$d; done
+mkdir -p /var/lib/neutron /var/log/neutron /var/lib/nova/tmp
 printf '127.0.0.1 localhost {name} controller\\n' > /etc/hosts
 echo {name} > /etc/hostname     # systemd sets the host name from it at boot
 mount -t tmpfs tmpfs /sys/fs/cgroup
@@ -164,6 +167,8 @@ class LabCloud:
     admin_password: str = field(default_factory=lambda: HOSTILE + "admin-" + secrets.token_hex(6))
     # no '/': oslo.messaging's rabbit driver cannot carry one (fleet/escapes.py, rabbit_password)
     rabbit_password: str = field(default_factory=lambda: HOSTILE.replace("/", "") + "rabbit-" + secrets.token_hex(6))
+    nova: bool = False  # the real Nova (fake virt driver) instead of stand-ins; needs nova_secrets before start
+    nova_secrets: dict[str, str] = field(default_factory=dict)  # NOVA_PASS, PLACEMENT_PASS
 
     def __post_init__(self) -> None:
         self.directory = Path(self.directory)
@@ -174,6 +179,8 @@ class LabCloud:
         self.sockets = self.directory / "sockets"
         self.keystone_port = free_port()
         self.api_port = free_port()
+        self.nova_port = free_port()
+        self.nova_venv = labnova.venv(VENVS) if self.nova else None
         self.processes: dict[str, subprocess.Popen] = {}
         self.bin = self.directory / "bin"
 
@@ -187,6 +194,11 @@ class LabCloud:
     def neutron_url(self) -> str:
         """The controller node's Neutron API, as the host reaches it."""
         return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def nova_url(self) -> str:
+        """The controller node's compute API (with ``nova``), as the host reaches it."""
+        return f"http://127.0.0.1:{self.nova_port}/v2.1"
 
     @property
     def mysqld(self) -> Path:
@@ -207,6 +219,10 @@ class LabCloud:
         host = _setsid(["socat", f"TCP-LISTEN:{self.api_port},bind=127.0.0.1,fork,reuseaddr",
                         f"UNIX-CONNECT:{self.sockets / 'neutron-api.sock'}"], self._log("relay-neutron-api"))
         self.processes["relay-neutron-api"] = host
+        if self.nova:
+            self.processes["relay-nova-api"] = _setsid(
+                ["socat", f"TCP-LISTEN:{self.nova_port},bind=127.0.0.1,fork,reuseaddr",
+                 f"UNIX-CONNECT:{self.sockets / 'nova-api.sock'}"], self._log("relay-nova-api"))
         return self
 
     def _log(self, name: str) -> Path:
@@ -288,7 +304,8 @@ class LabCloud:
         """Fleet variables that point the roles at this cloud's services."""
         return {"openstack_release": self.series, "rabbit_user": self.rabbit_user,
                 "rabbit_vhost": self.rabbit_vhost, "datapath_type": "netdev",
-                "openstack_packages": "false"}  # the services come from the lab's virtualenvs
+                "openstack_packages": "false",  # the services come from the lab's virtualenvs
+                **({"manage_nova": "true"} if self.nova else {})}
 
     def secrets(self) -> dict[str, str]:
         return {"RABBIT_PASS": self.rabbit_password, "ADMIN_PASS": self.admin_password}
@@ -299,7 +316,7 @@ class LabCloud:
         """A lab node's systemd with the cloud's units, started in the node's namespaces."""
         systemd = NodeSystemd(directory, netns=netns, boot=NODE_BOOT.format(
             name=name, ovs=ovs, mysqld=self.mysqld, view=directory / "view", root=root, units=directory / "units"))
-        path = SERVICE_PATH.format(bin=self.bin, venv=self.venv)
+        path = self.service_path
         for unit, (binary, files, kind) in NEUTRON_UNITS.items():
             if not (self.venv / "bin" / binary).exists():
                 continue  # a unit this release does not ship (neutron-server from 2025.2 on, ...)
@@ -310,7 +327,14 @@ class LabCloud:
                 command = f"{self.venv}/bin/neutron-api --host 127.0.0.1 --port 9696 -- {config}"
             systemd.add_unit(f"{unit}.service", UNIT.format(name=unit, type=kind, path=path, command=command,
                                                              log=directory / f"{unit}.log"))
+        (directory / "view").mkdir(parents=True, exist_ok=True)
+        for part in ("etc.upper", "etc.work", "lib.upper", "lib.work"):
+            (directory / "view" / part).mkdir(exist_ok=True)
+        if self.nova:
+            self._nova_units(systemd, name, path, directory)
         for unit in STAND_INS:
+            if self.nova and unit.startswith("nova-"):
+                continue
             systemd.add_unit(f"{unit}.service", STAND_IN_UNIT.format(name=unit, log=directory / f"{unit}.log"))
         relays = []
         for relay, port in NODE_PORTS.items():
@@ -321,11 +345,10 @@ class LabCloud:
                          EXPOSE_UNIT.format(port=9696, socket=self.sockets / "neutron-api.sock"))
         systemd.add_unit("lab-relays.target", "[Unit]\nDescription=lab relays\nWants=" + " ".join(relays) + "\n")
         systemd.lab_target_wants = ["lab-relays.target"]
-        (directory / "view").mkdir(parents=True, exist_ok=True)
         for part in ("etc.upper", "etc.work", "lib.upper", "lib.work"):
             (directory / "view" / part).mkdir(exist_ok=True)
         (directory / "view/etc.upper" / Path(LAB_CONF).name).write_text(LAB_TUNING)
-        for sub in ("neutron", "nova", "openstack"):
+        for sub in ("neutron", "nova", "openstack", "placement"):
             (root / "etc" / sub).mkdir(parents=True, exist_ok=True)
         # What the distribution package puts in /etc/neutron beside the files the guides edit.
         packaged = self.venv / "etc" / "neutron" / "api-paste.ini"
@@ -333,9 +356,36 @@ class LabCloud:
             shutil.copy(packaged, root / "etc/neutron/api-paste.ini")
         return systemd
 
+    def _nova_units(self, systemd: "NodeSystemd", name: str, path: str, directory: Path) -> None:
+        """Nova's units, its relays, and the node's ``/etc/nova-lab.conf``."""
+        labnova.add_units(systemd, self.nova_venv, self.directory / "nova", path, directory)
+        for service, port in labnova.CONTROLLER_PORTS.items():
+            systemd.add_unit(f"lab-expose-{service}.service",
+                             EXPOSE_UNIT.format(port=port, socket=self.sockets / f"{service}.sock"))
+        for service, port in labnova.NODE_RELAYS.items():
+            systemd.add_unit(f"lab-relay-{service}.service",
+                             RELAY_UNIT.format(port=port, socket=self.sockets / f"{service}.sock"))
+        password = escapes.rabbit_password(self.rabbit_password)
+        transport = (f"rabbit://{escapes.url_userinfo(self.rabbit_user)}:{password}@controller:5672/"
+                     f"{escapes.url_userinfo(self.rabbit_vhost)}")
+        (directory / "view/etc.upper" / Path(labnova.LAB_NOVA_CONF).name).write_text(
+            labnova.lab_conf(name, self.nova_secrets, transport))
+
+    def start_nova_relays(self, systemd: "NodeSystemd", controller: bool) -> None:
+        """With ``nova``: the controller offers its Nova, placement and Glance stub, other nodes reach them."""
+        subprocess.run([*systemd.systemctl, "start", *labnova.relay_units(controller)], check=True,
+                       capture_output=True, timeout=30)
+
+    @property
+    def service_path(self) -> str:
+        """PATH in a node's view: the series' programs first (python3 with openstacksdk), then Nova's (nova-manage,
+        placement-manage)."""
+        venvs = f"{self.venv}/bin:{self.nova_venv}" if self.nova else self.venv
+        return SERVICE_PATH.format(bin=self.bin, venv=venvs)
+
     def command_prefix(self, systemd: "NodeSystemd") -> str:
         """How a node's agent runs its command resources: in the node's view, with the series' programs."""
-        path = SERVICE_PATH.format(bin=self.bin, venv=self.venv)
+        path = self.service_path
         return f"nsenter -t {systemd.pid} -m -n -u -- env PATH={path}"
 
     def expose_neutron_api(self, systemd: "NodeSystemd") -> None:
@@ -349,6 +399,7 @@ class LabCloud:
             "auth": {"auth_url": self.keystone_url, "username": "admin", "password": self.admin_password,
                      "project_name": "admin", "user_domain_name": "Default", "project_domain_name": "Default"},
             "region_name": "RegionOne", "network_endpoint_override": self.neutron_url + "/v2.0/",
+            **({"compute_endpoint_override": self.nova_url} if self.nova else {}),
             "identity_endpoint_override": self.keystone_url + "/"}}}))
         path.chmod(0o600)
         return path

@@ -61,9 +61,10 @@ def two_node(option: str = "self-service", series: str = "2024.2", subnet: int =
 
 
 @contextlib.contextmanager
-def deployed(directory: Path, guide: Guide) -> Iterator["Deployment"]:
-    """A guide deployed on a lab cloud of its own for the duration of the block, removed afterwards."""
-    deployment = Deployment(directory, guide)
+def deployed(directory: Path, guide: Guide, nova: bool = False) -> Iterator["Deployment"]:
+    """A guide deployed on a lab cloud of its own for the duration of the block, removed afterwards; with
+    ``nova``, the real Nova (fake virt driver, ``labnova``) instead of its stand-ins."""
+    deployment = Deployment(directory, guide, nova=nova)
     try:
         deployment.up()
         deployment.deploy()
@@ -89,12 +90,14 @@ def remove_lab(directory: Path) -> None:
 class Deployment:
     """A guide on a lab cloud of its own, under ``directory``; ``close`` removes everything."""
 
-    def __init__(self, directory: Path, guide: Guide, report_interval: int = 2):
+    def __init__(self, directory: Path, guide: Guide, report_interval: int = 2, nova: bool = False):
         self.directory = Path(directory)
         self.guide = guide
+        names = ["NEUTRON_PASS", "NEUTRON_DBPASS", "NOVA_PASS", "METADATA_SECRET"]
+        names += ["NOVA_DBPASS", "PLACEMENT_PASS", "PLACEMENT_DBPASS"] if nova else []
         self.secrets = {name: HOSTILE + name.lower() + "-" + secrets.token_hex(4)  # URL, ini, SQL, shell, PyMySQL
-                        for name in ("NEUTRON_PASS", "NEUTRON_DBPASS", "NOVA_PASS", "METADATA_SECRET")}
-        self.cloud = LabCloud(self.directory / "cloud", guide.series)
+                        for name in names}
+        self.cloud = LabCloud(self.directory / "cloud", guide.series, nova=nova, nova_secrets=self.secrets)
         self.fleet: Fleet | None = None
         self.report_interval = report_interval
         self._neutron: NeutronClient | None = None
@@ -118,6 +121,8 @@ class Deployment:
             node = self.fleet.add_node(host, ["eth1", "eth2"])
             node.exec("ip", "addr", "add", address, "dev", "eth1")
             self.fleet.start(host)
+            if self.cloud.nova:
+                self.cloud.start_nova_relays(self.fleet.systemds[host], "controller" in self.guide.nodes[host][1])
         wait_until(lambda: all("eth1" in self.ctl("node", "show", h, "-f", "json", check=False).stdout
                           for h in self.guide.nodes), 120, "the agents' first reports")
         progress(f"{len(self.guide.nodes)} lab nodes up, each with its systemd and agent")
@@ -135,10 +140,8 @@ class Deployment:
         for host, values in self.guide.node_variables.items():
             for key, value in values.items():
                 self.ctl("var", "set", "--node", host, key, value)
-        for host in self.guide.nodes:  # 'verify --traffic' reaches each node's view as its agent's commands do,
-            # in its PID namespace too: 'ip netns add' needs the /proc/self of the node's /proc
-            access = self.cloud.command_prefix(self.fleet.systemds[host]).replace(" -u -- ", " -u -p -- ")
-            self.ctl("var", "set", "--node", host, "probe_access", access)
+        for host in self.guide.nodes:
+            self.ctl("var", "set", "--node", host, "probe_access", self.probe_access(host))
         controller = next(h for h, (_, roles) in self.guide.nodes.items() if "controller" in roles)
         self.ctl("node", "assign", controller, *self.guide.nodes[controller][1])
         self.cloud.expose_neutron_api(self.fleet.systemds[controller])
@@ -149,6 +152,11 @@ class Deployment:
             if host != controller:
                 self.ctl("node", "assign", host, *roles)
         progress("the other nodes assigned")
+
+    def probe_access(self, host: str) -> str:
+        """How 'verify --traffic' reaches a node's view: as its agent's commands do, in its PID namespace too
+        ('ip netns add' needs the /proc/self of the node's /proc)."""
+        return self.cloud.command_prefix(self.fleet.systemds[host]).replace(" -u -- ", " -u -p -- ")
 
     def set_variable(self, key: str, value: str, timeout: float = 600) -> None:
         """Change a site variable as an operator would, and wait until every node has applied what it pushed."""

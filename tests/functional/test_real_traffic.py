@@ -8,21 +8,32 @@ DHCP port, their router and each other, the router's gateway and the upstream ro
 to the instances' subnet), and the upstream router pings each one's floating IP. A tunnel broken on purpose (the
 tunnel endpoint back on the plain eth1, as the roles left it before) is named as the broken hop; an interrupted
 probe leaves nothing behind.
+
+The deployment runs the real Nova (``labnova``: placement, nova-api with the metadata API, conductor, scheduler on
+the controller, nova-compute with the fake virt driver on compute1), whose databases, cells and Keystone entries
+the controller role made (``manage_nova``). A server booted on a self-service network becomes ACTIVE with its port
+bound by Nova (nova.conf's ``[neutron]`` credentials), Neutron's ``[nova]`` notifier delivers
+``network-vif-plugged`` once a stand-in plugs the port as os-vif would, and the stand-in reads the server's
+metadata from 169.254.169.254 through the router's proxy, the metadata agent and the shared secret. The probe
+asks the metadata path too, and names a wrong shared secret on the metadata agent as the broken hop.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import secrets
 import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from nodeagent.fleet.trafficprobe import NETNS_PREFIX, PREFIX, PROBE_OWNER
-from nodeagent.testing import labguide
+from nodeagent.fleet.trafficprobe import NETNS_PREFIX, PREFIX, PROBE_OWNER, NodeShell, StandIn
+from nodeagent.testing import labguide, labnova
 from nodeagent.testing.labguide import Deployment, deployed
 from nodeagent.testing.waiting import wait_until
 from tests.functional.test_real_neutron import healthy, in_node
@@ -38,7 +49,7 @@ PROVIDER = {"provider_network_gateway": UPSTREAM, "provider_network_pool": "198.
 
 @pytest.fixture(scope="module")
 def three_node(tmp_path_factory):
-    with deployed(tmp_path_factory.mktemp("traffic"), labguide.three_node(subnet=8)) as deployment:
+    with deployed(tmp_path_factory.mktemp("traffic"), labguide.three_node(subnet=8), nova=True) as deployment:
         deployment.upstream = deployment.add_upstream(f"{UPSTREAM}/24")
         for key, value in PROVIDER.items():  # the cidr last: it turns the provider network on
             deployment.set_variable(key, value)
@@ -79,12 +90,14 @@ def test_stand_ins_reach_dhcp_their_router_each_other_and_the_outside(three_node
     assert code == 0, rows
     got = {(r["Host"], r["Check"]) for r in rows if r["Result"] == "ok"}
     checks = ("dhcp", "ping dhcp port", "ping router", "ping router gateway", "ping outside (SNAT)",
-              "floating ip from the outside")
+              "floating ip from the outside", "metadata")
     assert got == {(host, check) for host in PROBED for check in checks} | {
         ("compute1", "ping network1's instance"), ("network1", "ping compute1's instance")}, rows
     leases = [r["Target"] for r in rows if r["Check"] == "dhcp"]
     assert all(lease.startswith("198.19.254.") and lease.endswith(" mtu 1454") for lease in leases), leases
     assert {r["Target"] for r in rows if r["Check"] == "ping outside (SNAT)"} == {UPSTREAM}
+    # a stand-in is no server: Nova's 'not found' means the proxy, the agent and the shared secret worked
+    assert {r["Target"] for r in rows if r["Check"] == "metadata"} == {"169.254.169.254 (HTTP 404)"}, rows
     assert not leftovers(three_node)
 
 
@@ -177,3 +190,101 @@ def test_what_a_killed_probe_left_is_swept_by_the_next(three_node):
     code, rows = verify_traffic(three_node, "--node", "compute1")
     assert code == 0, rows
     assert not leftovers(three_node)
+
+
+def in_view(deployment: Deployment, host: str) -> NodeShell:
+    """A shell in the node's view, as verify --traffic reaches it (probe_access)."""
+    return NodeShell(host, deployment.probe_access(host))
+
+
+def test_a_server_nova_boots_is_bound_plugged_and_reads_its_metadata(three_node):
+    healthy(three_node)
+    cloud = three_node.neutron.connection
+    wait_until(lambda: [h.name for h in cloud.compute.hypervisors()] == ["compute1"], 180,
+               "compute1 discovered as Nova's hypervisor")
+    tag = secrets.token_hex(3)
+    network = cloud.network.create_network(name=f"nova-test-{tag}")
+    subnet = cloud.network.create_subnet(network_id=network.id, ip_version=4, cidr="198.19.252.0/24")
+    router = cloud.network.create_router(name=f"nova-test-{tag}")
+    cloud.network.add_interface_to_router(router, subnet_id=subnet.id)
+    server = stand_in = None
+    try:
+        server, _ = labnova.boot(cloud, network.id, f"nova-test-{tag}")
+        assert server.hypervisor_hostname == "compute1"
+        # nova-compute bound the port through Neutron with nova.conf's [neutron] credentials (only an admin may)
+        [port] = cloud.network.ports(device_id=server.id)
+        assert (port.binding_host_id, port.binding_vif_type, port.device_owner) == ("compute1", "ovs", "compute:nova")
+        assert port.status == "DOWN"  # the fake driver plugs nothing
+        stand_in = StandIn(in_view(three_node, "compute1"), port, f"nova{tag}")
+        stand_in.plug()
+        wait_until(lambda: cloud.network.get_port(port.id).status == "ACTIVE", 60, "the server's port ACTIVE")
+        # Neutron's [nova] notifier (the nova user, NOVA_PASS) told Nova, which handed the event to nova-compute
+        log = three_node.fleet.directory / "compute1" / "systemd" / "nova-compute.log"
+        wait_until(lambda: f"network-vif-plugged-{port.id}" in log.read_text(), 60,
+                   "nova-compute receiving network-vif-plugged")
+        assert stand_in.dhcp(), "no lease for the server's port"
+        assert stand_in.address == port.fixed_ips[0]["ip_address"]
+        # the router's proxy, network1's metadata agent and nova-metadata, which checks the shared secret
+        url = "http://169.254.169.254/openstack/latest/meta_data.json"
+        read = wait_until(lambda: stand_in.inside("busybox", "wget", "-q", "-O", "-", url, timeout=20).stdout, 60,
+                          "the server's metadata")
+        metadata = json.loads(read)
+        assert (metadata["uuid"], metadata["name"]) == (server.id, server.name), metadata
+    finally:
+        if stand_in is not None:
+            stand_in.remove()
+        if server is not None:
+            cloud.compute.delete_server(server)
+            cloud.compute.wait_for_delete(server, wait=120)
+        cloud.network.remove_interface_from_router(router, subnet_id=subnet.id)
+        cloud.network.delete_router(router)
+        cloud.network.delete_network(network)
+
+
+def test_nova_compute_restarts_with_its_node_identity(three_node):
+    healthy(three_node)
+    compute = three_node.neutron.connection.compute
+    wait_until(lambda: [h.name for h in compute.hypervisors()] == ["compute1"], 180, "compute1 as a hypervisor")
+    [before] = compute.hypervisors()
+    systemctl = three_node.fleet.systemds["compute1"].systemctl
+    log = three_node.fleet.directory / "compute1" / "systemd" / "nova-compute.log"
+    size = log.stat().st_size
+    restarted = datetime.now(timezone.utc).replace(tzinfo=None).isoformat()
+    subprocess.run([*systemctl, "restart", "nova-compute"], check=True, capture_output=True, timeout=60)
+
+    def main_pid() -> str:
+        return subprocess.run([*systemctl, "show", "-p", "MainPID", "--value", "nova-compute"], capture_output=True,
+                              text=True, timeout=30).stdout.strip()
+    pid = main_pid()
+    # the restarted service reports itself alive to the conductor; a fake driver drawing a new node UUID per
+    # process would have exited instead ('No local node identity found' / 'Duplicate compute node record')
+    wait_until(lambda: [s.updated_at > restarted for s in compute.services(binary="nova-compute")] == [True], 120,
+               "the restarted nova-compute reporting")
+    assert main_pid() == pid != "0"
+    assert " ERROR " not in log.read_text()[size:]
+    assert [(h.id, h.name) for h in compute.hypervisors()] == [(before.id, "compute1")]
+
+
+def test_a_wrong_metadata_secret_is_named_and_enforce_puts_it_back(three_node):
+    healthy(three_node)
+    ini = three_node.fleet.directory / "network1" / "root" / "etc" / "neutron" / "metadata_agent.ini"
+    systemctl = three_node.fleet.systemds["network1"].systemctl
+    try:
+        # monitor mode: nodeagent reports the edit as drift and leaves it
+        three_node.ctl("var", "set", "--node", "network1", "mode", "monitor")
+        wait_until(lambda: (three_node.node("network1")["status"] or {}).get("mode") == "monitor", 60,
+                   "network1 in monitor mode")
+        ini.write_text(re.sub(r"(?m)^metadata_proxy_shared_secret = .*$", "metadata_proxy_shared_secret = wrong",
+                              ini.read_text()))
+        subprocess.run([*systemctl, "restart", "neutron-metadata-agent"], check=True, capture_output=True, timeout=60)
+        code, rows = verify_traffic(three_node, "--node", "compute1")
+        assert code == 1, rows
+        failed = [(r["Host"], r["Check"], r["Target"], r["Hop"]) for r in rows if r["Result"] != "ok"]
+        assert failed == [("compute1", "metadata", "169.254.169.254 (HTTP 403)", "metadata secret")], rows
+        assert not leftovers(three_node)
+    finally:
+        three_node.ctl("var", "set", "--node", "network1", "mode", "enforce")
+    # enforce again: the guide's secret back in the file, the agent restarted by the change, Nova answers
+    wait_until(lambda: "= wrong" not in ini.read_text(), 60, "the shared secret back in metadata_agent.ini")
+    code, rows = verify_traffic(three_node, "--node", "compute1")
+    assert code == 0, rows

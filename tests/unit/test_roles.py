@@ -11,6 +11,7 @@ from nodeagent.fleet.roles import RoleError, Roles
 from tests.conftest import REPO
 
 SECRETS = {k: f"{k.lower()}-s3cret" for k in ("RABBIT_PASS", "NEUTRON_PASS", "NEUTRON_DBPASS", "NOVA_PASS",
+                                              "NOVA_DBPASS", "PLACEMENT_PASS", "PLACEMENT_DBPASS",
                                               "METADATA_SECRET", "ADMIN_PASS")}
 FACTS = {"interfaces": {"eth1": {"ipv4": ["198.18.1.11/24"]}, "eth2": {"ipv4": []}}}
 NODE_VARS = {"overlay_interface": "eth1", "external_interface": "eth2", "provider_interface": "eth2"}
@@ -442,3 +443,32 @@ def test_an_unknown_distribution_is_refused_naming_it(roles):
     """Package (and unit) names exist for Debian/Ubuntu and RDO only: anything else is refused before a push."""
     with pytest.raises(RoleError, match="variable 'distribution' must be one of debian, rdo, got 'arch'"):
         roles.render("n", ["network"], {**NODE_VARS, "distribution": "arch"}, SECRETS, FACTS)
+
+
+def test_manage_nova_adds_the_nova_and_placement_guides_one_time_steps_on_the_controller(roles, registry):
+    off = roles.render("c", ["controller"], {}, SECRETS, FACTS)
+    assert not {"placement-conf", "nova-databases", "nova-db-sync", "keystone-nova", "placement-api"} & {
+        r["id"] for r in off["resources"]}
+    body = roles.render("c", ["controller"], {"manage_nova": "true"}, SECRETS, FACTS)
+    parse_document({"node": "c", **body}, registry)
+    steps = {r["id"]: r for r in body["resources"]}
+    nova_conf = steps["nova-conf-neutron"]["settings"]
+    assert nova_conf["database"]["connection"] == "mysql+pymysql://nova:nova_dbpass-s3cret@controller/nova"
+    assert nova_conf["api_database"]["connection"].endswith("@controller/nova_api")
+    assert nova_conf["DEFAULT"]["transport_url"].startswith("rabbit://openstack:rabbit_pass-s3cret@controller")
+    assert steps["placement-conf"]["settings"]["placement_database"]["connection"] == (
+        "mysql+pymysql://placement:placement_dbpass-s3cret@controller/placement")
+    # the database passwords reach the server hex-encoded from the environment, never as SQL
+    assert "UNHEX" in steps["nova-databases"]["command"] and "s3cret" not in steps["nova-databases"]["command"]
+    assert steps["nova-databases"]["environment"] == {"NOVA_DBPASS": "nova_dbpass-s3cret",
+                                                      "PLACEMENT_DBPASS": "placement_dbpass-s3cret"}
+    # cell0's URL is given (nova-manage would un-percent-encode a derived one); cell1 last, the step's guard
+    sync = steps["nova-db-sync"]
+    assert sync["environment"]["CELL0"].endswith("@controller/nova_cell0")
+    assert sync["command"].strip().endswith("cell_v2 create_cell --name=cell1") and "cell1" in sync["unless"]
+    assert sync["after"] == ["nova-databases", "keystone-nova"]
+    assert steps["keystone-nova"]["environment"]["PLACEMENT_PASS"] == "placement_pass-s3cret"
+    # placement answers before the conductor and scheduler start (they exit otherwise)
+    for name in ("nova-api", "nova-scheduler", "nova-conductor"):
+        assert steps[name]["after"] == ["nova-db-sync", "placement-api"]
+    assert steps["placement-api"]["after"] == ["nova-db-sync"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nodeagent.fleet.trafficprobe import ProbeError, choose_nodes
+from nodeagent.fleet.trafficprobe import ProbeError, choose_nodes, metadata_hop
 
 ACCESS = {"probe_access": "ssh root@x"}
 FLEET = [("controller", ["controller"], {**ACCESS, "overlay": "gre"}),
@@ -43,3 +43,15 @@ def test_one_node():
 def test_what_cannot_be_probed_is_refused_naming_what_to_set(nodes, host, cidr, message):
     with pytest.raises(ProbeError, match=message):
         choose_nodes(nodes, host, None, cidr)
+
+
+@pytest.mark.parametrize("status, hop, hint", [
+    (200, "", ""),
+    (404, "", ""),  # Nova's answer for a stand-in that is no server: the proxy, agent and secret worked
+    (403, "metadata secret", "metadata_proxy_shared_secret differs between metadata_agent.ini on network1"),
+    (500, "metadata agent", "the metadata agent on network1 answered 500"),
+    (None, "router namespace", "the metadata proxy (haproxy) in qrouter-r1 on network1"),
+])
+def test_the_metadata_answer_names_the_broken_hop(status, hop, hint):
+    found = metadata_hop(status, "r1", "network1")
+    assert found[0] == hop and hint in found[1]
