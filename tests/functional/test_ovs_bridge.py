@@ -94,7 +94,7 @@ def test_a_port_of_another_bridge_is_not_stolen(lab, engine):
     ({"ports": "eth2,eth3"}, "resource 'br-ex': field 'ports' must be a list of interface names, got 'eth2,eth3'"),
     ({"ports": [{"name": "p", "type": "patch"}]}, "resource 'br-ex': field 'ports[0].peer' is required for a patch port"),
     ({"ports": [{"name": "t", "type": "gre"}]}, "resource 'br-ex': field 'ports[0].remote_ip' is required for a gre port"),
-    ({"ports": [{"name": "t", "type": "gre", "remote_ip": "300.1.1.1"}]}, "field 'remote_ip' must be an IPv4 address"),
+    ({"ports": [{"name": "t", "type": "gre", "remote_ip": "300.1.1.1"}]}, "field 'ports[0].remote_ip' must be an IPv4 address"),
     ({"ports": ["eth2", "eth2"]}, "resource 'br-ex': field 'ports' lists eth2 more than once"),
     ({"datapath_type": "dpdk"}, "resource 'br-ex': field 'datapath_type' must be one of system, netdev, got 'dpdk'"),
     ({"external_ids": {"a": 1}}, "resource 'br-ex': field 'external_ids' must be a mapping of strings to strings"),
