@@ -38,6 +38,7 @@ from pathlib import Path
 from nodeagent.fleet import escapes
 from nodeagent.testing import labnova
 from nodeagent.testing.lab import STAND_IN_UNIT, LabSystemd
+from nodeagent.testing.sqlserver import install_mariadb
 from nodeagent.testing.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -240,9 +241,7 @@ class LabCloud:
     def _mariadb(self) -> None:
         data = self.directory / "mysql-data"
         if not data.exists():
-            subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
-                            "--auth-root-authentication-method=normal", "--skip-test-db"],
-                           check=True, capture_output=True, timeout=120)
+            install_mariadb(data)
         self.processes["mariadb"] = _setsid(
             ["mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={self.mysqld / 'mysqld.sock'}",
              "--skip-networking", "--user=root", f"--log-error={self._log('mariadb')}",

@@ -65,6 +65,17 @@ class SQLServer:
                                         stdin=subprocess.DEVNULL, start_new_session=True)
 
 
+def install_mariadb(data: Path) -> None:
+    """A new MariaDB data directory, root authenticated by password (none) over the socket; its output in the
+    error when it fails."""
+    done = subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
+                           "--auth-root-authentication-method=normal", "--skip-test-db"],
+                          capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"mariadb-install-db failed for {data} (exit {done.returncode}): "
+                           f"{(done.stderr or done.stdout).strip()[-2000:]}")
+
+
 class MariaDB(SQLServer):
     """MariaDB as root on a socket of its own (``mysql+pymysql://root@localhost/NAME?unix_socket=...``)."""
 
@@ -78,9 +89,7 @@ class MariaDB(SQLServer):
         data = self.directory / "data"
         self.directory.mkdir(parents=True, exist_ok=True)
         if not data.exists():
-            subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
-                            "--auth-root-authentication-method=normal", "--skip-test-db"],
-                           check=True, capture_output=True, timeout=120)
+            install_mariadb(data)
         self._spawn(["mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={self.socket}", "--skip-networking",
                      "--user=root", f"--pid-file={self.directory / 'mysqld.pid'}", "--innodb-buffer-pool-size=64M",
                      "--innodb-flush-log-at-trx-commit=2", "--max-connections=1000", "--open-files-limit=4096"])
