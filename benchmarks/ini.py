@@ -39,7 +39,8 @@ def main() -> None:
     registry = DriverRegistry.from_entry_points()
     figures = {}
     for keys in sizes:
-        root = Path(tempfile.mkdtemp(prefix="nodeagent-bench-ini."))
+        scratch = tempfile.TemporaryDirectory(prefix="nodeagent-bench-ini.")
+        root = Path(scratch.name)
         conf = root / "etc/neutron/big.conf"
         conf.parent.mkdir(parents=True)
         engine = Engine(registry, Context(root=root, backup_dir=None))
@@ -55,6 +56,7 @@ def main() -> None:
                          "change_all_s": round(change_seconds, 4)}
         print(f"{keys:6d} keys: first apply {apply_seconds * 1000:8.1f} ms, no-op plan {plan_seconds * 1000:7.1f} ms,"
               f" change every value {change_seconds * 1000:8.1f} ms")
+        scratch.cleanup()
     smallest, largest = min(sizes), max(sizes)
     growth = figures[largest]["apply_s"] / max(figures[smallest]["apply_s"], 1e-9)
     print(f"first apply: {largest / smallest:.0f}x the keys took {growth:.1f}x the time")
