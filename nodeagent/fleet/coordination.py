@@ -74,12 +74,6 @@ class Coordination:
             yield
 
     @contextlib.contextmanager
-    def once(self, name: str) -> Iterator[bool]:
-        """True when this coordinator got lock ``name`` now (it does the work), False when another has it."""
-        with self._lock(name, 0) as got:
-            yield got
-
-    @contextlib.contextmanager
     def _lock(self, name: str, wait: float) -> Iterator[bool]:
         ours = self._guard.acquire(timeout=wait) if wait > 0 else self._guard.acquire(blocking=False)
         if not ours:

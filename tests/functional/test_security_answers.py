@@ -8,7 +8,9 @@ replayed", bound to the node's own request, and the node took it as genuine.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from typing import Iterator
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -27,6 +29,18 @@ def serving(fleet: Fleet) -> None:
     wait_until(lambda: "coordinator serving" in (fleet.directory / "coordinator.log").read_text(), timeout=30)
 
 
+@contextlib.contextmanager
+def served(fleet: Fleet) -> Iterator[tuple[Fleet, messaging.CoordinatorAPI]]:
+    """The fleet's coordinator serving, and an RPC client to it (as whoever is on the broker holds)."""
+    transport = messaging.rpc_transport(config.make_conf([str(fleet.coordinator_conf)], with_messaging=True))
+    try:
+        serving(fleet)
+        yield fleet, messaging.CoordinatorAPI(transport)
+    finally:
+        transport.cleanup()
+        fleet.close()
+
+
 def node_channel(fleet: Fleet, host: str) -> NodeChannel:
     """A node's end of the protocol, held by the test (the real code an agent uses)."""
     state = fleet.directory / host
@@ -42,15 +56,8 @@ def report(host: str) -> Report:
 
 @pytest.fixture
 def coordinator(tmp_path):
-    fleet = Fleet(tmp_path, auto_accept=True)
-    conf = config.make_conf([str(fleet.coordinator_conf)], with_messaging=True)
-    transport = messaging.rpc_transport(conf)
-    try:
-        serving(fleet)
-        yield fleet, messaging.CoordinatorAPI(transport)
-    finally:
-        transport.cleanup()
-        fleet.close()
+    with served(Fleet(tmp_path, auto_accept=True)) as served_fleet:
+        yield served_fleet
 
 
 def test_only_an_accepted_request_gets_a_signed_answer(coordinator):

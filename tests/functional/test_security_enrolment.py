@@ -10,11 +10,10 @@ import json
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from nodeagent.cli import config
 from nodeagent.testing.lab import Fleet
 from nodeagent.wire import rpc as messaging, trust
 from tests.functional.test_security import events
-from tests.functional.test_security_answers import serving
+from tests.functional.test_security_answers import served
 
 _sequence = itertools.count(1)
 
@@ -28,14 +27,8 @@ def first_contact(api: messaging.CoordinatorAPI, host: str, key: Ed25519PrivateK
 def fleet(request, tmp_path):
     fleet = Fleet(tmp_path, auto_accept=request.param.get("auto_accept", False),
                   coordinator_options={k: v for k, v in request.param.items() if k != "auto_accept"})
-    conf = config.make_conf([str(fleet.coordinator_conf)], with_messaging=True)
-    transport = messaging.rpc_transport(conf)
-    try:
-        serving(fleet)
-        yield fleet, messaging.CoordinatorAPI(transport)
-    finally:
-        transport.cleanup()
-        fleet.close()
+    with served(fleet) as served_fleet:
+        yield served_fleet
 
 
 def hosts(fleet: Fleet) -> list[str]:
