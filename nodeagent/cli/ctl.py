@@ -11,46 +11,29 @@
     nodeagentctl verify --traffic [--node H] stand-in instances: DHCP, router, other nodes (probe_access)
     nodeagentctl lint [--role R] [--node H] [--release X]   the rendered options, checked per release
     nodeagentctl db upgrade | db version     the inventory's schema (Alembic)
+    nodeagentctl rollout start|list|show|status|pause|resume|abort   changes in batches (cli/rollout.py)
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
-import logging
 import signal
 import sys
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from cliff.command import Command
 from cliff.lister import Lister
 from cliff.show import ShowOne
 
-from nodeagent.cli import lint
+from nodeagent.cli import lint, rollout
+from nodeagent.cli.coordinated import _converge, _coordinator, _print_stored, _quiet_broker_retries, _when, host_name
 from nodeagent.cli.base import NodeAgentApp, main_for, result_rows
 from nodeagent.fleet import enrolment, rotation
 from nodeagent.fleet.errors import NotFound, PushFailed
 from nodeagent.kit.errors import Unavailable
 from nodeagent.wire.trust import Refused
-
-
-def _coordinator(app: Any):
-    from nodeagent.fleet.coordinator import Coordinator
-
-    return Coordinator(app.conf())
-
-
-def host_name(text: str) -> str:
-    """A node named on the command line, folded as the coordinator folds the names agents send (DNS ignores
-    case): 'node accept RELNODE1' finds relnode1."""
-    return text.lower()
-
-
-def _when(timestamp: float | None) -> str:
-    if not timestamp:
-        return "never"
-    return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 class Serve(Command):
@@ -412,33 +395,6 @@ def _since(text: str) -> float:
     return moment.timestamp()
 
 
-def _converge(app: Any, change: Callable[[], list[tuple[str, int]]]) -> None:
-    """Make an operator's change and print each node's new generation; a push that failed after the
-    change was stored is an error naming the nodes (they fetch their document at their next heartbeat)."""
-    _quiet_broker_retries(app)
-    try:
-        pushed = change()
-    except PushFailed as exc:
-        _print_stored(app, exc)
-        raise
-    for host, generation in pushed:
-        app.stdout.write(f"{host}: generation {generation} pushed\n")
-    if not pushed:
-        app.stdout.write("no node's document changed\n")
-
-
-def _quiet_broker_retries(app: Any) -> None:
-    """oslo.messaging logs each failed connection attempt; PushFailed's one line says it (-v shows them)."""
-    if app.options.verbose_level <= 1:
-        logging.getLogger("oslo.messaging").setLevel(logging.CRITICAL)
-
-
-def _print_stored(app: Any, failed: PushFailed) -> None:
-    for host, generation in failed.stored:
-        app.stdout.write(f"{host}: generation {generation} "
-                         f"{'stored, not pushed' if host in failed.failed else 'pushed'}\n")
-
-
 class RoleList(Lister):
     """List the roles (templates in roles_dir) and the variables each reads."""
 
@@ -477,11 +433,18 @@ class NodeAssign(Command):
         parser = super().get_parser(prog_name)
         parser.add_argument("host", metavar="HOST", type=host_name, help="name, pattern (quote it: 'compute*'), or a,b,c")
         parser.add_argument("roles", metavar="ROLE", nargs="+")
+        parser.add_argument("--rollout", action="store_true", help="push the change in batches ('rollout start')")
+        rollout.add_policy_arguments(parser, selection=False)
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
         coordinator = _coordinator(self.app)
         hosts = coordinator.settings.matching(parsed_args.host)
+        if parsed_args.rollout:
+            verb = "unassign" if self.remove else "assign"
+            return rollout.start(self.app, parsed_args, lambda c, converge: c.settings.assign(
+                hosts, parsed_args.roles, self.remove, converge=converge),
+                f"node {verb} {parsed_args.host} {' '.join(parsed_args.roles)}")
         _converge(self.app, lambda: coordinator.settings.assign(hosts, parsed_args.roles, self.remove))
         return 0
 
@@ -493,16 +456,27 @@ class NodeUnassign(NodeAssign):
 
 
 class VarSet(Command):
-    """Set a variable for the whole site or one node (--node); documents are re-rendered and pushed."""
+    """Set a variable for the whole site or one node (--node); documents are re-rendered and pushed.
+
+    With --rollout the new documents go out in batches, each healthy before the next ('rollout start'
+    explains the options); --role or --nodes limit the rollout, the other nodes get the change at once.
+    """
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("--node", metavar="HOST", type=host_name, help="for this node only (overrides the site's value)")
         parser.add_argument("key", metavar="KEY")
         parser.add_argument("value", metavar="VALUE")
+        parser.add_argument("--rollout", action="store_true", help="push the change in batches (see above)")
+        rollout.add_policy_arguments(parser, selection=True)
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
+        if parsed_args.rollout:
+            return rollout.start(self.app, parsed_args, lambda c, converge: c.settings.set_variable(
+                parsed_args.key, parsed_args.value, parsed_args.node, converge=converge),
+                f"var set {parsed_args.key}={parsed_args.value}" + (f" on {parsed_args.node}" if parsed_args.node
+                                                                     else ""))
         coordinator = _coordinator(self.app)
         _converge(self.app, lambda: coordinator.settings.set_variable(parsed_args.key, parsed_args.value, parsed_args.node))
         return 0
@@ -578,7 +552,7 @@ COMMANDS = {
     "node set-state": NodeSetState, "node plan": NodePlan, "events": Events, "drift list": DriftList,
     "role list": RoleList, "role show": RoleShow, "node assign": NodeAssign, "node unassign": NodeUnassign,
     "var set": VarSet, "var list": VarList, "secret set": SecretSet, "secret list": SecretList, "verify": Verify,
-    "lint": lint.FleetLint, "db upgrade": DbUpgrade, "db version": DbVersion,
+    "lint": lint.FleetLint, "db upgrade": DbUpgrade, "db version": DbVersion, **rollout.COMMANDS,
 }
 
 

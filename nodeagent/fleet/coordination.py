@@ -7,6 +7,7 @@ database. These locks belong to the holder's session or process: a coordinator t
 
 * ``converge``: rendering and storing the fleet's documents (each generation decided once);
 * ``schema``: the migrations at start;
+* ``rollouts``: judging and releasing rollouts' batches (tried each tick, skipped when another holds it);
 * ``neutron``: asking Neutron which agents are alive (claimed for as long as the coordinator runs).
 
 Nodes going down need no lock: the down check's conditional update marks each node once (``Liveness``).
@@ -72,6 +73,13 @@ class Coordination:
                 raise Unavailable(f"another coordinator holds lock '{name}' for over {wait:.0f} s "
                                   "(a hung one keeps it until it is stopped)")
             yield
+
+    @contextlib.contextmanager
+    def tried(self, name: str) -> Iterator[bool]:
+        """Lock ``name`` if it is free now: True inside when this coordinator holds it (periodic work that one
+        coordinator at a time does, such as advancing rollouts)."""
+        with self._lock(name, 0) as got:
+            yield got
 
     @contextlib.contextmanager
     def _lock(self, name: str, wait: float) -> Iterator[bool]:

@@ -7,6 +7,7 @@ Callers use the parts directly; there is no facade method that forwards to one:
 * ``delivery`` — documents sealed for one node and pushed, plans asked for;
 * ``settings`` — what the operator sets (roles, variables, secrets), each change converging the fleet;
 * ``liveness`` — nodes down and up;
+* ``rollouts`` — changes pushed in batches, each judged healthy before the next;
 * ``notices``  — notifications on the bus and webhook alerts;
 * ``channel``  — the coordinator's end of the protocol (``wire.protocol``): its signing key;
 * ``inventory``, ``vault``, ``roles``, ``neutron`` — the database, the at-rest key, the templates, Neutron.
@@ -38,6 +39,7 @@ from nodeagent.fleet.inventory import Inventory
 from nodeagent.fleet.liveness import Liveness
 from nodeagent.fleet.notices import Notices
 from nodeagent.fleet.reports import Reports, refuse
+from nodeagent.fleet.rollouts import Rollouts
 from nodeagent.fleet.settings import Settings
 from nodeagent.process.daemon import sd_notify
 from nodeagent.process.metrics import CoordinatorMetrics
@@ -143,6 +145,11 @@ class Coordinator:
                         self.conf.coordinator.agent_down_time or 3 * self.conf.report_interval)
 
     @cached
+    def rollouts(self) -> Rollouts:
+        return Rollouts(self.inventory, self.desired, self.notices, self.metrics,
+                        lambda: self.neutron, self.conf.coordinator.rollout_node_timeout)
+
+    @cached
     def neutron(self) -> Verifier:
         """The real Neutron's view of the agents the roles run (``verify``; off without [neutron] cloud)."""
         from nodeagent.fleet.neutroncheck import Verifier
@@ -206,6 +213,7 @@ class Coordinator:
                 if self.neutron.enabled and self.coordination.claim("neutron"):
                     self.neutron.tick(time.monotonic())
                 self.desired.render_for_new_facts(self.reports.take_facts_changed())
+                self._advance_rollouts()
                 if ticks % GAUGE_TICKS == 0:
                     self.liveness.update_gauges()
                 sd_notify("WATCHDOG=1")
@@ -213,6 +221,20 @@ class Coordinator:
             messaging.within(messaging.STOP_WAIT, server.stop, server.wait, unless_answering=self.conf)
             self.notices.stop_webhooks()
             messaging.within(messaging.STOP_WAIT, self.close, unless_answering=self.conf)
+
+
+    def _advance_rollouts(self) -> None:
+        """One coordinator at a time judges (the others find the lock taken and go on); releasing a batch is
+        a converge (under its own lock, so not inside this one: tooz takes one lock at a time per process)."""
+        try:
+            with self.coordination.tried("rollouts") as ours:
+                if ours:
+                    self.rollouts.judge()
+            self.rollouts.release()
+        except PushFailed as exc:  # stored; the agents fetch it at their next heartbeat
+            LOG.warning("rollout: %s", exc)
+        except Exception:  # the next tick tries again; the serve loop goes on
+            LOG.exception("rollout: could not advance")
 
 
 def _no_key(path: Path) -> NotSetUp:

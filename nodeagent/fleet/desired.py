@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from nodeagent.fleet.delivery import Delivery, Outgoing, box_key
 from nodeagent.fleet.errors import FleetInconsistent, InvalidInput, NotFound, PushFailed
 from nodeagent.fleet.fleetchecks import check_fleet, option_errors, option_findings
+from nodeagent.fleet import rollouts
 from nodeagent.fleet.inventory import Inventory, Node, NodeTrust, StateDocument
 from nodeagent.document.model import parse_document
 from nodeagent.document.registry import DriverRegistry
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # imported where it is made: Jinja2 is no cost for read-only 
 LOG = logging.getLogger(__name__)
 
 Change = Callable[[Session], None]  # an operator's change to the inventory, made inside the unit's transaction
+Stage = Callable[[Session, list[str]], None]  # told which nodes' documents change, before any is stored
 
 
 class DesiredState:
@@ -67,7 +69,7 @@ class DesiredState:
         return self.roles.render(node.name, list(node.roles or []), {**site, **(node.variables or {})}, secrets,
                                  node.facts)
 
-    def converge(self, change: Change | None = None) -> list[tuple[str, int]]:
+    def converge(self, change: Change | None = None, stage: Stage | None = None) -> list[tuple[str, int]]:
         """Make ``change``, render every node with roles, check the fleet, store what changed: one transaction.
         Then push what was stored, as it was stored; returns (host, generation) of each document stored.
 
@@ -75,6 +77,9 @@ class DesiredState:
         it agreed, is refused whole (nothing stored, the error names the node). A node that cannot render
         without such a change (its facts changed: an address moved) is held with the reason, and no longer
         blocks the others: every other node's change goes through, and a change that repairs it releases it.
+
+        A node waiting for its batch in a rollout keeps its document; ``stage`` (a rollout starting) is told
+        which nodes' documents change, in the transaction, before the waiting ones are left out.
         """
         started = time.monotonic()
         try:
@@ -97,8 +102,13 @@ class DesiredState:
                 rendered = self._checked(rendered, stored, holds, held_before, refuse=change is not None,
                                          variables=variables)
                 newly_held = self._hold(session, nodes, holds)
-                outgoing = [self._store(session, host, body, box_keys.get(host)) for host, body in rendered.items()
-                            if _differs(stored[host], body)]
+                differing = [host for host, body in rendered.items() if _differs(stored[host], body)]
+                if stage is not None:
+                    stage(session, differing)
+                    session.flush()
+                waiting = rollouts.gated(session)
+                outgoing = [self._store(session, host, rendered[host], box_keys.get(host)) for host in differing
+                            if host not in waiting]
                 accepted = {n.name for n in nodes if n.enrolment == "accepted"}
         except FleetInconsistent as exc:  # recorded once the transaction is rolled back
             self.inventory.add_event(None, "push.blocked", "; ".join(exc.problems))

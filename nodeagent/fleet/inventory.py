@@ -160,6 +160,40 @@ class NodeTrust(Base):
     box_key: Mapped[str | None] = mapped_column(String(64))
 
 
+class Rollout(Base):
+    """A change pushed to its nodes in batches (``nodeagentctl rollout``); its state survives a coordinator's
+    restart because it lives here, and every coordinator may advance it (one at a time: the 'rollouts' lock)."""
+
+    __tablename__ = "rollouts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    state: Mapped[str] = mapped_column(String(16), default="running")  # running paused failed aborted completed
+    selection: Mapped[str] = mapped_column(Text, default="")  # what the operator chose: "role compute", "nodes a,b"
+    change: Mapped[str] = mapped_column(Text, default="")  # what it rolls out: "var set tag blue", "" (pending)
+    canary: Mapped[int] = mapped_column(Integer, default=0)
+    max_unavailable: Mapped[str] = mapped_column(String(8), default="1")  # "N" or "N%"
+    soak: Mapped[float] = mapped_column(Float, default=0.0)
+    batch: Mapped[int] = mapped_column(Integer, default=0)  # the batch released last (1 is the first)
+    reason: Mapped[str | None] = mapped_column(Text)  # why it failed, was paused or aborted
+    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    updated_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
+class RolloutNode(Base):
+    """One node of a rollout: its batch and where it stands (waiting, rolling, soaking, done, failed; superseded
+    when a later rollout took it over)."""
+
+    __tablename__ = "rollout_nodes"
+
+    rollout: Mapped[int] = mapped_column(ForeignKey("rollouts.id"), primary_key=True)
+    node: Mapped[str] = mapped_column(String(255), primary_key=True)
+    batch: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="waiting", index=True)
+    since: Mapped[float | None] = mapped_column(Float)  # when it entered its state
+    generation: Mapped[int | None] = mapped_column(Integer)  # the generation it was judged on
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
 class Inventory:
     """Sessions over the inventory database; ``vault`` encrypts secrets and documents at rest."""
 

@@ -31,6 +31,9 @@ coordinator_opts = [
                     "applies with auto_accept."),
     cfg.IntOpt("agent_down_time", default=0, min=0,
                help="Seconds without a heartbeat after which a node is down (0: 3 x report_interval)."),
+    cfg.FloatOpt("rollout_node_timeout", default=600, min=1,
+                 help="Seconds a node released by a rollout may take to report its new generation applied (and "
+                      "its Neutron agents alive) before it fails the rollout."),
     cfg.ListOpt("webhooks", default=[], help="URLs that get every drift event and node down as a JSON POST."),
     cfg.FloatOpt("webhook_timeout", default=5, min=0.1, help="Seconds a webhook may take to answer."),
     cfg.IntOpt("webhook_retries", default=4, min=0,

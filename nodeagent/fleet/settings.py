@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import fnmatch
 import time
+from typing import Callable
 
 from sqlalchemy.orm import Session
 
-from nodeagent.fleet.desired import DesiredState
+from nodeagent.fleet.desired import Change, DesiredState
 from nodeagent.fleet.errors import InvalidInput, NotFound
 from nodeagent.fleet.inventory import Inventory, Node, Secret, SiteVariable
+
+
+Converge = Callable[[Change], list[tuple[str, int]]]  # how a change goes out: at once, or through a rollout
 
 
 class Settings:
@@ -23,9 +27,10 @@ class Settings:
         self.inventory = inventory
         self.desired = desired
 
-    def assign(self, hosts: str | list[str], roles: list[str], remove: bool = False) -> list[tuple[str, int]]:
+    def assign(self, hosts: str | list[str], roles: list[str], remove: bool = False,
+               converge: Converge | None = None) -> list[tuple[str, int]]:
         """Give (or take) roles to one node or many in one change (one render of the fleet); returns (host,
-        generation) of each document stored."""
+        generation) of each document stored. ``converge``: how the change goes out (a rollout's), else at once."""
         for role in roles:
             self.desired.roles.source(role)  # an unknown role is an error naming the known ones
         hosts = [hosts] if isinstance(hosts, str) else hosts
@@ -37,7 +42,7 @@ class Settings:
                 node.roles = [r for r in before if r not in roles] if remove else \
                     before + [r for r in roles if r not in before]
                 self.inventory.add_event(host, "roles.set", ", ".join(node.roles) or "(none)", session)
-        return self.desired.converge(change)
+        return (converge or self.desired.converge)(change)
 
     def matching(self, patterns: str) -> list[str]:
         """The nodes named by ``patterns``: names or shell patterns, comma-separated (``compute*,network1``);
@@ -54,15 +59,16 @@ class Settings:
             raise InvalidInput("no node named")
         return chosen
 
-    def set_variable(self, key: str, value: str, host: str | None = None) -> list[tuple[str, int]]:
-        """Set a variable for the site, or for one node (overriding the site's)."""
+    def set_variable(self, key: str, value: str, host: str | None = None,
+                     converge: Converge | None = None) -> list[tuple[str, int]]:
+        """Set a variable for the site, or for one node (overriding the site's); ``converge`` as for assign."""
         def change(session: Session) -> None:
             if host is None:
                 session.merge(SiteVariable(key=key, value=value))
             else:
                 node = _node(session, host)
                 node.variables = {**(node.variables or {}), key: value}
-        return self.desired.converge(change)
+        return (converge or self.desired.converge)(change)
 
     def set_secret(self, key: str, value: str) -> list[tuple[str, int]]:
         if not value:

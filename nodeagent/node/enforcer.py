@@ -100,6 +100,8 @@ class Enforcer:
         """Apply a new document, then watch what it declares: listeners whose watches did not change keep
         listening (a touch of the apply's own writes costs one reconcile that finds them in sync)."""
         self.document = document
+        declared = {resource.id for resource in document.resources}
+        self.states = {rid: state for rid, state in self.states.items() if rid in declared}  # gone: not failed
         self.retries.clear()
         self._said_failed.clear()
         result = self.reconcile(trigger)

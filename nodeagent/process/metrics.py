@@ -60,3 +60,7 @@ class CoordinatorMetrics:
                                                 registry=self.registry,
                                                 buckets=(15, 30, 45, 60, 90, 120, 180, 300, 600))
         self.held_nodes = Gauge("nodeagent_nodes_held", "Nodes whose roles do not render now", registry=self.registry)
+        self.rollouts = Gauge("nodeagent_rollouts", "Rollouts by state (running, paused, failed, aborted, "
+                              "completed)", ["state"], registry=self.registry)
+        self.rollout_failures = Counter("nodeagent_rollout_failures_total",
+                                        "Rollouts stopped by a failing node", registry=self.registry)
