@@ -23,6 +23,7 @@ def exposed() -> set[str]:
     coordinator.heartbeat_age.labels("n").set(1)
     coordinator.in_sync.labels("n").set(1)
     coordinator.nodes.labels("up").set(1)
+    coordinator.rollouts.labels("failed").set(1)
     text = generate_latest(coordinator.registry).decode() + generate_latest(AgentMetrics().registry).decode()
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
 
