@@ -109,7 +109,7 @@ def test_a_change_that_cuts_the_node_off_is_rolled_back_and_reported(fleet):
     # Generation 2 is not applied again (no loop), though the coordinator still holds it and the agent pulls.
     time.sleep(4)
     assert link(fleet, name, "br-ex") is None and len(events(fleet, name, "rolled_back")) == 1
-    assert nodes(fleet)[name]["Generation"] == "1/2"
+    assert nodes(fleet)[name]["Generation"] == "2/1"  # desired/observed
     # A newer generation, fixed, is applied and kept: the rollback is history.
     push(fleet, name, {"probes": PROBES, "resources": [FILE, GOOD]})
     wait_until(lambda: converged(fleet, name, 3), timeout=60, what="generation 3 kept")
