@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
+import threading
 import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 import yaml
 
 from nodeagent.testing.lab import Fleet
+from nodeagent.testing.labcloud import free_port
 from nodeagent.testing.labuplink import GATEWAY_ADDRESS, NIC, Uplink
 from nodeagent.testing.waiting import wait_until
 
@@ -29,12 +34,32 @@ CUT = {"id": "br-ex", "driver": "linux_bridge", "name": "br-ex", "ports": [NIC],
 GOOD = {"id": "br-tun", "driver": "linux_bridge", "name": "br-tun"}
 
 
+class Alerts(BaseHTTPRequestHandler):
+    """The operator's webhook: what the coordinator posts."""
+
+    received: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        Alerts.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     directory = tmp_path_factory.mktemp("rollback")
+    webhook = HTTPServer(("127.0.0.1", 0), Alerts)
+    threading.Thread(target=webhook.serve_forever, daemon=True).start()
+    metrics = free_port()  # each agent's inside its own node, so one port serves them all
     fleet = Fleet(directory, report_interval=1,
-                  agent_options={"transport_url": Uplink("x", directory).transport_url(), "rollback_timeout": 4})
-    fleet.uplinks = []
+                  coordinator_options={"webhooks": f"http://127.0.0.1:{webhook.server_port}/alerts",
+                                       "metrics_address": f"127.0.0.1:{metrics}"},
+                  agent_options={"transport_url": Uplink("x", directory).transport_url(), "rollback_timeout": 4,
+                                 "metrics_address": f"127.0.0.1:{metrics}"})
+    fleet.uplinks, fleet.metrics = [], metrics
     try:
         fleet.start("coordinator")
         yield fleet
@@ -42,6 +67,7 @@ def fleet(tmp_path_factory):
         fleet.close()  # the agents first: their broker connections go through the uplinks
         for uplink in fleet.uplinks:
             uplink.down()
+        webhook.shutdown()
 
 
 def node_with_uplink(fleet, prefix: str, document: dict) -> str:
@@ -85,6 +111,15 @@ def link(fleet, name: str, interface: str) -> dict | None:
     return json.loads(shown.stdout)[0] if shown.returncode == 0 else None
 
 
+def metrics(fleet, name: str | None = None) -> str:
+    """The coordinator's metrics, or those of ``name``'s agent (read inside its node)."""
+    url = f"http://127.0.0.1:{fleet.metrics}/metrics"
+    if name is None:
+        return urllib.request.urlopen(url, timeout=5).read().decode()
+    return fleet.nodes[name].exec(sys.executable, "-c", f"import urllib.request; print(urllib.request.urlopen("
+                                                        f"{url!r}, timeout=5).read().decode())").stdout
+
+
 def state_dir(fleet, name: str):
     return fleet.directory / name / "state"
 
@@ -106,6 +141,11 @@ def test_a_change_that_cuts_the_node_off_is_rolled_back_and_reported(fleet):
     assert local["generation"] == 1 and local["rolled_back"]["probe"] == "broker"
     assert not (state_dir(fleet, name) / "checkpoint.json").exists()
     assert (fleet.directory / name / "root/etc/openstack/motd").read_text() == "kept\n"
+    alert = wait_until(lambda: [a for a in Alerts.received if a.get("node") == name], what="the webhook's alert")[0]
+    assert alert["type"] == "nodeagent.node.rolled_back" and alert["detail"] == rolled[0]["Detail"]
+    assert alert["rollback"]["probe"] == "broker" and alert["rollback"]["generation"] == 2
+    assert f'nodeagent_node_rollbacks_total{{node="{name}"}} 1.0' in metrics(fleet)
+    assert 'nodeagent_rollbacks_total{probe="broker"} 1.0' in metrics(fleet, name)
     # Generation 2 is not applied again (no loop), though the coordinator still holds it and the agent pulls.
     time.sleep(4)
     assert link(fleet, name, "br-ex") is None and len(events(fleet, name, "rolled_back")) == 1

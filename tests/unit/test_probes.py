@@ -3,11 +3,14 @@ is touched; what the drivers record to undo a change is a valid spec of their ow
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from nodeagent.document.model import parse_document
 from nodeagent.kit.errors import InvalidDocument
 from nodeagent.wire.messages import AgentStatus, Malformed, Rollback
+from tests.conftest import run_cli
 
 
 def doc(**top):
@@ -120,3 +123,13 @@ def test_only_network_drivers_are_checkpointed(registry):
     sysctl = registry.get("sysctl")
     spec = sysctl.validate({"settings": {"kernel.pid_max": 99999}})
     assert sysctl.restoring(spec, {"live": {"kernel.pid_max": "1"}, "persisted": None}) is None
+
+
+def test_a_document_with_a_bad_probe_changes_nothing(root, tmp_path):
+    state = tmp_path / "state.yaml"
+    motd = {"id": "motd", "driver": "file", "path": "/etc/openstack/motd", "content": "x\n"}
+    state.write_text(json.dumps({**doc(probes=[{"id": "api", "tcp": "controller:99999"}]), "resources": [motd]}))
+    done = run_cli("apply", str(state), "--root", str(root))
+    assert done.returncode == 1
+    assert "probe 'api' (probes[0]): field 'tcp' has the port '99999', not a number from 1 to 65535" in done.stderr
+    assert not (root / "etc").exists()
