@@ -141,8 +141,9 @@ def test_a_change_that_cuts_the_node_off_is_rolled_back_and_reported(fleet):
     assert local["generation"] == 1 and local["rolled_back"]["probe"] == "broker"
     assert not (state_dir(fleet, name) / "checkpoint.json").exists()
     assert (fleet.directory / name / "root/etc/openstack/motd").read_text() == "kept\n"
-    alert = wait_until(lambda: [a for a in Alerts.received if a.get("node") == name], what="the webhook's alert")[0]
-    assert alert["type"] == "nodeagent.node.rolled_back" and alert["detail"] == rolled[0]["Detail"]
+    alert = wait_until(lambda: [a for a in Alerts.received if a.get("node") == name
+                                and a["type"] == "nodeagent.node.rolled_back"], what="the webhook's alert")[0]
+    assert alert["detail"] == rolled[0]["Detail"]
     assert alert["rollback"]["probe"] == "broker" and alert["rollback"]["generation"] == 2
     assert f'nodeagent_node_rollbacks_total{{node="{name}"}} 1.0' in metrics(fleet)
     assert 'nodeagent_rollbacks_total{probe="broker"} 1.0' in metrics(fleet, name)
