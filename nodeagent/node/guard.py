@@ -86,7 +86,14 @@ class ChangeGuard:
         if not undo:
             return self._kept(document, self.enforcer.apply_document(document, trigger))
         checks = self._checks(document.probes)
-        passing = [probe for probe in checks if checks[probe]["check"](PROBE_TIMEOUT) is None]
+        passing = []
+        for probe, entry in checks.items():
+            reason = entry["check"](PROBE_TIMEOUT)
+            if reason is None:
+                passing.append(probe)
+            else:
+                self.log.info("probe %s does not answer before the change to generation %d: not counted (%s)",
+                              probe, document.generation, reason)
         if not passing:
             self.log.warning("generation %d changes %s, but no probe answers before the change (%s): applied "
                              "without a guard", document.generation, ", ".join(e["id"] for e in undo),

@@ -26,6 +26,7 @@ from nodeagent.testing.lab import Fleet
 from nodeagent.testing.labcloud import free_port
 from nodeagent.testing.labuplink import GATEWAY_ADDRESS, NIC, Uplink
 from nodeagent.testing.waiting import wait_until
+from tests.conftest import run_cli
 
 pytestmark = pytest.mark.timeout(300)
 PROBES = [{"id": "gw", "ping": GATEWAY_ADDRESS}]
@@ -141,6 +142,9 @@ def test_a_change_that_cuts_the_node_off_is_rolled_back_and_reported(fleet):
     assert local["generation"] == 1 and local["rolled_back"]["probe"] == "broker"
     assert not (state_dir(fleet, name) / "checkpoint.json").exists()
     assert (fleet.directory / name / "root/etc/openstack/motd").read_text() == "kept\n"
+    shown = run_cli("--config-file", str(fleet.agent_conf(name)), "status")
+    assert shown.returncode == 0 and "generation 2 rolled back: probe broker failed: broker (198.18.77.1:5672)" in \
+        shown.stderr and "(restored: yes)" in shown.stderr
     alert = wait_until(lambda: [a for a in Alerts.received if a.get("node") == name
                                 and a["type"] == "nodeagent.node.rolled_back"], what="the webhook's alert")[0]
     assert alert["detail"] == rolled[0]["Detail"]
@@ -159,7 +163,8 @@ def test_a_change_that_cuts_the_node_off_is_rolled_back_and_reported(fleet):
 
 def test_a_good_change_with_the_same_probes_is_kept(fleet):
     name = node_with_uplink(fleet, "good", {"probes": PROBES, "resources": [FILE]})
-    push(fleet, name, {"probes": PROBES, "rollback_timeout": 4, "resources": [FILE, GOOD]})
+    closed = {"id": "closed", "tcp": f"{GATEWAY_ADDRESS}:9"}  # fails before the change: does not count
+    push(fleet, name, {"probes": [*PROBES, closed], "rollback_timeout": 4, "resources": [FILE, GOOD]})
     wait_until(lambda: converged(fleet, name, 2), timeout=60, what="generation 2 kept")
     assert link(fleet, name, "br-tun") is not None
     time.sleep(6)  # beyond the rollback timeout: still kept
@@ -168,6 +173,7 @@ def test_a_good_change_with_the_same_probes_is_kept(fleet):
     assert not (state_dir(fleet, name) / "checkpoint.json").exists()
     log = (fleet.directory / f"{name}.log").read_text()
     assert "generation 2 kept: broker, gw answered after the change" in log
+    assert "probe closed does not answer before the change to generation 2: not counted" in log
 
 
 def test_an_agent_killed_during_a_change_rolls_it_back_at_its_next_start(fleet):
