@@ -40,6 +40,7 @@ class AddressDriver(Driver):
     """An IPv4 address of an interface, in the context's namespace."""
 
     phase = 35  # after the bridges and links (phase 30) that carry it
+    network = True
 
     def validate(self, spec: dict[str, Any]) -> dict[str, Any]:
         fields.check_fields(spec, "address", ["interface", "address"], ["state", "link", "purge"])
@@ -117,6 +118,13 @@ class AddressDriver(Driver):
                     ipr.addr("add", index=index, address=ip, prefixlen=int(prefix))
                 if spec["link"] == "up":
                     ipr.link("set", index=index, state="up")
+
+    def restoring(self, spec: dict[str, Any], observed: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every address the interface had, and this one gone if it was not there (the link stays as it is)."""
+        back = [{"interface": spec["interface"], "address": address} for address in observed["addresses"]]
+        if spec["address"].split("/")[0] not in [address.split("/")[0] for address in observed["addresses"]]:
+            back.append({"interface": spec["interface"], "address": spec["address"], "state": "absent"})
+        return back
 
     def watches(self, spec: dict[str, Any], ctx: Context) -> list[Watch]:
         return [Link(spec["interface"], ctx.netns)]

@@ -46,6 +46,7 @@ class EthtoolDriver(Driver):
     """Offload features, read and set through the ethtool ioctl in the context's namespace."""
 
     phase = 40
+    network = True
 
     def validate(self, spec: dict[str, Any]) -> dict[str, Any]:
         fields.check_fields(spec, "ethtool", ["interface", "features"], [])
@@ -70,6 +71,11 @@ class EthtoolDriver(Driver):
     def apply(self, spec: dict[str, Any], changes: list[Change], ctx: Context) -> None:
         wanted = {c.field: spec["features"][c.field] for c in changes}
         ctx.in_netns(_write_features, spec["interface"], wanted, ctx.where())
+
+    def restoring(self, spec: dict[str, Any], observed: dict[str, dict[str, bool]]) -> list[dict[str, Any]]:
+        """Each feature as it was (those the interface lets change)."""
+        features = {name: state["on"] for name, state in observed.items() if state["changeable"]}
+        return [{"interface": spec["interface"], "features": features}] if features else []
 
     def watches(self, spec: dict[str, Any], ctx: Context) -> list[Watch]:
         # A feature change makes the kernel send RTM_NEWLINK (NETDEV_FEAT_CHANGE): no polling needed.

@@ -39,6 +39,7 @@ class LinuxBridgeDriver(Driver):
     """A bridge or a VXLAN interface, through rtnetlink (pyroute2)."""
 
     phase = 30
+    network = True
 
     def validate(self, spec: dict[str, Any]) -> dict[str, Any]:
         kind = fields.choice(spec, "kind", ["bridge", "vxlan"], "bridge")
@@ -143,6 +144,20 @@ class LinuxBridgeDriver(Driver):
                     if change.field.startswith("ports.") and change.new is None:
                         ipr.link("set", index=netlink.require_index(ipr, change.field[6:], ctx), master=0)
             ipr.link("set", index=index, state=spec["state"])
+
+    def restoring(self, spec: dict[str, Any], observed: dict[str, Any]) -> list[dict[str, Any]]:
+        """Gone when it was not there; else its fields, state and MTU as seen, with exactly the ports it had."""
+        identity = {"name": spec["name"], "kind": spec["kind"], **({"vni": spec["vni"]} if "vni" in spec else {})}
+        if not observed["exists"]:
+            return [{**identity, "state": "absent"}]
+        if observed["kind"] != spec["kind"]:
+            return []  # the apply refuses to touch another kind of link: nothing to undo
+        back = {**identity, "state": observed["state"], "mtu": observed["mtu"]}
+        if spec["kind"] == "bridge":
+            back.update(ports=observed["ports"], purge_ports=True)
+        else:
+            back.update({name: observed[name] for name in VXLAN_FIELDS if observed.get(name) is not None})
+        return [back]
 
     @staticmethod
     def _create(ipr: Any, spec: dict[str, Any], device: int | None) -> None:

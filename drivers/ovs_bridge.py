@@ -37,6 +37,7 @@ class OvsBridgeDriver(Driver):
     """A bridge of ovs-vswitchd, through ovsdbapp."""
 
     phase = 30
+    network = True
 
     def validate(self, spec: dict[str, Any]) -> dict[str, Any]:
         fields.check_fields(spec, "ovs_bridge", ["name"],
@@ -153,6 +154,25 @@ class OvsBridgeDriver(Driver):
                     if change.field.startswith("ports.") and change.new is None and change.field[6:] not in listed:
                         txn.add(api.del_port(change.field[6:], bridge=name, if_exists=True))
         self._check_vswitchd(api, spec)
+
+    def restoring(self, spec: dict[str, Any], observed: dict[str, Any]) -> list[dict[str, Any]]:
+        """Gone when it was not there; else its datapath, fail mode, external_ids and exactly the ports it had.
+
+        A port of a type this driver does not manage (dpdk, ...) cannot be listed: the other ports are then
+        restored without purging, and an added port stays. Keys the change added to external_ids stay too
+        (they carry no traffic).
+        """
+        if not observed["exists"]:
+            return [{"name": spec["name"], "state": "absent"}]
+        ports = [{"name": name, "type": port["type"],
+                  **{key: value for key, value in port["options"].items() if key in OPTION_FIELDS}}
+                 for name, port in observed["ports"].items() if port["type"] in PORT_TYPES]
+        back = {"name": spec["name"], "datapath_type": observed["datapath_type"],
+                "external_ids": observed["external_ids"], "ports": ports,
+                "purge_ports": len(ports) == len(observed["ports"])}
+        if observed["fail_mode"]:
+            back["fail_mode"] = observed["fail_mode"]
+        return [back]
 
     @staticmethod
     def _check_vswitchd(api: Any, spec: dict[str, Any]) -> None:

@@ -36,6 +36,7 @@ class SysctlDriver(Driver):
     """Kernel parameters by their dotted names."""
 
     phase = 20
+    network = True  # its net.* parameters (restoring() leaves the others alone)
 
     def validate(self, spec: dict[str, Any]) -> dict[str, Any]:
         fields.check_fields(spec, "sysctl", ["settings"], ["persist"])
@@ -85,6 +86,12 @@ class SysctlDriver(Driver):
                 if observed["persisted"].get(key) != wanted:
                     changes.append(Change(key + PERSISTED, observed["persisted"].get(key), wanted))
         return changes
+
+    def restoring(self, spec: dict[str, Any], observed: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The live values of its ``net.*`` parameters as they were (None when it has none: not checkpointed).
+        The persisted file is no live state; it follows the document the agent holds after the rollback."""
+        live = {key: value for key, value in observed["live"].items() if key.startswith("net.")}
+        return [{"settings": live}] if live else None
 
     def apply(self, spec: dict[str, Any], changes: list[Change], ctx: Context) -> None:
         live = {c.field: c.new for c in changes if not c.field.endswith(PERSISTED)}

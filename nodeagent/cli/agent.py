@@ -181,6 +181,9 @@ class Status(Lister):
         except (ValueError, Malformed) as exc:
             raise Unavailable(f"{path}: {exc}") from None
         self.app.stderr.write(f"{view.node}: generation {view.generation}, mode {view.mode}, {view.counted()}\n")
+        if view.rolled_back is not None:
+            self.app.stderr.write(f"{view.rolled_back.describe()} (restored: "
+                                  f"{'yes' if view.rolled_back.restored else 'no, the probes still fail'})\n")
         last = view.last_drift()
         structured = parsed_args.formatter in ("json", "yaml")
         rows = []

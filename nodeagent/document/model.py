@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from nodeagent.document import loading
+from nodeagent.document.probes import Probe, parse_probes, parse_rollback_timeout
 from nodeagent.kit.errors import InvalidDocument, InvalidResource, preview
 from nodeagent.document.registry import DriverRegistry
 
 MODES = ("enforce", "monitor")
 MAX_GENERATION = 2**63 - 1  # what SQL's BIGINT holds
+DOCUMENT_FIELDS = ("node", "generation", "mode", "openstack_release", "probes", "rollback_timeout", "resources")
 COMMON_FIELDS = ("id", "driver", "after", "notify", "sensitive", "mode")
 NODE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}"  # a host name
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
@@ -62,6 +64,8 @@ class Document:
     resources: tuple[Resource, ...]
     order: tuple[str, ...] = field(default=(), compare=False)
     openstack_release: str | None = None  # the release whose option names the ini resources are checked against
+    probes: tuple[Probe, ...] = ()  # what must still answer after its network resources change (``probes``)
+    rollback_timeout: float | None = None  # seconds the probes get after a change (None: the agent's option)
 
     def resource(self, resource_id: str) -> Resource:
         return next(r for r in self.resources if r.id == resource_id)
@@ -76,8 +80,12 @@ class Document:
         return found
 
     def to_dict(self) -> dict[str, Any]:
-        release = {"openstack_release": self.openstack_release} if self.openstack_release else {}
-        return {"node": self.node, "generation": self.generation, "mode": self.mode, **release,
+        extra: dict[str, Any] = {"openstack_release": self.openstack_release} if self.openstack_release else {}
+        if self.probes:
+            extra["probes"] = [probe.to_dict() for probe in self.probes]
+        if self.rollback_timeout is not None:
+            extra["rollback_timeout"] = self.rollback_timeout
+        return {"node": self.node, "generation": self.generation, "mode": self.mode, **extra,
                 "resources": [r.to_dict() for r in self.resources]}
 
 
@@ -91,10 +99,10 @@ def parse_document(raw: Any, registry: DriverRegistry) -> Document:
     loading.check_shape(raw, "document")
     if not isinstance(raw, dict):
         raise InvalidDocument(f"document must be a mapping with node, generation and resources, got {type(raw).__name__}")
-    unknown = set(raw) - {"node", "generation", "mode", "openstack_release", "resources"}
+    unknown = set(raw) - set(DOCUMENT_FIELDS)
     if unknown:
         raise InvalidDocument(f"document: unknown field(s) {', '.join(sorted(map(str, unknown)))}"
-                              " (known: node, generation, mode, openstack_release, resources)")
+                              f" (known: {', '.join(DOCUMENT_FIELDS)})")
     node = raw.get("node")
     if not isinstance(node, str) or not re.fullmatch(NODE_PATTERN, node):
         raise InvalidDocument(f"document: field 'node' must be a host name, got {preview(node)}")
@@ -109,6 +117,8 @@ def parse_document(raw: Any, registry: DriverRegistry) -> Document:
     release = raw.get("openstack_release")
     if release is not None and not re.fullmatch(r"\d{4}\.\d", str(release)):
         raise InvalidDocument(f"document: field 'openstack_release' must look like 2024.2 or 2025.1, got {preview(release)}")
+    probes = parse_probes(raw.get("probes"))
+    rollback_timeout = parse_rollback_timeout(raw.get("rollback_timeout"))
     entries = raw.get("resources")
     if not isinstance(entries, list):
         raise InvalidDocument(f"document: field 'resources' must be a list, got {preview(entries)}")
@@ -124,7 +134,7 @@ def parse_document(raw: Any, registry: DriverRegistry) -> Document:
     _check_edges(resources, registry)
     document = Document(node, generation, mode, tuple(resources))
     return Document(node, generation, mode, tuple(resources), tuple(_order(document, registry)),
-                    str(release) if release is not None else None)
+                    str(release) if release is not None else None, probes, rollback_timeout)
 
 
 def _parse_resource(index: int, entry: Any, registry: DriverRegistry) -> Resource:

@@ -147,7 +147,8 @@ class Reports:
                 with self._facts_lock:
                     self.facts_changed.add(host)
             node.facts = report.facts
-        drift = self._store_events(session, host, report.events)
+        new = self._store_events(session, host, report.events)
+        drift = [event.drift for event in new if event.drift is not None]
         if report.events or _open_problems(before) != _open_problems(node.status):  # else nothing to close
             self._close_resolved_drift(session, host, report.status)
         counts = report.status.counts
@@ -160,22 +161,33 @@ class Reports:
             self.notices.notify("nodeagent.node.up", {"node": host})
         for event in drift:
             self.notices.alert({"type": f"nodeagent.drift.{event.state}", **event.to_dict()})
+        for event in new:
+            if event.type == "rolled_back":
+                self._rolled_back(host, event, report.status.rolled_back)
         return messages.ReportAnswer(status=status, desired_generation=desired)
 
-    def _store_events(self, session: Any, host: str, events: tuple[messages.Event, ...]) -> list[messages.DriftEvent]:
-        """Keep each reported event once (agents resend until acknowledged); returns the new drift events."""
-        drift = []
+    def _store_events(self, session: Any, host: str, events: tuple[messages.Event, ...]) -> list[messages.Event]:
+        """Keep each reported event once (agents resend until acknowledged); returns the new ones."""
+        new = []
         for event in events:
             if session.scalar(select(Event.id).where(Event.uid == event.id)) is not None:
                 continue
+            new.append(event)
             session.add(Event(uid=event.id, node=host, type=event.type, detail=event.detail, at=event.at))
             if event.type == "apply.failed":
                 self.metrics.apply_failures.labels(host).inc()
             if event.drift is not None:  # it names this node: the report was refused otherwise
                 session.add(drift_record(event.id, event.drift))
                 self.metrics.drift_events.labels(host, event.drift.driver, event.drift.state).inc()
-                drift.append(event.drift)
-        return drift
+        return new
+
+    def _rolled_back(self, host: str, event: messages.Event, rollback: messages.Rollback | None) -> None:
+        """A node undid a network change that cut it off: an alert, like a held node or a drift."""
+        self.metrics.rollbacks.labels(host).inc()
+        payload = {"node": host, "detail": event.detail, "at": event.at,
+                   **({"rollback": rollback.to_dict()} if rollback is not None else {})}
+        self.notices.notify("nodeagent.node.rolled_back", payload)
+        self.notices.alert({"type": "nodeagent.node.rolled_back", "id": event.id, **payload})
 
     @staticmethod
     def _close_resolved_drift(session: Any, host: str, status: messages.AgentStatus) -> None:

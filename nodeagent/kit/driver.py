@@ -33,6 +33,7 @@ class Driver(abc.ABC):
     name: str = ""
     phase: int = 50
     notifiable: bool = False
+    network: bool = False  # manages network state: checkpointed before a change, restored by a rollback
     fields: dict[str, str] = {}  # field -> one-line help, for error messages
 
     def validate(self, spec: Spec) -> Spec:
@@ -90,6 +91,15 @@ class Driver(abc.ABC):
             except PathRefused:
                 continue  # reported by the reconcile of this resource
         return found
+
+    def restoring(self, spec: Spec, observed: Any) -> list[Spec] | None:
+        """Specs of this driver that bring back ``observed`` (what ``observe`` found before a change), applied
+        in order by a rollback; None: the resource is no network resource and is not checkpointed.
+
+        Only network resources (bridges, links, addresses, offloads, ``net.*`` parameters) can cut a node off
+        its management network; a driver that manages one returns what undoes ``spec`` on the node it saw.
+        """
+        return None
 
     def sensitive_leaves(self, spec: Spec) -> list[Any]:
         """The values a resource marked ``sensitive: true`` hides everywhere: all of them, by default."""

@@ -35,6 +35,8 @@ from nodeagent.node.cache import DocumentCache
 from nodeagent.node.drift import Spool
 from nodeagent.node.enforcer import Enforcer, Outlet, Pacing
 from nodeagent.node.engine import Engine
+from nodeagent.node import probes
+from nodeagent.node.guard import ChangeGuard
 from nodeagent.node.talker import Talker
 from nodeagent.node.worker import Worker, work_queue
 from nodeagent.wire import rpc as messaging
@@ -80,9 +82,12 @@ class Agent:
                                  Outlet(self.host, self.state_dir, self.record, self.broker.notify, self.metrics),
                                  Pacing.from_conf(conf), inbox=work,
                                  interfaces_changed=self.facts_changed.set if facts is None else None)
-        self.worker = Worker(conf, self.host, self.channel, self.cache, self.enforcer, self.registry, work,
-                             self.refuse, self._taken, self._tick)
         self.stopping = threading.Event()
+        self.guard = ChangeGuard(self.enforcer, self.cache, self.state_dir, lambda: self.conf.rollback_timeout,
+                                 probes.broker_check(lambda timeout: messaging.broker_answers(conf, timeout),
+                                                     messaging.broker_hosts(conf)), self.stopping)
+        self.worker = Worker(conf, self.host, self.channel, self.cache, self.enforcer, self.registry, work,
+                             self.refuse, self._taken, self._tick, self.guard)
         self.stopped = threading.Event()
         self.failed = False  # the loop ended on an error (the process hosting the agent exits non-zero)
         self.refusals = RefusalLog(self._record_refusal)
@@ -98,6 +103,7 @@ class Agent:
         for name in ("document.json", "status.json"):  # what a kill in the middle of a write left
             files.remove_leftovers(self.state_dir / name)
         self.channel.open()
+        self.guard.load_record()
         self.talker = Talker(self.host, self.channel, Spool(self.state_dir / "spool"), self.enforcer, self.ctx,
                              self.metrics, self.broker.coordinator, self._pulled, self.refuse, self.stopping,
                              self.facts_changed, self.gather_facts)
@@ -209,6 +215,7 @@ class Agent:
     def _run_loop(self) -> None:
         bind_host(self.host)
         try:
+            self.guard.recover()  # a change a crash left in doubt is rolled back before anything else
             self.worker.load_cached()
             if self.enforcer.document is None:
                 self.enforcer.start_watches()  # the node's own interfaces are heard from the start

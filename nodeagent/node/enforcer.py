@@ -26,7 +26,7 @@ from nodeagent.kit.result import ReconcileResult, Status
 from nodeagent.kit.watches import Touch
 from nodeagent.node.retry import Retries
 from nodeagent.node.watchhub import WatchHub
-from nodeagent.wire.messages import AgentStatus, DriftEvent, LocalView, ResourceView
+from nodeagent.wire.messages import AgentStatus, DriftEvent, LocalView, ResourceView, Rollback
 
 LOG = logging.getLogger(__name__)
 MAX_DEBOUNCE = 1.0  # a resource touched continuously is still reconciled this often
@@ -94,6 +94,8 @@ class Enforcer:
         self._said_failed: dict[str, str | None] = {}  # failures already recorded, by id: their error
         self._unapplied: set[str] = set()  # failed (or skipped) in this generation's apply: not applied yet
         self._status_error: int | None = None
+        self.rolled_back: Rollback | None = None  # the last generation rolled back (see guard.ChangeGuard)
+        self.confirming: dict[str, Any] | None = None  # the status reported while a change awaits its probes
 
     # -- documents -------------------------------------------------------------------------------
     def apply_document(self, document: Document, trigger: str) -> ReconcileResult:
@@ -110,6 +112,19 @@ class Enforcer:
         self.applied_generation = document.generation
         self.start_watches()  # after the first apply: the directories and links exist now
         return result
+
+    def release(self) -> None:
+        """Hold no document (a rollback of the first one): nothing is enforced or watched until the next."""
+        self.document = None
+        self.applied_generation = None
+        self.last_result = None
+        self.states.clear()
+        self.retries.clear()
+        self._unapplied.clear()
+        self._touched.clear()
+        self._deferred.clear()
+        self.start_watches()
+        self.publish()
 
     # -- events ----------------------------------------------------------------------------------
     def start_watches(self) -> None:
@@ -203,7 +218,7 @@ class Enforcer:
         self._record_outcome(result, trigger)
         if trigger.startswith("generation") or any(r.status is Status.FAILED or is_drift(r) for r in result.resources):
             LOG.info("reconcile (%s): %s", trigger, result.summary())
-        self._publish()
+        self.publish()
         return result
 
     def _note_states(self, result: ReconcileResult) -> set[str]:
@@ -268,6 +283,10 @@ class Enforcer:
 
     # -- what others read ------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
+        """Where the agent stands; while a change awaits its probes, where it stood before (a generation is
+        reported once kept, so a rollout never counts a node that is about to roll back)."""
+        if self.confirming is not None:
+            return self.confirming
         result = self.last_result
         counts = {status.value: 0 for status in Status}
         for state in self.states.values():
@@ -279,9 +298,10 @@ class Enforcer:
                 "drifted": sorted(rid for rid, state in self.states.items() if state == "drifted"),
                 "contested": sorted(rid for rid in self.states if self.guard.backed_off(rid, time.monotonic())),
                 "reconciled_at": result.started_at if result else None,
-                "reconciled_generation": result.generation if result else 0}
+                "reconciled_generation": result.generation if result else 0,
+                "rolled_back": self.rolled_back.to_dict() if self.rolled_back else None}
 
-    def _publish(self) -> None:
+    def publish(self) -> None:
         """The local view for ``nodeagent status``, systemd's STATUS= line, and the gauges."""
         status = self.status()
         for state, number in status["counts"].items():

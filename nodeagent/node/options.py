@@ -62,6 +62,11 @@ daemon_opts = [
     cfg.FloatOpt("drift_contested_window", default=60, min=1, help="Seconds, see drift_contested_count."),
     cfg.FloatOpt("drift_backoff", default=30, min=1,
                  help="First backoff of a contested resource in seconds; doubles each time, up to an hour."),
+    cfg.FloatOpt("rollback_timeout", default=60, min=1, max=3600,
+                 help="Seconds the probes get to answer after a new document changed network resources (bridges, "
+                      "links, addresses, offloads, net.* parameters) before the change is rolled back; a "
+                      "document's own rollback_timeout wins. Only probes that answered before the change count: "
+                      "the broker, and the document's probes."),
     cfg.StrOpt("metrics_address", default="",
                help="host:port for Prometheus metrics (empty: none), e.g. 127.0.0.1:9180."),
 ]

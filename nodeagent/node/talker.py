@@ -113,9 +113,15 @@ class Talker:
         elif answer.status == "refused":
             self.log.error("the coordinator refused this node's report: %s", answer.reason)
         elif not was_connected or answer.status in ("new", "revived") or \
-                (answer.desired_generation or 0) > self.enforcer.status()["generation"]:
+                (answer.desired_generation or 0) > self._held():
             self.pull()
         return answer
+
+    def _held(self) -> int:
+        """The newest generation this agent has: the one it enforces, or one it rolled back (not pulled again)."""
+        document, rolled = self.enforcer.document, self.enforcer.rolled_back
+        return max(self.enforcer.status()["generation"], document.generation if document else 0,
+                   rolled.generation if rolled else 0)
 
     def _acknowledge(self, paths: list[Any]) -> None:
         with self._lock:

@@ -21,6 +21,7 @@ from nodeagent.document.model import Document, parse_document
 from nodeagent.document.registry import DriverRegistry
 from nodeagent.node.cache import DocumentCache
 from nodeagent.node.enforcer import Enforcer
+from nodeagent.node.guard import ChangeGuard
 from nodeagent.wire.protocol import NodeChannel, Refused
 
 LOG = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class Worker:
 
     def __init__(self, conf: cfg.ConfigOpts, host: str, channel: NodeChannel, cache: DocumentCache,
                  enforcer: Enforcer, registry: DriverRegistry, work: queue.Queue, refuse: Callable[[str, str], None],
-                 taken: Callable[[], None], tick: Callable[[], None]):
+                 taken: Callable[[], None], tick: Callable[[], None], guard: ChangeGuard):
         self.conf = conf
         self.log = HostLogger(LOG, host)
         self.channel = channel
@@ -47,6 +48,7 @@ class Worker:
         self.refuse = refuse
         self.taken = taken  # a new document was applied: tell the coordinator at once
         self.tick = tick  # each turn of the loop (refusals flushed)
+        self.guard = guard  # applies new documents: checkpoint, probes, rollback
         self.work = work  # bounded (work_queue()): the enforcer's watch hub wakes the loop through it too
 
     def queue_work(self, kind: str, item: Any) -> bool:
@@ -83,8 +85,10 @@ class Worker:
         held = self.enforcer.document
         if held is not None and document.generation == held.generation and document.to_dict() == held.to_dict():
             return False
-        self.cache.save(sealed)
-        self.enforcer.apply_document(document, f"generation {document.generation} from {source}")
+        if self.guard.rolled_back(document.generation):
+            self.log.debug("generation %d from %s not applied: it was rolled back", document.generation, source)
+            return False
+        self.guard.apply(document, sealed, f"generation {document.generation} from {source}")
         return True
 
     def load_cached(self) -> None:
@@ -96,6 +100,7 @@ class Worker:
             self.refuse("cached document", str(exc))
             return
         if document is not None:
+            self.cache.current = sealed
             self.log.info("enforcing cached document, generation %d", document.generation)
             self.enforcer.apply_document(document, "start")
 

@@ -30,6 +30,8 @@ class AgentMetrics:
                                 registry=self.registry)
         self.spooled = Gauge("nodeagent_spooled_events", "Events waiting for the coordinator",
                              registry=self.registry)
+        self.rollbacks = Counter("nodeagent_rollbacks_total", "Network changes rolled back, by the probe that failed",
+                                 ["probe"], registry=self.registry)
 
 
 class CoordinatorMetrics:
@@ -42,6 +44,8 @@ class CoordinatorMetrics:
                                     ["node", "driver", "state"], registry=self.registry)
         self.apply_failures = Counter("nodeagent_node_apply_failures_total", "Failed applies reported",
                                       ["node"], registry=self.registry)
+        self.rollbacks = Counter("nodeagent_node_rollbacks_total", "Network changes the nodes rolled back",
+                                 ["node"], registry=self.registry)
         self.heartbeat_age = Gauge("nodeagent_node_heartbeat_age_seconds", "Seconds since the last heartbeat",
                                    ["node"], registry=self.registry)
         self.in_sync = Gauge("nodeagent_node_resources_in_sync", "Resources in sync at the last report",

@@ -382,14 +382,17 @@ class Fleet:
         sealed = channel.seal_clear_document({**document, "node": name})
         (state / "document.json").write_text(json.dumps(sealed))
 
-    def start(self, name: str) -> subprocess.Popen:
-        """Start the coordinator (name 'coordinator') or a node's agent, logging to DIR/NAME.log."""
+    def start(self, name: str, inside: bool = False) -> subprocess.Popen:
+        """Start the coordinator (name 'coordinator') or a node's agent, logging to DIR/NAME.log; ``inside``: the
+        agent runs in its node's namespace (it reaches the broker through the node's own network)."""
         if name == "coordinator":
             command = [str(Path(sys.executable).parent / "nodeagentctl"), "--config-file",
                        str(self.coordinator_conf), "serve"]
         else:
             command = [str(Path(sys.executable).parent / "nodeagent"), "--config-file",
                        str(self.agent_conf(name)), "run"]
+            if inside:
+                command = ["ip", "netns", "exec", self.nodes[name].name, *command]
         log = open(self.directory / f"{name}.log", "ab")
         self.processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         return self.processes[name]

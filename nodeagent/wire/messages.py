@@ -246,6 +246,23 @@ class Event(Message):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Rollback(Message):
+    """A generation the agent rolled back: a probe that answered before its network change did not after it."""
+
+    NAME: ClassVar[str] = "rollback"
+
+    generation: int  # the generation rolled back (the agent holds the one before it, and never re-applies this one)
+    probe: str = field(metadata=limited(64))  # the probe that failed: "broker", a document probe's id, "interrupted"
+    detail: str = field(metadata=limited(1000))  # why, one line, already redacted
+    at: float
+    restored: bool  # the probes answered again after the restore
+
+    def describe(self) -> str:
+        """``generation 7 rolled back: probe gw failed: ...`` (the event's detail, ``nodeagent status``)."""
+        return f"generation {self.generation} rolled back: probe {self.probe} failed: {self.detail}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class AgentStatus(Message):
     """Where an agent stands: the generation it holds and its resources' states (reported and in status.json)."""
 
@@ -259,6 +276,7 @@ class AgentStatus(Message):
     contested: tuple[str, ...] = ()
     reconciled_at: float | None = None
     reconciled_generation: int = 0
+    rolled_back: Rollback | None = None  # the last generation given that was rolled back, until a newer one is kept
 
     def counted(self) -> str:
         """``5 in_sync, 1 changed``: the states that have resources."""

@@ -162,6 +162,15 @@ def broker_answers(conf: cfg.ConfigOpts, timeout: float = 1.0) -> bool:
     return False
 
 
+def broker_hosts(conf: cfg.ConfigOpts) -> str:
+    """``host:port`` of each broker of ``transport_url``, without credentials (for messages)."""
+    try:
+        url = oslo_messaging.TransportURL.parse(conf, conf.transport_url)
+    except (oslo_messaging.InvalidTransportURL, cfg.Error):
+        return "no transport_url"
+    return ", ".join(f"{host.hostname or 'localhost'}:{host.port or 5672}" for host in url.hosts) or "no broker"
+
+
 AGENT_SERVER_THREADS = 4  # an agent answers a push or a plan at a time: oslo's 64 per server grew 10 threads per agent
 
 

@@ -19,6 +19,7 @@ def exposed() -> set[str]:
     coordinator = CoordinatorMetrics()
     coordinator.drift_events.labels("n", "ini", "corrected").inc()  # labelled families show once used
     coordinator.apply_failures.labels("n").inc()
+    coordinator.rollbacks.labels("n").inc()
     coordinator.webhook_failures.labels("u").inc()
     coordinator.heartbeat_age.labels("n").set(1)
     coordinator.in_sync.labels("n").set(1)
