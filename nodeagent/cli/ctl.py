@@ -82,7 +82,7 @@ class Keygen(Command):
         return 0
 
 
-STATES = ("pending", "held", "failed", "converging", "converged", "revoked")
+STATES = ("pending", "held", "rolled_back", "failed", "converging", "converged", "revoked")
 SORT_KEYS = {"host": lambda n: n.name, "state": lambda n: (n.state, n.name),
              "heartbeat": lambda n: (n.last_heartbeat or 0, n.name),
              "generation": lambda n: (n.desired_generation, n.name)}
@@ -92,7 +92,8 @@ class NodeList(Lister):
     """List nodes: alive, enrolment and convergence, generations, drift, last heartbeat.
 
     State is one of: pending (key not accepted), held (its roles do not render now: 'node show' says why;
-    the rest of the fleet goes on), failed, converging, converged. Filters combine: --role compute
+    the rest of the fleet goes on), rolled_back (its last generation cut it off and was undone: 'events
+    --node HOST --type rolled_back' says which probe), failed, converging, converged. Filters combine: --role compute
     --state converging --down lists the compute nodes not yet converged that stopped reporting.
 
     With [neutron] cloud configured, a Neutron column says how many of the agents the node's roles

@@ -286,6 +286,8 @@ class DesiredState:
 
 
 def _differs(stored: StateDocument | None, body: dict[str, Any]) -> bool:
-    """Whether ``body`` would be a new generation: its mode or resources differ from the stored document's."""
-    return stored is None or (stored.body.get("mode", "enforce"), stored.body.get("resources")) != (
-        body["mode"], body["resources"])
+    """Whether ``body`` would be a new generation: its mode, resources, probes or rollback timeout differ from
+    the stored document's."""
+    return stored is None or any(stored.body.get(key, default) != body.get(key, default) for key, default in
+                                 (("mode", "enforce"), ("resources", None), ("probes", None),
+                                  ("rollback_timeout", None)))

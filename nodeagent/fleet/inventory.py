@@ -74,11 +74,13 @@ class Node(Base):
 
     @property
     def state(self) -> str:
-        """pending, held, failed, converging or converged: what an operator asks first."""
+        """pending, held, rolled_back, failed, converging or converged: what an operator asks first."""
         if self.enrolment != "accepted":
             return self.enrolment
         if self.held:
             return "held"  # its roles do not render now: it keeps what it has (node show says why)
+        if ((self.status or {}).get("rolled_back") or {}).get("generation") == self.desired_generation:
+            return "rolled_back"  # its connectivity guard undid this generation: it runs the one before
         if (self.status or {}).get("failed"):
             return "failed"
         reconciled = (self.status or {}).get("reconciled_generation", self.desired_generation)

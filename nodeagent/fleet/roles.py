@@ -114,6 +114,27 @@ def release(value: Any) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+def variable_probes(variables: dict[str, Any]) -> list[dict[str, str]]:
+    """The ``probes`` variable as document probes: ``gw=ping:198.18.0.1,api=tcp:controller:9696`` (the
+    document's own checks then name a bad address or port)."""
+    found = []
+    for item in filter(None, (part.strip() for part in str(variables.get("probes") or "").split(","))):
+        name, _, target = item.partition("=")
+        kind, _, where = target.partition(":")
+        if not name or kind not in ("ping", "tcp") or not where:
+            raise RoleError(f"variable 'probes': '{item}' is not ID=ping:ADDRESS or ID=tcp:HOST:PORT "
+                            "(e.g. gw=ping:198.18.0.1,neutron-api=tcp:controller:9696)")
+        found.append({"id": name.strip(), kind: where.strip()})
+    return found
+
+
+def _number(name: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise RoleError(f"variable '{name}' must be a number of seconds, got {value!r}") from None
+
+
 def check_variables(variables: dict[str, Any]) -> None:
     """Choices the templates rely on, and what the target release no longer has."""
     for name, choices in CHOICES.items():
@@ -193,6 +214,7 @@ class Roles:
         if "instance_mtu" not in values:  # the guide's 1454 leaves room for GRE; VXLAN needs 50 bytes
             values["instance_mtu"] = 1454 if values["overlay"] == "gre" else 1450
         resources: dict[str, tuple[str, dict[str, Any]]] = {}
+        probes = {probe["id"]: ("variable 'probes'", probe) for probe in variable_probes(values)}
         # The server's role first: where one node has several, its services start (and restart) before the
         # agents that call it.
         for role in sorted(roles, key=lambda r: ROLE_ORDER.index(r) if r in ROLE_ORDER else len(ROLE_ORDER)):
@@ -215,7 +237,19 @@ class Roles:
                     raise RoleError(f"roles '{earlier[0]}' and '{role}' both define resource '{resource['id']}' "
                                     f"for node '{host}', differently")
                 resources.setdefault(resource["id"], (role, resource))
-        return {"mode": values["mode"], "resources": [resource for _, resource in resources.values()]}
+            for probe in body.get("probes") or []:  # the document's checks name a malformed one
+                key = str(probe.get("id")) if isinstance(probe, dict) else repr(probe)
+                earlier = probes.get(key)
+                if earlier and earlier[1] != probe:
+                    raise RoleError(f"{earlier[0]} and role '{role}' both define probe '{key}' for node "
+                                    f"'{host}', differently")
+                probes.setdefault(key, (f"role '{role}'", probe))
+        body = {"mode": values["mode"], "resources": [resource for _, resource in resources.values()]}
+        if probes:  # what must still answer after a network change (the agent's connectivity guard)
+            body["probes"] = [probe for _, probe in probes.values()]
+        if values.get("rollback_timeout") not in (None, ""):
+            body["rollback_timeout"] = _number("rollback_timeout", values["rollback_timeout"])
+        return body
 
     def _require(self, role: str) -> None:
         try:

@@ -78,6 +78,10 @@ def test_gre_uses_tunnel_ranges_and_the_guides_mtu(roles):
      "mechanism 'linuxbridge' carries overlays as VXLAN only"),
     ({**NODE_VARS, "overlay": "geneve"}, SECRETS, FACTS, "variable 'overlay' must be one of vxlan, gre"),
     ({**NODE_VARS, "openstack_release": "zed"}, SECRETS, FACTS, "variable 'openstack_release' must look like"),
+    ({**NODE_VARS, "probes": "gw=icmp:198.18.0.1"}, SECRETS, FACTS,
+     "variable 'probes': 'gw=icmp:198.18.0.1' is not ID=ping:ADDRESS or ID=tcp:HOST:PORT"),
+    ({**NODE_VARS, "rollback_timeout": "soon"}, SECRETS, FACTS,
+     "variable 'rollback_timeout' must be a number of seconds, got 'soon'"),
 ])
 def test_missing_or_wrong_inputs_are_errors_that_name_them(roles, variables, secrets, facts, message):
     with pytest.raises(RoleError) as caught:
@@ -472,3 +476,19 @@ def test_manage_nova_adds_the_nova_and_placement_guides_one_time_steps_on_the_co
     for name in ("nova-api", "nova-scheduler", "nova-conductor"):
         assert steps[name]["after"] == ["nova-db-sync", "placement-api"]
     assert steps["placement-api"]["after"] == ["nova-db-sync"]
+
+
+def test_probes_and_the_rollback_timeout_come_from_variables_into_a_valid_document(roles, registry):
+    variables = {**NODE_VARS, "probes": "gw=ping:198.18.1.1, neutron-api=tcp:controller:9696",
+                 "rollback_timeout": "30"}
+    body = roles.render("n1", ["compute"], variables, SECRETS, FACTS)
+    assert body["probes"] == [{"id": "gw", "ping": "198.18.1.1"}, {"id": "neutron-api", "tcp": "controller:9696"}]
+    document = parse_document({"node": "n1", "generation": 1, **body}, registry)
+    assert [p.id for p in document.probes] == ["gw", "neutron-api"] and document.rollback_timeout == 30
+    assert "probes" not in roles.render("n1", ["compute"], NODE_VARS, SECRETS, FACTS)  # none unless asked
+
+
+def test_a_probe_the_document_refuses_names_it(roles, registry):
+    body = roles.render("n1", ["compute"], {**NODE_VARS, "probes": "gw=ping:not an address"}, SECRETS, FACTS)
+    with pytest.raises(Exception, match="gw"):
+        parse_document({"node": "n1", "generation": 1, **body}, registry)
