@@ -233,14 +233,15 @@ class NodeShow(ShowOne):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        node = _coordinator(self.app).inventory.node(parsed_args.host)
+        coordinator = _coordinator(self.app)
+        node = coordinator.inventory.node(parsed_args.host)
         if node is None:
             raise NotFound(f"no node '{parsed_args.host}'")
         interfaces = (node.facts or {}).get("interfaces", {})
         addresses = {name: info.get("ipv4", []) for name, info in interfaces.items() if info.get("ipv4")}
         data = {
             "host": node.name, "alive": node.alive, "state": node.state, "held": node.held or "",
-            "enrolment": node.enrolment,
+            "rollout": coordinator.rollouts.of_node(node.name), "enrolment": node.enrolment,
             "public_key": node.public_key, "roles": node.roles or [],
             "desired_generation": node.desired_generation, "observed_generation": node.observed_generation,
             "last_heartbeat": _when(node.last_heartbeat), "status": node.status or {}, "health": node.health or {},

@@ -221,6 +221,17 @@ class Rollouts:
                                         .order_by(RolloutNode.batch, RolloutNode.node)))
             return rollout, rows
 
+    def of_node(self, host: str) -> str:
+        """Where ``host`` stands in the newest rollout that took it (``node show``): '' when none did."""
+        with self.inventory.session() as session:
+            found = session.execute(select(Rollout.id, Rollout.state, RolloutNode.state, RolloutNode.batch).join(
+                RolloutNode, RolloutNode.rollout == Rollout.id).where(RolloutNode.node == host)
+                .order_by(Rollout.id.desc()).limit(1)).first()
+        if found is None:
+            return ""
+        number, rollout_state, state, batch = found
+        return f"rollout {number} ({rollout_state}): {state}, batch {batch}"
+
     # -- the tick ---------------------------------------------------------------------------------
     def advance(self) -> list[tuple[str, int]]:
         """One tick: ``judge``, then ``release``. Returns the documents pushed."""

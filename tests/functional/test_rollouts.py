@@ -86,6 +86,8 @@ def test_a_failing_node_stops_the_rollout_after_its_batch_and_resume_after_a_fix
     nodes = show(group, 1)
     assert [nodes[h]["State"] for h in hosts] == ["done", "done", "done", "failed", "waiting", "waiting"]
     assert tags(group, hosts)[hosts[4]] == tags(group, hosts)[hosts[5]] == "red"  # the rest untouched
+    shown = json.loads(group.ctl("node", "show", hosts[4], "-f", "json").stdout)
+    assert shown["rollout"] == "rollout 1 (failed): waiting, batch 3"
     generations = {row["Host"]: row["Generation"] for row in group.nodes().values()}
     assert generations[hosts[4]] == generations[hosts[5]] == "1/1"  # not even stored for them
     events = json.loads(group.ctl("events", "--type", "rollout.*", "-f", "json").stdout)
