@@ -63,14 +63,14 @@ class Reports:
         verified, refused = False, None
         with self.inventory.session() as session:
             try:
-                request = self._verify(session, sealed)
+                request, node = self._verify(session, sealed)
                 verified = True  # its sequence spent: this request gets one signed answer, whatever it is
                 report = messages.Report.from_dict(request.payload)  # signed by the node, maybe the attacker
             except Refused as exc:  # a Malformed report too
                 refused = exc
             else:
                 report, cut = reportbounds.bound(report)
-                answer = self._take_report(session, request.host, report)
+                answer = self._take_report(session, node, report)
         # Recorded once the session is closed (SQLite: one writer at a time).
         if refused is None:
             if cut:
@@ -88,9 +88,11 @@ class Reports:
     def refuse(self, host: Any, kind: str, reason: str) -> None:
         refuse(self.refusals, host, kind, reason)
 
-    def _verify(self, session: Any, sealed: Any, enrol: bool = True) -> NodeRequest:
+    def _verify(self, session: Any, sealed: Any, enrol: bool = True) -> tuple[NodeRequest, Node]:
         """A node's request, signed by its accepted key (a first contact enrols the key it presents, an
-        endorsed new key replaces it) and carrying a sequence above the last accepted (no replay)."""
+        endorsed new key replaces it) and carrying a sequence above the last accepted (no replay); and its
+        node, loaded once per request (the session keeps only weak references: a node dropped here would be
+        read again, its JSON columns decoded twice)."""
         host = CoordinatorChannel.sender(sealed)
         if host is None:
             raise Refused("malformed request, or a node name that is not a host name")
@@ -116,7 +118,7 @@ class Reports:
         presented = request.box_key
         if presented is not None and presented != known.box_key:
             known.box_key = presented
-        return request
+        return request, node if node is not None else session.get(Node, host)
 
     def _enrol(self, session: Any, node: Node | None, host: str, key: str) -> None:
         """A first contact: the key it proved it holds is kept, pending (or auto-accepted)."""
@@ -130,9 +132,9 @@ class Reports:
                                  "auto-accepted" if accepted else f"run: nodeagentctl node accept {host}", session)
         session.flush()
 
-    def _take_report(self, session: Any, host: str, report: messages.Report) -> messages.ReportAnswer:
+    def _take_report(self, session: Any, node: Node, report: messages.Report) -> messages.ReportAnswer:
         """A verified, fresh report: heartbeat, status, facts, events."""
-        node = session.get(Node, host)
+        host = node.name
         if node.enrolment != "accepted":
             return messages.ReportAnswer(status="pending")
         now = time.time()
@@ -209,7 +211,7 @@ class Reports:
         refused = None
         with self.inventory.session() as session:
             try:
-                request = self._verify(session, sealed, enrol=False)
+                request, _ = self._verify(session, sealed, enrol=False)
                 messages.Request.from_dict(request.payload)
                 node = session.get(Node, request.host)
                 accepted = node is not None and node.enrolment == "accepted"
