@@ -11,6 +11,8 @@
     nodeagentctl verify --traffic [--node H] stand-in instances: DHCP, router, other nodes (probe_access)
     nodeagentctl lint [--role R] [--node H] [--release X]   the rendered options, checked per release
     nodeagentctl db upgrade | db version     the inventory's schema (Alembic)
+    nodeagentctl serve --web 127.0.0.1:PORT  the coordinator with its read-only web view
+    nodeagentctl web-password USER [--role reader|admin]   a user of the web view's password file
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from cliff.show import ShowOne
 
 from nodeagent.cli import lint
 from nodeagent.cli.base import NodeAgentApp, main_for, result_rows
+from nodeagent.cli.web import WebPassword
 from nodeagent.fleet import enrolment, nodequery, rotation
 from nodeagent.fleet.errors import NotFound, PushFailed
 from nodeagent.kit.errors import Unavailable
@@ -54,12 +57,20 @@ def _when(timestamp: float | None) -> str:
 
 
 class Serve(Command):
-    """Run the coordinator: answer agents' reports and pulls, mark silent nodes down."""
+    """Run the coordinator: answer agents' reports and pulls, mark silent nodes down; with --web (or [web]
+    address), serve the read-only web view too."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--web", metavar="HOST:PORT", help="serve the read-only web view there ([web] address)")
+        return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
         from nodeagent.process.daemon import Signals, before_exit, setup_logging
 
         coordinator = _coordinator(self.app)
+        if parsed_args.web:
+            coordinator.conf.set_override("address", parsed_args.web, group="web")
         setup_logging("nodeagent-coordinator", host=coordinator.conf.host)
         signals = Signals(signal.SIGTERM, signal.SIGINT)  # the process's, not the coordinator object's
         try:
@@ -552,7 +563,7 @@ COMMANDS = {
     "node set-state": NodeSetState, "node plan": NodePlan, "events": Events, "drift list": DriftList,
     "role list": RoleList, "role show": RoleShow, "node assign": NodeAssign, "node unassign": NodeUnassign,
     "var set": VarSet, "var list": VarList, "secret set": SecretSet, "secret list": SecretList, "verify": Verify,
-    "lint": lint.FleetLint, "db upgrade": DbUpgrade, "db version": DbVersion,
+    "lint": lint.FleetLint, "db upgrade": DbUpgrade, "db version": DbVersion, "web-password": WebPassword,
 }
 
 

@@ -196,6 +196,7 @@ class Coordinator:
                  self.inventory.where)
         self.notices.start_webhooks()
         metrics.serve(self.metrics.registry, self.conf.coordinator.metrics_address)
+        web = self._serve_web()
         sd_notify("READY=1")
         ticks = 0
         try:
@@ -212,7 +213,17 @@ class Coordinator:
         finally:  # bounded: with the broker away, oslo.messaging's listener sees its stop flag only once back
             messaging.within(messaging.STOP_WAIT, server.stop, server.wait, unless_answering=self.conf)
             self.notices.stop_webhooks()
+            if web is not None:
+                web.stop()
             messaging.within(messaging.STOP_WAIT, self.close, unless_answering=self.conf)
+
+    def _serve_web(self) -> Any:
+        """The read-only web view ([web] address), or None when it is off (the default)."""
+        if not self.conf.web.address:
+            return None
+        from nodeagent.fleet.web import server
+
+        return server.start(self.conf, self.inventory, self.neutron)
 
 
 def _no_key(path: Path) -> NotSetUp:
