@@ -64,7 +64,7 @@ def make_app(conf: Any, inventory: Inventory, verifier: Any) -> Callable:
 
     @app.context_processor
     def refresh() -> dict[str, Any]:
-        return {"refresh": conf.web.refresh}
+        return {"refresh": conf.web.refresh, "served_by": conf.host}  # several coordinators serve the same view
 
     @app.errorhandler(InvalidInput)
     def invalid(exc: InvalidInput) -> Response:
