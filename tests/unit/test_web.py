@@ -5,6 +5,7 @@ and that no secret reaches a page. The browser tests (tests/functional/test_web_
 from __future__ import annotations
 
 import base64
+import os
 import re
 import time
 
@@ -168,6 +169,10 @@ def test_password_file_keeps_hashes_only_and_names_a_bad_line(tmp_path):
     text = path.read_text()
     assert text.count("ann:") == 1 and "second" not in text and text.startswith("ann:admin:scrypt$")
     assert path.stat().st_mode & 0o777 == 0o600
+    os.chown(path, 1, 1)  # given to the coordinator's user: a change keeps it theirs
+    auth.set_password(path, "ann", "admin", "second")
+    assert (path.stat().st_uid, path.stat().st_gid, path.stat().st_mode & 0o777) == (1, 1, 0o600)
+    text = path.read_text()
     users = auth.PasswordFile(path)
     assert users.identify("ann", "second") == auth.Identity("ann", frozenset({"admin"}))
     assert users.identify("ann", "first") is None and users.identify("bob", "second") is None

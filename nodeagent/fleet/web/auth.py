@@ -120,8 +120,8 @@ def parse(text: str, where: str) -> dict[str, tuple[str, str]]:
 
 
 def set_password(path: str | Path, user: str, role: str, password: str) -> None:
-    """Add ``user`` to the password file (or change their role and password); the file is written atomically,
-    readable by its owner only."""
+    """Add ``user`` to the password file (or change their role and password); the file is replaced atomically,
+    mode 0600, keeping its owner (the coordinator's user must read it: chown a new file to it once)."""
     if not user or ":" in user or any(c.isspace() for c in user):
         raise InvalidInput(f"user name '{user}': no ':' or blanks, not empty")
     if role not in ROLES:
@@ -133,7 +133,7 @@ def set_password(path: str | Path, user: str, role: str, password: str) -> None:
     parse("\n".join(lines), str(path))  # a broken file is said, not rewritten
     kept = [line for line in lines if line.split(":", 1)[0].strip() != user]
     text = "\n".join(kept + [f"{user}:{role}:{hash_password(password)}"]) + "\n"
-    files.write_private(path, text.encode())
+    files.write_atomic(path, text.encode(), mode=0o600)
 
 
 class PasswordAccess:
