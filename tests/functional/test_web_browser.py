@@ -154,8 +154,28 @@ def statuses(driver) -> dict[str, int]:
     return found
 
 
-def marks(driver, node: str) -> int:
-    return len(driver.find_elements("css selector", f'#timeline g.mark[data-node="{node}"]'))
+def read(driver, what):
+    """``what(driver)`` on one load of the page: the page reloads itself every second, and an element read
+    across a reload is stale (or not there yet), so the whole read is done again."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    for attempt in range(20):
+        try:
+            return what(driver)
+        except (NoSuchElementException, StaleElementReferenceException):
+            if attempt == 19:
+                raise
+            time.sleep(0.1)
+
+
+def text(driver, element_id: str) -> str:
+    return read(driver, lambda d: d.find_element("id", element_id).text)
+
+
+def marks(driver, node: str) -> list[str]:
+    """The colours of ``node``'s marks on the timeline."""
+    return read(driver, lambda d: [circle.get_attribute("fill") for circle in d.find_elements(
+        "css selector", f'#timeline g.mark[data-node="{node}"] circle')])
 
 
 def test_the_fleets_nodes_appear_on_every_coordinators_view(fleet, browser):
@@ -163,20 +183,20 @@ def test_the_fleets_nodes_appear_on_every_coordinators_view(fleet, browser):
     seen = []
     for number, url in enumerate(fleet.urls, 1):
         browser.get(url + "/")
-        rows = browser.find_elements("css selector", "#nodes tbody tr")
-        seen.append([row.get_attribute("id") for row in rows])
-        for row in rows:
-            cells = [cell.text for cell in row.find_elements("css selector", "td")]
+        rows = read(browser, lambda d: [(row.get_attribute("id"), [cell.text for cell in row.find_elements(
+            "css selector", "td")]) for row in d.find_elements("css selector", "#nodes tbody tr")])
+        seen.append([row_id for row_id, _ in rows])
+        for _, cells in rows:
             assert cells[1] == "web" and cells[2] == "up" and cells[3] == "converged" and cells[5] == "2/2", cells
-        assert browser.find_element("id", "served-by").text == f"served by coordinator{'' if number == 1 else 2}"
+        assert text(browser, "served-by") == f"served by coordinator{'' if number == 1 else 2}"
         shot(browser, f"fleet-coordinator{number}")
     assert seen == [[f"node-{name}" for name in NODES]] * 2
     browser.get(fleet.urls[0] + "/?state=held")
-    assert browser.find_element("css selector", "#nodes tbody").text == "No node matches."
+    assert read(browser, lambda d: d.find_element("css selector", "#nodes tbody").text) == "No node matches."
     browser.get(fleet.urls[0] + "/")
-    browser.find_element("link text", "web1").click()  # a link, no script
+    read(browser, lambda d: d.find_element("link text", "web1").click())  # a link, no script
     assert browser.current_url.endswith("/nodes/web1")
-    resources = browser.find_element("id", "resources").text
+    resources = text(browser, "resources")
     assert "neutron-conf ini /etc/neutron/neutron.conf in sync" in resources
     shot(browser, "node-web1")
 
@@ -184,20 +204,19 @@ def test_the_fleets_nodes_appear_on_every_coordinators_view(fleet, browser):
 def test_a_drift_appears_on_the_timeline_within_seconds(fleet, browser):
     log_in(browser, READER)
     browser.get(fleet.urls[1] + "/timeline?hours=1")  # the view of the coordinator started with --web
-    before = marks(browser, "web1")
+    before = len(marks(browser, "web1"))
     dnsmasq = fleet.directory / "web1/root/etc/neutron/dnsmasq-neutron.conf"
     made = time.monotonic()
     dnsmasq.write_text("dhcp-option-force=26,9000\n")
     # No navigation: the page reloads itself ([web] refresh = 1 s).
-    wait_until(lambda: marks(browser, "web1") > before, timeout=30, what="a new mark for web1 on the timeline")
+    wait_until(lambda: len(marks(browser, "web1")) > before, timeout=30, what="a new mark for web1 on the timeline")
     print(f"drift on the timeline after {time.monotonic() - made:.1f} s")
     assert dnsmasq.read_text() == "dhcp-option-force=26,1454\n"
-    mark = browser.find_elements("css selector", '#timeline g.mark[data-node="web1"] circle')[-1]
-    assert mark.get_attribute("fill") == "#009E73"  # corrected
-    assert re.search(r"web1 dnsmasq corrected\ncontent: found 26 bytes", browser.find_element("id", "drift").text)
+    assert marks(browser, "web1")[-1] == "#009E73"  # corrected
+    assert re.search(r"web1 dnsmasq corrected\ncontent: found 26 bytes", text(browser, "drift"))
     shot(browser, "timeline-after-drift")
     browser.get(fleet.urls[0] + "/nodes/web1")
-    assert "dnsmasq (file) corrected" in browser.find_element("id", "last-diff-title").text
+    assert "dnsmasq (file) corrected" in text(browser, "last-diff-title")
     shot(browser, "node-web1-last-diff")
 
 
@@ -224,8 +243,9 @@ def test_unauthenticated_is_401_and_nothing_writes(fleet, browser):
     # What a reader's browser can reach: only links and GET forms, and no script at all.
     for path in ("/", "/nodes/web1", "/timeline", "/events"):
         browser.get(fleet.urls[0] + path)
-        assert not browser.find_elements("css selector", "script")
-        assert {form.get_attribute("method") for form in browser.find_elements("css selector", "form")} <= {"get"}
+        assert not read(browser, lambda d: d.find_elements("css selector", "script"))
+        assert read(browser, lambda d: {form.get_attribute("method") for form in d.find_elements(
+            "css selector", "form")}) <= {"get"}
 
 
 def test_no_secret_in_any_page(fleet, browser):
