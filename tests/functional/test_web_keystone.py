@@ -33,19 +33,26 @@ def cloud(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tokens(cloud, tmp_path_factory):
-    """A token per user of USERS (and the admin), each scoped to the project."""
+def admin(cloud, tmp_path_factory):
+    """The cloud's admin (openstacksdk), once auth_token can find Keystone: through the catalog's internal identity
+    endpoint, pointed here at the lab's port."""
     import openstack.config
     import openstack.connection
-    from keystoneauth1 import session
-    from keystoneauth1.identity import v3
 
     clouds_yaml = cloud.clouds_yaml(tmp_path_factory.mktemp("clouds") / "clouds.yaml")
     region = openstack.config.OpenStackConfig(config_files=[str(clouds_yaml)]).get_one(cloud="lab")
     admin = openstack.connection.Connection(config=region)
-    # auth_token finds Keystone through the catalog's internal identity endpoint: point it at the lab's port.
     for endpoint in admin.identity.endpoints(interface="internal"):
         admin.identity.update_endpoint(endpoint, url=cloud.keystone_url + "/")
+    return admin
+
+
+@pytest.fixture(scope="module")
+def tokens(cloud, admin):
+    """A token per user of USERS (and the admin), each scoped to the project."""
+    from keystoneauth1 import session
+    from keystoneauth1.identity import v3
+
     project = admin.identity.create_project(name=PROJECT, domain_id="default")
     admin.identity.create_role(name="observer")  # implies nothing
     passwords = {}
@@ -65,7 +72,7 @@ def tokens(cloud, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def view(cloud, tmp_path_factory):
+def view(cloud, admin, tmp_path_factory):
     directory = tmp_path_factory.mktemp("coordinator")
     coordinator = set_up_coordinator(directory, (
         "[web]\nauth_strategy = keystone\n"
