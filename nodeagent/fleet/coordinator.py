@@ -190,13 +190,13 @@ class Coordinator:
 
         self.set_up()
         _ = self.reports, self.desired, self.liveness  # made before the RPC threads can race to make them
+        web = self._serve_web()  # first: a wrong [web] option stops the start before anything else runs
         server = messaging.coordinator_server(self.transport(), self.conf.host, self.reports, self.channel)
         server.start()
         LOG.info("coordinator serving on %s (database %s)", messaging.topic(self.conf, messaging.COORDINATOR_TOPIC),
                  self.inventory.where)
         self.notices.start_webhooks()
         metrics.serve(self.metrics.registry, self.conf.coordinator.metrics_address)
-        web = self._serve_web()
         sd_notify("READY=1")
         ticks = 0
         try:

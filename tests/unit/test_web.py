@@ -196,3 +196,21 @@ def test_a_missing_password_file_stops_the_start_naming_it(coordinator, tmp_path
     coordinator.conf.set_override("password_file", str(tmp_path / "absent"), group="web")
     with pytest.raises(InvalidInput, match=re.escape(f"[web] password_file {tmp_path / 'absent'}")):
         make_app(coordinator.conf, coordinator.inventory, coordinator.neutron)
+
+
+def test_a_wrong_address_is_an_error_naming_it(client):
+    from nodeagent.fleet.web.server import WebServer
+
+    for address in ("nonsense", "127.0.0.1:http", ":8480", "127.0.0.1:70000"):
+        with pytest.raises(InvalidInput, match=re.escape(f"[web] address '{address}': expected host:port")):
+            WebServer(client.application, address)
+    taken = WebServer(client.application, "127.0.0.1:0").start()
+    try:
+        with pytest.raises(InvalidInput, match=f"address '127.0.0.1:{taken.port}': cannot serve there"):
+            WebServer(client.application, f"127.0.0.1:{taken.port}")
+        import urllib.request
+        request = urllib.request.Request(f"http://127.0.0.1:{taken.port}/", headers=READER)
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200 and b'id="node-compute1"' in answer.read()
+    finally:
+        taken.stop()

@@ -31,7 +31,10 @@ class WebServer:
 
     def __init__(self, app: Callable, address: str):
         host, port = split_address(address)
-        self.httpd = make_server(host, port, app, server_class=_Server, handler_class=_Handler)
+        try:
+            self.httpd = make_server(host, port, app, server_class=_Server, handler_class=_Handler)
+        except OSError as exc:  # in use, not an address of this host, a name that does not resolve
+            raise InvalidInput(f"[web] address '{address}': cannot serve there ({exc.strerror or exc})") from None
         self.port = self.httpd.server_port
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="web", daemon=True)
 
@@ -57,4 +60,5 @@ def start(conf: Any, inventory: Any, verifier: Any) -> WebServer:
     """The coordinator's web view, serving (``nodeagentctl serve`` with ``[web] address`` or ``--web``)."""
     from nodeagent.fleet.web.app import make_app
 
+    split_address(conf.web.address)  # a wrong address is said before anything else
     return WebServer(make_app(conf, inventory, verifier), conf.web.address).start()
