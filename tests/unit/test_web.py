@@ -214,3 +214,16 @@ def test_a_wrong_address_is_an_error_naming_it(client):
             assert answer.status == 200 and b'id="node-compute1"' in answer.read()
     finally:
         taken.stop()
+
+
+def test_a_timeline_past_its_limit_says_so(client, coordinator):
+    from nodeagent.fleet.web.pages import TIMELINE_LIMIT
+
+    assert 'id="limited"' not in client.get("/timeline?hours=1", headers=READER).get_data(as_text=True)
+    now = time.time()
+    with coordinator.inventory.session() as session:
+        session.add_all(DriftRecord(uid=f"many{n}", node="compute2", resource="r", driver="ini", generation=1,
+                                    state="left", seen_at=now - 60, changes=[]) for n in range(TIMELINE_LIMIT))
+    page = client.get("/timeline?hours=1", headers=READER).get_data(as_text=True)
+    assert f"Only the newest {TIMELINE_LIMIT} drift records of this window are drawn" in page
+    assert page.count('<g class="mark"') == TIMELINE_LIMIT

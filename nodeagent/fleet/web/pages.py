@@ -25,6 +25,7 @@ pages = Blueprint("pages", __name__)
 # The navigation bar: (endpoint, title), in order.
 NAV = [("pages.fleet", "Fleet"), ("pages.drift_timeline", "Drift timeline"), ("pages.events", "Events")]
 HOURS = (1, 6, 24, 168)  # the timeline's windows
+TIMELINE_LIMIT = 5000  # drift records a timeline draws at most (the newest of its window)
 RESOURCE_TARGET = ("path", "name", "interface", "module")  # what a resource acts on, by driver; never settings
 
 
@@ -129,8 +130,9 @@ def drift_timeline() -> str:
         raise InvalidInput(f"hours '{hours}' is not one of {', '.join(map(str, HOURS))}")
     end = time.time()
     start = end - int(hours) * 3600
-    records = sources().inventory.drift(since=start, limit=5000)
+    records = sources().inventory.drift(since=start, limit=TIMELINE_LIMIT)
     return render_template("timeline.html", plot=timeline.plot(records, start, end), hours=int(hours),
+                           limited=TIMELINE_LIMIT if len(records) >= TIMELINE_LIMIT else None,
                            choices=HOURS, colours=timeline.COLOURS,
                            drift=[drift_event(record) for record in _newest_first(records)[:200]])
 

@@ -3,6 +3,7 @@ became of it. Computed here, drawn as SVG by ``templates/timeline.html`` (no Jav
 
 from __future__ import annotations
 
+import collections
 import datetime
 from dataclasses import dataclass
 from typing import Iterable
@@ -74,7 +75,7 @@ def plot(records: Iterable[DriftRecord], start: float, end: float) -> Plot:
                           COLOURS.get(record.state, "#777777"),
                           f"{record.node} {record.resource} ({record.driver}) {record.state} at {_clock(record.seen_at)}"
                           + ("" if done else ", still open"), record.node))
-    counts = {node: sum(1 for r in records if r.node == node) for node in nodes}
+    counts = collections.Counter(r.node for r in records)
     lanes = tuple(Lane(node, y_of(node), counts[node]) for node in nodes)
     label = _clock if span <= 86400 else _day
     ticks = tuple(Tick(x_of(start + span * i / (TICKS - 1)), label(start + span * i / (TICKS - 1)))
