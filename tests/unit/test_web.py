@@ -212,6 +212,7 @@ def test_a_wrong_address_is_an_error_naming_it(client):
         request = urllib.request.Request(f"http://127.0.0.1:{taken.port}/", headers=READER)
         with urllib.request.urlopen(request, timeout=10) as answer:
             assert answer.status == 200 and b'id="node-compute1"' in answer.read()
+            assert answer.headers["Server"] == "nodeagent"
     finally:
         taken.stop()
 

@@ -22,6 +22,7 @@ class _Server(ThreadingMixIn, WSGIServer):
 
 
 class _Handler(WSGIRequestHandler):
+    server_version, sys_version = "nodeagent", ""  # no Python version in the Server header
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         LOG.debug("web: %s %s", self.address_string(), format % args)
 
