@@ -14,7 +14,7 @@ from nodeagent.fleet.inventory import Inventory, Node
 if TYPE_CHECKING:
     from nodeagent.fleet.neutroncheck import Verifier
 
-STATES = ("pending", "held", "failed", "converging", "converged", "revoked")
+STATES = ("pending", "held", "rolled_back", "failed", "converging", "converged", "revoked")  # Node.state's values
 SORT_KEYS: dict[str, Callable[[Node], object]] = {
     "host": lambda n: n.name, "state": lambda n: (n.state, n.name),
     "heartbeat": lambda n: (n.last_heartbeat or 0, n.name),
