@@ -19,6 +19,8 @@ say() { printf '==> %s\n' "$*" >&2; }
 PACKAGES+=(radvd dnsmasq-utils ebtables)
 # The package driver's tests: tiny .deb and .rpm repositories, real apt and dnf on a scratch root.
 PACKAGES+=(dpkg-dev rpm createrepo-c dnf dnf-plugins-core)
+# The web view's tests: a real browser, Debian's (Selenium drives it through chromium-driver; no browser download).
+PACKAGES+=(chromium chromium-driver)
 
 if [ "$(id -u)" != 0 ]; then
     echo "scripts/setup.sh must run as root (it installs packages and starts RabbitMQ and Open vSwitch)" >&2

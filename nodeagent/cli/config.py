@@ -11,7 +11,7 @@ import os
 
 from oslo_config import cfg
 
-from nodeagent.fleet.options import coordinator_opts, neutron_opts
+from nodeagent.fleet.options import coordinator_opts, neutron_opts, web_opts
 from nodeagent.node.options import agent_opts, daemon_opts
 
 DEFAULT_CONFIG_FILE = "/etc/nodeagent/nodeagent.conf"
@@ -19,7 +19,8 @@ DEFAULT_CONFIG_FILE = "/etc/nodeagent/nodeagent.conf"
 
 def list_opts() -> list[tuple[str | None, list[cfg.Opt]]]:
     """For oslo-config-generator: every option, by group."""
-    return [(None, agent_opts + daemon_opts), ("coordinator", coordinator_opts), ("neutron", neutron_opts)]
+    return [(None, agent_opts + daemon_opts), ("coordinator", coordinator_opts), ("neutron", neutron_opts),
+            ("web", web_opts)]
 
 
 def make_conf(config_files: list[str] | None = None, with_messaging: bool = False) -> cfg.ConfigOpts:

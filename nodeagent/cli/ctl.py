@@ -12,6 +12,8 @@
     nodeagentctl lint [--role R] [--node H] [--release X]   the rendered options, checked per release
     nodeagentctl db upgrade | db version     the inventory's schema (Alembic)
     nodeagentctl rollout start|list|show|status|pause|resume|abort   changes in batches (cli/rollout.py)
+    nodeagentctl serve --web 127.0.0.1:PORT  the coordinator with its read-only web view
+    nodeagentctl web-password USER [--role reader|admin]   a user of the web view's password file
 """
 
 from __future__ import annotations
@@ -30,19 +32,28 @@ from cliff.show import ShowOne
 from nodeagent.cli import lint, rollout
 from nodeagent.cli.coordinated import _converge, _coordinator, _print_stored, _quiet_broker_retries, _when, host_name
 from nodeagent.cli.base import NodeAgentApp, main_for, result_rows
-from nodeagent.fleet import enrolment, rotation
+from nodeagent.cli.web import WebPassword
+from nodeagent.fleet import enrolment, nodequery, rotation
 from nodeagent.fleet.errors import NotFound, PushFailed
 from nodeagent.kit.errors import Unavailable
 from nodeagent.wire.trust import Refused
 
 
 class Serve(Command):
-    """Run the coordinator: answer agents' reports and pulls, mark silent nodes down."""
+    """Run the coordinator: answer agents' reports and pulls, mark silent nodes down; with --web (or [web]
+    address), serve the read-only web view too."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--web", metavar="HOST:PORT", help="serve the read-only web view there ([web] address)")
+        return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
         from nodeagent.process.daemon import Signals, before_exit, setup_logging
 
         coordinator = _coordinator(self.app)
+        if parsed_args.web:
+            coordinator.conf.set_override("address", parsed_args.web, group="web")
         setup_logging("nodeagent-coordinator", host=coordinator.conf.host)
         signals = Signals(signal.SIGTERM, signal.SIGINT)  # the process's, not the coordinator object's
         try:
@@ -82,12 +93,6 @@ class Keygen(Command):
         return 0
 
 
-STATES = ("pending", "held", "rolled_back", "failed", "converging", "converged", "revoked")
-SORT_KEYS = {"host": lambda n: n.name, "state": lambda n: (n.state, n.name),
-             "heartbeat": lambda n: (n.last_heartbeat or 0, n.name),
-             "generation": lambda n: (n.desired_generation, n.name)}
-
-
 class NodeList(Lister):
     """List nodes: alive, enrolment and convergence, generations, drift, last heartbeat.
 
@@ -103,49 +108,29 @@ class NodeList(Lister):
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("--role", metavar="ROLE", help="only nodes with this role")
-        parser.add_argument("--state", choices=STATES, help="only nodes in this state")
+        parser.add_argument("--state", choices=nodequery.STATES, help="only nodes in this state")
         parser.add_argument("--drifted", action="store_true", help="only nodes with open drift")
         alive = parser.add_mutually_exclusive_group()
         alive.add_argument("--down", action="store_true", help="only nodes not reporting")
         alive.add_argument("--up", action="store_true", help="only nodes reporting")
-        parser.add_argument("--sort", choices=sorted(SORT_KEYS), default="host",
+        parser.add_argument("--sort", choices=sorted(nodequery.SORT_KEYS), default="host",
                             help="order of the rows (default host; heartbeat: the longest silent first)")
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         columns = ("Host", "Roles", "Alive", "State", "Generation", "Drifted", "Last heartbeat")
         coordinator = _coordinator(self.app)
-        drifted = coordinator.inventory.open_drift_counts()
-        nodes = [node for node in coordinator.inventory.nodes()
-                 if (parsed_args.role is None or parsed_args.role in (node.roles or []))
-                 and (parsed_args.state is None or node.state == parsed_args.state)
-                 and (not parsed_args.drifted or drifted.get(node.name))
-                 and (not parsed_args.down or not node.alive) and (not parsed_args.up or node.alive)]
-        nodes.sort(key=SORT_KEYS[parsed_args.sort])
-        neutron = _neutron_column(coordinator)
+        alive = False if parsed_args.down else True if parsed_args.up else None
+        found = nodequery.select(coordinator.inventory, nodequery.NodeFilter(
+            parsed_args.role, parsed_args.state, parsed_args.drifted, alive, parsed_args.sort))
+        neutron = nodequery.neutron_column(coordinator.neutron)
         rows = []
-        for node in nodes:
+        for row in found:
+            node = row.node
             rows.append((node.name, ", ".join(node.roles or []), ":-)" if node.alive else "XXX", node.state,
-                         f"{node.desired_generation}/{node.observed_generation}", drifted.get(node.name, 0),
+                         f"{node.desired_generation}/{node.observed_generation}", row.drifted,
                          _when(node.last_heartbeat)) + ((neutron(node.name),) if neutron else ()))
         return columns + (("Neutron",) if neutron else ()), rows
-
-
-def _neutron_column(coordinator: Any):
-    """host -> 'alive/expected' from the real Neutron, or None when verification is off."""
-    verifier = coordinator.neutron
-    if not verifier.enabled:
-        return None
-    try:
-        checks = verifier.checks()
-    except Exception:
-        return lambda host: "?"
-    counts: dict[str, list[int]] = {}
-    for check in checks:
-        counts.setdefault(check.host, [0, 0])
-        counts[check.host][0] += check.ok
-        counts[check.host][1] += 1
-    return lambda host: "{}/{}".format(*counts[host]) if host in counts else "-"
 
 
 class Verify(Lister):
@@ -554,7 +539,8 @@ COMMANDS = {
     "node set-state": NodeSetState, "node plan": NodePlan, "events": Events, "drift list": DriftList,
     "role list": RoleList, "role show": RoleShow, "node assign": NodeAssign, "node unassign": NodeUnassign,
     "var set": VarSet, "var list": VarList, "secret set": SecretSet, "secret list": SecretList, "verify": Verify,
-    "lint": lint.FleetLint, "db upgrade": DbUpgrade, "db version": DbVersion, **rollout.COMMANDS,
+    "lint": lint.FleetLint, "db upgrade": DbUpgrade, "db version": DbVersion, "web-password": WebPassword,
+    **rollout.COMMANDS,
 }
 
 

@@ -197,6 +197,7 @@ class Coordinator:
 
         self.set_up()
         _ = self.reports, self.desired, self.liveness  # made before the RPC threads can race to make them
+        web = self._serve_web()  # first: a wrong [web] option stops the start before anything else runs
         server = messaging.coordinator_server(self.transport(), self.conf.host, self.reports, self.channel)
         server.start()
         LOG.info("coordinator serving on %s (database %s)", messaging.topic(self.conf, messaging.COORDINATOR_TOPIC),
@@ -220,7 +221,17 @@ class Coordinator:
         finally:  # bounded: with the broker away, oslo.messaging's listener sees its stop flag only once back
             messaging.within(messaging.STOP_WAIT, server.stop, server.wait, unless_answering=self.conf)
             self.notices.stop_webhooks()
+            if web is not None:
+                web.stop()
             messaging.within(messaging.STOP_WAIT, self.close, unless_answering=self.conf)
+
+    def _serve_web(self) -> Any:
+        """The read-only web view ([web] address), or None when it is off (the default)."""
+        if not self.conf.web.address:
+            return None
+        from nodeagent.fleet.web import server
+
+        return server.start(self.conf, self.inventory, self.neutron)
 
 
     def _advance_rollouts(self) -> None:

@@ -7,15 +7,14 @@ share it.
 
 from __future__ import annotations
 
-import collections
 import json
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Float, ForeignKey, Integer, String, Text, create_engine, event,
-                        inspect, select)
+from sqlalchemy import (JSON, BigInteger, Boolean, Float, ForeignKey, Integer, String, Text, create_engine, distinct,
+                        event, func, inspect, select)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -304,9 +303,12 @@ class Inventory:
             return [(s.key, s.set_at) for s in session.query(Secret).order_by(Secret.key)]
 
     def open_drift_counts(self) -> dict[str, int]:
-        """Per node, how many resources have open drift."""
-        drifted = {(record.node, record.resource) for record in self.drift(only_open=True, limit=100000)}
-        return collections.Counter(node for node, _ in drifted)
+        """Per node, how many resources have open drift (counted by the database: a fleet's open drift may be
+        tens of thousands of rows)."""
+        with self.session() as session:
+            query = select(DriftRecord.node, func.count(distinct(DriftRecord.resource))).where(
+                DriftRecord.fixed_at.is_(None), DriftRecord.closed_at.is_(None)).group_by(DriftRecord.node)
+            return {node: count for node, count in session.execute(query)}
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

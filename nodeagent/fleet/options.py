@@ -1,5 +1,5 @@
-"""The coordinator's options (oslo.config, ``/etc/nodeagent/coordinator.conf``): its ``[coordinator]`` and
-``[neutron]`` groups."""
+"""The coordinator's options (oslo.config, ``/etc/nodeagent/coordinator.conf``): its ``[coordinator]``,
+``[neutron]`` and ``[web]`` groups."""
 
 from __future__ import annotations
 
@@ -55,4 +55,19 @@ neutron_opts = [
                  help="Seconds an agent the roles expect may be missing or dead in Neutron before it is an "
                       "alert (event, notification nodeagent.neutron.agent_dead, webhook)."),
     cfg.FloatOpt("check_interval", default=15, min=1, help="Seconds between two looks at Neutron's agent list."),
+]
+
+
+# The read-only web view (nodeagent.fleet.web), served by 'nodeagentctl serve' when address is set.
+web_opts = [
+    cfg.StrOpt("address", default="",
+               help="host:port of the read-only web view (empty: off; 'nodeagentctl serve --web' sets it too). "
+                    "Plain HTTP: keep it on loopback or behind a TLS proxy."),
+    cfg.StrOpt("auth_strategy", default="password", choices=["password", "keystone"],
+               help="Who may look: 'keystone' (keystonemiddleware's auth_token, configured in "
+                    "[keystone_authtoken]; the admin or reader role) or 'password' (HTTP Basic against "
+                    "password_file; 'nodeagentctl web-password' adds a user)."),
+    cfg.StrOpt("password_file", default="/etc/nodeagent/web-passwords",
+               help="Users of the web view, one 'name:role:scrypt-hash' a line (role admin or reader)."),
+    cfg.IntOpt("refresh", default=10, min=1, help="Seconds after which a page reloads itself (meta refresh)."),
 ]

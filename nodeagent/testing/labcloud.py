@@ -226,6 +226,15 @@ class LabCloud:
                  f"UNIX-CONNECT:{self.sockets / 'nova-api.sock'}"], self._log("relay-nova-api"))
         return self
 
+    def start_identity(self) -> "LabCloud":
+        """Only MariaDB and Keystone, on the host: for a test that needs a real Keystone and no node (``stop()``
+        ends them)."""
+        for directory in (self.mysqld, self.directory / "logs"):
+            directory.mkdir(parents=True, exist_ok=True)
+        self._mariadb()
+        self._keystone()
+        return self
+
     def _log(self, name: str) -> Path:
         return self.directory / "logs" / f"{name}.log"
 

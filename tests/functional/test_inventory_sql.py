@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
 from nodeagent.fleet import schema
-from nodeagent.fleet.inventory import Base, Inventory, Node, StateDocument
+from nodeagent.fleet.inventory import Base, DriftRecord, Inventory, Node, StateDocument
 from nodeagent.testing.sqlserver import SERVERS
 from nodeagent.wire import box
 from tests.conftest import run_cli
@@ -55,6 +55,19 @@ def test_a_new_database_gets_every_table_at_the_head_revision_and_round_trips_se
         raw = connection.execute(text("SELECT body FROM documents")).scalar()
     assert "s3cret" not in raw
     assert inventory.create_schema() == (schema.head(), schema.head())  # again: nothing to do
+
+
+def test_open_drift_is_counted_per_node_by_resource(database_url):
+    """What node list's Drifted column and the web view's fleet page show, counted by each database."""
+    inventory = Inventory(database_url)
+    inventory.create_schema()
+    with inventory.session() as session:
+        for uid, (node, resource, fixed, closed) in enumerate([
+                ("n1", "r1", None, None), ("n1", "r1", None, None), ("n1", "r2", None, None), ("n1", "r3", 5.0, None),
+                ("n2", "r1", None, 6.0), ("n3", "r1", None, None)]):
+            session.add(DriftRecord(uid=f"d{uid}", node=node, resource=resource, driver="ini", generation=1,
+                                    state="left", changes=[], seen_at=1.0, fixed_at=fixed, closed_at=closed))
+    assert inventory.open_drift_counts() == {"n1": 2, "n3": 1}
 
 
 def test_an_upgrade_from_the_previous_revision_keeps_every_row(database_url):

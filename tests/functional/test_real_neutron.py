@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import re
 import subprocess
 
 import pytest
@@ -73,6 +74,46 @@ def test_three_node_guide_every_agent_alive_in_neutron(three_node):
     verify = three_node.ctl("verify", "-f", "json", check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert {r["State"] for r in json.loads(verify.stdout)} == {"alive"}
+
+
+def web_pages(deployment: Deployment, paths: list[str]) -> dict[str, str]:
+    """The web view's pages as a reader gets them (the app in this process, on the fleet's coordinator database)."""
+    import base64
+
+    from nodeagent.cli import config
+    from nodeagent.fleet.coordinator import Coordinator
+    from nodeagent.fleet.web import auth
+    from nodeagent.fleet.web.app import make_app
+
+    passwords = deployment.fleet.directory / "web-passwords"
+    auth.set_password(passwords, "looker", "reader", "looker-pass")
+    coordinator = Coordinator(config.make_conf([str(deployment.fleet.coordinator_conf)]))
+    coordinator.conf.set_override("password_file", str(passwords), group="web")
+    client = make_app(coordinator.conf, coordinator.inventory, coordinator.neutron).test_client()
+    reader = {"Authorization": "Basic " + base64.b64encode(b"looker:looker-pass").decode()}
+    answers = {path: client.get(path, headers=reader) for path in paths}
+    assert {path: answer.status_code for path, answer in answers.items()} == {path: 200 for path in paths}
+    return {path: answer.get_data(as_text=True) for path, answer in answers.items()}
+
+
+def test_the_web_view_shows_neutrons_agents_and_no_secret(three_node):
+    """The fleet page's Neutron column is node list's; the guide's secrets (hostile characters, rendered into every
+    node's files) appear in no page, in no spelling."""
+    import html
+    from urllib.parse import quote
+
+    healthy(three_node)
+    conf = (three_node.fleet.directory / "network1/root/etc/neutron/neutron.conf").read_text()
+    assert three_node.secrets["NEUTRON_PASS"].replace("$", "$$") in conf  # there to leak
+    pages = web_pages(three_node, ["/", "/timeline?hours=168", "/events"] +
+                      [f"/nodes/{host}" for host in three_node.guide.nodes])
+    rows = dict(re.findall(r'<tr id="node-([^"]+)">(.*?)</tr>', pages["/"], re.S))
+    assert "<th>Neutron agents alive</th>" in pages["/"]
+    assert ("<td>4/4</td>" in rows["network1"], "<td>1/1</td>" in rows["compute1"]) == (True, True)
+    for key, value in three_node.secrets.items():
+        for spelling in {value, html.escape(value), quote(value, safe=""), value.replace("$", "$$")}:
+            leaks = [path for path, page in pages.items() if spelling in page]
+            assert not leaks, f"{key} in {leaks}"
 
 
 def test_three_node_guide_the_server_runs_as_2025_2_ships_it(three_node):
