@@ -198,28 +198,14 @@ class Rollouts:
 
     @staticmethod
     def _get(session: Session, number: int) -> Rollout:
-        rollout = session.get(Rollout, number)
-        if rollout is None:
-            raise NotFound(f"no rollout {number} ('nodeagentctl rollout list' shows them)")
-        return rollout
+        return _get(session, number)
 
     # -- reading ----------------------------------------------------------------------------------
     def list(self) -> list[tuple[Rollout, dict[str, int]]]:
-        """Every rollout, newest first, with how many of its nodes are in each state."""
-        with self.inventory.session() as session:
-            rollouts = list(session.scalars(select(Rollout).order_by(Rollout.id.desc())))
-            counts: dict[int, dict[str, int]] = {r.id: {} for r in rollouts}
-            for row in session.scalars(select(RolloutNode)):
-                if row.rollout in counts:
-                    counts[row.rollout][row.state] = counts[row.rollout].get(row.state, 0) + 1
-            return [(r, counts[r.id]) for r in rollouts]
+        return listed(self.inventory)
 
     def show(self, number: int) -> tuple[Rollout, list[RolloutNode]]:
-        with self.inventory.session() as session:
-            rollout = self._get(session, number)
-            rows = list(session.scalars(select(RolloutNode).where(RolloutNode.rollout == number)
-                                        .order_by(RolloutNode.batch, RolloutNode.node)))
-            return rollout, rows
+        return shown(self.inventory, number)
 
     def of_node(self, host: str) -> str:
         """Where ``host`` stands in the newest rollout that took it (``node show``): '' when none did."""
@@ -374,6 +360,34 @@ class Rollouts:
             counts = dict(session.execute(select(Rollout.state, func.count()).group_by(Rollout.state)).all())
         for state in (RUNNING, PAUSED, FAILED, ABORTED, COMPLETED):
             self.metrics.rollouts.labels(state).set(counts.get(state, 0))
+
+
+def listed(inventory: Inventory) -> list[tuple[Rollout, dict[str, int]]]:
+    """Every rollout, newest first, with how many of its nodes are in each state (``rollout list``, the web
+    view)."""
+    with inventory.session() as session:
+        rollouts = list(session.scalars(select(Rollout).order_by(Rollout.id.desc())))
+        counts: dict[int, dict[str, int]] = {r.id: {} for r in rollouts}
+        for number, state, count in session.execute(select(RolloutNode.rollout, RolloutNode.state, func.count())
+                                                    .group_by(RolloutNode.rollout, RolloutNode.state)):
+            counts[number][state] = count
+        return [(r, counts[r.id]) for r in rollouts]
+
+
+def shown(inventory: Inventory, number: int) -> tuple[Rollout, list[RolloutNode]]:
+    """A rollout and its nodes, by batch (``rollout show``, the web view); NotFound naming it."""
+    with inventory.session() as session:
+        rollout = _get(session, number)
+        rows = list(session.scalars(select(RolloutNode).where(RolloutNode.rollout == number)
+                                    .order_by(RolloutNode.batch, RolloutNode.node)))
+        return rollout, rows
+
+
+def _get(session: Session, number: int) -> Rollout:
+    rollout = session.get(Rollout, number)
+    if rollout is None:
+        raise NotFound(f"no rollout {number} ('nodeagentctl rollout list' shows them)")
+    return rollout
 
 
 def _health(node: Node, neutron_down: list[str] | None) -> tuple[str | None, bool, str]:

@@ -43,7 +43,7 @@ ROLE = """resources:
   - id: dnsmasq
     driver: file
     path: /etc/neutron/dnsmasq-neutron.conf
-    content: "dhcp-option-force=26,1454\\n"
+    content: "dhcp-option-force=26,{{ instance_mtu }}\\n"
 """
 READER = ("reader1", f"rd-{uuid.uuid4().hex[:8]}")
 ADMIN = ("admin1", f"ad-{uuid.uuid4().hex[:8]}")
@@ -206,12 +206,13 @@ def test_a_drift_appears_on_the_timeline_within_seconds(fleet, browser):
     browser.get(fleet.urls[1] + "/timeline?hours=1")  # the view of the coordinator started with --web
     before = len(marks(browser, "web1"))
     dnsmasq = fleet.directory / "web1/root/etc/neutron/dnsmasq-neutron.conf"
+    expected = dnsmasq.read_text()  # what the role renders (a rollout test of this module may change it)
     made = time.monotonic()
     dnsmasq.write_text("dhcp-option-force=26,9000\n")
     # No navigation: the page reloads itself ([web] refresh = 1 s).
     wait_until(lambda: len(marks(browser, "web1")) > before, timeout=30, what="a new mark for web1 on the timeline")
     print(f"drift on the timeline after {time.monotonic() - made:.1f} s")
-    assert dnsmasq.read_text() == "dhcp-option-force=26,1454\n"
+    assert dnsmasq.read_text() == expected
     assert marks(browser, "web1")[-1] == "#009E73"  # corrected
     assert re.search(r"web1 dnsmasq corrected\ncontent: found 26 bytes", text(browser, "drift"))
     shot(browser, "timeline-after-drift")
@@ -271,3 +272,22 @@ def test_no_secret_in_any_page(fleet, browser):
     shot(browser, "timeline-168h")
     assert re.search(r"DEFAULT\.transport_url: found \*\*\*, expected \*\*\*",
                      fetch(fleet.urls[0] + "/nodes/web2", who=ADMIN)[1])
+
+
+def test_a_rollouts_progress_moves_on_its_page(fleet, browser):
+    log_in(browser, READER)
+    fleet.ctl("var", "set", "instance_mtu", "1400", "--rollout", "--soak", "2")  # one node at a time, each 2 s
+    number = json.loads(fleet.ctl("rollout", "list", "-f", "json").stdout)[0]["ID"]
+    browser.get(f"{fleet.urls[1]}/rollouts/{number}")
+    seen = []
+
+    def progress() -> bool:
+        seen.append(read(browser, lambda d: int(d.find_element("id", "progress").get_attribute("value"))))
+        return seen[-1] == 100
+
+    wait_until(progress, timeout=60, step=0.3)
+    shot(browser, "rollout")
+    assert seen[0] < 100 and seen == sorted(seen), seen  # it moved, forward, while the page reloaded itself
+    assert "done" in text(browser, "rollout-node-web2")
+    browser.get(f"{fleet.urls[0]}/rollouts")
+    assert "completed" in text(browser, f"rollout-{number}")

@@ -12,14 +12,14 @@ import time
 import pytest
 
 from nodeagent.fleet.errors import InvalidInput
-from nodeagent.fleet.inventory import DriftRecord, Event, Node, Secret, StateDocument
+from nodeagent.fleet.inventory import DriftRecord, Event, Node, Rollout, RolloutNode, Secret, StateDocument
 from nodeagent.fleet.web import auth, timeline
 from nodeagent.fleet.web.app import make_app
 from tests.conftest import set_up_coordinator
 
 SECRET = "Xq7-s3cret-$-value"  # as the operator typed it
 PAGES = ["/", "/nodes/compute1", "/nodes/network1", "/timeline", "/timeline?hours=168", "/events",
-         "/?state=held", "/?role=compute&alive=up&sort=heartbeat&drifted=on"]
+         "/?state=held", "/?role=compute&alive=up&sort=heartbeat&drifted=on", "/rollouts", "/rollouts/1"]
 
 
 @pytest.fixture
@@ -55,6 +55,13 @@ def coordinator(tmp_path):
         session.add(DriftRecord(uid="d2", node="network1", resource="br-ex", driver="ovs_bridge", generation=1,
                                 state="corrected", seen_at=now - 600, fixed_at=now - 599, changes=[]))
         session.add(Event(node="compute1", type="node.up", detail="new <b>bold</b>", at=now))
+        session.add(Rollout(id=1, state="failed", selection="role compute", change="var set tag=blue", canary=0,
+                            max_unavailable="1", soak=0.0, batch=1, reason="compute1: generation 2 failed on tunnel",
+                            created_at=now, updated_at=now))
+        session.flush()
+        session.add(RolloutNode(rollout=1, node="compute1", batch=1, state="failed", since=now, generation=2,
+                                reason="generation 2 failed on tunnel"))
+        session.add(RolloutNode(rollout=1, node="compute2", batch=2, state="waiting", since=now))
     return coordinator
 
 
@@ -228,3 +235,11 @@ def test_a_timeline_past_its_limit_says_so(client, coordinator):
     page = client.get("/timeline?hours=1", headers=READER).get_data(as_text=True)
     assert f"Only the newest {TIMELINE_LIMIT} drift records of this window are drawn" in page
     assert page.count('<g class="mark"') == TIMELINE_LIMIT
+
+
+def test_the_rollouts_pages_show_progress_and_why_one_stopped(client):
+    listing = client.get("/rollouts", headers=READER).get_data(as_text=True)
+    assert "var set tag=blue" in listing and "0/2" in listing and "compute1: generation 2 failed on tunnel" in listing
+    one = client.get("/rollouts/1", headers=READER).get_data(as_text=True)
+    assert re.search(r'id="rollout-node-compute2">.*?waiting', one, re.S) and "0/2 nodes done" in one
+    assert client.get("/rollouts/9", headers=READER).status_code == 404

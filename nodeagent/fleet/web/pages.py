@@ -14,8 +14,8 @@ from typing import Any, Callable
 
 from flask import Blueprint, abort, current_app, render_template, request
 
-from nodeagent.fleet import nodequery
-from nodeagent.fleet.errors import InvalidInput
+from nodeagent.fleet import nodequery, rollouts as rollout_state
+from nodeagent.fleet.errors import InvalidInput, NotFound
 from nodeagent.fleet.inventory import DriftRecord, Inventory, Node
 from nodeagent.fleet.reports import drift_event
 from nodeagent.fleet.web import timeline
@@ -23,7 +23,8 @@ from nodeagent.fleet.web import timeline
 pages = Blueprint("pages", __name__)
 
 # The navigation bar: (endpoint, title), in order.
-NAV = [("pages.fleet", "Fleet"), ("pages.drift_timeline", "Drift timeline"), ("pages.events", "Events")]
+NAV = [("pages.fleet", "Fleet"), ("pages.drift_timeline", "Drift timeline"), ("pages.events", "Events"),
+       ("pages.rollouts", "Rollouts")]
 HOURS = (1, 6, 24, 168)  # the timeline's windows
 TIMELINE_LIMIT = 5000  # drift records a timeline draws at most (the newest of its window)
 RESOURCE_TARGET = ("path", "name", "interface", "module")  # what a resource acts on, by driver; never settings
@@ -147,3 +148,20 @@ def events() -> str:
     kind = request.args.get("type") or None
     found = sources().inventory.events(node, kind, 500)
     return render_template("events.html", events=list(reversed(found)), node=node or "", kind=kind or "")
+
+
+@pages.get("/rollouts")
+def rollouts() -> str:
+    return render_template("rollouts.html", rollouts=rollout_state.listed(sources().inventory))
+
+
+@pages.get("/rollouts/<int:number>")
+def rollout(number: int) -> str:
+    try:
+        found, nodes = rollout_state.shown(sources().inventory, number)
+    except NotFound as exc:
+        abort(404, str(exc))
+    counted = [row for row in nodes if row.state != rollout_state.SUPERSEDED]
+    done = sum(row.state == rollout_state.DONE for row in counted)
+    return render_template("rollout.html", rollout=found, nodes=counted, done=done,
+                           percent=round(100 * done / len(counted)) if counted else 100)
