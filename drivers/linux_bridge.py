@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nodeagent.kit import netlink, fields
+from nodeagent.kit import fields
 from nodeagent.kit.context import Context
 from nodeagent.kit.driver import Driver
 from nodeagent.kit.result import Change
@@ -67,6 +67,8 @@ class LinuxBridgeDriver(Driver):
         return normal
 
     def observe(self, spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        from nodeagent.kit import netlink  # on use: pyroute2 is heavy, and validating needs none of it
+
         with netlink.iproute(ctx) as ipr:
             link = netlink.find_link(ipr, spec["name"])
             if link is None:
@@ -114,6 +116,8 @@ class LinuxBridgeDriver(Driver):
         return changes
 
     def apply(self, spec: dict[str, Any], changes: list[Change], ctx: Context) -> None:
+        from nodeagent.kit import netlink
+
         name = spec["name"]
         with netlink.iproute(ctx) as ipr:
             link = netlink.find_link(ipr, name)

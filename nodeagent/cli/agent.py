@@ -1,4 +1,8 @@
-"""``nodeagent``: the node side. Local mode (plan, apply) needs no broker and no coordinator."""
+"""``nodeagent``: the node side. Local mode (plan, apply) needs no broker and no coordinator.
+
+Each command imports what it uses when it runs: ``nodeagent --help`` loads none of the engine, and no local
+command loads oslo.messaging (tests/unit/test_lean_imports.py holds both).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,8 @@ from typing import Any, Sequence
 from cliff.command import Command
 from cliff.lister import Lister
 
-from nodeagent.node.options import make_context
 from nodeagent.cli import lint
 from nodeagent.cli.base import RESULT_COLUMNS, NodeAgentApp, check_columns, main_for, result_rows
-from nodeagent.node.engine import Engine
-from nodeagent.document.model import load_document
-from nodeagent.document.registry import DriverRegistry
 from nodeagent.kit.errors import Unavailable
 from nodeagent.kit.result import ReconcileResult
 
@@ -40,6 +40,11 @@ class _LocalCommand(Lister):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        from nodeagent.document.model import load_document
+        from nodeagent.document.registry import DriverRegistry
+        from nodeagent.node.engine import Engine
+        from nodeagent.node.options import make_context
+
         check_columns(parsed_args, RESULT_COLUMNS)
         conf = self.app.conf()
         registry = DriverRegistry.from_entry_points()

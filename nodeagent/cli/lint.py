@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cliff.lister import Lister
 
 from nodeagent.kit.errors import InvalidDocument
-from nodeagent.optionregistry import Finding, lint_document
-from nodeagent.optionregistry.checks import default_release
+
+if TYPE_CHECKING:
+    from nodeagent.optionregistry import Finding
 
 COLUMNS = ("Severity", "Resource", "File", "Section", "Key", "Message")
 RELEASE_HELP = ("check against this OpenStack release (e.g. 2024.2); default: the document's openstack_release, "
@@ -24,6 +25,9 @@ def rows(findings: list[Finding], with_node: bool = False) -> tuple[tuple[str, .
 
 def gate(app: Any, document: Any, release: str | None) -> None:
     """Before a local plan or apply: show warnings, refuse the document on any error (nothing is touched)."""
+    from nodeagent.optionregistry import lint_document
+    from nodeagent.optionregistry.checks import default_release
+
     findings = lint_document(document, release)
     for finding in findings:
         if not finding.is_error:
@@ -68,6 +72,7 @@ class Lint(_LintLister):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         from nodeagent.document.model import load_document
         from nodeagent.document.registry import DriverRegistry
+        from nodeagent.optionregistry import lint_document
 
         document = load_document(parsed_args.state_file, DriverRegistry.from_entry_points())
         self.findings = lint_document(document, parsed_args.release)

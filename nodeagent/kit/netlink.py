@@ -13,12 +13,14 @@ import os
 import threading
 from typing import Callable, Iterator
 
-from pyroute2 import AsyncIPRoute, IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_LINK, RTNLGRP_IPV4_NETCONF
-
+from nodeagent.kit import pyroute
 from nodeagent.kit.context import NETNS_DIR, Context
 from nodeagent.kit.errors import PermanentError, TemporaryError
+
+IPRoute, AsyncIPRoute = pyroute.load("iproute.linux").IPRoute, pyroute.load("iproute.linux").AsyncIPRoute
+NetlinkError = pyroute.load("netlink.exceptions").NetlinkError
+_rtnl = pyroute.load("netlink.rtnl")
+RTMGRP_IPV4_IFADDR, RTMGRP_LINK, RTNLGRP_IPV4_NETCONF = _rtnl.RTMGRP_IPV4_IFADDR, _rtnl.RTMGRP_LINK, _rtnl.RTNLGRP_IPV4_NETCONF
 
 LOG = logging.getLogger(__name__)
 IFF_UP = 0x1
