@@ -10,11 +10,9 @@ import argparse
 import sys
 from typing import Any, Sequence
 
-from cliff.command import Command
-from cliff.lister import Lister
-
 from nodeagent.cli import lint
-from nodeagent.cli.base import RESULT_COLUMNS, NodeAgentApp, check_columns, main_for, result_rows
+from nodeagent.cli.base import (RESULT_COLUMNS, Command, Lister, NodeAgentApp, check_columns, main_for,
+                                result_rows)
 from nodeagent.kit.errors import Unavailable
 from nodeagent.kit.result import ReconcileResult
 

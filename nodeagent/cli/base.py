@@ -1,4 +1,4 @@
-"""What both command-line programs share: the cliff application and result tables."""
+"""What both command-line programs share: the cliff application, its command classes and result tables."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 import warnings
 from typing import Any, Sequence
 
+from cliff import command, lister, show
 from cliff.app import App
 from cliff.commandmanager import CommandManager
 
@@ -15,6 +16,28 @@ from nodeagent import __version__
 from nodeagent.kit.errors import InvalidInput, NodeagentError
 from nodeagent.kit.result import Change
 from nodeagent.kit.result import ReconcileResult
+
+
+class _OwnEpilog:
+    """cliff's default epilog reads every installed distribution's metadata (0.1 s of a command's 0.3 s) to
+    say which plugin provided a command; every command here is nodeagent's own."""
+
+    _epilog: str | None
+
+    def get_epilog(self) -> str:
+        return self._epilog or ""
+
+
+class Command(_OwnEpilog, command.Command):
+    """A command that prints nothing of its own (cliff's ``Command``)."""
+
+
+class Lister(_OwnEpilog, lister.Lister):
+    """A command that prints a table (cliff's ``Lister``)."""
+
+
+class ShowOne(_OwnEpilog, show.ShowOne):
+    """A command that prints one record (cliff's ``ShowOne``)."""
 
 
 class NodeAgentApp(App):

@@ -23,12 +23,9 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
-from cliff.command import Command
-from cliff.lister import Lister
-from cliff.show import ShowOne
 
 from nodeagent.cli import lint
-from nodeagent.cli.base import NodeAgentApp, main_for, result_rows
+from nodeagent.cli.base import Command, Lister, NodeAgentApp, ShowOne, main_for, result_rows
 from nodeagent.fleet import enrolment, rotation
 from nodeagent.fleet.errors import NotFound, PushFailed
 from nodeagent.kit.errors import Unavailable

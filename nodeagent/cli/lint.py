@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from cliff.lister import Lister
-
+from nodeagent.cli.base import Lister
 from nodeagent.kit.errors import InvalidDocument
 
 if TYPE_CHECKING:
