@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from nodeagent.cli.base import Lister
-from nodeagent.kit.errors import InvalidDocument
+from nodeagent.kit.errors import InvalidInput, one_line
 
 if TYPE_CHECKING:
     from nodeagent.optionregistry import Finding
@@ -33,9 +33,18 @@ def gate(app: Any, document: Any, release: str | None) -> None:
             app.stderr.write(finding.describe() + "\n")
     errors = [f for f in findings if f.is_error]
     if errors:
-        raise InvalidDocument(f"{len(errors)} option error(s) for OpenStack "
-                              f"{release or getattr(document, 'openstack_release', None) or default_release()}, "
-                              "nothing was changed:\n  " + "\n  ".join(f.describe() for f in errors))
+        target = release or getattr(document, "openstack_release", None) or default_release()
+        raise OptionErrors(f"{len(errors)} option error(s) for OpenStack {target}, nothing was changed:",
+                           [f.describe() for f in errors])
+
+
+class OptionErrors(InvalidInput):
+    """A document the option checks refuse: a heading, then every error on a line of its own, as ``lint`` shows
+    them (an InvalidDocument is one bounded line, which cut a long list short after 300 characters)."""
+
+    def __init__(self, heading: str, lines: list[str]):
+        super().__init__("\n".join([heading, *(f"  {one_line(line)}" for line in lines)]))
+        self.lines = lines
 
 
 class _LintLister(Lister):
