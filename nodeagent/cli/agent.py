@@ -103,7 +103,11 @@ class Run(Command):
     def take_action(self, parsed_args: argparse.Namespace) -> int:
         import logging
         import signal
+        import threading
 
+        from nodeagent.process.daemon import without_eventlet
+
+        without_eventlet()  # before the agent's modules import oslo.messaging
         from nodeagent.process import metrics
         from nodeagent.process.daemon import Signals, before_exit, setup_logging
         from nodeagent.node.agent import Agent
@@ -119,8 +123,10 @@ class Run(Command):
         try:
             metrics.serve(agent.metrics.registry, conf.metrics_address)
             agent.start()
-            while not agent.stopped.is_set():  # stopped by itself only when its loop failed
-                signum = signals.wait(timeout=1.0)
+            # Asleep until a signal comes, or the agent stops by itself (only when its loop failed).
+            threading.Thread(target=lambda: (agent.stopped.wait(), signals.wake()), name="stopped", daemon=True).start()
+            while not agent.stopped.is_set():
+                signum = signals.wait()
                 if signum == signal.SIGHUP:
                     agent.reload()
                 elif signum is not None:
