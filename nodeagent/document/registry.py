@@ -12,7 +12,7 @@ from typing import Iterable
 from stevedore import NamedExtensionManager
 
 from nodeagent.kit.driver import Driver
-from nodeagent.kit.errors import InvalidResource, PermanentError, preview
+from nodeagent.kit.errors import InvalidResource, preview
 
 ENTRY_POINT_GROUP = "nodeagent.drivers"
 
@@ -50,7 +50,9 @@ class DriverRegistry:
 
     def _make(self, name: str) -> Driver:
         def failed(_manager, entry_point, exc):
-            raise PermanentError(f"driver '{entry_point.name}' could not be loaded: {exc}") from exc
+            # Made while a document is read: the document is refused, naming the driver, and nothing is changed.
+            raise InvalidResource("driver", f"names driver '{entry_point.name}', which is installed but could not "
+                                  f"be loaded: {exc}") from exc
 
         manager = NamedExtensionManager(ENTRY_POINT_GROUP, names=[name], invoke_on_load=True,
                                         on_load_failure_callback=failed)

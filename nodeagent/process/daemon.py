@@ -14,6 +14,7 @@ import os
 import select
 import signal
 import sys
+import threading
 from typing import Any, MutableMapping
 
 # A context variable rather than a thread-local: asyncio.run() in a bound thread (the link watch) inherits it.
@@ -45,6 +46,8 @@ class Signals:
         os.set_blocking(self._write, False)
         os.set_blocking(self._read, False)
         self._previous = {signum: signal.signal(signum, self._handle) for signum in signums}
+        self._open = threading.Lock()  # wake() against close(): never a write to a closed (or reused) descriptor
+        self._closed = False
 
     def _handle(self, signum: int, frame: Any) -> None:
         if os.getpid() == self._pid:  # not in a forked child
@@ -64,17 +67,23 @@ class Signals:
             return None
 
     def wake(self) -> None:
-        """End a ``wait()`` with no signal (from any thread): the waiter looks at what else it waits for."""
-        try:
-            os.write(self._write, b"\0")
-        except BlockingIOError:
-            pass
+        """End a ``wait()`` with no signal (from any thread, also after ``close()``): the waiter looks at what
+        else it waits for."""
+        with self._open:
+            if self._closed:
+                return
+            try:
+                os.write(self._write, b"\0")
+            except BlockingIOError:
+                pass
 
     def close(self) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
-        os.close(self._read)
-        os.close(self._write)
+        with self._open:
+            self._closed = True
+            os.close(self._read)
+            os.close(self._write)
 
 
 def without_eventlet() -> None:

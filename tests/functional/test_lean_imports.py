@@ -4,6 +4,7 @@ holds when it exits (the time it takes is in benchmarks/local_commands.py)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -71,3 +72,30 @@ def test_plan_and_apply_on_a_node_load_only_the_documents_drivers(lab, root):
                               "nodeagent.drivers.kernel_module", "nodeagent.drivers.command"}
     assert lab.vsctl("br-exists", "br-ex").returncode == 0
     assert "generic-receive-offload: off" in lab.exec("ethtool", "-k", "eth2").stdout
+
+
+def test_a_driver_that_cannot_load_refuses_only_the_documents_that_use_it(tmp_path, root):
+    """A third party's broken driver (installed, its module failing on import) stops no other document."""
+    site = tmp_path / "site"
+    (site / "broken_driver-1.0.dist-info").mkdir(parents=True)
+    (site / "broken_driver-1.0.dist-info/METADATA").write_text("Metadata-Version: 2.1\nName: broken-driver\n"
+                                                               "Version: 1.0\n")
+    (site / "broken_driver-1.0.dist-info/entry_points.txt").write_text(
+        "[nodeagent.drivers]\nbroken = broken_driver:BrokenDriver\n")
+    (site / "broken_driver.py").write_text("raise ImportError('needs libfoo 2')\n")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    script = str(Path(sys.executable).parent / "nodeagent")
+    uses = tmp_path / "uses.yaml"
+    uses.write_text("node: n1\nresources:\n  - {id: thing, driver: broken, name: x}\n")
+    refused = subprocess.run([script, "apply", str(uses), "--root", str(root)], capture_output=True, text=True,
+                             env=env, timeout=120)
+    assert refused.returncode == 1
+    assert "resource 'thing': field 'driver' names driver 'broken', which is installed but could not be loaded: " \
+           "needs libfoo 2" in refused.stderr
+    other = tmp_path / "other.yaml"
+    other.write_text("node: n1\nresources:\n  - {id: dnsmasq, driver: file, path: /etc/neutron/dnsmasq-neutron.conf, "
+                     "content: \"dhcp-option-force=26,1454\\n\"}\n")
+    applied = subprocess.run([script, "apply", str(other), "--root", str(root)], capture_output=True, text=True,
+                             env=env, timeout=120)
+    assert applied.returncode == 0, applied.stderr
+    assert (root / "etc/neutron/dnsmasq-neutron.conf").exists()
