@@ -3,7 +3,7 @@ printed and every JSON line, beside the machine they ran on (cores, load average
 machine are noisy, so each benchmark quotes medians).
 
 The quick set takes about ten minutes; ``--all`` adds the long ones (a real OpenStack, a thousand agents,
-hypothesis). ``--only NAME ...`` runs those. Run as root with RabbitMQ up:
+hypothesis, Salt and Ansible beside nodeagent). ``--only NAME ...`` runs those. Run as root with RabbitMQ up:
 
     .venv/bin/python benchmarks/run_all.py [--all | --only local_commands drift ...] [--json FILE]
 """
@@ -35,7 +35,7 @@ QUICK = {
 }
 LONG = {
     "outage": [], "guides": ["--runs", "1"], "nova": ["--runs", "1"], "traffic": ["--runs", "1"],
-    "packages": ["10"], "fuzz": ["1000"], "scale": [],
+    "packages": ["10"], "fuzz": ["1000"], "scale": [], "peers/peers": ["--runs", "3"],
 }
 # Fields that say which case a line is about, not a figure.
 LABELS = ("command", "kind", "case", "guide", "nodes", "keys", "release", "mode")
