@@ -1,7 +1,7 @@
 """``nodeagent``: the node side. Local mode (plan, apply) needs no broker and no coordinator.
 
 Each command imports what it uses when it runs: ``nodeagent --help`` loads none of the engine, and no local
-command loads oslo.messaging (tests/unit/test_lean_imports.py holds both).
+command loads oslo.messaging (tests/functional/test_lean_imports.py holds both).
 """
 
 from __future__ import annotations

@@ -17,10 +17,11 @@ from nodeagent.kit import pyroute
 from nodeagent.kit.context import NETNS_DIR, Context
 from nodeagent.kit.errors import PermanentError, TemporaryError
 
-IPRoute, AsyncIPRoute = pyroute.load("iproute.linux").IPRoute, pyroute.load("iproute.linux").AsyncIPRoute
+_linux, _rtnl = pyroute.load("iproute.linux"), pyroute.load("netlink.rtnl")  # not the whole package: kit/pyroute.py
+IPRoute, AsyncIPRoute = _linux.IPRoute, _linux.AsyncIPRoute
 NetlinkError = pyroute.load("netlink.exceptions").NetlinkError
-_rtnl = pyroute.load("netlink.rtnl")
-RTMGRP_IPV4_IFADDR, RTMGRP_LINK, RTNLGRP_IPV4_NETCONF = _rtnl.RTMGRP_IPV4_IFADDR, _rtnl.RTMGRP_LINK, _rtnl.RTNLGRP_IPV4_NETCONF
+RTMGRP_IPV4_IFADDR, RTMGRP_LINK = _rtnl.RTMGRP_IPV4_IFADDR, _rtnl.RTMGRP_LINK
+RTNLGRP_IPV4_NETCONF = _rtnl.RTNLGRP_IPV4_NETCONF
 
 LOG = logging.getLogger(__name__)
 IFF_UP = 0x1
