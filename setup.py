@@ -27,6 +27,7 @@ setup(
         "oslo.config>=9.0",
         "oslo.context>=5.0",
         "oslo.messaging>=14.0",
+        "oslo.service[threading]>=4.2",  # nodeagent run: threads, no eventlet (process/daemon.without_eventlet)
         "openstacksdk>=1.0",
         "ovsdbapp>=2.0",
         "pyroute2>=0.7",

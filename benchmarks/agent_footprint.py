@@ -1,15 +1,20 @@
-"""What one agent holds while it watches the drift tests' document: threads, sockets, inotify instances.
+"""What one idle agent holds and spends while it watches the drift tests' document: memory, CPU, wakeups,
+threads, sockets, inotify instances.
 
 One agent on a lab node (with its coordinator) enforces tests/drift_kinds.DOCUMENT (files, a
 sysctl, a Linux bridge, an OVS bridge, ethtool features); once converged, its process is
-counted with psutil and /proc. The agent is the one of the Python running this script
-(``/other/venv/bin/python benchmarks/agent_footprint.py`` counts another tree's agent).
+counted with psutil and /proc, then watched for IDLE seconds with nothing drifting: CPU (user +
+system), and wakeups per second, each thread's voluntary context switches (a thread that sleeps
+on a timer or a socket wakes once per switch), the busiest threads named. The agent is the one of
+the Python running this script (``/other/venv/bin/python benchmarks/agent_footprint.py`` counts
+another tree's agent).
 
-Run as root with RabbitMQ up:  .venv/bin/python benchmarks/agent_footprint.py
+Run as root with RabbitMQ up:  .venv/bin/python benchmarks/agent_footprint.py [--idle 60]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -44,7 +49,38 @@ def count(pid: int) -> dict:
             "inotify": kinds["anon_inode:inotify"]}
 
 
+def switches(pid: int) -> dict[str, int]:
+    """Voluntary context switches so far, per thread (name:tid)."""
+    found = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            name = open(f"/proc/{pid}/task/{tid}/comm").read().strip()
+            status = open(f"/proc/{pid}/task/{tid}/status").read()
+        except OSError:
+            continue
+        found[f"{name}:{tid}"] = int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+    return found
+
+
+def idle(pid: int, seconds: float) -> dict:
+    """CPU and wakeups over ``seconds`` of an agent with nothing to do."""
+    process = psutil.Process(pid)
+    cpu_before, before, start = sum(process.cpu_times()[:2]), switches(pid), time.monotonic()
+    time.sleep(seconds)
+    cpu_after, after, elapsed = sum(process.cpu_times()[:2]), switches(pid), time.monotonic() - start
+    per_thread = {name: (after[name] - before.get(name, 0)) / elapsed for name in after}
+    busiest = sorted(per_thread.values(), reverse=True)[:6]  # threads of Python share one name: by rate
+    memory = process.memory_full_info()
+    return {"idle_seconds": round(elapsed, 1), "cpu_percent": round(100 * (cpu_after - cpu_before) / elapsed, 3),
+            "wakeups_per_s": round(sum(per_thread.values()), 2),
+            "busiest_threads": [round(rate, 2) for rate in busiest],
+            "rss_mib": round(memory.rss / 2**20, 1), "uss_mib": round(memory.uss / 2**20, 1)}
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--idle", type=float, default=60, help="seconds to watch the idle agent")
+    args = parser.parse_args()
     fleet = Fleet(Path(tempfile.mkdtemp(prefix="nodeagent-footprint.")), report_interval=10, auto_accept=True)
     try:
         fleet.add_node("fp1", ["eth1", "eth2"])
@@ -57,11 +93,18 @@ def main() -> None:
         wait_until(lambda: status.exists() and json.loads(status.read_text())["generation"] == 1, 60)
         time.sleep(3)  # the watches started after the apply
         figures = count(fleet.processes["fp1"].pid)
+        figures |= idle(fleet.processes["fp1"].pid, args.idle)
     finally:
         fleet.close()
+    load = os.getloadavg()
     print(f"agent ({sys.executable}): {figures['threads']} threads, {figures['sockets']} sockets "
           f"({figures['netlink_and_other_sockets']} netlink), {figures['inotify']} inotify")
-    print(json.dumps({"benchmark": "agent_footprint", "python": sys.executable, **figures}))
+    print(f"  idle over {figures['idle_seconds']} s: RSS {figures['rss_mib']} MiB (goal ≤ 40; unshared "
+          f"{figures['uss_mib']}), CPU {figures['cpu_percent']} % (goal ≤ 0.1), "
+          f"{figures['wakeups_per_s']} wakeups/s (goal ≤ 1; load average {load[0]:.2f})")
+    print("  the busiest threads' wakeups/s: " + ", ".join(map(str, figures["busiest_threads"])))
+    print(json.dumps({"benchmark": "agent_footprint", "python": sys.executable, **figures,
+                      "load_average": round(load[0], 2)}))
 
 
 if __name__ == "__main__":

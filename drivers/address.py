@@ -28,7 +28,7 @@ import ipaddress
 import socket
 from typing import Any
 
-from nodeagent.kit import fields, netlink
+from nodeagent.kit import fields
 from nodeagent.kit.context import Context
 from nodeagent.kit.driver import Driver
 from nodeagent.kit.errors import InvalidResource, PermanentError, preview
@@ -65,6 +65,8 @@ class AddressDriver(Driver):
                 "state": state, "link": link, "purge": purge}
 
     def observe(self, spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        from nodeagent.kit import netlink  # on use: pyroute2 is heavy, and validating needs none of it
+
         with netlink.iproute(ctx) as ipr:
             link = netlink.find_link(ipr, spec["interface"])
             if link is None:
@@ -93,6 +95,8 @@ class AddressDriver(Driver):
         return changes
 
     def apply(self, spec: dict[str, Any], changes: list[Change], ctx: Context) -> None:
+        from nodeagent.kit import netlink
+
         ip, prefix = spec["address"].split("/")
         with netlink.iproute(ctx) as ipr:
             link = netlink.find_link(ipr, spec["interface"])

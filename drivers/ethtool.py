@@ -17,8 +17,6 @@ import re
 import socket
 from typing import Any
 
-from pyroute2.ethtool import Ethtool
-
 from nodeagent.kit import fields
 from nodeagent.kit.context import Context
 from nodeagent.kit.driver import Driver
@@ -87,7 +85,10 @@ def _members(name: str, found: Any) -> list[Any]:
     return [feature for kernel_name, feature in found.features.items() if re.fullmatch(pattern, kernel_name)]
 
 
-def _open(interface: str, where: str) -> tuple[Ethtool, Any]:
+def _open(interface: str, where: str) -> tuple[Any, Any]:
+    from nodeagent.kit import pyroute  # on use: validating a document needs no pyroute2
+
+    Ethtool = pyroute.load("ethtool.ethtool").Ethtool
     try:
         socket.if_nametoindex(interface)  # resolved in this thread's namespace
     except OSError:

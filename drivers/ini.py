@@ -12,8 +12,11 @@ Example::
       absent:
         DEFAULT: [verbose]
       sensitive: [keystone_authtoken.password]
+      unchecked: [ml2_acme]           # a vendor's section the option checks do not know: a warning, not an error
 
-A list value writes the key once per value, as oslo.config reads multi-valued options.
+A list value writes the key once per value, as oslo.config reads multi-valued options. ``unchecked`` names
+sections (SECTION) or keys (SECTION.KEY) of ``settings`` that ``nodeagent lint`` and the gates before a push or
+an apply leave unchecked; the driver writes them like any other.
 """
 
 from __future__ import annotations
@@ -207,13 +210,25 @@ def _split_option(line: str) -> tuple[str | None, str | None]:
     return key, value
 
 
+def _unchecked(marks: Any, settings: dict[str, dict[str, list[str]]]) -> list[str]:
+    """The sections and keys the option checks leave alone: each must name something ``settings`` writes."""
+    if not isinstance(marks, list) or not all(isinstance(m, str) for m in marks):
+        raise InvalidResource("unchecked", f"must be a list of SECTION or SECTION.KEY names, got {preview(marks)}")
+    for mark in marks:
+        section, dot, key = mark.partition(".")
+        if section not in settings or (dot and key not in settings[section]):
+            raise InvalidResource("unchecked", f"names '{mark}', which 'settings' does not write "
+                                  "(write SECTION, or SECTION.KEY)")
+    return list(marks)
+
+
 class IniDriver(Driver):
     """Options of an oslo.config style ini file."""
 
     phase = 10
 
     def validate(self, spec: dict[str, Any]) -> dict[str, Any]:
-        fields.check_fields(spec, "ini", ["path"], ["settings", "absent", *fields.FILE_FIELDS])
+        fields.check_fields(spec, "ini", ["path"], ["settings", "absent", "unchecked", *fields.FILE_FIELDS])
         settings = _mapping(spec, "settings")
         absent = _mapping(spec, "absent")
         if not settings and not absent:
@@ -240,7 +255,7 @@ class IniDriver(Driver):
                     raise InvalidResource(f"absent.{section}", f"names '{key}', which 'settings' also sets")
             removed[section] = list(keys)
         return {"path": fields.absolute_path(spec, "path"), "settings": normalised, "absent": removed,
-                **fields.file_metadata(spec)}
+                "unchecked": _unchecked(spec.get("unchecked", []), normalised), **fields.file_metadata(spec)}
 
     def paths(self, spec: dict[str, Any]) -> list[tuple[str, bool]]:
         return [(spec["path"], True)]

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nodeagent.kit import netlink, fields
+from nodeagent.kit import fields
 from nodeagent.kit.context import Context
 from nodeagent.kit.driver import Driver
 from nodeagent.kit.result import Change
@@ -68,6 +68,8 @@ class LinuxBridgeDriver(Driver):
         return normal
 
     def observe(self, spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        from nodeagent.kit import netlink  # on use: pyroute2 is heavy, and validating needs none of it
+
         with netlink.iproute(ctx) as ipr:
             link = netlink.find_link(ipr, spec["name"])
             if link is None:
@@ -115,6 +117,8 @@ class LinuxBridgeDriver(Driver):
         return changes
 
     def apply(self, spec: dict[str, Any], changes: list[Change], ctx: Context) -> None:
+        from nodeagent.kit import netlink
+
         name = spec["name"]
         with netlink.iproute(ctx) as ipr:
             link = netlink.find_link(ipr, name)

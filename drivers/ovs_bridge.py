@@ -21,7 +21,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from nodeagent.kit import ovsdb, fields
+from nodeagent.kit import fields
 from nodeagent.kit.context import Context
 from nodeagent.kit.driver import Driver
 from nodeagent.kit.result import Change
@@ -70,6 +70,8 @@ class OvsBridgeDriver(Driver):
         }
 
     def observe(self, spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        from nodeagent.kit import ovsdb  # on use: ovsdbapp is heavy, and validating needs none of it
+
         api = ovsdb.api(ctx.ovsdb)
         rows = api.db_list("Bridge", [spec["name"]], columns=["datapath_type", "fail_mode", "external_ids"],
                            if_exists=True).execute(check_error=True)
@@ -123,6 +125,8 @@ class OvsBridgeDriver(Driver):
         return changes
 
     def apply(self, spec: dict[str, Any], changes: list[Change], ctx: Context) -> None:
+        from nodeagent.kit import ovsdb
+
         api = ovsdb.api(ctx.ovsdb)
         name = spec["name"]
         if spec["state"] == "absent":

@@ -1,4 +1,8 @@
-"""``nodeagent``: the node side. Local mode (plan, apply) needs no broker and no coordinator."""
+"""``nodeagent``: the node side. Local mode (plan, apply) needs no broker and no coordinator.
+
+Each command imports what it uses when it runs: ``nodeagent --help`` loads none of the engine, and no local
+command loads oslo.messaging (tests/functional/test_lean_imports.py holds both).
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,9 @@ import argparse
 import sys
 from typing import Any, Sequence
 
-from cliff.command import Command
-from cliff.lister import Lister
-
-from nodeagent.node.options import make_context
 from nodeagent.cli import lint
-from nodeagent.cli.base import RESULT_COLUMNS, NodeAgentApp, check_columns, main_for, result_rows
-from nodeagent.node.engine import Engine
-from nodeagent.document.model import load_document
-from nodeagent.document.registry import DriverRegistry
+from nodeagent.cli.base import (RESULT_COLUMNS, Command, Lister, NodeAgentApp, check_columns, main_for,
+                                result_rows)
 from nodeagent.kit.errors import Unavailable
 from nodeagent.kit.result import ReconcileResult
 
@@ -40,6 +38,11 @@ class _LocalCommand(Lister):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        from nodeagent.document.model import load_document
+        from nodeagent.document.registry import DriverRegistry
+        from nodeagent.node.engine import Engine
+        from nodeagent.node.options import make_context
+
         check_columns(parsed_args, RESULT_COLUMNS)
         conf = self.app.conf()
         registry = DriverRegistry.from_entry_points()
@@ -100,7 +103,11 @@ class Run(Command):
     def take_action(self, parsed_args: argparse.Namespace) -> int:
         import logging
         import signal
+        import threading
 
+        from nodeagent.process.daemon import without_eventlet
+
+        without_eventlet()  # before the agent's modules import oslo.messaging
         from nodeagent.process import metrics
         from nodeagent.process.daemon import Signals, before_exit, setup_logging
         from nodeagent.node.agent import Agent
@@ -116,8 +123,10 @@ class Run(Command):
         try:
             metrics.serve(agent.metrics.registry, conf.metrics_address)
             agent.start()
-            while not agent.stopped.is_set():  # stopped by itself only when its loop failed
-                signum = signals.wait(timeout=1.0)
+            # Asleep until a signal comes, or the agent stops by itself (only when its loop failed).
+            threading.Thread(target=lambda: (agent.stopped.wait(), signals.wake()), name="stopped", daemon=True).start()
+            while not agent.stopped.is_set():
+                signum = signals.wait()
                 if signum == signal.SIGHUP:
                     agent.reload()
                 elif signum is not None:

@@ -1,4 +1,4 @@
-"""What both command-line programs share: the cliff application and result tables."""
+"""What both command-line programs share: the cliff application, its command classes and result tables."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 import warnings
 from typing import Any, Sequence
 
+from cliff import command, lister, show
 from cliff.app import App
 from cliff.commandmanager import CommandManager
 
@@ -17,6 +18,28 @@ from nodeagent.kit.result import Change
 from nodeagent.kit.result import ReconcileResult
 
 
+class _OwnEpilog:
+    """cliff's default epilog reads every installed distribution's metadata (0.1 s of a command's 0.3 s) to
+    say which plugin provided a command; every command here is nodeagent's own."""
+
+    _epilog: str | None
+
+    def get_epilog(self) -> str:
+        return self._epilog or ""
+
+
+class Command(_OwnEpilog, command.Command):
+    """A command that prints nothing of its own (cliff's ``Command``)."""
+
+
+class Lister(_OwnEpilog, lister.Lister):
+    """A command that prints a table (cliff's ``Lister``)."""
+
+
+class ShowOne(_OwnEpilog, show.ShowOne):
+    """A command that prints one record (cliff's ``ShowOne``)."""
+
+
 class NodeAgentApp(App):
     """A cliff application that prints help instead of starting an interactive shell."""
 
@@ -24,8 +47,8 @@ class NodeAgentApp(App):
                  default_config_file: str = "/etc/nodeagent/nodeagent.conf"):
         self.default_config_file = default_config_file
         manager = CommandManager("nodeagent.cli.unused")
-        for name, command in commands.items():
-            manager.add_command(name, command)
+        for name, made in commands.items():
+            manager.add_command(name, made)
         super().__init__(description=description, version=__version__, command_manager=manager,
                          deferred_help=True)
 

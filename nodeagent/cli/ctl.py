@@ -25,13 +25,10 @@ import sys
 import time
 from typing import Any, Sequence
 
-from cliff.command import Command
-from cliff.lister import Lister
-from cliff.show import ShowOne
 
 from nodeagent.cli import lint, rollout
+from nodeagent.cli.base import Command, Lister, NodeAgentApp, ShowOne, main_for, result_rows
 from nodeagent.cli.coordinated import _converge, _coordinator, _print_stored, _quiet_broker_retries, _when, host_name
-from nodeagent.cli.base import NodeAgentApp, main_for, result_rows
 from nodeagent.cli.web import WebPassword
 from nodeagent.fleet import enrolment, nodequery, rotation
 from nodeagent.fleet.errors import NotFound, PushFailed

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cliff.lister import Lister
+from nodeagent.cli.base import Lister
+from nodeagent.kit.errors import InvalidInput, one_line
 
-from nodeagent.kit.errors import InvalidDocument
-from nodeagent.optionregistry import Finding, lint_document
-from nodeagent.optionregistry.checks import default_release
+if TYPE_CHECKING:
+    from nodeagent.optionregistry import Finding
 
 COLUMNS = ("Severity", "Resource", "File", "Section", "Key", "Message")
 RELEASE_HELP = ("check against this OpenStack release (e.g. 2024.2); default: the document's openstack_release, "
@@ -24,15 +24,27 @@ def rows(findings: list[Finding], with_node: bool = False) -> tuple[tuple[str, .
 
 def gate(app: Any, document: Any, release: str | None) -> None:
     """Before a local plan or apply: show warnings, refuse the document on any error (nothing is touched)."""
+    from nodeagent.optionregistry import lint_document
+    from nodeagent.optionregistry.checks import default_release
+
     findings = lint_document(document, release)
     for finding in findings:
         if not finding.is_error:
             app.stderr.write(finding.describe() + "\n")
     errors = [f for f in findings if f.is_error]
     if errors:
-        raise InvalidDocument(f"{len(errors)} option error(s) for OpenStack "
-                              f"{release or getattr(document, 'openstack_release', None) or default_release()}, "
-                              "nothing was changed:\n  " + "\n  ".join(f.describe() for f in errors))
+        target = release or getattr(document, "openstack_release", None) or default_release()
+        raise OptionErrors(f"{len(errors)} option error(s) for OpenStack {target}, nothing was changed:",
+                           [f.describe() for f in errors])
+
+
+class OptionErrors(InvalidInput):
+    """A document the option checks refuse: a heading, then every error on a line of its own, as ``lint`` shows
+    them (an InvalidDocument is one bounded line, which cut a long list short after 300 characters)."""
+
+    def __init__(self, heading: str, lines: list[str]):
+        super().__init__("\n".join([heading, *(f"  {one_line(line)}" for line in lines)]))
+        self.lines = lines
 
 
 class _LintLister(Lister):
@@ -68,6 +80,7 @@ class Lint(_LintLister):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         from nodeagent.document.model import load_document
         from nodeagent.document.registry import DriverRegistry
+        from nodeagent.optionregistry import lint_document
 
         document = load_document(parsed_args.state_file, DriverRegistry.from_entry_points())
         self.findings = lint_document(document, parsed_args.release)

@@ -12,8 +12,7 @@ import argparse
 import time
 from typing import Any, Callable
 
-from cliff.command import Command
-from cliff.lister import Lister
+from nodeagent.cli.base import Command, Lister
 
 from nodeagent.fleet.errors import InvalidInput
 from nodeagent.cli.coordinated import _converge, _coordinator, _quiet_broker_retries, _when, host_name

@@ -6,7 +6,7 @@ import argparse
 import getpass
 import sys
 
-from cliff.command import Command
+from nodeagent.cli.base import Command
 
 from nodeagent.fleet.web import auth
 

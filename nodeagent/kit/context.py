@@ -133,10 +133,10 @@ class Context:
         outcome: dict[str, Any] = {}
 
         def runner() -> None:
-            from pyroute2 import netns as pyroute2_netns
+            from nodeagent.kit import pyroute
 
             try:
-                pyroute2_netns.setns(self.netns, flags=0)
+                pyroute.load("netns").setns(self.netns, flags=0)
                 outcome["value"] = fn(*args)
             except BaseException as exc:  # handed to the calling thread
                 outcome["error"] = exc

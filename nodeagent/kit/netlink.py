@@ -13,12 +13,15 @@ import os
 import threading
 from typing import Callable, Iterator
 
-from pyroute2 import AsyncIPRoute, IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_LINK, RTNLGRP_IPV4_NETCONF
-
+from nodeagent.kit import pyroute
 from nodeagent.kit.context import NETNS_DIR, Context
 from nodeagent.kit.errors import PermanentError, TemporaryError
+
+_linux, _rtnl = pyroute.load("iproute.linux"), pyroute.load("netlink.rtnl")  # not the whole package: kit/pyroute.py
+IPRoute, AsyncIPRoute = _linux.IPRoute, _linux.AsyncIPRoute
+NetlinkError = pyroute.load("netlink.exceptions").NetlinkError
+RTMGRP_IPV4_IFADDR, RTMGRP_LINK = _rtnl.RTMGRP_IPV4_IFADDR, _rtnl.RTMGRP_LINK
+RTNLGRP_IPV4_NETCONF = _rtnl.RTNLGRP_IPV4_NETCONF
 
 LOG = logging.getLogger(__name__)
 IFF_UP = 0x1
@@ -84,6 +87,7 @@ class LinkListener:
     announces a forwarding or rp_filter change.
 
     The socket lives in the listener's thread: pyroute2 sockets must be read by the thread that made them.
+    The thread sleeps until the kernel sends something or ``stop()`` wakes its loop: no timer.
     """
 
     def __init__(self, netns: str | None, on_links: Callable[[set[str]], None], on_netconf: Callable[[], None]):
@@ -91,6 +95,7 @@ class LinkListener:
         self.on_links = on_links
         self.on_netconf = on_netconf
         self._stop = threading.Event()
+        self._wake: Callable[[], None] | None = None  # ends the listener's wait, once its loop runs
         self._ready = threading.Event()
         self._indexes: dict[int, str] = {}
         self._thread = threading.Thread(target=self._run, name=f"netlink-{netns or 'host'}", daemon=True)
@@ -99,6 +104,12 @@ class LinkListener:
 
     def stop(self) -> None:
         self._stop.set()
+        wake = self._wake
+        if wake is not None:
+            try:
+                wake()
+            except RuntimeError:  # its loop has ended already
+                pass
         self._thread.join(5)
 
     def _run(self) -> None:
@@ -116,17 +127,24 @@ class LinkListener:
             await ipr.bind(groups=RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_NETCONF)
             for link in [m async for m in await ipr.get_links()]:
                 self._remember(link)
+            loop, stopping = asyncio.get_running_loop(), asyncio.Event()
+            self._wake = lambda: loop.call_soon_threadsafe(stopping.set)
             self._ready.set()
-            while not self._stop.is_set():
-                try:
-                    messages = await asyncio.wait_for(_collect(ipr.get()), 0.2)
-                except asyncio.TimeoutError:
-                    continue
-                for message in messages:
-                    try:
-                        self._dispatch(message)
-                    except Exception:  # one odd message must not end the listener
-                        LOG.exception("netlink listener: cannot handle %r", message.get("event"))
+            stopped = asyncio.ensure_future(stopping.wait())
+            try:
+                while not self._stop.is_set():  # stop() before _wake was set is seen here
+                    received = asyncio.ensure_future(_collect(ipr.get()))
+                    await asyncio.wait({received, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                    if not received.done():
+                        received.cancel()
+                        break
+                    for message in received.result():
+                        try:
+                            self._dispatch(message)
+                        except Exception:  # one odd message must not end the listener
+                            LOG.exception("netlink listener: cannot handle %r", message.get("event"))
+            finally:
+                stopped.cancel()
 
     def _remember(self, message) -> str | None:
         name = message.get_attr("IFLA_IFNAME")

@@ -7,13 +7,32 @@ hub registers RowEvents on it (one listener per connection) instead of polling.
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Callable, Iterable
 
-from ovsdbapp.backend.ovs_idl import connection, event as row_event
-from ovsdbapp.schema.open_vswitch import impl_idl
-
 from nodeagent.kit.errors import TemporaryError
+
+
+def _without_eventlet() -> None:
+    """Import ``ovs.poller`` so that it does not import eventlet (and dnspython: 0.15 s, 10 MiB).
+
+    It imports eventlet only to ask whether ``select`` is monkey-patched; nodeagent never patches it, and a
+    process that did would have eventlet loaded already, so the answer is the poller's own 'no'.
+    """
+    if "eventlet" in sys.modules or "ovs.poller" in sys.modules:
+        return
+    sys.modules["eventlet"] = None  # type: ignore[assignment]  # makes `from eventlet import ...` fail
+    try:
+        import ovs.poller  # noqa: F401
+    finally:
+        del sys.modules["eventlet"]
+
+
+_without_eventlet()
+
+from ovsdbapp.backend.ovs_idl import connection, event as row_event  # noqa: E402
+from ovsdbapp.schema.open_vswitch import impl_idl  # noqa: E402
 
 TIMEOUT = 10
 _apis: dict[str, impl_idl.OvsdbIdl] = {}

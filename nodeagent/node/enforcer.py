@@ -37,7 +37,7 @@ class Pacing:
     """How the enforcer paces itself: events gathered for ``debounce`` seconds, the guard against fighting
     (``contested_*``, see DriftGuard), and the retry backoff of temporary failures (see Retries)."""
 
-    debounce: float = 0.1
+    debounce: float = 0.1  # the coalescing window after an event's reconcile (the first event is acted on at once)
     contested_count: int = 5
     contested_window: float = 60.0
     contested_backoff: float = 30.0
@@ -89,6 +89,7 @@ class Enforcer:
         self.recent_drift: collections.deque[DriftEvent] = collections.deque(maxlen=20)
         self._touched: dict[str, float] = {}  # id -> wall clock of its latest touch, waiting for the debounce
         self._first_touch = self._last_touch = 0.0  # monotonic, of the touches waiting
+        self._event_run = -MAX_DEBOUNCE  # monotonic, when touches were last reconciled
         self._deferred: set[str] = set()  # touched while backed off: looked at again when the backoff ends
         self._standing: dict[str, tuple] = {}  # drift already reported and still there
         self._said_failed: dict[str, str | None] = {}  # failures already recorded, by id: their error
@@ -175,7 +176,10 @@ class Enforcer:
         return min(deadlines + ([retry] if retry is not None else []), default=None)
 
     def _touch_deadline(self) -> float:
-        """Quiet for the debounce, or touched continuously for MAX_DEBOUNCE."""
+        """The leading edge: a touch after a quiet spell is due at once. Touches within ``debounce`` of the last
+        event's reconcile (the burst it began, the agent's own writes) wait for quiet, at most MAX_DEBOUNCE."""
+        if self._first_touch >= self._event_run + self.pacing.debounce:
+            return self._first_touch
         return min(self._last_touch + self.pacing.debounce, self._first_touch + MAX_DEBOUNCE)
 
     def run_due(self) -> ReconcileResult | None:
@@ -186,6 +190,7 @@ class Enforcer:
         seen: dict[str, float] = {}
         if self._touched and now >= self._touch_deadline():
             seen, self._touched = self._touched, {}
+            self._event_run = now
         retried = self.retries.take_due(now)
         if retried:  # what a failure blocked comes along
             retried += [rid for rid, state in self.states.items() if state == Status.SKIPPED.value]

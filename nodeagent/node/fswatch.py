@@ -2,6 +2,10 @@
 
 Directories are watched rather than files because an atomic replace (ours or an
 editor's) swaps the inode a file watch would hold.
+
+A file counts as changed when it is whole: written and closed (close-write), renamed into place (moved-to),
+removed, its mode or owner changed, or made as a link. A write still in progress (modify) or a file just
+created (its content follows) is not acted on: the agent would read, and fight, a half-written file.
 """
 
 from __future__ import annotations
@@ -11,10 +15,14 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import (FileAttribEvent, FileClosedEvent, FileCreatedEvent, FileDeletedEvent,
+                             FileModifiedEvent, FileMovedEvent, FileSystemEvent, FileSystemEventHandler)
 from watchdog.observers import Observer
 
 LOG = logging.getLogger(__name__)
+# What inotify is asked for: no opens and reads (the agent's own observe would wake the observer); modify comes
+# with attrib, which watchdog asks for together.
+EVENTS = [FileClosedEvent, FileMovedEvent, FileDeletedEvent, FileCreatedEvent, FileAttribEvent, FileModifiedEvent]
 
 
 class FileObserver(FileSystemEventHandler):
@@ -25,13 +33,13 @@ class FileObserver(FileSystemEventHandler):
         self.on_change = on_change
         self.observer = Observer()
         for directory in sorted({_existing_ancestor(Path(p).parent) for p in self.paths}):
-            self.observer.schedule(self, str(directory), recursive=False)
+            self.observer.schedule(self, str(directory), recursive=False, event_filter=EVENTS)
         self.observer.daemon = True
         self.observer.start()
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type in ("opened", "closed_no_write"):
-            return
+        if event.event_type == "modified" or event.event_type == "created" and not os.path.islink(event.src_path):
+            return  # a write in progress: its close-write says when the file is whole
         for path in (event.src_path, getattr(event, "dest_path", "")):
             path = os.path.normpath(os.fsdecode(path)) if path else ""
             if path in self.paths:

@@ -26,6 +26,7 @@ from nodeagent.wire.protocol import NodeChannel, Refused
 
 LOG = logging.getLogger(__name__)
 WORK_QUEUE = 2000  # pushes and wake-ups waiting for the loop
+TICK = 10.0  # seconds between turns of an idle loop: systemd's watchdog (WatchdogSec=60) fed, refusals summed up
 
 
 def work_queue() -> queue.Queue:
@@ -118,7 +119,7 @@ class Worker:
             if due is not None and now >= due:
                 self.enforcer.run_due()
                 continue
-            wake = min(next_resync, due if due is not None else next_resync, now + 1.0)
+            wake = min(next_resync, due if due is not None else next_resync, now + TICK)
             try:
                 kind, item = self.work.get(timeout=max(0.005, wake - time.monotonic()))
             except queue.Empty:

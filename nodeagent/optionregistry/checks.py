@@ -5,6 +5,10 @@ it does not: types, ranges and choices; the replacement of a renamed or legacy k
 the release a key left or arrives in; the file that does read a misplaced key; plugin
 names the release lacks; ``[keystone_authtoken]``, whose plugin keys it skips. A value
 is shown only for a known, non-secret option that the resource does not mark sensitive.
+
+A key the release does not read may belong to a plugin installed here (``installed``: checked against the
+plugin's own options), and a resource may list sections or keys as ``unchecked``: written as they are, with a
+warning that says so.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import posixpath
 from typing import Any, Iterable
 
 from nodeagent.kit import fields
-from nodeagent.optionregistry import legacy, registry, values
+from nodeagent.optionregistry import installed, legacy, registry, values
 from nodeagent.optionregistry.finding import ERROR, WARNING, Finding
 from nodeagent.optionregistry.registry import Option
 
@@ -98,6 +102,8 @@ class _FileCheck:
         self.series = registry.available()[service]
         sensitive = resource.get("sensitive", ())
         self.sensitive = sensitive if isinstance(sensitive, bool) else set(sensitive or ())
+        unchecked = resource.get("unchecked")
+        self.unchecked = {str(u) for u in unchecked} if isinstance(unchecked, list) else set()
 
     def finding(self, severity: str, section: str, key: str, message: str) -> Finding:
         return Finding(severity, self.id, self.file, section, key, message)
@@ -110,13 +116,22 @@ class _FileCheck:
             return [self.finding(ERROR, "", "", f"{self.service} {self.target} does not read {self.file} at all"
                                  f"{self._other_releases(lambda r: self.file in r.files)}")]
         found: list[Finding] = []
+        skipped: dict[str, int] = {}  # an unchecked mark -> how many keys it let through
         for section, options in (self.resource.get("settings") or {}).items():
             if not isinstance(options, dict):
                 continue
             for key, value in options.items():
+                mark = next((m for m in (f"{section}.{key}", str(section)) if m in self.unchecked), None)
+                if mark is not None:
+                    skipped[mark] = skipped.get(mark, 0) + 1
+                    continue
                 items = value if isinstance(value, list) else [value]
                 found += self.check(str(section), str(key), [fields.scalar_text(v) for v in items])
             found += self._auth_type(str(section), options)
+        for mark, count in sorted(skipped.items()):
+            section, _, key = mark.partition(".")
+            found.append(self.finding(WARNING, section, key, f"not checked: the resource marks it unchecked "
+                                      f"({count} key{'s' if count > 1 else ''} written as given)"))
         absent = self.resource.get("absent")
         for section, keys in (absent.items() if isinstance(absent, dict) else ()):
             for key in (keys if isinstance(keys, list) else ()):
@@ -139,16 +154,31 @@ class _FileCheck:
         release = self.release
         option = release.option(self.file, section, key)
         found = []
+        reader = f"{self.service} {self.target}"
         if option is None:
-            option = release.renamed(self.file, section, key)
-            if option is None:
-                return [self.unknown(section, key)]
-            found.append(self.finding(WARNING, section, key, f"deprecated name: write [{option.section}] "
-                                      f"{option.name} (the name {self.service} {self.target} reads)"))
+            option, alias = release.renamed(self.file, section, key), True
+            if option is None:  # perhaps a plugin's, installed here but not in the registry's data
+                option, alias = installed.find(section, key) or (None, False)
+                if option is None:
+                    return [self.unknown(section, key)]
+                reader = f"the installed namespace {option.namespace}"
+            if alias:
+                found.append(self.finding(WARNING, section, key, f"deprecated name: write [{option.section}] "
+                                          f"{option.name} (the name {reader} reads)"))
         if option.for_removal:
             since = f" since {option.since}" if option.since else ""
             why = f": {option.reason}" if option.reason else ""
             found.append(self.finding(WARNING, section, key, f"deprecated for removal{since}{why}"))
+        found += self._values(option, section, key, written)
+        group = PLUGIN_OPTIONS.get((self.service, option.section, option.name))
+        if group:
+            found += [self.finding(severity, section, key, message)
+                      for text in written for severity, message in self._plugins(group, option, text)]
+        return found
+
+    def _values(self, option: Option, section: str, key: str, written: list[str]) -> list[Finding]:
+        """The values written against the option's type, bounds and choices."""
+        found = []
         if len(written) > 1 and not option.multi:
             found.append(self.finding(ERROR, section, key, f"written {len(written)} times, but it takes one value "
                                       "(the service reads only the last; a list is one comma-separated value)"))
@@ -156,10 +186,6 @@ class _FileCheck:
             problem = values.problem(option, text)
             if problem:
                 found.append(self.finding(ERROR, section, key, f"{self._shown(option, section, key, text)}{problem}"))
-        group = PLUGIN_OPTIONS.get((self.service, option.section, option.name))
-        if group:
-            found += [self.finding(severity, section, key, message)
-                      for text in written for severity, message in self._plugins(group, option, text)]
         return found
 
     def unknown(self, section: str, key: str) -> Finding:
@@ -210,7 +236,7 @@ class _FileCheck:
         classes = {value.replace(":", ".") for value in offered.values()}
         problems = []
         for name in filter(None, names):
-            if name in offered or name in classes:
+            if name in offered or name in classes or name in installed.plugin_names(group):
                 continue
             gone = self._other_releases(lambda r: name in r.plugin_names(group) or name in {
                 v.replace(":", ".") for v in r.plugin_names(group).values()})

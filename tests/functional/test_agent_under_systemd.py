@@ -49,7 +49,7 @@ def test_the_agent_runs_as_a_notify_service_with_its_hardening(tmp_path):
         assert values["WatchdogUSec"] == "1min"
         assert (fleet.directory / "node-u/root/etc/neutron/dnsmasq-neutron.conf").exists()
         # Still running well after its start, not merely not dead yet: systemd saw its main loop feed the
-        # watchdog again (at least once a second), twice.
+        # watchdog again (every 10 s, worker.TICK), twice.
         pings = [watchdog_fed(systemd)]
         for _ in range(2):
             pings.append(wait_until(lambda: (now := watchdog_fed(systemd)) != pings[-1] and now, 30, "a watchdog ping"))

@@ -190,3 +190,15 @@ def test_nodeagent_status_shows_the_local_view(fleet):
     assert rows["neutron-conf"]["Last drift"]["state"] == "corrected"
     generation = fleet.ctl("node", "list", "-f", "value", "-c", "Generation").stdout.split("/")[0].strip()
     assert f"drift1: generation {generation}, mode enforce" in summary
+
+
+def test_a_file_is_put_back_once_whole_never_while_half_written(fleet):
+    ml2 = root(fleet) / "etc/neutron/plugins/ml2/ml2_conf.ini"
+    wait_until(lambda: "type_drivers = gre" in ml2.read_text(), timeout=10)
+    with open(ml2, "w") as writer:  # a tool writing the file in place, slowly
+        writer.write("[ml2]\ntype_dri")
+        writer.flush()
+        time.sleep(2)  # twenty debounces: the agent heard the writes, and leaves the file to its writer
+        assert ml2.read_text() == "[ml2]\ntype_dri"
+        writer.write("vers = vlan\n")
+    wait_until(lambda: "type_drivers = gre" in ml2.read_text(), timeout=10)  # closed, whole: put back

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import yaml
 
@@ -107,3 +111,84 @@ def test_a_role_change_adding_a_dead_key_is_blocked_before_the_push(tmp_path):
         assert json.loads(fleet.ctl("lint", "--role", "legacy", "-f", "json").stdout) == []
     finally:
         fleet.close()
+
+
+MANY_ERRORS = {"node": "n1", "openstack_release": "2025.2", "resources": [
+    {"id": "neutron-conf", "driver": "ini", "path": "/etc/neutron/neutron.conf",
+     "settings": {"DEFAULT": {"core_plugn": "ml2", "auth_uri": "x", "use_namespaces": True, "service_plugin": "router",
+                              "rpc_backend": "rabbit", "nova_admin_username": "x", "verbose": True},
+                  "vendor_ml2": {"some_key": 1}}}]}
+
+
+def test_a_refused_apply_prints_every_error_on_its_own_line_as_lint_does(root, tmp_path):
+    state = write(tmp_path / "many.yaml", MANY_ERRORS)
+    listed = json.loads(run_cli("lint", state, "-f", "json").stdout)
+    errors = [f"error: resource '{r['Resource']}' {r['File']} [{r['Section']}] {r['Key']}: {r['Message']}"
+              for r in listed if r["Severity"] == "error"]
+    assert len(errors) == 8 and sum(map(len, errors)) > 1000
+    for command in ("plan", "apply"):
+        done = run_cli(command, state, "--root", str(root))
+        assert done.returncode == 1
+        lines = done.stderr.splitlines()
+        assert lines[0] == "8 option error(s) for OpenStack 2025.2, nothing was changed:"
+        assert [line.strip() for line in lines[1:9]] == errors
+        assert "\\n" not in done.stderr and "characters)" not in done.stderr
+        assert list(root.iterdir()) == []
+
+
+ACME_OPTS = '''
+from oslo_config import cfg
+
+
+def list_opts():
+    return [("ml2_acme", [cfg.StrOpt("controller_url"), cfg.IntOpt("timeout", min=1, deprecated_name="wait"),
+                          cfg.StrOpt("password", secret=True)])]
+'''
+ACME_ENTRY_POINTS = """[oslo.config.opts]
+networking_acme = networking_acme.opts:list_opts
+
+[neutron.ml2.mechanism_drivers]
+acme = networking_acme.driver:AcmeMechanismDriver
+"""
+
+
+def acme_installed(site) -> dict[str, str]:
+    """A vendor's ML2 plugin installed in ``site`` (a package and its dist-info, as pip leaves them); the
+    environment that puts it on a command's path."""
+    (site / "networking_acme").mkdir(parents=True)
+    (site / "networking_acme/__init__.py").write_text("")
+    (site / "networking_acme/opts.py").write_text(ACME_OPTS)
+    info = site / "networking_acme-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: networking-acme\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(ACME_ENTRY_POINTS)
+    return {**os.environ, "PYTHONPATH": str(site)}
+
+
+def test_an_installed_plugins_options_are_learned_from_its_entry_points(root, tmp_path):
+    document = {"node": "n1", "openstack_release": "2025.2", "resources": [
+        {"id": "ml2", "driver": "ini", "path": "/etc/neutron/plugins/ml2/ml2_conf.ini",
+         "settings": {"ml2": {"mechanism_drivers": "openvswitch,acme"},
+                      "ml2_acme": {"controller_url": "https://acme.example", "password": "acme-s3cret"}},
+         "sensitive": ["ml2_acme.password"]}]}
+    state = write(tmp_path / "acme.yaml", document)
+    nodeagent = str(Path(sys.executable).parent / "nodeagent")
+    without = run_cli("lint", state, "-f", "json")
+    assert without.returncode == 1 and {(r["Section"], r["Key"]) for r in json.loads(without.stdout)} == {
+        ("ml2", "mechanism_drivers"), ("ml2_acme", "controller_url"), ("ml2_acme", "password")}
+    env = acme_installed(tmp_path / "site")
+    learned = subprocess.run([nodeagent, "lint", state, "-f", "json"], capture_output=True, text=True, env=env)
+    assert learned.returncode == 0 and json.loads(learned.stdout) == [], learned.stdout + learned.stderr
+    applied = subprocess.run([nodeagent, "apply", state, "--root", str(root)], capture_output=True, text=True,
+                             env=env)
+    assert applied.returncode == 0, applied.stderr
+    assert "controller_url = https://acme.example" in (root / "etc/neutron/plugins/ml2/ml2_conf.ini").read_text()
+    # The plugin's own types, bounds and deprecated names hold; its secrets stay hidden.
+    document["resources"][0]["settings"]["ml2_acme"] |= {"wait": "0", "bogus": "1"}
+    checked = subprocess.run([nodeagent, "lint", write(tmp_path / "acme2.yaml", document), "-f", "json"],
+                             capture_output=True, text=True, env=env)
+    found = {(r["Severity"], r["Key"]): r["Message"] for r in json.loads(checked.stdout)}
+    assert set(found) == {("warning", "wait"), ("error", "wait"), ("error", "bogus")}, found
+    assert "write [ml2_acme] timeout" in found[("warning", "wait")]
+    assert "out of range: must be >= 1" in found[("error", "wait")]
+    assert "acme-s3cret" not in checked.stdout + checked.stderr + applied.stdout + applied.stderr

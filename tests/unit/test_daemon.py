@@ -25,6 +25,18 @@ def test_signals_are_read_as_values_in_the_order_they_came():
     assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL
 
 
+def test_a_wake_from_another_thread_ends_a_wait_with_no_signal_and_is_harmless_after_close():
+    signals = Signals(signal.SIGUSR2)
+    try:
+        threading.Timer(0.2, signals.wake).start()
+        assert signals.wait() is None  # no timeout: only the wake ends it
+        os.kill(os.getpid(), signal.SIGUSR2)
+        assert signals.wait(timeout=5) == signal.SIGUSR2  # signals still read after a wake
+    finally:
+        signals.close()
+    signals.wake()  # the agent's stop may come after the process closed its signals: nothing is written
+
+
 def test_a_signal_to_a_forked_child_is_not_the_parents():
     """pyroute2's namespace helper is a fork of the agent; its parent stops it with SIGTERM."""
     signals = Signals(signal.SIGUSR1)

@@ -1,5 +1,5 @@
-"""The enforcer's debounce and deferral: a touch delivered by the watch hub wakes the agent's loop and is due
-``debounce`` after it (never later than MAX_DEBOUNCE after the first, see test_enforcer.py), and a backed-off
+"""The enforcer's debounce and deferral: a touch delivered by the watch hub wakes the agent's loop and is due at
+once (what follows within ``debounce`` waits for quiet, see test_enforcer.py), and a backed-off
 resource waits for its backoff. Through the enforcer's public calls on a real engine and a scratch root."""
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ def test_nothing_touched_nothing_due(registry, root, tmp_path):
     assert watched.due_at() is None and watched.run_due() is None
 
 
-def test_a_touch_from_the_hub_wakes_the_loop_and_is_due_debounce_after_it(registry, root, tmp_path):
+def test_a_touch_from_the_hub_wakes_the_loop_and_is_due_at_once(registry, root, tmp_path):
     watched = enforcer(registry, root, tmp_path, 0.2)
     now = time.monotonic()
     watched.hub.deliver(Touch(("a",), at=time.time(), clock=now))  # as a listener thread hands it over
     assert watched.inbox.get_nowait() == ("touch", None)
-    assert watched.due_at() == now + 0.2
+    assert watched.due_at() == now
 
 
 def test_a_backed_off_resource_is_deferred_until_its_backoff_ends(registry, root, tmp_path):

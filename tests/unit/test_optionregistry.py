@@ -208,3 +208,34 @@ def test_the_document_names_its_release():
          "settings": {"vxlan": {"enable_vxlan": True}}}]}
     assert lint_document(document) == []
     assert only(lint_document(document, "2025.2")).is_error
+
+
+def test_unchecked_sections_and_keys_are_written_with_one_warning_each():
+    from nodeagent.document.model import parse_document
+    from nodeagent.document.registry import DriverRegistry
+
+    resource = {"id": "ml2", "driver": "ini", "path": "/etc/neutron/plugins/ml2/ml2_conf.ini",
+                "settings": {"ml2_vendor": {"url": "x", "retries": "3"}, "ml2": {"type_drivers": "vxlan",
+                                                                              "vendor_flag": "on"}},
+                "unchecked": ["ml2_vendor", "ml2.vendor_flag"]}
+    document = parse_document({"node": "n1", "resources": [resource]}, DriverRegistry.from_entry_points())
+    found = lint_document(document, "2025.2")
+    assert [(f.severity, f.section, f.key) for f in found] == [("warning", "ml2", "vendor_flag"),
+                                                               ("warning", "ml2_vendor", "")]
+    assert "2 keys written as given" in found[1].message
+    # Without the marks, the same keys are errors.
+    del resource["unchecked"]
+    assert {(f.severity, f.section, f.key) for f in lint_resources([resource], "2025.2")} == {
+        ("error", "ml2_vendor", "url"), ("error", "ml2_vendor", "retries"), ("error", "ml2", "vendor_flag")}
+
+
+@pytest.mark.parametrize("marks", [["ml2_vendr"], ["ml2.nothing"], "ml2", [3]])
+def test_an_unchecked_mark_must_name_what_the_resource_writes(marks):
+    from nodeagent.document.model import parse_document
+    from nodeagent.document.registry import DriverRegistry
+    from nodeagent.kit.errors import InvalidResource
+
+    resource = {"id": "ml2", "driver": "ini", "path": "/etc/neutron/plugins/ml2/ml2_conf.ini",
+                "settings": {"ml2_vendor": {"url": "x"}, "ml2": {"type_drivers": "vxlan"}}, "unchecked": marks}
+    with pytest.raises(InvalidResource, match="resource 'ml2': field 'unchecked'"):
+        parse_document({"node": "n1", "resources": [resource]}, DriverRegistry.from_entry_points())
