@@ -181,6 +181,8 @@ class Status(Lister):
         except (ValueError, Malformed) as exc:
             raise Unavailable(f"{path}: {exc}") from None
         self.app.stderr.write(f"{view.node}: generation {view.generation}, mode {view.mode}, {view.counted()}\n")
+        for source, how in view.attribution.items():  # whether a drift can name who made it
+            self.app.stderr.write(f"{source} changes heard by {how}\n")
         last = view.last_drift()
         structured = parsed_args.formatter in ("json", "yaml")
         rows = []

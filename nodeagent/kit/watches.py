@@ -61,8 +61,10 @@ Watch = Union[File, Link, Netconf, Row, Poll]
 @dataclass(frozen=True)
 class Touch:
     """What the hub hands the enforcer: these resources may have changed; an event said so at ``at``
-    (wall clock, for the drift record) and ``clock`` (monotonic, for the debounce)."""
+    (wall clock, for the drift record) and ``clock`` (monotonic, for the debounce); ``by``: who made the
+    change, where the source can tell (a ``wire.messages.Writer``; fanotify can, inotify and netlink cannot)."""
 
     resources: tuple[str, ...]
     at: float
     clock: float
+    by: object | None = None

@@ -62,6 +62,20 @@ daemon_opts = [
     cfg.FloatOpt("drift_contested_window", default=60, min=1, help="Seconds, see drift_contested_count."),
     cfg.FloatOpt("drift_backoff", default=30, min=1,
                  help="First backoff of a contested resource in seconds; doubles each time, up to an hour."),
+    cfg.StrOpt("file_watch", default="auto", choices=("auto", "fanotify", "inotify"),
+               help="How file changes are heard. fanotify names the process that made each change (its command "
+                    "line, unit, login user and parents: the 'by' of a drift) and needs CAP_SYS_ADMIN; inotify "
+                    "names nobody. auto: fanotify where the agent may have it, else inotify ('nodeagent status' "
+                    "says which)."),
+    cfg.ListOpt("drift_ignore_from", default=[],
+                help="Writers whose changes are expected: recorded as drift 'ignored', not corrected, until "
+                     "the next document. Each entry a systemd unit (apt-daily.service), an executable's path "
+                     "(/usr/bin/dpkg) or name (dpkg); a name also matches the writer's parents. Needs writers "
+                     "named (file_watch)."),
+    cfg.ListOpt("drift_contest_from", default=[],
+                help="Writers that manage the same things (another configuration tool): their first change "
+                     "makes the resource contested at once (not corrected; backed off, see drift_backoff). "
+                     "Entries as in drift_ignore_from."),
     cfg.StrOpt("metrics_address", default="",
                help="host:port for Prometheus metrics (empty: none), e.g. 127.0.0.1:9180."),
 ]

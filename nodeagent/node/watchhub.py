@@ -17,7 +17,7 @@ from collections import defaultdict
 from typing import Any, Callable, Iterable
 
 from nodeagent.kit import netlink, ovsdb
-from nodeagent.node import fswatch
+from nodeagent.node import fanwatch, fswatch
 from nodeagent.kit.watches import File, Link, Netconf, Poll, Row, Touch, Watch
 
 LOG = logging.getLogger(__name__)
@@ -31,12 +31,15 @@ class WatchHub:
     """
 
     def __init__(self, deliver: Callable[[Touch], None], interfaces_changed: Callable[[], None] | None = None,
-                 netns: str | None = None):
+                 netns: str | None = None, file_watch: str = "auto"):
         """``interfaces_changed``: also told of every link and address change in the node's own namespace
-        ``netns`` (its facts), whatever the resources declare."""
+        ``netns`` (its facts), whatever the resources declare. ``file_watch``: ``fanotify`` (names who wrote),
+        ``inotify``, or ``auto`` (fanotify where the agent may have it)."""
         self.deliver = deliver
         self.interfaces_changed = interfaces_changed
         self.netns = netns
+        self.file_watch = file_watch
+        self.files_by = "not watching files yet"  # how file changes are heard, for 'nodeagent status'
         self._running: dict[tuple[str, Any], tuple[Any, Any]] = {}  # source -> (what it watches, listener)
 
     @property
@@ -78,8 +81,7 @@ class WatchHub:
                     polls[watch.interval].append(resource_id)
         wanted: dict[tuple[str, Any], tuple[Any, Callable[[], Any]]] = {}
         if files:
-            wanted[("files", None)] = (_plain(files), lambda files=dict(files): fswatch.FileObserver(
-                files, lambda path: self.touch(files.get(path, ()))))
+            wanted[("files", None)] = (_plain(files), lambda files=dict(files): self._file_observer(files))
         for netns, names in links.items():
             wanted[("links", netns)] = ((_plain(names), sorted(netconf[netns])), lambda netns=netns, names=names: (
                 netlink.LinkListener(netns, lambda changed: self._links_changed(netns, names, changed),
@@ -100,16 +102,31 @@ class WatchHub:
         except Exception as exc:  # the periodic resync still covers what this listener would have heard
             LOG.warning("cannot watch %s %s: %s", source[0], source[1] or "on this node", exc)
 
+    def _file_observer(self, files: dict[str, list[str]]) -> Any:
+        """fanotify where asked or possible (it names the writer), else inotify; ``files_by`` says which."""
+        if self.file_watch in ("auto", "fanotify"):
+            try:
+                observer = fanwatch.FanotifyObserver(files, lambda path, by: self.touch(files.get(path, ()), by))
+                self.files_by = "fanotify (writers named)"
+                return observer
+            except OSError as exc:
+                if self.file_watch == "fanotify":
+                    raise
+                self.files_by = f"inotify (writers not named: fanotify unavailable: {exc.strerror or exc})"
+        else:
+            self.files_by = "inotify (writers not named: file_watch = inotify)"
+        return fswatch.FileObserver(files, lambda path: self.touch(files.get(path, ())))
+
     def _links_changed(self, netns: str | None, names: dict[str, list[str]], changed: set[str]) -> None:
         if netns == self.netns and self.interfaces_changed is not None:
             self.interfaces_changed()
         self.touch(r for name in changed for r in names.get(name, ()))
 
-    def touch(self, resources: Iterable[str]) -> None:
-        """Called from the listeners' threads: these resources may have changed."""
+    def touch(self, resources: Iterable[str], by: Any = None) -> None:
+        """Called from the listeners' threads: these resources may have changed (``by``: a Writer, or None)."""
         touched = tuple(sorted(set(resources)))
         if touched:
-            self.deliver(Touch(touched, time.time(), time.monotonic()))
+            self.deliver(Touch(touched, time.time(), time.monotonic(), by))
 
     def stop(self) -> None:
         running, self._running = self._running, {}

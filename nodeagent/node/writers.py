@@ -1,0 +1,107 @@
+"""Who a process is, read from ``/proc`` at once when fanotify names it: the ``by`` of a drift.
+
+Read in the listener's thread as soon as the event is read, because a writer such as
+``echo >> file`` is gone a moment later. What is read: the command line, the executable,
+the systemd unit (the last ``*.service``/``*.scope``... of its cgroup path), the login user
+(``loginuid``, the user who logged in, even after ``sudo``; else the uid) and its parents,
+nearest first, up to the top process of its unit.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import select
+import shlex
+
+from nodeagent.wire.messages import Writer
+
+UNIT_SUFFIXES = (".service", ".scope", ".socket", ".timer", ".mount", ".swap", ".path")
+NO_LOGIN = 4294967295  # (uid_t) -1: the process has no login session (a service, or a test run)
+MAX_PARENTS = 8
+
+
+def describe(pid: int, pidfd: int | None = None) -> Writer:
+    """The process ``pid``; ``pidfd`` (from the event, or None) says whether it was still there to read.
+
+    A pidfd of ``FAN_NOPIDFD`` (negative) means the kernel found the process reaped when the event was read:
+    ``/proc/PID`` then is gone or, rarely, another process's, so only the pid is told.
+    """
+    if pidfd is not None and pidfd < 0:
+        return Writer(pid=pid, exited=True)
+    process = _read(pid)
+    if process is None:
+        return Writer(pid=pid, exited=True)
+    # A zombie (exited, not yet reaped by its parent) still tells its name, unit, user and parents.
+    exited = not process["command"] and (pidfd is None or _ended(pidfd))
+    parents = []
+    ppid = process["ppid"]
+    while ppid > 1 and len(parents) < MAX_PARENTS:
+        parent = _read(ppid)
+        if parent is None or (process["unit"] and parent["unit"] != process["unit"]):
+            break  # the top of the writer's unit: its parent is the service manager
+        parents.append(f"{parent['name']}[{ppid}]")
+        ppid = parent["ppid"]
+    return Writer(pid=pid, command=(process["command"] or process["name"])[:1024], executable=process["executable"],
+                  unit=process["unit"], user=process["user"], parents=tuple(parents), exited=exited)
+
+
+def _read(pid: int) -> dict | None:
+    try:
+        stat = _text(f"/proc/{pid}/stat")
+        raw = _bytes(f"/proc/{pid}/cmdline")
+        cgroup = _text(f"/proc/{pid}/cgroup")
+    except (OSError, ValueError):
+        return None
+    try:
+        executable = os.readlink(f"/proc/{pid}/exe")
+    except OSError:  # a kernel thread, a zombie, or another user's process seen without the capability
+        executable = None
+    return {"ppid": _ppid(stat), "name": stat[stat.index("(") + 1:stat.rindex(")")],
+            "command": shlex.join(os.fsdecode(a) for a in raw.rstrip(b"\0").split(b"\0")) if raw else "",
+            "executable": executable, "unit": unit_of(cgroup), "user": _user(pid)}
+
+
+def unit_of(cgroup: str) -> str | None:
+    """The systemd unit in ``/proc/PID/cgroup``: the name=systemd hierarchy's path, else the unified one's."""
+    paths = {}
+    for line in cgroup.splitlines():
+        _, controllers, path = line.split(":", 2)
+        paths[controllers] = path
+    path = paths.get("name=systemd") or paths.get("") or ""
+    units = [part for part in path.split("/") if part.endswith(UNIT_SUFFIXES)]
+    return units[-1] if units else None
+
+
+def _user(pid: int) -> str | None:
+    try:
+        uid = int(_text(f"/proc/{pid}/loginuid"))
+    except (OSError, ValueError):
+        uid = NO_LOGIN
+    if uid == NO_LOGIN:
+        try:
+            uid = os.stat(f"/proc/{pid}").st_uid
+        except OSError:
+            return None
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _ended(pidfd: int) -> bool:
+    """The process behind a pidfd has exited (a pidfd polls readable then)."""
+    return bool(select.select([pidfd], [], [], 0)[0])
+
+
+def _ppid(stat: str) -> int:
+    return int(stat[stat.rindex(")") + 2:].split()[1])
+
+
+def _text(path: str) -> str:
+    return _bytes(path).decode(errors="replace")
+
+
+def _bytes(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read()
