@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from nodeagent.kit import fanotify
-from nodeagent.node import writers
+from nodeagent.node import processlog, writers
 from nodeagent.node.fswatch import _existing_ancestor
 from nodeagent.wire.messages import Writer
 
@@ -42,6 +42,7 @@ class FanotifyObserver:
             raise
         # pid -> (when, who): a process read while alive stays named by its later events, read after it exited.
         self._recent: dict[int, tuple[float, Writer]] = {}
+        self.log = processlog.hold(writers.read_process)
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._run, name="fanotify", daemon=True)
         self._thread.start()
@@ -78,7 +79,7 @@ class FanotifyObserver:
         known = self._recent.get(event.pid)
         if known is not None and now - known[0] < REMEMBERED:
             return known[1]
-        writer = writers.describe(event.pid, event.pidfd)
+        writer = writers.describe(event.pid, event.pidfd, self.log)
         self._recent = {pid: seen for pid, seen in self._recent.items() if now - seen[0] < REMEMBERED}
         self._recent[event.pid] = (now, writer)
         return writer
@@ -88,3 +89,4 @@ class FanotifyObserver:
         self._thread.join(5)
         for fd in (self._wake_r, self._wake_w, self.group.fd):
             os.close(fd)
+        processlog.release(self.log)

@@ -9,11 +9,13 @@ nearest first, up to the top process of its unit.
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 import select
 import shlex
 
+from nodeagent.node.processlog import ProcessLog
 from nodeagent.wire.messages import Writer
 
 UNIT_SUFFIXES = (".service", ".scope", ".socket", ".timer", ".mount", ".swap", ".path")
@@ -21,32 +23,60 @@ NO_LOGIN = 4294967295  # (uid_t) -1: the process has no login session (a service
 MAX_PARENTS = 8
 
 
-def describe(pid: int, pidfd: int | None = None) -> Writer:
+def describe(pid: int, pidfd: int | None = None, log: ProcessLog | None = None) -> Writer:
     """The process ``pid``; ``pidfd`` (from the event, or None) says whether it was still there to read.
 
     A pidfd of ``FAN_NOPIDFD`` (negative) means the kernel found the process reaped when the event was read:
-    ``/proc/PID`` then is gone or, rarely, another process's, so only the pid is told.
+    ``/proc/PID`` then is gone or, rarely, another process's. What the process ``log`` saw of it then
+    (its command line at exec, its parent at exit) is told, marked ``exited``.
     """
-    if pidfd is not None and pidfd < 0:
-        return Writer(pid=pid, exited=True)
-    process = _read(pid)
-    if process is None:
-        return Writer(pid=pid, exited=True)
+    process = read_process(pid) if pidfd is None or pidfd >= 0 else None
+    if process is None or not process["command"]:  # reaped, or a zombie: what the log saw of it is more
+        gone = _gone(pid, log)
+        if process is None or gone.command:
+            return gone
     # A zombie (exited, not yet reaped by its parent) still tells its name, unit, user and parents.
     exited = not process["command"] and (pidfd is None or _ended(pidfd))
-    parents = []
-    ppid = process["ppid"]
+    return Writer(pid=pid, command=(process["command"] or process["name"])[:1024], executable=process["executable"],
+                  unit=process["unit"], user=process["user"], parents=_chain(process["ppid"], process["unit"]),
+                  exited=exited)
+
+
+def _gone(pid: int, log: ProcessLog | None) -> Writer:
+    """A writer already reaped: what the process log saw of it, and its parents (usually still there)."""
+    seen = log.lookup(pid) if log is not None else None
+    if not seen:
+        return Writer(pid=pid, exited=True)
+    parent = seen.get("parent") or seen.get("ppid") or 0
+    above = read_process(parent) if parent > 1 else None
+    unit = seen.get("unit") or (above and above["unit"])
+    return Writer(pid=pid, command=(seen.get("command") or "")[:1024] or None, executable=seen.get("executable"),
+                  unit=unit, user=seen.get("user") or (above and above["user"]), parents=_chain(parent, unit, log),
+                  exited=True)
+
+
+def _chain(ppid: int, unit: str | None, log: ProcessLog | None = None) -> tuple[str, ...]:
+    """``name[pid]`` of each parent from ``ppid`` up, nearest first, until the top of ``unit``; a parent
+    already gone too (``sh -c 'cp ... && mv ...'``) as the process log saw it."""
+    parents: list[str] = []
     while ppid > 1 and len(parents) < MAX_PARENTS:
-        parent = _read(ppid)
-        if parent is None or (process["unit"] and parent["unit"] != process["unit"]):
+        parent = read_process(ppid)
+        if parent is None and log is not None:
+            parent = log.lookup(ppid)
+            if parent is not None and "name" in parent:
+                parent["ppid"] = parent.get("parent") or parent["ppid"]
+            else:
+                parent = None
+        if parent is None or (unit and parent.get("unit") != unit):
             break  # the top of the writer's unit: its parent is the service manager
         parents.append(f"{parent['name']}[{ppid}]")
         ppid = parent["ppid"]
-    return Writer(pid=pid, command=(process["command"] or process["name"])[:1024], executable=process["executable"],
-                  unit=process["unit"], user=process["user"], parents=tuple(parents), exited=exited)
+    return tuple(parents)
 
 
-def _read(pid: int) -> dict | None:
+def read_process(pid: int) -> dict | None:
+    """What /proc/PID says of a process (None when it is gone): its parent, name, command line, executable,
+    unit and user."""
     try:
         stat = _text(f"/proc/{pid}/stat")
         raw = _bytes(f"/proc/{pid}/cmdline")
@@ -74,6 +104,7 @@ def unit_of(cgroup: str) -> str | None:
 
 
 def _user(pid: int) -> str | None:
+    """The login user's name (``loginuid``), else the owner's; a number where no name is known."""
     try:
         uid = int(_text(f"/proc/{pid}/loginuid"))
     except (OSError, ValueError):
@@ -83,6 +114,11 @@ def _user(pid: int) -> str | None:
             uid = os.stat(f"/proc/{pid}").st_uid
         except OSError:
             return None
+    return _name(uid)
+
+
+@functools.lru_cache(maxsize=64)
+def _name(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
