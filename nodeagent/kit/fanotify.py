@@ -13,6 +13,7 @@ Needs CAP_SYS_ADMIN (``FAN_REPORT_DFID_NAME`` and ``FAN_REPORT_PIDFD`` groups ar
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import struct
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ CHANGES = FAN_MODIFY | FAN_ATTRIB | FAN_CLOSE_WRITE | FAN_MOVED_FROM | FAN_MOVED
 INFO_DFID_NAME, INFO_PIDFD = 2, 4
 FAN_NOPIDFD, FAN_EPIDFD = -1, -2  # the process was already gone (reaped) when the event was read; an error
 AT_FDCWD = -100
+AT_HANDLE_FID = 0x200  # Linux 6.5
 MAX_HANDLE_SZ = 128
 
 _METADATA = struct.Struct("=IBBHQiI")  # event_len, vers, reserved, metadata_len, mask, fd, pid
@@ -118,7 +120,10 @@ def handle(path: str) -> bytes:
     buffer = ctypes.create_string_buffer(_HANDLE.pack(MAX_HANDLE_SZ, 0) + bytes(MAX_HANDLE_SZ))
     mount_id = ctypes.c_int()
     if _libc.name_to_handle_at(AT_FDCWD, os.fsencode(path), buffer, ctypes.byref(mount_id), 0) < 0:
-        raise _error(f"name_to_handle_at {path}")
+        # A filesystem with no file handles to open by (/proc/sys): the identifier fanotify reports instead.
+        if ctypes.get_errno() != errno.EOPNOTSUPP or _libc.name_to_handle_at(
+                AT_FDCWD, os.fsencode(path), buffer, ctypes.byref(mount_id), AT_HANDLE_FID) < 0:
+            raise _error(f"name_to_handle_at {path}")
     size, handle_type = _HANDLE.unpack_from(buffer.raw)
     return struct.pack("=i", handle_type) + buffer.raw[_HANDLE.size:_HANDLE.size + size]
 

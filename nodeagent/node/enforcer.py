@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from nodeagent.kit import files
 from nodeagent.process.daemon import sd_notify
+from nodeagent.node import attribution
 from nodeagent.node.drift import DriftGuard, is_drift
 from nodeagent.node.driftpolicy import CONTEST, IGNORE, WriterPolicy
 from nodeagent.node.engine import Engine
@@ -104,6 +105,7 @@ class Enforcer:
         self._status_error: int | None = None
         self._writers: dict[str, Writer] = {}  # id -> who made its latest change, until a reconcile looks
         self._held: dict[str, str] = {}  # id -> ignore / contest: its writer is one the policy names
+        self._kinds: dict[str, set[type]] = {}  # id -> the kinds of watch its driver declared
 
     # -- documents -------------------------------------------------------------------------------
     def apply_document(self, document: Document, trigger: str) -> ReconcileResult:
@@ -131,6 +133,7 @@ class Enforcer:
                                                                                           self.engine.ctx)
             except Exception as exc:  # the periodic resync still covers what this watch would have
                 LOG.warning("cannot watch resource '%s': %s", resource.id, exc)
+        self._kinds = {rid: {type(watch) for watch in watches} for rid, watches in declared.items()}
         self.hub.watch(declared)
 
     def stop_watches(self) -> None:
@@ -163,7 +166,7 @@ class Enforcer:
                 verdict = self.pacing.writers.verdict(touch.by)
                 if verdict:
                     self._held[resource_id] = verdict
-                else:
+                else:  # someone else wrote after the expected writer: theirs is corrected
                     self._held.pop(resource_id, None)
 
     def due_at(self) -> float | None:
@@ -266,7 +269,7 @@ class Enforcer:
     def _record_drift(self, result: ReconcileResult, seen: dict[str, float], finished: set[str]) -> None:
         now = time.monotonic()
         for item in result.resources:
-            by, held = self._scrubbed(self._writers.pop(item.id, None)), self._held.get(item.id)
+            by, held = self._writer_of(item.id), self._held.get(item.id)
             if not is_drift(item) or item.id in finished or item.id in self._unapplied:
                 self._standing.pop(item.id, None)
                 self._held.pop(item.id, None)
@@ -290,16 +293,20 @@ class Enforcer:
             LOG.warning("drift %s", event.describe())
             self.recent_drift.append(event)
             self.metrics.drift_events.labels(item.driver, event.state).inc()
-            self.metrics.drift_by_unit.labels((by.unit or "") if by else "").inc()
+            self.metrics.drift_by_unit.labels(by.unit or "").inc()
             self.outlet.record(f"drift.{event.state}", event.describe(), event)
             payload = event.to_dict()
             self.outlet.notify("nodeagent.drift.detected", payload)
             if event.state in ("corrected", "contested"):
                 self.outlet.notify(f"nodeagent.drift.{event.state}", payload)
 
-    def _scrubbed(self, by: Writer | None) -> Writer | None:
-        """A writer whose command line may carry a secret (the document's, or a new one it set): masked."""
-        if by is None or not by.command:
+    def _writer_of(self, resource_id: str) -> Writer:
+        """Who made the change an event announced for the resource (the command line masked: it may carry a
+        secret, the document's or a new one), or why that is unknown."""
+        by = self._writers.pop(resource_id, None)
+        if by is None:
+            return attribution.unknown(self._kinds.get(resource_id, set()), self.hub.files_by)
+        if not by.command:
             return by
         secrets = [secret for resource in self.document.resources for secret in resource.secrets]
         return dataclasses.replace(by, command=scrub_command(by.command, secrets))
@@ -330,7 +337,7 @@ class Enforcer:
                                        backed_off=self.guard.backed_off(resource.id, time.monotonic()))
                           for resource in (self.document.resources if self.document is not None else ()))
         view = LocalView(node=self.host, resources=resources, drift=tuple(self.recent_drift),
-                         attribution={"files": self.hub.files_by},
+                         attribution={"files": self.hub.files_by, "network": attribution.network_line()},
                          **AgentStatus.from_dict(status).__dict__)
         try:
             files.write_private(self.outlet.state_dir / "status.json", json.dumps(view.to_dict(), indent=1).encode(),

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from nodeagent.kit import fanotify
+from nodeagent.kit.context import Context
 from nodeagent.node import processlog, writers
 from nodeagent.node.fswatch import _existing_ancestor
 from nodeagent.wire.messages import Writer
@@ -26,17 +27,23 @@ LOG = logging.getLogger(__name__)
 REMEMBERED = 5.0  # seconds a writer's description serves its later events (a pid is not reused that soon)
 
 
+def sysctl_path(key: str) -> str:
+    """``net.ipv4.ip_forward`` -> ``/proc/sys/net/ipv4/ip_forward``."""
+    return "/proc/sys/" + key.replace(".", "/")
+
+
 class FanotifyObserver:
     """Calls ``on_change(path, by)`` when one of ``paths`` is written, replaced or removed; ``by`` is None
     for the agent's own writes. Raises ``OSError`` where fanotify cannot be had (no CAP_SYS_ADMIN)."""
 
-    def __init__(self, paths: Iterable[Path], on_change: Callable[[str, Writer | None], None]):
+    def __init__(self, paths: Iterable[Path], on_change: Callable[[str, Writer | None], None],
+                 netns: str | None = None):
+        """``netns``: the paths are seen from that network namespace (``/proc/sys/net`` is its own there)."""
         self.paths = {os.path.normpath(p) for p in paths}
         self.on_change = on_change
         self.group = fanotify.Fanotify()
         try:
-            for directory in sorted({_existing_ancestor(Path(p).parent) for p in self.paths}):
-                self.group.mark(str(directory))
+            Context(netns=netns).in_netns(self._mark)
         except OSError:
             self.group.close()
             raise
@@ -46,6 +53,10 @@ class FanotifyObserver:
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._run, name="fanotify", daemon=True)
         self._thread.start()
+
+    def _mark(self) -> None:
+        for directory in sorted({_existing_ancestor(Path(p).parent) for p in self.paths}):
+            self.group.mark(str(directory))
 
     def _run(self) -> None:
         own = os.getpid()

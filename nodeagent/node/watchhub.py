@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable
 
 from nodeagent.kit import netlink, ovsdb
 from nodeagent.node import fanwatch, fswatch
-from nodeagent.kit.watches import File, Link, Netconf, Poll, Row, Touch, Watch
+from nodeagent.kit.watches import File, Link, Netconf, Poll, Row, Sysctl, Touch, Watch
 
 LOG = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class WatchHub:
         netconf: dict[str | None, list[str]] = defaultdict(list)
         rows: dict[str, dict[tuple[str, str], list[str]]] = defaultdict(lambda: defaultdict(list))
         polls: dict[float, list[str]] = defaultdict(list)
+        sysctls: dict[str | None, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
         if self.interfaces_changed is not None:
             links[self.netns]  # the node's own namespace is always heard: its interfaces are its facts
         # Callbacks run later in the listeners' threads: loop values are bound as defaults, not closed over.
@@ -79,6 +80,8 @@ class WatchHub:
                     rows[watch.connection][(watch.table, watch.name)].append(resource_id)
                 elif isinstance(watch, Poll):
                     polls[watch.interval].append(resource_id)
+                elif isinstance(watch, Sysctl) and self.file_watch != "inotify":
+                    sysctls[watch.netns][fanwatch.sysctl_path(watch.key)].append(resource_id)
         wanted: dict[tuple[str, Any], tuple[Any, Callable[[], Any]]] = {}
         if files:
             wanted[("files", None)] = (_plain(files), lambda files=dict(files): self._file_observer(files))
@@ -92,6 +95,9 @@ class WatchHub:
                                              everything=everything: (
                 ovsdb.RowListener(connection, {table for table, _ in by_row}, lambda table, name: self.touch(
                     by_row.get((table, name), ())), lambda: self.touch(everything))))
+        for netns, paths in sysctls.items():  # only where fanotify is (netconf events and polls hear the rest)
+            wanted[("sysctl", netns)] = (_plain(paths), lambda netns=netns, paths=dict(paths): fanwatch.FanotifyObserver(
+                paths, lambda path, by: self.touch(paths.get(path, ()), by), netns))
         if polls:
             wanted[("polls", None)] = (_plain(polls), lambda polls=dict(polls): Poller(polls, self.touch))
         return wanted

@@ -29,7 +29,9 @@ pytestmark = pytest.mark.timeout(600)
 DOCUMENT = {"resources": [
     {"id": "neutron-conf", "driver": "ini", "path": "/etc/neutron/neutron.conf",
      "settings": {"DEFAULT": {"core_plugin": "ml2", "transport_url": "rabbit://openstack:s3cret@controller"}},
-     "sensitive": ["DEFAULT.transport_url"]}]}
+     "sensitive": ["DEFAULT.transport_url"]},
+    {"id": "forwarding", "driver": "sysctl", "settings": {"net.ipv4.ip_forward": 1}},
+    {"id": "provider", "driver": "linux_bridge", "name": "brq-prov", "ports": ["eth1"]}]}
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -157,6 +159,24 @@ def test_a_process_of_a_systemd_unit_is_named_with_its_unit_also_in_the_metrics(
     assert mark not in metrics  # the unit only: no command line, no pid
 
 
+def test_a_sysctl_written_through_proc_sys_is_named_and_a_link_change_says_unknown(fleet):
+    node = fleet.nodes["attr1"]
+    before = len(drift(fleet))
+    node.exec("sysctl", "-qw", "net.ipv4.ip_forward=0")
+    record = wait_until(lambda: next((d for d in drift(fleet)[before:] if d["Resource"] == "forwarding"), None),
+                        timeout=30)
+    assert record["By"]["command"].startswith("sysctl -qw net.ipv4.ip_forward")
+    wait_until(lambda: node.exec("sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1", timeout=10)
+    before = len(drift(fleet))
+    node.exec("ip", "link", "set", "eth1", "nomaster")
+    record = wait_until(lambda: next((d for d in drift(fleet)[before:] if d["Resource"] == "provider"), None),
+                        timeout=30)
+    assert record["By"] == {"version": 1, "pid": None, "command": None, "executable": None, "unit": None,
+                            "user": None, "parents": [], "exited": False,
+                            "unknown": "netlink and OVSDB events name no process"}
+    wait_until(lambda: "master brq-prov" in node.exec("ip", "link", "show", "eth1").stdout, timeout=10)
+
+
 def test_the_agents_own_correction_is_no_drift_and_status_says_how_files_are_heard(fleet):
     from tests.conftest import run_cli
 
@@ -170,5 +190,6 @@ def test_the_agents_own_correction_is_no_drift_and_status_says_how_files_are_hea
     done = run_cli("--config-file", str(fleet.agent_conf("attr1")), "status", "-f", "json")
     assert done.returncode == 0, done.stderr
     assert "files changes heard by fanotify (writers named)" in done.stderr
+    assert "network changes heard by netlink and OVSDB events (writers not named" in done.stderr
     last = json.loads(done.stdout)[0]["Last drift"]
     assert "drift-writer-once" in last["by"]["command"]

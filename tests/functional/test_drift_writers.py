@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from nodeagent.kit import fanotify
-from nodeagent.kit.watches import File, Touch
+from nodeagent.kit.watches import File, Sysctl, Touch
 from nodeagent.node import processlog, writers
 from nodeagent.node.fanwatch import FanotifyObserver
 from nodeagent.node.watchhub import WatchHub
@@ -190,3 +190,25 @@ def test_the_hub_says_how_it_hears_files_and_passes_the_writer_on(tmp_path):
                 assert any(mark in w.command for w in writers_seen)
         finally:
             hub.stop()
+
+
+def test_a_sysctl_written_in_a_namespace_is_named_only_there(tmp_path):
+    """/proc/sys/net is each namespace's own: the hub marks it from inside the node's namespace."""
+    names = [f"na25w{os.getpid() % 10000}x{i}" for i in range(2)]
+    for name in names:
+        subprocess.run(["ip", "netns", "add", name], check=True)
+    touches: list[Touch] = []
+    hub = WatchHub(touches.append)
+    try:
+        hub.watch({"forwarding": [Sysctl("net.ipv4.ip_forward", names[0])]})
+        subprocess.run(["ip", "netns", "exec", names[1], "sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True)
+        subprocess.run(["ip", "netns", "exec", names[0], "sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True)
+        touch = wait_until(lambda: touches and touches[0], timeout=10)
+        time.sleep(0.2)
+        assert {t.resources for t in touches} == {("forwarding",)}
+        assert touch.by.command.startswith("sysctl -qw net.ipv4.ip_forward")
+        assert len({t.by.pid for t in touches}) == 1  # the write in the other namespace was not heard
+    finally:
+        hub.stop()
+        for name in names:
+            subprocess.run(["ip", "netns", "del", name], check=False)

@@ -13,6 +13,8 @@ from nodeagent.document.registry import DriverRegistry
 from nodeagent.drivers.file import FileDriver
 from nodeagent.kit.context import Context
 from nodeagent.kit.watches import Touch
+from nodeagent.kit.watches import File, Link, Row
+from nodeagent.node import attribution
 from nodeagent.node.driftpolicy import CONTEST, IGNORE, WriterPolicy
 from nodeagent.node.enforcer import Enforcer, Outlet, Pacing
 from nodeagent.node.engine import Engine
@@ -119,10 +121,13 @@ def test_another_manager_is_contested_at_its_first_change(enforcer, root):
     assert enforcer.status()["contested"] == ["a"]
 
 
-def test_a_drift_whose_writer_is_unknown_is_corrected_and_names_nobody(enforcer, root):
+def test_a_drift_no_event_named_a_writer_for_says_unknown_and_why(enforcer, root):
     event = drift_by(enforcer, root, "who knows\n", None)
-    assert (event.state, event.by) == ("corrected", None)
-    assert " by " not in event.describe()
+    assert event.state == "corrected" and event.by == Writer(unknown=attribution.RESYNC)
+    assert event.describe().endswith(" by unknown (found by a resync or a retry: no event named a writer)")
+    assert attribution.unknown({Link, Row}, "fanotify (writers named)") == Writer(unknown=attribution.NETWORK)
+    assert attribution.unknown({File}, "inotify (writers not named: file_watch = inotify)").unknown.startswith(
+        "inotify")
 
 
 def test_a_writers_secret_is_masked_before_it_leaves(enforcer, root):
