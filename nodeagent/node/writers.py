@@ -5,6 +5,10 @@ Read in the listener's thread as soon as the event is read, because a writer suc
 the systemd unit (the last ``*.service``/``*.scope``... of its cgroup path), the login user
 (``loginuid``, the user who logged in, even after ``sudo``; else the uid) and its parents,
 nearest first, up to the top process of its unit.
+
+A pid names what the process is when the event is read: a writer that execs another program
+right after its write (``sh -c 'echo >> f; exec sleep 9'``, or a shell's last command) is
+named as that program, with the same pid and parents.
 """
 
 from __future__ import annotations
@@ -12,7 +16,6 @@ from __future__ import annotations
 import functools
 import os
 import pwd
-import select
 import shlex
 
 from nodeagent.node.processlog import ProcessLog
@@ -35,8 +38,9 @@ def describe(pid: int, pidfd: int | None = None, log: ProcessLog | None = None) 
         gone = _gone(pid, log)
         if process is None or gone.command:
             return gone
-    # A zombie (exited, not yet reaped by its parent) still tells its name, unit, user and parents.
-    exited = not process["command"] and (pidfd is None or _ended(pidfd))
+    # Exiting (its memory, with its command line, already released) or a zombie (exited, not yet reaped by its
+    # parent): it still tells its name, unit, user and parents.
+    exited = not process["command"]
     return Writer(pid=pid, command=(process["command"] or process["name"])[:1024], executable=process["executable"],
                   unit=process["unit"], user=process["user"], parents=_chain(process["ppid"], process["unit"]),
                   exited=exited)
@@ -123,11 +127,6 @@ def _name(uid: int) -> str:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return str(uid)
-
-
-def _ended(pidfd: int) -> bool:
-    """The process behind a pidfd has exited (a pidfd polls readable then)."""
-    return bool(select.select([pidfd], [], [], 0)[0])
 
 
 def _ppid(stat: str) -> int:

@@ -206,9 +206,56 @@ def test_a_sysctl_written_in_a_namespace_is_named_only_there(tmp_path):
         touch = wait_until(lambda: touches and touches[0], timeout=10)
         time.sleep(0.2)
         assert {t.resources for t in touches} == {("forwarding",)}
-        assert touch.by.command.startswith("sysctl -qw net.ipv4.ip_forward")
+        # sysctl lives a moment: read while alive, its command line; else its name ("exited before ...").
+        assert touch.by.command.split()[0] == "sysctl"
         assert len({t.by.pid for t in touches}) == 1  # the write in the other namespace was not heard
     finally:
         hub.stop()
         for name in names:
             subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def test_an_expected_writer_is_left_and_another_manager_contested_on_real_events(root, tmp_path):
+    """The policy on the real chain: fanotify names the process, the enforcer holds its resource back."""
+    import shutil
+
+    from nodeagent.document.model import parse_document
+    from nodeagent.document.registry import DriverRegistry
+    from nodeagent.drivers.file import FileDriver
+    from nodeagent.kit.context import Context
+    from nodeagent.node.driftpolicy import WriterPolicy
+    from nodeagent.node.enforcer import Enforcer, Outlet, Pacing
+    from nodeagent.node.engine import Engine
+
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name in ("fake-dpkg", "fake-puppet"):  # programs of their own names: copies of bash
+        shutil.copy("/bin/bash", tools / name)
+    driver = FileDriver()
+    driver.name = "file"
+    events: list = []
+    document = parse_document({"node": "n1", "generation": 1, "resources": [
+        {"id": "a", "driver": "file", "path": "/etc/neutron/a.conf", "content": "a\n"},
+        {"id": "b", "driver": "file", "path": "/etc/neutron/b.conf", "content": "b\n"}]}, DriverRegistry([driver]))
+    enforcer = Enforcer(Engine(DriverRegistry([driver]), Context(root=root)),
+                        Outlet("n1", tmp_path, lambda kind, detail, drift=None: events.append(drift), lambda *_: None),
+                        Pacing(debounce=0.05, contested_backoff=60,
+                               writers=WriterPolicy(ignore_from=("fake-dpkg",), contest_from=("fake-puppet",))))
+    enforcer.apply_document(document, "generation 1")
+
+    def drift_of(resource):
+        enforcer.run_due() if enforcer.due_at() is not None and time.monotonic() >= enforcer.due_at() else None
+        return next((e for e in events if e is not None and e.resource == resource), None)
+    try:
+        for tool, name in (("fake-dpkg", "a"), ("fake-puppet", "b")):
+            path = root / f"etc/neutron/{name}.conf"
+            # "; true": the shell's last command is not exec'd in its place (the pid would be sleep's by then)
+            subprocess.run([str(tools / tool), "-c", f"printf 'theirs\\n' > {path}; sleep 0.5; true"], check=True)
+            event = wait_until(lambda: drift_of(name), timeout=10, step=0.02)
+            assert event.by.executable == str(tools / tool)
+            assert path.read_text() == "theirs\n"  # neither is fought
+        states = {e.resource: e.state for e in events if e is not None}
+        assert states == {"a": "ignored", "b": "contested"}
+        assert enforcer.status()["contested"] == ["b"] and enforcer.status()["drifted"] == ["a", "b"]
+    finally:
+        enforcer.stop_watches()

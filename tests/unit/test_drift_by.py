@@ -134,3 +134,31 @@ def test_a_writers_secret_is_masked_before_it_leaves(enforcer, root):
     crudini = Writer(pid=70, command="crudini --set /etc/neutron/a.conf DEFAULT password hunter2")
     event = drift_by(enforcer, root, "x\n", crudini)
     assert "hunter2" not in event.to_dict()["by"]["command"]
+
+
+def conf_with(tmp_path: Path, text: str):
+    from oslo_config import cfg
+
+    from nodeagent.node.options import agent_opts, daemon_opts
+
+    path = tmp_path / "nodeagent.conf"
+    path.write_text(f"[DEFAULT]\n{text}\n")
+    conf = cfg.ConfigOpts()
+    conf.register_opts(agent_opts + daemon_opts)
+    conf(["--config-file", str(path)])
+    return conf
+
+
+def test_the_options_make_the_policy_and_a_bad_entry_is_named(tmp_path):
+    from oslo_config import cfg
+
+    conf = conf_with(tmp_path, "drift_ignore_from = dpkg, apt-daily-upgrade.service\n"
+                               "drift_contest_from = puppet.service\nfile_watch = inotify")
+    pacing = Pacing.from_conf(conf)
+    assert pacing.writers == WriterPolicy(("dpkg", "apt-daily-upgrade.service"), ("puppet.service",))
+    assert pacing.file_watch == "inotify"
+    assert Pacing.from_conf(conf_with(tmp_path, "")).writers == WriterPolicy()
+    with pytest.raises(cfg.ConfigFileValueError, match="drift_contest_from .* 'puppet agent'"):
+        conf_with(tmp_path, "drift_contest_from = puppet agent").drift_contest_from
+    with pytest.raises(cfg.ConfigFileValueError, match="file_watch"):
+        conf_with(tmp_path, "file_watch = dnotify").file_watch
