@@ -1,9 +1,10 @@
 """One watch hub per agent: what every resource's driver declared, watched by one listener per source.
 
-Drivers declare (``Driver.watches``: values of ``kit.watches``); the hub runs one inotify
-observer for all files, one netlink socket per network namespace, one event handler per
-OVSDB connection and one poller, and turns every event into a ``Touch`` naming the
-resources it concerns, handed to ``deliver`` (the enforcer puts it on the agent's queue).
+Drivers declare (``Driver.watches``: values of ``kit.watches``); the hub runs one file
+observer for all files (fanotify, which names the writer, where it can be had; else inotify),
+one netlink socket per network namespace, one event handler per OVSDB connection and one
+poller, and turns every event into a ``Touch`` naming the resources it concerns, handed to
+``deliver`` (the enforcer puts it on the agent's queue).
 The lookups from a name to the resources that care about it are built here, once.
 """
 
@@ -96,8 +97,8 @@ class WatchHub:
                 ovsdb.RowListener(connection, {table for table, _ in by_row}, lambda table, name: self.touch(
                     by_row.get((table, name), ())), lambda: self.touch(everything))))
         for netns, paths in sysctls.items():  # only where fanotify is (netconf events and polls hear the rest)
-            wanted[("sysctl", netns)] = (_plain(paths), lambda netns=netns, paths=dict(paths): fanwatch.FanotifyObserver(
-                paths, lambda path, by: self.touch(paths.get(path, ()), by), netns))
+            wanted[("sysctl", netns)] = (_plain(paths), lambda netns=netns, paths=dict(paths): (
+                fanwatch.FanotifyObserver(paths, lambda path, by: self.touch(paths.get(path, ()), by), netns)))
         if polls:
             wanted[("polls", None)] = (_plain(polls), lambda polls=dict(polls): Poller(polls, self.touch))
         return wanted
