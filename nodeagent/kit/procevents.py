@@ -19,6 +19,7 @@ NETLINK_CONNECTOR, CN_IDX_PROC, CN_VAL_PROC = 11, 1, 1
 NLMSG_DONE = 3
 PROC_CN_MCAST_LISTEN, PROC_CN_MCAST_IGNORE = 1, 2
 FORK, EXEC, EXIT = 0x1, 0x2, 0x80000000
+EVERY = 0xFFFFFFFF
 
 _NLMSGHDR = struct.Struct("=IHHII")
 _CN_MSG = struct.Struct("=IIIIHH")  # cb_id (idx, val), seq, ack, len, flags
@@ -39,9 +40,13 @@ class ProcessEvent:
 
 
 class ProcessEvents:
-    """A subscription to the proc connector; ``close`` ends it (the kernel counts listeners)."""
+    """A subscription to the proc connector; ``close`` ends it (the kernel counts listeners).
 
-    def __init__(self) -> None:
+    ``only``: the kinds of event wanted (``EXEC | EXIT``...), filtered by the kernel from Linux 6.6 on, so a
+    listener of execs is not woken by every thread's birth and death; older kernels send every kind."""
+
+    def __init__(self, only: int = EVERY) -> None:
+        self.only = only if _filters() else EVERY
         self.socket = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_CONNECTOR)
         try:
             self.socket.bind((0, CN_IDX_PROC))
@@ -55,7 +60,8 @@ class ProcessEvents:
         return self.socket.fileno()
 
     def _send(self, operation: int) -> None:
-        payload = _CN_MSG.pack(CN_IDX_PROC, CN_VAL_PROC, 0, 0, 4, 0) + struct.pack("=I", operation)
+        request = struct.pack("=I", operation) + (struct.pack("=I", self.only) if self.only != EVERY else b"")
+        payload = _CN_MSG.pack(CN_IDX_PROC, CN_VAL_PROC, 0, 0, len(request), 0) + request
         self.socket.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(payload), NLMSG_DONE, 0, 0, 0) + payload)
 
     def read(self) -> list[ProcessEvent]:
@@ -77,6 +83,14 @@ class ProcessEvents:
         except OSError:
             pass
         self.socket.close()
+
+
+def _filters() -> bool:
+    """The kernel takes an event filter with the subscription (``struct proc_input``, Linux 6.6)."""
+    try:
+        return tuple(int(part) for part in os.uname().release.split("-")[0].split(".")[:2]) >= (6, 6)
+    except ValueError:
+        return False
 
 
 def _parse(data: bytes) -> Iterator[ProcessEvent]:

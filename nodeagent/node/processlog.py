@@ -1,9 +1,13 @@
 """The last seconds of the node's process history, so a writer gone before its event was read is still named.
 
-Fed by the kernel's process events (``kit.procevents``): at each exec the new program's command
-line, executable, unit and login user are read from ``/proc`` (the start of a process's life, not
-its end, where fanotify's event lands); at each fork and exit its parent is noted (carried by the
-event itself). One log per agent process, shared by its file watchers, held while one of them is.
+Fed by the kernel's exec events (``kit.procevents``): at each exec the new program's command line,
+executable, parent, unit and login user are read from ``/proc`` (the start of a process's life, not
+its end, where fanotify's event lands). Only execs are asked for (the kernel filters): forks and
+exits, threads' included, would wake the log many times more often for little (a fork's command is
+its parent's). One log per agent process, shared by its file watchers, held while one of them is.
+
+A program that lives less than the log takes to be woken (``sh -c 'echo >> f'`` on a loaded machine)
+is gone before its command line is read: it is then named by pid only.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ import time
 from nodeagent.kit import procevents
 
 LOG = logging.getLogger(__name__)
-KEPT_AFTER_EXIT = 10.0  # seconds an exited process is remembered
-KEPT_AT_MOST = 600.0  # seconds any record is kept (an exit event lost to a full socket buffer)
+KEPT = 30.0  # seconds a record is kept after its exec, and after that while its process lives
+PRUNE_EVERY = 5.0
 
 
 class ProcessLog:
@@ -27,8 +31,9 @@ class ProcessLog:
     def __init__(self, read_process) -> None:
         """``read_process(pid)``: a dict of what ``/proc/PID`` says, or None (``writers._read``)."""
         self.read_process = read_process
-        self.events = procevents.ProcessEvents()
-        self.seen: dict[int, dict] = {}  # pid -> {"at", "parent", "exited", and what exec read}
+        self.events = procevents.ProcessEvents(only=procevents.EXEC)
+        self.seen: dict[int, dict] = {}  # pid -> what /proc said of it at its exec, and when
+        self._pruned = time.monotonic()
         self.lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._run, name="process-events", daemon=True)
@@ -46,16 +51,14 @@ class ProcessLog:
         with self.lock:
             now = time.monotonic()
             for event in self.events.read():
-                record = self.seen.setdefault(event.pid, {"at": now, "parent": 0, "exited": None})
                 if event.what == procevents.EXEC:
-                    record.update(self.read_process(event.pid) or {}, at=now)
-                elif event.parent:
-                    record["parent"] = event.parent
-                if event.what == procevents.EXIT:
-                    record["exited"] = now
-            if len(self.seen) > 256:
-                self.seen = {pid: r for pid, r in self.seen.items() if now - r["at"] < KEPT_AT_MOST
-                             and (r["exited"] is None or now - r["exited"] < KEPT_AFTER_EXIT)}
+                    process = self.read_process(event.pid)
+                    if process is not None:
+                        self.seen[event.pid] = {**process, "at": now}
+            if now - self._pruned > PRUNE_EVERY:  # what is old and gone; a pid reused is overwritten at its exec
+                self._pruned = now
+                self.seen = {pid: r for pid, r in self.seen.items()
+                             if now - r["at"] < KEPT or os.path.exists(f"/proc/{pid}")}
 
     def lookup(self, pid: int) -> dict | None:
         self.drain()

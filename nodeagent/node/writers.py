@@ -30,33 +30,25 @@ def describe(pid: int, pidfd: int | None = None, log: ProcessLog | None = None) 
     """The process ``pid``; ``pidfd`` (from the event, or None) says whether it was still there to read.
 
     A pidfd of ``FAN_NOPIDFD`` (negative) means the kernel found the process reaped when the event was read:
-    ``/proc/PID`` then is gone or, rarely, another process's. What the process ``log`` saw of it then
-    (its command line at exec, its parent at exit) is told, marked ``exited``.
+    ``/proc/PID`` then is gone or, rarely, another process's, and is not read.
     """
     process = read_process(pid) if pidfd is None or pidfd >= 0 else None
-    if process is None or not process["command"]:  # reaped, or a zombie: what the log saw of it is more
-        gone = _gone(pid, log)
-        if process is None or gone.command:
-            return gone
-    # Exiting (its memory, with its command line, already released) or a zombie (exited, not yet reaped by its
-    # parent): it still tells its name, unit, user and parents.
-    exited = not process["command"]
-    return Writer(pid=pid, command=(process["command"] or process["name"])[:1024], executable=process["executable"],
-                  unit=process["unit"], user=process["user"], parents=_chain(process["ppid"], process["unit"]),
-                  exited=exited)
-
-
-def _gone(pid: int, log: ProcessLog | None) -> Writer:
-    """A writer already reaped: what the process log saw of it, and its parents (usually still there)."""
+    if process is not None and process["command"]:
+        return _writer(pid, process, exited=False)
+    # Reaped, or exiting (its command line already released): what the process log read at its exec says more
+    # than what is left of it; a zombie still tells its name, unit, user and parents.
     seen = log.lookup(pid) if log is not None else None
-    if not seen:
-        return Writer(pid=pid, exited=True)
-    parent = seen.get("parent") or seen.get("ppid") or 0
-    above = read_process(parent) if parent > 1 else None
-    unit = seen.get("unit") or (above and above["unit"])
-    return Writer(pid=pid, command=(seen.get("command") or "")[:1024] or None, executable=seen.get("executable"),
-                  unit=unit, user=seen.get("user") or (above and above["user"]), parents=_chain(parent, unit, log),
-                  exited=True)
+    if seen is not None:
+        return _writer(pid, seen, exited=True, log=log)
+    if process is not None:
+        return _writer(pid, {**process, "command": process["name"]}, exited=True)
+    return Writer(pid=pid, exited=True)
+
+
+def _writer(pid: int, process: dict, exited: bool, log: ProcessLog | None = None) -> Writer:
+    return Writer(pid=pid, command=process["command"][:1024] or None, executable=process["executable"],
+                  unit=process["unit"], user=process["user"], parents=_chain(process["ppid"], process["unit"], log),
+                  exited=exited)
 
 
 def _chain(ppid: int, unit: str | None, log: ProcessLog | None = None) -> tuple[str, ...]:
@@ -67,11 +59,7 @@ def _chain(ppid: int, unit: str | None, log: ProcessLog | None = None) -> tuple[
         parent = read_process(ppid)
         if parent is None and log is not None:
             parent = log.lookup(ppid)
-            if parent is not None and "name" in parent:
-                parent["ppid"] = parent.get("parent") or parent["ppid"]
-            else:
-                parent = None
-        if parent is None or (unit and parent.get("unit") != unit):
+        if parent is None or (unit and parent["unit"] != unit):
             break  # the top of the writer's unit: its parent is the service manager
         parents.append(f"{parent['name']}[{ppid}]")
         ppid = parent["ppid"]
@@ -138,5 +126,8 @@ def _text(path: str) -> str:
 
 
 def _bytes(path: str) -> bytes:
-    with open(path, "rb") as handle:
-        return handle.read()
+    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # not open(): this runs at every exec of the node
+    try:
+        return os.read(descriptor, 65536)
+    finally:
+        os.close(descriptor)
