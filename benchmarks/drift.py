@@ -7,7 +7,8 @@ before the change. Then the agent's CPU over IDLE seconds with nothing drifting,
 and threads, and how many programs the machine started meanwhile (with fanotify the agent reads
 each new program's command line: its idle cost grows with the machine's exec rate).
 
-``--file-watch fanotify|inotify`` compares the two ways files are heard (fanotify names writers).
+``--file-watch fanotify|inotify`` compares the two ways files are heard (fanotify names writers);
+``--no-short-lived`` measures fanotify without the process log (``name_short_lived_writers``).
 
 Run as root with RabbitMQ up:  .venv/bin/python benchmarks/drift.py [--trials 50] [--idle 60] [--file-watch inotify]
 """
@@ -50,9 +51,12 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=60)
     parser.add_argument("--kinds", nargs="*", default=list(KINDS), help="only these kinds")
     parser.add_argument("--file-watch", default="auto", choices=("auto", "fanotify", "inotify"))
+    parser.add_argument("--no-short-lived", action="store_true",
+                        help="name_short_lived_writers = false: fanotify without the process log")
     args = parser.parse_args()
     fleet = Fleet(Path(tempfile.mkdtemp(prefix="nodeagent-drift-bench.")), report_interval=10, auto_accept=True,
-                  agent_options={"drift_contested_count": 1000000, "file_watch": args.file_watch})
+                  agent_options={"drift_contested_count": 1000000, "file_watch": args.file_watch,
+                                 "name_short_lived_writers": not args.no_short_lived})
     results: dict[str, dict[str, list[float]]] = {}
     try:
         node = fleet.add_node("drift1", ["eth1", "eth2"])
@@ -113,7 +117,7 @@ def main() -> None:
                           "corrected_median_ms": round(statistics.median(figures["corrected"]) * 1000, 2),
                           "corrected_p99_ms": round(percentile(figures["corrected"], 0.99) * 1000, 2)}))
     print(json.dumps({"benchmark": "drift_idle", "seconds": args.idle, "agent_cpu_percent": round(idle_cpu, 3),
-                      "file_watch": args.file_watch, "heard_by": heard,
+                      "file_watch": args.file_watch, "short_lived": not args.no_short_lived, "heard_by": heard,
                       "machine_execs_per_s": round(started / args.idle, 1),
                       "agent_rss_mib": round(rss, 1), "agent_threads": threads}))
 

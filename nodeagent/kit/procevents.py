@@ -111,6 +111,4 @@ def _parse(data: bytes) -> Iterator[ProcessEvent]:
                 pid, tgid, _, _, _, parent = _EXIT.unpack_from(data, body)
                 if pid == tgid:
                     yield ProcessEvent(EXIT, pid, parent)
-        offset += max(length, _NLMSGHDR.size)
-        offset = (offset + 3) & ~3
-    return
+        offset = (offset + max(length, _NLMSGHDR.size) + 3) & ~3  # messages are 4-byte aligned

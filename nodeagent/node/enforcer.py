@@ -49,12 +49,13 @@ class Pacing:
     retry_first: float = 1.0
     retry_cap: float = 60.0
     file_watch: str = "auto"
+    short_lived: bool = True  # name writers gone before their event is read (the process log)
     writers: WriterPolicy = WriterPolicy()
 
     @classmethod
     def from_conf(cls, conf: Any) -> "Pacing":
         return cls(conf.debounce, conf.drift_contested_count, conf.drift_contested_window, conf.drift_backoff,
-                   file_watch=conf.file_watch,
+                   file_watch=conf.file_watch, short_lived=conf.name_short_lived_writers,
                    writers=WriterPolicy(tuple(conf.drift_ignore_from), tuple(conf.drift_contest_from)))
 
 
@@ -90,7 +91,7 @@ class Enforcer:
         self.retries = Retries(pacing.retry_first, pacing.retry_cap)
         self.inbox: queue.Queue = inbox if inbox is not None else queue.Queue()
         self.touches: queue.SimpleQueue[Touch] = queue.SimpleQueue()
-        self.hub = WatchHub(self._arrived, interfaces_changed, engine.ctx.netns, pacing.file_watch)
+        self.hub = WatchHub(self._arrived, interfaces_changed, engine.ctx.netns, pacing.file_watch, pacing.short_lived)
         self.document: Document | None = None
         self.applied_generation: int | None = None  # its first reconcile is the agent's own work, not drift
         self.last_result: ReconcileResult | None = None

@@ -37,8 +37,9 @@ class FanotifyObserver:
     for the agent's own writes. Raises ``OSError`` where fanotify cannot be had (no CAP_SYS_ADMIN)."""
 
     def __init__(self, paths: Iterable[Path], on_change: Callable[[str, Writer | None], None],
-                 netns: str | None = None):
-        """``netns``: the paths are seen from that network namespace (``/proc/sys/net`` is its own there)."""
+                 netns: str | None = None, short_lived: bool = True):
+        """``netns``: the paths are seen from that network namespace (``/proc/sys/net`` is its own there);
+        ``short_lived``: hold the process log, which names a writer gone before its event is read."""
         self.paths = {os.path.normpath(p) for p in paths}
         self.on_change = on_change
         self.group = fanotify.Fanotify()
@@ -49,7 +50,7 @@ class FanotifyObserver:
             raise
         # pid -> (when, who): a process read while alive stays named by its later events, read after it exited.
         self._recent: dict[int, tuple[float, Writer]] = {}
-        self.log = processlog.hold(writers.read_process)
+        self.log = processlog.hold(writers.read_process) if short_lived else None
         self._wake_r, self._wake_w = os.pipe()
         self._thread = threading.Thread(target=self._run, name="fanotify", daemon=True)
         self._thread.start()

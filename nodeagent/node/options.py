@@ -70,6 +70,11 @@ daemon_opts = [
                     "line, unit, login user and parents: the 'by' of a drift) and needs CAP_SYS_ADMIN; inotify "
                     "names nobody. auto: fanotify where the agent may have it, else inotify ('nodeagent status' "
                     "says which)."),
+    cfg.BoolOpt("name_short_lived_writers", default=True,
+                help="With fanotify: read each new program's command line as it starts (the kernel's process "
+                     "events), so a writer that exits before its change is read (sed -i, a postinst) is still "
+                     "named. Costs about 0.2 ms of CPU per program started on the node (1.2%% of a core at 40 "
+                     "programs/s, see benchmarks/drift.py); off, such a writer is named by its pid only."),
     cfg.ListOpt("drift_ignore_from", default=[], item_type=WRITER_ENTRY,
                 help="Writers whose changes are expected: recorded as drift 'ignored', not corrected, until "
                      "the next document. Each entry a systemd unit (apt-daily.service), an executable's path "

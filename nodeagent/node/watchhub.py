@@ -32,14 +32,16 @@ class WatchHub:
     """
 
     def __init__(self, deliver: Callable[[Touch], None], interfaces_changed: Callable[[], None] | None = None,
-                 netns: str | None = None, file_watch: str = "auto"):
+                 netns: str | None = None, file_watch: str = "auto", short_lived: bool = True):
         """``interfaces_changed``: also told of every link and address change in the node's own namespace
         ``netns`` (its facts), whatever the resources declare. ``file_watch``: ``fanotify`` (names who wrote),
-        ``inotify``, or ``auto`` (fanotify where the agent may have it)."""
+        ``inotify``, or ``auto`` (fanotify where the agent may have it); ``short_lived``: with fanotify, also
+        name writers gone before their event is read (``processlog``)."""
         self.deliver = deliver
         self.interfaces_changed = interfaces_changed
         self.netns = netns
         self.file_watch = file_watch
+        self.short_lived = short_lived
         self.files_by = "not watching files yet"  # how file changes are heard, for 'nodeagent status'
         self._running: dict[tuple[str, Any], tuple[Any, Any]] = {}  # source -> (what it watches, listener)
 
@@ -98,7 +100,8 @@ class WatchHub:
                     by_row.get((table, name), ())), lambda: self.touch(everything))))
         for netns, paths in sysctls.items():  # only where fanotify is (netconf events and polls hear the rest)
             wanted[("sysctl", netns)] = (_plain(paths), lambda netns=netns, paths=dict(paths): (
-                fanwatch.FanotifyObserver(paths, lambda path, by: self.touch(paths.get(path, ()), by), netns)))
+                fanwatch.FanotifyObserver(paths, lambda path, by: self.touch(paths.get(path, ()), by), netns,
+                                          self.short_lived)))
         if polls:
             wanted[("polls", None)] = (_plain(polls), lambda polls=dict(polls): Poller(polls, self.touch))
         return wanted
@@ -113,7 +116,8 @@ class WatchHub:
         """fanotify where asked or possible (it names the writer), else inotify; ``files_by`` says which."""
         if self.file_watch in ("auto", "fanotify"):
             try:
-                observer = fanwatch.FanotifyObserver(files, lambda path, by: self.touch(files.get(path, ()), by))
+                observer = fanwatch.FanotifyObserver(files, lambda path, by: self.touch(files.get(path, ()), by),
+                                                     short_lived=self.short_lived)
                 self.files_by = "fanotify (writers named)"
                 return observer
             except OSError as exc:

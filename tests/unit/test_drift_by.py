@@ -156,7 +156,8 @@ def test_the_options_make_the_policy_and_a_bad_entry_is_named(tmp_path):
                                "drift_contest_from = puppet.service\nfile_watch = inotify")
     pacing = Pacing.from_conf(conf)
     assert pacing.writers == WriterPolicy(("dpkg", "apt-daily-upgrade.service"), ("puppet.service",))
-    assert pacing.file_watch == "inotify"
+    assert pacing.file_watch == "inotify" and pacing.short_lived
+    assert not Pacing.from_conf(conf_with(tmp_path, "name_short_lived_writers = false")).short_lived
     assert Pacing.from_conf(conf_with(tmp_path, "")).writers == WriterPolicy()
     with pytest.raises(cfg.ConfigFileValueError, match="drift_contest_from .* 'puppet agent'"):
         conf_with(tmp_path, "drift_contest_from = puppet agent").drift_contest_from
