@@ -53,7 +53,8 @@ def fleet(tmp_path_factory):
     port = free_port()
     fleet = Fleet(tmp_path_factory.mktemp("attribution"), report_interval=1, auto_accept=True,
                   coordinator_options={"webhooks": f"http://127.0.0.1:{server.server_port}/alerts"},
-                  agent_options={"metrics_address": f"127.0.0.1:{port}", "drift_contested_count": 50})
+                  agent_options={"metrics_address": f"127.0.0.1:{port}", "drift_contested_count": 50,
+                                 "name_short_lived_writers": True})
     fleet.port = port
     try:
         fleet.add_node("attr1", ["eth1"], services=["neutron-l3-agent"])
