@@ -93,7 +93,7 @@ def main() -> None:
                   f"p99 {percentile(detected, 0.99) * 1000:6.1f}   corrected median "
                   f"{statistics.median(corrected) * 1000:6.1f} ms p99 {percentile(corrected, 0.99) * 1000:6.1f}",
                   flush=True)
-        heard = json.loads(status_file.read_text()).get("attribution", {}).get("files", "?")
+        heard = json.loads(status_file.read_text()).get("attribution", {}).get("file", "?")
         agent = psutil.Process(fleet.processes["drift1"].pid)
         execs = procevents.ProcessEvents()
         before, started = sum(agent.cpu_times()[:2]), 0

@@ -338,7 +338,7 @@ class Enforcer:
                                        backed_off=self.guard.backed_off(resource.id, time.monotonic()))
                           for resource in (self.document.resources if self.document is not None else ()))
         view = LocalView(node=self.host, resources=resources, drift=tuple(self.recent_drift),
-                         attribution={"files": self.hub.files_by, "network": attribution.network_line()},
+                         attribution={"file": self.hub.files_by, "network": attribution.network_line()},
                          **AgentStatus.from_dict(status).__dict__)
         try:
             files.write_private(self.outlet.state_dir / "status.json", json.dumps(view.to_dict(), indent=1).encode(),

@@ -331,7 +331,7 @@ class LocalView(AgentStatus):
     node: str
     resources: tuple[ResourceView, ...] = ()
     drift: tuple[DriftEvent, ...] = ()
-    attribution: dict[str, str] = field(default_factory=dict)  # how writers are named: files, network
+    attribution: dict[str, str] = field(default_factory=dict)  # how writers are named: file, network
 
     def last_drift(self) -> dict[str, DriftEvent]:
         """Each resource's newest drift event."""

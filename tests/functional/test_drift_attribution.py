@@ -193,7 +193,7 @@ def test_the_agents_own_correction_is_no_drift_and_status_says_how_files_are_hea
     assert len(drift(fleet)) == before + 1
     done = run_cli("--config-file", str(fleet.agent_conf("attr1")), "status", "-f", "json")
     assert done.returncode == 0, done.stderr
-    assert "files changes heard by fanotify (writers named)" in done.stderr
+    assert "file changes heard by fanotify (writers named)" in done.stderr
     assert "network changes heard by netlink and OVSDB events (writers not named" in done.stderr
     last = json.loads(done.stdout)[0]["Last drift"]
     assert "drift-writer-once" in last["by"]["command"]
