@@ -3,9 +3,14 @@
 One agent on a lab node (with its coordinator) enforces the drift tests' document;
 each kind of change is made TRIALS times. Detection and correction times are the
 agent's own records (the drift event's seen_at and fixed_at), measured from just
-before the change. Then the agent's CPU over IDLE seconds with nothing drifting.
+before the change. Then the agent's CPU over IDLE seconds with nothing drifting, its memory
+and threads, and how many programs the machine started meanwhile (with fanotify the agent reads
+each new program's command line: its idle cost grows with the machine's exec rate).
 
-Run as root with RabbitMQ up:  .venv/bin/python benchmarks/drift.py [--trials 50] [--idle 60]
+``--file-watch fanotify|inotify`` compares the two ways files are heard (fanotify names writers);
+``--no-short-lived`` measures fanotify without the process log (``name_short_lived_writers``).
+
+Run as root with RabbitMQ up:  .venv/bin/python benchmarks/drift.py [--trials 50] [--idle 60] [--file-watch inotify]
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 import psutil  # noqa: E402
 import yaml  # noqa: E402
 
+from nodeagent.kit import procevents  # noqa: E402
 from nodeagent.testing.lab import Fleet  # noqa: E402
 from nodeagent.testing.waiting import wait_until  # noqa: E402
 from tests.drift_kinds import DOCUMENT, KINDS  # noqa: E402
@@ -44,9 +50,13 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--idle", type=float, default=60)
     parser.add_argument("--kinds", nargs="*", default=list(KINDS), help="only these kinds")
+    parser.add_argument("--file-watch", default="auto", choices=("auto", "fanotify", "inotify"))
+    parser.add_argument("--no-short-lived", action="store_true",
+                        help="name_short_lived_writers = false: fanotify without the process log")
     args = parser.parse_args()
     fleet = Fleet(Path(tempfile.mkdtemp(prefix="nodeagent-drift-bench.")), report_interval=10, auto_accept=True,
-                  agent_options={"drift_contested_count": 1000000})
+                  agent_options={"drift_contested_count": 1000000, "file_watch": args.file_watch,
+                                 "name_short_lived_writers": not args.no_short_lived})
     results: dict[str, dict[str, list[float]]] = {}
     try:
         node = fleet.add_node("drift1", ["eth1", "eth2"])
@@ -83,20 +93,33 @@ def main() -> None:
                   f"p99 {percentile(detected, 0.99) * 1000:6.1f}   corrected median "
                   f"{statistics.median(corrected) * 1000:6.1f} ms p99 {percentile(corrected, 0.99) * 1000:6.1f}",
                   flush=True)
+        heard = json.loads(status_file.read_text()).get("attribution", {}).get("file", "?")
         agent = psutil.Process(fleet.processes["drift1"].pid)
-        before = sum(agent.cpu_times()[:2])
-        time.sleep(args.idle)
+        execs = procevents.ProcessEvents()
+        before, started = sum(agent.cpu_times()[:2]), 0
+        deadline = time.monotonic() + args.idle
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            started += sum(1 for e in execs.read() if e.what == procevents.EXEC)
         idle_cpu = 100 * (sum(agent.cpu_times()[:2]) - before) / args.idle
+        execs.close()
+        rss, threads = agent.memory_info().rss / 2 ** 20, agent.num_threads()
     finally:
         fleet.close()
-    print(f"agent idle CPU over {args.idle:.0f} s, nothing drifting: {idle_cpu:.2f} %")
+    print(f"files heard by {heard}")
+    print(f"agent idle CPU over {args.idle:.0f} s, nothing drifting: {idle_cpu:.2f} % "
+          f"(the machine started {started / args.idle:.1f} programs/s meanwhile); RSS {rss:.1f} MiB, "
+          f"{threads} threads")
     for kind, figures in results.items():
-        print(json.dumps({"benchmark": "drift", "kind": kind, "trials": args.trials,
+        print(json.dumps({"benchmark": "drift", "kind": kind, "trials": args.trials, "file_watch": args.file_watch,
                           "detected_median_ms": round(statistics.median(figures["detected"]) * 1000, 2),
                           "detected_p99_ms": round(percentile(figures["detected"], 0.99) * 1000, 2),
                           "corrected_median_ms": round(statistics.median(figures["corrected"]) * 1000, 2),
                           "corrected_p99_ms": round(percentile(figures["corrected"], 0.99) * 1000, 2)}))
-    print(json.dumps({"benchmark": "drift_idle", "seconds": args.idle, "agent_cpu_percent": round(idle_cpu, 3)}))
+    print(json.dumps({"benchmark": "drift_idle", "seconds": args.idle, "agent_cpu_percent": round(idle_cpu, 3),
+                      "file_watch": args.file_watch, "short_lived": not args.no_short_lived, "heard_by": heard,
+                      "machine_execs_per_s": round(started / args.idle, 1),
+                      "agent_rss_mib": round(rss, 1), "agent_threads": threads}))
 
 
 if __name__ == "__main__":

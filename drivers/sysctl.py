@@ -23,7 +23,7 @@ from nodeagent.kit.context import Context
 from nodeagent.kit.driver import Driver
 from nodeagent.kit.result import Change
 from nodeagent.kit.errors import InvalidResource, PermanentError, preview
-from nodeagent.kit.watches import Netconf, Poll, Watch
+from nodeagent.kit.watches import Netconf, Poll, Sysctl, Watch
 
 _KEY = re.compile(r"[a-z0-9_][a-zA-Z0-9_\-]*(\.[a-zA-Z0-9_\-]+)+")
 PERSISTED = " (persisted)"
@@ -64,10 +64,12 @@ class SysctlDriver(Driver):
         return [spec["settings"][field]]
 
     def watches(self, spec: dict[str, Any], ctx: Context) -> list[Watch]:
-        """The persisted file by inotify, forwarding and rp_filter by netconf events, the rest by polling."""
+        """The persisted file by inotify, forwarding and rp_filter by netconf events, the rest by polling; every
+        key's /proc/sys file too, which names the writer where the node has fanotify."""
         announced = [_NETCONF.fullmatch(key) is not None for key in spec["settings"]]
         return [*super().watches(spec, ctx), *([Netconf(ctx.netns)] if any(announced) else []),
-                *([] if all(announced) else [Poll(POLL_INTERVAL)])]
+                *([] if all(announced) else [Poll(POLL_INTERVAL)]),
+                *(Sysctl(key, ctx.netns) for key in spec["settings"])]
 
     def observe(self, spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
         live = ctx.in_netns(_read_live, list(spec["settings"]), ctx.where())

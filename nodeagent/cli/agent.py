@@ -193,6 +193,8 @@ class Status(Lister):
         if view.rolled_back is not None:
             self.app.stderr.write(f"{view.rolled_back.describe()} (restored: "
                                   f"{'yes' if view.rolled_back.restored else 'no, the probes still fail'})\n")
+        for source, how in view.attribution.items():  # whether a drift can name who made it
+            self.app.stderr.write(f"{source} changes heard by {how}\n")
         last = view.last_drift()
         structured = parsed_args.formatter in ("json", "yaml")
         rows = []

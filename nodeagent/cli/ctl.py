@@ -359,11 +359,13 @@ class DriftList(Lister):
         structured = parsed_args.formatter in ("json", "yaml")
         rows = []
         for record in records:
-            changes = drift_event(record).lines()
+            event = drift_event(record)
+            changes, by = event.lines(), event.by
             rows.append((_when(record.seen_at), record.node, record.resource, record.driver, record.state,
                          "open" if record.open else "closed", changes if structured else "\n".join(changes),
-                         _when(record.fixed_at) if record.fixed_at else ""))
-        return ("Seen", "Node", "Resource", "Driver", "State", "Open", "Changes", "Fixed"), rows
+                         _when(record.fixed_at) if record.fixed_at else "",
+                         (by.to_dict() if structured else by.describe()) if by else ""))
+        return ("Seen", "Node", "Resource", "Driver", "State", "Open", "Changes", "Fixed", "By"), rows
 
 
 def _since(text: str) -> float:

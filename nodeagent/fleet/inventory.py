@@ -124,6 +124,7 @@ class DriftRecord(Base):
     seen_at: Mapped[float] = mapped_column(Float, index=True)
     fixed_at: Mapped[float | None] = mapped_column(Float)
     closed_at: Mapped[float | None] = mapped_column(Float)  # a left / contested / failed drift that went away
+    by: Mapped[dict | None] = mapped_column(JSON)  # who made the change (messages.Writer), when the node could tell
 
     @property
     def open(self) -> bool:

@@ -68,8 +68,16 @@ def _event(event: Event) -> Event:
 def _drift(drift: DriftEvent) -> DriftEvent:
     changes = tuple(DriftChange(field=text(c.field, 256), expected=_maybe(c.expected), found=_maybe(c.found))
                     for c in drift.changes[:MAX_CHANGES])
+    by = drift.by
+    if by is not None:  # a hostile node's writer must not forge lines or escape sequences either
+        by = replace(by, command=_line(by.command), executable=_line(by.executable), unit=_line(by.unit),
+                     user=_line(by.user), unknown=_line(by.unknown), parents=tuple(_line(p) for p in by.parents[:16]))
     return replace(drift, resource=text(drift.resource).replace("\n", "\ufffd"), changes=changes,
-                   error=_maybe(drift.error))
+                   error=_maybe(drift.error), by=by)
+
+
+def _line(value: str | None) -> str | None:
+    return None if value is None else text(value, 1024).replace("\n", "\ufffd")
 
 
 def _maybe(value: str | None) -> str | None:

@@ -248,7 +248,8 @@ def drift_record(uid: str, drift: messages.DriftEvent) -> DriftRecord:
     return DriftRecord(uid=uid, node=drift.node, resource=drift.resource, driver=drift.driver,
                        generation=drift.generation, state=drift.state,
                        changes=[change.to_dict() for change in drift.changes], error=drift.error,
-                       seen_at=drift.seen_at, fixed_at=drift.fixed_at)
+                       seen_at=drift.seen_at, fixed_at=drift.fixed_at,
+                       by=drift.by.to_dict() if drift.by is not None else None)
 
 
 def drift_event(record: DriftRecord) -> messages.DriftEvent:
@@ -256,4 +257,5 @@ def drift_event(record: DriftRecord) -> messages.DriftEvent:
     return messages.DriftEvent(node=record.node, resource=record.resource, driver=record.driver,
                                generation=record.generation, state=record.state,
                                changes=tuple(messages.DriftChange.from_dict(c) for c in record.changes or ()),
-                               seen_at=record.seen_at, fixed_at=record.fixed_at, error=record.error, id=record.uid)
+                               seen_at=record.seen_at, fixed_at=record.fixed_at, error=record.error, id=record.uid,
+                               by=messages.Writer.from_dict(record.by) if record.by else None)

@@ -9,7 +9,7 @@ from here only; the import contract (``.importlinter``) keeps the kit below ever
   ``Conflict``, ``PathRefused``;
 * ``fields``  — checks of a spec's fields that raise ``InvalidResource`` naming the field;
 * ``result``  — ``Change`` (what differs) and the results of a reconcile;
-* ``watches`` — ``File``, ``Link``, ``Netconf``, ``Row``, ``Poll``: what a driver asks the node to watch;
+* ``watches`` — ``File``, ``Link``, ``Netconf``, ``Sysctl``, ``Row``, ``Poll``: what a driver asks the node to watch;
 * ``files``   — the one atomic write (temporary file, fsync, rename; mode, owner and a backup kept);
 * ``netlink``, ``ovsdb`` — pyroute2 in the node's namespace, ovsdbapp on the node's OVSDB (imported on use:
   they are the heavy ones).
@@ -22,11 +22,11 @@ from nodeagent.kit.driver import Driver, Spec
 from nodeagent.kit.errors import (Conflict, DriverError, InvalidResource, PathRefused, PermanentError,
                                   TemporaryError)
 from nodeagent.kit.result import Change
-from nodeagent.kit.watches import File, Link, Netconf, Poll, Row, Watch
+from nodeagent.kit.watches import File, Link, Netconf, Poll, Row, Sysctl, Watch
 
 __all__ = [
     # the contract and its values
-    "Driver", "Spec", "Context", "Change", "Watch", "File", "Link", "Netconf", "Row", "Poll",
+    "Driver", "Spec", "Context", "Change", "Watch", "File", "Link", "Netconf", "Sysctl", "Row", "Poll",
     "InvalidResource", "DriverError", "TemporaryError", "PermanentError", "Conflict", "PathRefused",
     # the modules of the SDK
     "context", "driver", "errors", "fields", "files", "netlink", "ovsdb", "result", "watches",

@@ -40,6 +40,15 @@ class Netconf:
 
 
 @dataclass(frozen=True)
+class Sysctl:
+    """A kernel setting by its key (``net.ipv4.ip_forward``) in a namespace, written through ``/proc/sys``: heard
+    with its writer where the node has fanotify, and nowhere else (declare ``Netconf`` or ``Poll`` as well)."""
+
+    key: str
+    netns: str | None = None
+
+
+@dataclass(frozen=True)
 class Row:
     """An OVSDB row by table and name on a database connection; after a reconnect, every watched row."""
 
@@ -55,14 +64,16 @@ class Poll:
     interval: float
 
 
-Watch = Union[File, Link, Netconf, Row, Poll]
+Watch = Union[File, Link, Netconf, Sysctl, Row, Poll]
 
 
 @dataclass(frozen=True)
 class Touch:
     """What the hub hands the enforcer: these resources may have changed; an event said so at ``at``
-    (wall clock, for the drift record) and ``clock`` (monotonic, for the debounce)."""
+    (wall clock, for the drift record) and ``clock`` (monotonic, for the debounce); ``by``: who made the
+    change, where the source can tell (a ``wire.messages.Writer``; fanotify can, inotify and netlink cannot)."""
 
     resources: tuple[str, ...]
     at: float
     clock: float
+    by: object | None = None

@@ -51,6 +51,11 @@ class DriftGuard:
         self.seen[resource] = []
         return True
 
+    def contest(self, resource: str, now: float) -> bool:
+        """Make the resource contested at once (its writer is another manager of it); True, as ``record``."""
+        self.seen[resource] = [now] * (self.limit - 1)
+        return self.record(resource, now)
+
     def backed_off(self, resource: str, now: float) -> bool:
         until = self.until.get(resource)
         if until is None:

@@ -8,6 +8,7 @@ run at once; the watch hub's threads only put touches on the agent's queue.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import logging
 import queue
@@ -18,15 +19,18 @@ from typing import Any, Callable
 
 from nodeagent.kit import files
 from nodeagent.process.daemon import sd_notify
+from nodeagent.node import attribution
 from nodeagent.node.drift import DriftGuard, is_drift
+from nodeagent.node.driftpolicy import CONTEST, IGNORE, WriterPolicy
 from nodeagent.node.engine import Engine
 from nodeagent.process.metrics import AgentMetrics
 from nodeagent.document.model import Document
 from nodeagent.kit.result import ReconcileResult, Status
 from nodeagent.kit.watches import Touch
+from nodeagent.node.redact import scrub_command
 from nodeagent.node.retry import Retries
 from nodeagent.node.watchhub import WatchHub
-from nodeagent.wire.messages import AgentStatus, DriftEvent, LocalView, ResourceView, Rollback
+from nodeagent.wire.messages import AgentStatus, DriftEvent, LocalView, ResourceView, Rollback, Writer
 
 LOG = logging.getLogger(__name__)
 MAX_DEBOUNCE = 1.0  # a resource touched continuously is still reconciled this often
@@ -35,7 +39,8 @@ MAX_DEBOUNCE = 1.0  # a resource touched continuously is still reconciled this o
 @dataclass(frozen=True)
 class Pacing:
     """How the enforcer paces itself: events gathered for ``debounce`` seconds, the guard against fighting
-    (``contested_*``, see DriftGuard), and the retry backoff of temporary failures (see Retries)."""
+    (``contested_*``, see DriftGuard), the retry backoff of temporary failures (see Retries); how files
+    are watched (``file_watch``) and what a drift's writer means (``writers``, see WriterPolicy)."""
 
     debounce: float = 0.1  # the coalescing window after an event's reconcile (the first event is acted on at once)
     contested_count: int = 5
@@ -43,10 +48,15 @@ class Pacing:
     contested_backoff: float = 30.0
     retry_first: float = 1.0
     retry_cap: float = 60.0
+    file_watch: str = "auto"
+    short_lived: bool = True  # name writers gone before their event is read (the process log)
+    writers: WriterPolicy = WriterPolicy()
 
     @classmethod
     def from_conf(cls, conf: Any) -> "Pacing":
-        return cls(conf.debounce, conf.drift_contested_count, conf.drift_contested_window, conf.drift_backoff)
+        return cls(conf.debounce, conf.drift_contested_count, conf.drift_contested_window, conf.drift_backoff,
+                   file_watch=conf.file_watch, short_lived=conf.name_short_lived_writers,
+                   writers=WriterPolicy(tuple(conf.drift_ignore_from), tuple(conf.drift_contest_from)))
 
 
 @dataclass(frozen=True)
@@ -81,7 +91,7 @@ class Enforcer:
         self.retries = Retries(pacing.retry_first, pacing.retry_cap)
         self.inbox: queue.Queue = inbox if inbox is not None else queue.Queue()
         self.touches: queue.SimpleQueue[Touch] = queue.SimpleQueue()
-        self.hub = WatchHub(self._arrived, interfaces_changed, engine.ctx.netns)
+        self.hub = WatchHub(self._arrived, interfaces_changed, engine.ctx.netns, pacing.file_watch, pacing.short_lived)
         self.document: Document | None = None
         self.applied_generation: int | None = None  # its first reconcile is the agent's own work, not drift
         self.last_result: ReconcileResult | None = None
@@ -97,6 +107,9 @@ class Enforcer:
         self._status_error: int | None = None
         self.rolled_back: Rollback | None = None  # the last generation rolled back (see guard.ChangeGuard)
         self.confirming: dict[str, Any] | None = None  # the status reported while a change awaits its probes
+        self._writers: dict[str, Writer] = {}  # id -> who made its latest change, until a reconcile looks
+        self._held: dict[str, str] = {}  # id -> ignore / contest: its writer is one the policy names
+        self._kinds: dict[str, set[type]] = {}  # id -> the kinds of watch its driver declared
 
     # -- documents -------------------------------------------------------------------------------
     def apply_document(self, document: Document, trigger: str) -> ReconcileResult:
@@ -106,6 +119,7 @@ class Enforcer:
         declared = {resource.id for resource in document.resources}
         self.states = {rid: state for rid, state in self.states.items() if rid in declared}  # gone: not failed
         self.retries.clear()
+        self._held.clear()  # a new document is the operator's word again
         self._said_failed.clear()
         result = self.reconcile(trigger)
         self._unapplied = {r.id for r in result.resources if r.status in (Status.FAILED, Status.SKIPPED)
@@ -138,6 +152,7 @@ class Enforcer:
                                                                                           self.engine.ctx)
             except Exception as exc:  # the periodic resync still covers what this watch would have
                 LOG.warning("cannot watch resource '%s': %s", resource.id, exc)
+        self._kinds = {rid: {type(watch) for watch in watches} for rid, watches in declared.items()}
         self.hub.watch(declared)
 
     def stop_watches(self) -> None:
@@ -165,6 +180,13 @@ class Enforcer:
         self._last_touch = max(self._last_touch, touch.clock)
         for resource_id in touch.resources:
             self._touched[resource_id] = max(touch.at, self._touched.get(resource_id, 0.0))
+            if isinstance(touch.by, Writer):  # the agent's own writes name nobody and change nothing here
+                self._writers[resource_id] = touch.by
+                verdict = self.pacing.writers.verdict(touch.by)
+                if verdict:
+                    self._held[resource_id] = verdict
+                else:  # someone else wrote after the expected writer: theirs is corrected
+                    self._held.pop(resource_id, None)
 
     def due_at(self) -> float | None:
         """When touched, retried or deferred resources are due (monotonic), or None when none is waiting."""
@@ -214,7 +236,8 @@ class Enforcer:
         self._deferred.update(set(wanted) - set(allowed))
         if not allowed:
             return None
-        result = self.engine.reconcile(self.document, only=allowed if len(allowed) < len(wanted) or only else None)
+        result = self.engine.reconcile(self._held_back(self.document),
+                                       only=allowed if len(allowed) < len(wanted) or only else None)
         self.metrics.reconcile_seconds.labels(trigger.split(" ")[0]).observe(result.duration)
         finished = self._note_states(result)
         self.last_result = result
@@ -225,6 +248,14 @@ class Enforcer:
             LOG.info("reconcile (%s): %s", trigger, result.summary())
         self.publish()
         return result
+
+    def _held_back(self, document: Document) -> Document:
+        """The document with the resources whose last writer the policy names in monitor mode: their drift
+        is found and recorded, not corrected."""
+        if not self._held or self.applied_generation != document.generation:
+            return document
+        return dataclasses.replace(document, resources=[
+            dataclasses.replace(r, mode="monitor") if r.id in self._held else r for r in document.resources])
 
     def _note_states(self, result: ReconcileResult) -> set[str]:
         """Each resource's state and retry; returns those whose part of the generation's apply a retry
@@ -261,8 +292,10 @@ class Enforcer:
     def _record_drift(self, result: ReconcileResult, seen: dict[str, float], finished: set[str]) -> None:
         now = time.monotonic()
         for item in result.resources:
+            by, held = self._writer_of(item.id), self._held.get(item.id)
             if not is_drift(item) or item.id in finished or item.id in self._unapplied:
                 self._standing.pop(item.id, None)
+                self._held.pop(item.id, None)
                 continue
             if item.status is not Status.CHANGED:
                 # Left (monitor) or not fixable: reported once, not again at every event or resync.
@@ -274,17 +307,32 @@ class Enforcer:
             # stops would never be backed off.
             fought = item.status is Status.CHANGED or item.error_kind == "conflict"
             contested = fought and self.guard.record(item.id, now)
+            if held == CONTEST:  # another manager of it (drift_contest_from): a fight at once
+                contested = self.guard.contest(item.id, now)
+                self._held.pop(item.id, None)  # backed off now; when the backoff ends it is corrected
             # When THIS drift was seen: the latest touch of this very resource, never another's or an earlier one.
             event = DriftEvent.from_result(self.host, result.generation, item, seen.get(item.id) or time.time(),
-                                           contested)
+                                           contested, by, ignored=held == IGNORE)
             LOG.warning("drift %s", event.describe())
             self.recent_drift.append(event)
             self.metrics.drift_events.labels(item.driver, event.state).inc()
+            self.metrics.drift_by_unit.labels(by.unit or "").inc()
             self.outlet.record(f"drift.{event.state}", event.describe(), event)
             payload = event.to_dict()
             self.outlet.notify("nodeagent.drift.detected", payload)
             if event.state in ("corrected", "contested"):
                 self.outlet.notify(f"nodeagent.drift.{event.state}", payload)
+
+    def _writer_of(self, resource_id: str) -> Writer:
+        """Who made the change an event announced for the resource (the command line masked: it may carry a
+        secret, the document's or a new one), or why that is unknown."""
+        by = self._writers.pop(resource_id, None)
+        if by is None:
+            return attribution.unknown(self._kinds.get(resource_id, set()), self.hub.files_by)
+        if not by.command:
+            return by
+        secrets = [secret for resource in self.document.resources for secret in resource.secrets]
+        return dataclasses.replace(by, command=scrub_command(by.command, secrets))
 
     # -- what others read ------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -317,6 +365,7 @@ class Enforcer:
                                        backed_off=self.guard.backed_off(resource.id, time.monotonic()))
                           for resource in (self.document.resources if self.document is not None else ()))
         view = LocalView(node=self.host, resources=resources, drift=tuple(self.recent_drift),
+                         attribution={"file": self.hub.files_by, "network": attribution.network_line()},
                          **AgentStatus.from_dict(status).__dict__)
         try:
             files.write_private(self.outlet.state_dir / "status.json", json.dumps(view.to_dict(), indent=1).encode(),

@@ -7,13 +7,16 @@ import shlex
 import socket
 from pathlib import Path
 
-from oslo_config import cfg
+from oslo_config import cfg, types
 
 from nodeagent.kit.context import DEFAULT_ALLOWED_ROOTS, DEFAULT_OVSDB, Context
 
 # systemd-run: the command runs as a service of its own, outside this unit's sandbox; its output and exit code
 # come back as a child's would.
 TRANSIENT_UNIT = ("systemd-run", "--wait", "--pipe", "--collect", "--quiet", "--service-type=exec")
+
+# A unit, an executable's path or name (drift_ignore_from, drift_contest_from): one word each.
+WRITER_ENTRY = types.String(regex=r"^\S+$", type_name="unit or executable")
 
 agent_opts = [
     cfg.ListOpt("allowed_roots", default=list(DEFAULT_ALLOWED_ROOTS),
@@ -67,6 +70,25 @@ daemon_opts = [
                       "links, addresses, offloads, net.* parameters) before the change is rolled back; a "
                       "document's own rollback_timeout wins. Only probes that answered before the change count: "
                       "the broker, and the document's probes."),
+    cfg.StrOpt("file_watch", default="auto", choices=("auto", "fanotify", "inotify"),
+               help="How file changes are heard. fanotify names the process that made each change (its command "
+                    "line, unit, login user and parents: the 'by' of a drift) and needs CAP_SYS_ADMIN; inotify "
+                    "names nobody. auto: fanotify where the agent may have it, else inotify ('nodeagent status' "
+                    "says which)."),
+    cfg.BoolOpt("name_short_lived_writers", default=True,
+                help="With fanotify: read each new program's command line as it starts (the kernel's process "
+                     "events), so a writer that exits before its change is read (sed -i, a postinst) is still "
+                     "named. Costs about 0.2 ms of CPU per program started on the node (1.2%% of a core at 40 "
+                     "programs/s, see benchmarks/drift.py); off, such a writer is named by its pid only."),
+    cfg.ListOpt("drift_ignore_from", default=[], item_type=WRITER_ENTRY,
+                help="Writers whose changes are expected: recorded as drift 'ignored', not corrected, until "
+                     "the next document. Each entry a systemd unit (apt-daily.service), an executable's path "
+                     "(/usr/bin/dpkg) or name (dpkg); a name also matches the writer's parents. Needs writers "
+                     "named (file_watch)."),
+    cfg.ListOpt("drift_contest_from", default=[], item_type=WRITER_ENTRY,
+                help="Writers that manage the same things (another configuration tool): their first change "
+                     "makes the resource contested at once (not corrected; backed off, see drift_backoff). "
+                     "Entries as in drift_ignore_from."),
     cfg.StrOpt("metrics_address", default="",
                help="host:port for Prometheus metrics (empty: none), e.g. 127.0.0.1:9180."),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Iterable
 
 from nodeagent.kit.result import REDACTED, Change
@@ -42,3 +43,27 @@ def redact_change(change: Change, sensitive: tuple[str, ...] | bool, secrets: It
         return change.redacted()
     secrets = tuple(secrets)
     return Change(change.field, scrub(change.old, secrets), scrub(change.new, secrets), scrub(change.diff, secrets))
+
+
+_URL_PASSWORD = re.compile(r"(://[^/\s:@]*:)[^/\s@]+@")
+_SECRET_ASSIGNMENT = re.compile(r"^(-*[\w.]+[=:])(.+)$")
+
+
+def scrub_command(command: str | None, secrets: Iterable[str]) -> str | None:
+    """A writer's command line without secrets: the document's own, a URL's password, the value of an
+    argument named like a secret (``--password=x``, ``password x``, ``crudini --set f DEFAULT transport_url x``)."""
+    if not command:
+        return command
+    try:
+        words = shlex.split(command)
+    except ValueError:  # not one writers.describe made: scrubbed as free text
+        return scrub(_URL_PASSWORD.sub(rf"\g<1>{REDACTED}@", command), secrets)
+    for number, word in enumerate(words):
+        assignment = _SECRET_ASSIGNMENT.match(word)
+        if assignment and looks_secret(assignment.group(1).strip("-=:")):
+            words[number] = assignment.group(1) + REDACTED
+        elif number and looks_secret(words[number - 1].strip("-")) and not set("/=:") & set(words[number - 1]):
+            words[number] = REDACTED
+        else:
+            words[number] = _URL_PASSWORD.sub(rf"\g<1>{REDACTED}@", word)
+    return scrub(shlex.join(words), secrets)

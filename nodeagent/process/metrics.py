@@ -24,6 +24,10 @@ class AgentMetrics:
                                ["status"], registry=self.registry)
         self.drift_events = Counter("nodeagent_drift_events_total", "Drift events found by this agent",
                                     ["driver", "state"], registry=self.registry)
+        # The writer's unit only: its pid and command line would be a new series for every change.
+        self.drift_by_unit = Counter("nodeagent_drift_by_unit_total",
+                                     "Drift events by the systemd unit of the process that made the change "
+                                     "('' when no unit, or no writer, was named)", ["unit"], registry=self.registry)
         self.apply_failures = Counter("nodeagent_apply_failures_total", "Resources that failed to apply",
                                       ["driver"], registry=self.registry)
         self.generation = Gauge("nodeagent_generation", "Generation of the document enforced",

@@ -292,7 +292,9 @@ class Fleet:
         self.common = {"transport_url": transport_url, "control_exchange": self.exchange,
                        "report_interval": report_interval, "resync_interval": resync_interval,
                        "rpc_response_timeout": 10}
-        self.agent_options = agent_options or {}
+        # Off unless a test asks: every lab agent would read the command line of each program the machine starts,
+        # and a test run starts many (tests of drift attribution turn it on).
+        self.agent_options = {"name_short_lived_writers": False, **(agent_options or {})}
         self.coordinator_conf = self._write_conf("coordinator.conf", {"host": "coordinator"}, {
             "coordinator": {"state_dir": directory / "coordinator", "auto_accept": str(auto_accept).lower(),
                             **(coordinator_options or {})}, **(coordinator_sections or {})})

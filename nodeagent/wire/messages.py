@@ -32,6 +32,7 @@ M = TypeVar("M", bound="Message")
 LIMIT = 2 ** 62  # integers beyond this are nonsense in a report and overflow a database column
 
 CORRECTED, LEFT, CONTESTED, FAILED = "corrected", "left", "contested", "failed"
+IGNORED = "ignored"  # left because its writer is one the node's drift_ignore_from names
 
 
 class Malformed(Refused):
@@ -185,6 +186,39 @@ class DriftChange(Message):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Writer(Message):
+    """Who changed a resource behind the agent's back, as far as the node could tell (``by`` of a drift).
+
+    Read from ``/proc`` when the change was announced (fanotify names the process); ``exited``: the process
+    was gone by then, and only its pid is known; ``unknown``: why no process could be named at all
+    (inotify names none, rtnetlink none without the audit subsystem). The command line is scrubbed of the
+    document's secrets before it leaves the agent."""
+
+    NAME: ClassVar[str] = "writer"
+
+    pid: int | None = None
+    command: str | None = field(default=None, metadata=limited(1024))
+    executable: str | None = field(default=None, metadata=limited(4096))
+    unit: str | None = field(default=None, metadata=limited(256))  # systemd unit, from /proc/PID/cgroup
+    user: str | None = field(default=None, metadata=limited(64))  # login user (loginuid), else the uid's name
+    parents: tuple[str, ...] = ()  # "bash[812]", nearest first, up to the unit's top process
+    exited: bool = False
+    unknown: str | None = field(default=None, metadata=limited(256))
+
+    def describe(self) -> str:
+        """``python3 /tmp/w.py --edit[4242] (user alice, unit nova.service, via bash[4200])``, or why unknown."""
+        if self.unknown:
+            return f"unknown ({self.unknown})"
+        who = self.command or self.executable or "a process"
+        who += f"[{self.pid}]" if self.pid is not None else ""
+        extra = [f"user {self.user}"] if self.user else []
+        extra += [f"unit {self.unit}"] if self.unit else []
+        extra += [f"via {' < '.join(self.parents)}"] if self.parents else []
+        extra += ["exited before it could be read"] if self.exited else []
+        return f"{who} ({', '.join(extra)})" if extra else who
+
+
+@dataclass(frozen=True, kw_only=True)
 class DriftEvent(Message):
     """One drift of one resource: what was expected, what was found (redacted), and what became of it."""
 
@@ -194,29 +228,31 @@ class DriftEvent(Message):
     resource: str = field(metadata=limited(128))
     driver: str = field(metadata=limited(64))
     generation: int
-    # corrected (enforce), left (monitor), contested (backed off), failed (could not fix)
-    state: str = field(metadata=limited(choices=(CORRECTED, LEFT, CONTESTED, FAILED)))
+    # corrected (enforce), left (monitor), contested (backed off), failed (could not fix), ignored (its writer
+    # is expected: drift_ignore_from)
+    state: str = field(metadata=limited(choices=(CORRECTED, LEFT, CONTESTED, FAILED, IGNORED)))
     changes: tuple[DriftChange, ...]
     seen_at: float
     fixed_at: float | None = None
     error: str | None = None
     id: str = field(metadata=limited(32))  # the coordinator keeps a drift once, however often it is resent
+    by: Writer | None = None  # who made the change, when the event that announced it could tell
 
     @classmethod
     def from_result(cls, node: str, generation: int, result: ResourceResult, seen_at: float,
-                    contested: bool) -> "DriftEvent":
+                    contested: bool, by: Writer | None = None, ignored: bool = False) -> "DriftEvent":
         changes = tuple(DriftChange(field=c.field, expected=c.new, found=c.old) for c in result.changes)
         if contested:
             state = CONTESTED
         elif result.status is Status.CHANGED:
             state = CORRECTED
         elif result.status is Status.DRIFTED:
-            state = LEFT
+            state = IGNORED if ignored else LEFT
         else:
             state = FAILED
         return cls(node=node, resource=result.id, driver=result.driver, generation=generation, state=state,
                    changes=changes, seen_at=seen_at, fixed_at=time.time() if state == CORRECTED else None,
-                   error=result.error, id=new_id())
+                   error=result.error, id=new_id(), by=by)
 
     def lines(self) -> list[str]:
         """Each changed field, then the error if the agent could not fix it."""
@@ -224,10 +260,14 @@ class DriftEvent(Message):
 
     def outcome(self) -> str:
         """``corrected: DEFAULT.debug: found true, expected false`` (where the resource is already named)."""
-        return f"{self.state}: {'; '.join(self.lines()) or 'changed'}"
+        return f"{self.state}: {'; '.join(self.lines()) or 'changed'}{self.by_whom()}"
+
+    def by_whom(self) -> str:
+        """`` by vi /etc/neutron/neutron.conf[812] (user alice)``, or nothing when no event named anyone."""
+        return f" by {self.by.describe()}" if self.by is not None else ""
 
     def describe(self) -> str:
-        """One line: ``neutron-conf corrected: DEFAULT.debug: found true, expected false``."""
+        """One line: ``neutron-conf corrected: DEFAULT.debug: found true, expected false by vi[812] (...)``."""
         return f"{self.resource} {self.outcome()}"
 
 
@@ -309,6 +349,7 @@ class LocalView(AgentStatus):
     node: str
     resources: tuple[ResourceView, ...] = ()
     drift: tuple[DriftEvent, ...] = ()
+    attribution: dict[str, str] = field(default_factory=dict)  # how writers are named: file, network
 
     def last_drift(self) -> dict[str, DriftEvent]:
         """Each resource's newest drift event."""

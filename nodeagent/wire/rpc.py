@@ -32,6 +32,8 @@ Coordinator API (``CoordinatorAPI`` calls it, ``CoordinatorEndpoint`` answers), 
 * 1.3 - a request the coordinator does not accept (its signature does not verify, its sequence is spent, its
   node unknown or revoked) is answered with an unsigned ``Rejection``, never a signed refusal. A 1.2 agent
   takes a rejection for a rogue answer, as it should.
+  Later, with no new version: a drift event may carry ``by`` (a ``messages.Writer``) and the state
+  ``ignored``; an agent that sends them needs a coordinator that reads them (coordinator first, as always).
 
 Notifications (``messagingv2``, topic ``<control_exchange>.notifications``) are for
 operators' tools: ``nodeagent.drift.*`` carry a ``DriftEvent.to_dict()``.
