@@ -63,6 +63,11 @@ class FileEvent:
     def overflow(self) -> bool:
         return bool(self.mask & FAN_Q_OVERFLOW)
 
+    @property
+    def in_progress(self) -> bool:
+        """Only written to: the writer may still be at it (its close-write says when the file is whole)."""
+        return self.mask & CHANGES == FAN_MODIFY
+
 
 class Fanotify:
     """A notification group (``FAN_CLASS_NOTIF``: it never blocks the writer) reporting directory + name."""

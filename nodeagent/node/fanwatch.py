@@ -84,7 +84,11 @@ class FanotifyObserver:
         path = os.path.normpath(os.path.join(event.directory, event.name))
         if path not in self.paths:
             return
-        self.on_change(path, None if event.pid == own else self._writer(event))
+        writer = None if event.pid == own else self._writer(event)  # read now: the writer may exit soon
+        if event.in_progress and not path.startswith("/proc/sys/"):
+            return  # a file is acted on once whole (close-write, moved-to), as inotify's watch does; a
+            # sysctl is written in one write, and only that write is heard
+        self.on_change(path, writer)
 
     def _writer(self, event: fanotify.FileEvent) -> Writer:
         now = time.monotonic()
