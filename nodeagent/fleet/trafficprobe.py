@@ -298,8 +298,9 @@ class TrafficProbe:
     def _metadata(self, stand_in: StandIn, router: Any) -> TrafficCheck:
         """The metadata request of an instance: Nova's answer (200, or 404 for a stand-in that is no server)
         means the proxy, the agent and the shared secret all worked."""
-        # a new router's proxy starts with its namespace: asked again for a while when it has no answer yet
-        deadline = time.monotonic() + 30
+        # a new router's proxy starts with its namespace, and a metadata agent just restarted answers late on a
+        # loaded machine: asked again for a while when it has no answer yet
+        deadline = time.monotonic() + 60
         while True:
             status = stand_in.http_status(f"http://{METADATA}/openstack")
             if status in (200, 403, 404) or time.monotonic() > deadline:
