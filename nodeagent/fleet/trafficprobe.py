@@ -40,6 +40,7 @@ PREFIX = "nodeagent-probe"
 NETNS_PREFIX = "naprobe"
 PROBE_OWNER = "compute:nodeagent-probe"
 METADATA = "169.254.169.254"
+DHCP_WINDOW = 40  # seconds of DHCP rounds (about 20 s each) before a stand-in's DHCP check fails
 UDHCPC_SCRIPT = """#!/bin/sh
 # busybox udhcpc hands the lease over in the environment: say it, and configure the stand-in's NIC with it.
 case "$1" in bound|renew)
@@ -216,7 +217,7 @@ class TrafficProbe:
                  progress: Callable[[str], None] = lambda _: None, metadata: bool | None = None):
         self.api = neutron.connection.network
         # metadata: whether to ask 169.254.169.254 (None: where the catalog has Nova)
-        self.metadata = neutron.connection.has_service("compute") if metadata is None else metadata
+        self.metadata = _has_compute(neutron.connection) if metadata is None else metadata
         self.shells = shells
         self.all_shells = {**shells, **(all_shells or {})}
         self.network_name = network
@@ -257,7 +258,9 @@ class TrafficProbe:
             _wait(lambda: self.api.get_port(stand_in.port.id).status == "ACTIVE", 60)
             _wait(lambda: any(p.status == "ACTIVE" for p in self.api.ports(network_id=network.id,
                                                                             device_owner="network:dhcp")), 60)
-            lease = stand_in.dhcp()
+            # asked again while the window lasts: on a loaded node the DHCP agent may give dnsmasq the new port's
+            # host entry, or the L2 agent its overlay forwarding entries, after the first round of requests
+            lease = _wait(stand_in.dhcp, DHCP_WINDOW, step=1)
             if not lease:
                 dhcp_ports = list(self.api.ports(network_id=network.id, device_owner="network:dhcp"))
                 hop, hint = self.diagnose(stand_in, network, dhcp_ports, "dhcp")
@@ -610,6 +613,14 @@ def choose_nodes(nodes: list[tuple[str, list[str], dict[str, Any]]], host: str |
     except ValueError:
         raise ProbeError(f"--cidr must be an IPv4 network such as 198.19.254.0/24, got {cidr!r}") from None
     return probed, access, mtu
+
+
+def _has_compute(connection: Any) -> bool:
+    """Whether the cloud's catalog lists Nova (read from the token's catalog: openstacksdk's has_service warns
+    'Keystone catalog entry not found' on the operator's terminal when it does not)."""
+    session = connection.session
+    catalog = session.auth.get_access(session).service_catalog
+    return bool(catalog.get_endpoints(service_type="compute").get("compute"))
 
 
 def _wait(predicate: Callable[[], Any], timeout: float, step: float = 1.0) -> Any:

@@ -193,7 +193,7 @@ def test_verify_traffic_stand_ins_reach_each_other_and_the_outside_through_the_l
                            "--traffic", "-f", "json", "--outside-access", f"ip netns exec {two_node.upstream}"],
                           capture_output=True, text=True, timeout=300)
     rows = json.loads(done.stdout or "[]")
-    assert done.returncode == 0, [r for r in rows if r["Result"] != "ok"] or done.stderr
+    assert done.returncode == 0, "\n".join(str(r) for r in rows if r["Result"] != "ok") or done.stderr
     checks = ("dhcp", "ping dhcp port", "ping router", "ping router gateway", "ping outside (SNAT)",
               "floating ip from the outside")
     assert {(r["Host"], r["Check"]) for r in rows} == {
