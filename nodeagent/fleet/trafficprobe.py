@@ -16,6 +16,10 @@ A node is probed only when the operator says how to reach it (opt-in): the node 
 command prefix that runs a command in the node's view (``ssh root@compute1``; in the lab, ``nsenter ...``).
 Everything made is named ``nodeagent-probe-*`` / ``naprobe*``: removed at the end, also when interrupted, and
 a later probe sweeps what an earlier killed one left (so one probe runs at a time per cloud).
+
+The stand-ins' ports are in a security group of the probe's own that lets ICMP in (what the guides' "launch an
+instance" step adds to the default group): where the L2 agent enforces security groups on the port (the Linux
+bridge agent's iptables driver does), the default group would drop the upstream router's ping of a floating IP.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ PREFIX = "nodeagent-probe"
 NETNS_PREFIX = "naprobe"
 PROBE_OWNER = "compute:nodeagent-probe"
 METADATA = "169.254.169.254"
+DHCP_WINDOW = 40  # seconds of DHCP rounds (about 20 s each) before a stand-in's DHCP check fails
 UDHCPC_SCRIPT = """#!/bin/sh
 # busybox udhcpc hands the lease over in the environment: say it, and configure the stand-in's NIC with it.
 case "$1" in bound|renew)
@@ -212,7 +217,7 @@ class TrafficProbe:
                  progress: Callable[[str], None] = lambda _: None, metadata: bool | None = None):
         self.api = neutron.connection.network
         # metadata: whether to ask 169.254.169.254 (None: where the catalog has Nova)
-        self.metadata = neutron.connection.has_service("compute") if metadata is None else metadata
+        self.metadata = _has_compute(neutron.connection) if metadata is None else metadata
         self.shells = shells
         self.all_shells = {**shells, **(all_shells or {})}
         self.network_name = network
@@ -231,10 +236,11 @@ class TrafficProbe:
         try:
             self.sweep()
             network, subnet, router = self._network()
+            group = self._security_group()
             for host, shell in sorted(self.shells.items()):
                 port = self.api.create_port(network_id=network.id, name=f"{PREFIX}-{host}-{self.tag}",
                                             device_owner=PROBE_OWNER, device_id=str(uuid.uuid4()),
-                                            binding_host_id=host)
+                                            binding_host_id=host, security_group_ids=[group.id])
                 self.made.append(("port", port))
                 stand_in = StandIn(shell, port, f"{self.tag}{len(self.stand_ins)}")
                 self.stand_ins.append(stand_in)
@@ -252,7 +258,9 @@ class TrafficProbe:
             _wait(lambda: self.api.get_port(stand_in.port.id).status == "ACTIVE", 60)
             _wait(lambda: any(p.status == "ACTIVE" for p in self.api.ports(network_id=network.id,
                                                                             device_owner="network:dhcp")), 60)
-            lease = stand_in.dhcp()
+            # asked again while the window lasts: on a loaded node the DHCP agent may give dnsmasq the new port's
+            # host entry, or the L2 agent its overlay forwarding entries, after the first round of requests
+            lease = _wait(stand_in.dhcp, DHCP_WINDOW, step=1)
             if not lease:
                 dhcp_ports = list(self.api.ports(network_id=network.id, device_owner="network:dhcp"))
                 hop, hint = self.diagnose(stand_in, network, dhcp_ports, "dhcp")
@@ -293,8 +301,9 @@ class TrafficProbe:
     def _metadata(self, stand_in: StandIn, router: Any) -> TrafficCheck:
         """The metadata request of an instance: Nova's answer (200, or 404 for a stand-in that is no server)
         means the proxy, the agent and the shared secret all worked."""
-        # a new router's proxy starts with its namespace: asked again for a while when it has no answer yet
-        deadline = time.monotonic() + 30
+        # a new router's proxy starts with its namespace, and a metadata agent just restarted answers late on a
+        # loaded machine: asked again for a while when it has no answer yet
+        deadline = time.monotonic() + 60
         while True:
             status = stand_in.http_status(f"http://{METADATA}/openstack")
             if status in (200, 403, 404) or time.monotonic() > deadline:
@@ -397,10 +406,18 @@ class TrafficProbe:
             shell_there = self.all_shells.get(remote or "")
             if kind == "outside" and shell_there is not None and namespace in shell_there.run(
                     "ip", "netns", "list").stdout:
-                ports = shell_there.run("ovs-vsctl", "--timeout=10", "list-ports", "br-ex").stdout.split()
-                return "br-ex", (f"{namespace} on {remote} has its gateway; br-ex there has ports "
-                                 f"{', '.join(ports) or 'none'}: the external interface must be one of them, GRO "
-                                 "off, and the upstream router must answer ARP on the provider network")
+                if shell_there.mechanism == "linuxbridge":  # the provider network's brq, with the provider NIC
+                    bridge = f"brq{(router.external_gateway_info or {}).get('network_id', '')[:11]}"
+                    ports = shell_there.run("ls", f"/sys/class/net/{bridge}/brif").stdout.split()
+                    hop, what = "provider bridge", "physical_interface_mappings' provider interface"
+                else:
+                    bridge = "br-ex"
+                    ports = shell_there.run("ovs-vsctl", "--timeout=10", "list-ports", bridge).stdout.split()
+                    hop, what = "br-ex", "external interface, GRO off,"
+                return hop, (
+                    f"{namespace} on {remote} has its gateway; {bridge} there has ports {', '.join(ports) or 'none'}: "
+                    f"the {what} must be one of them, the upstream router must answer ARP on the provider network, "
+                    "and the instance's security group must let the reply in")
             return "router namespace", self._namespace_hint(remote, namespace, "neutron-l3-agent")
         tool = ("'ovs-appctl ofproto/trace br-int in_port=" + stand_in.tap + ",...'"
                 if stand_in.shell.mechanism != "linuxbridge" else f"'tcpdump -i {stand_in.tap}'")
@@ -454,6 +471,15 @@ class TrafficProbe:
         network = self.api.get_network(network.id)  # with its segmentation id
         return network, subnet, router
 
+    def _security_group(self) -> Any:
+        """The stand-ins' group: the default egress rules, and ICMP in from anywhere (pings of a floating IP)."""
+        group = self.api.create_security_group(name=f"{PREFIX}-{self.tag}",
+                                               description="nodeagent verify --traffic: its stand-ins' ports")
+        self.made.append(("security group", group))
+        self.api.create_security_group_rule(security_group_id=group.id, direction="ingress", ethertype="IPv4",
+                                            protocol="icmp", remote_ip_prefix="0.0.0.0/0")
+        return group
+
     def _external(self) -> Any:
         if self.external_name:
             return self.api.find_network(self.external_name, ignore_missing=False)
@@ -476,6 +502,8 @@ class TrafficProbe:
                     self.api.delete_router(thing, ignore_missing=True)
                 elif kind == "network":
                     self.api.delete_network(thing, ignore_missing=True)
+                elif kind == "security group":
+                    self.api.delete_security_group(thing, ignore_missing=True)
             except Exception:  # noqa: BLE001 - the rest must still go; sweep() catches it next time
                 continue
         try:
@@ -498,6 +526,8 @@ class TrafficProbe:
         for network in list(self.api.networks()):
             if network.name == f"{PREFIX}{mine}":
                 self.api.delete_network(network, ignore_missing=True)
+        for group in list(self.api.security_groups(name=f"{PREFIX}{mine}")):
+            self.api.delete_security_group(group, ignore_missing=True)
 
     def _delete_router(self, router: Any) -> None:
         for port in list(self.api.ports(device_id=router.id, device_owner="network:router_interface")):
@@ -520,6 +550,9 @@ class TrafficProbe:
         for network in list(self.api.networks()):
             if network.name.startswith(PREFIX):
                 self.api.delete_network(network, ignore_missing=True)
+        for group in list(self.api.security_groups()):
+            if (group.name or "").startswith(PREFIX):
+                self.api.delete_security_group(group, ignore_missing=True)
 
 
 def metadata_hop(status: int | None, router_id: str, host: str | None) -> tuple[str, str]:
@@ -580,6 +613,14 @@ def choose_nodes(nodes: list[tuple[str, list[str], dict[str, Any]]], host: str |
     except ValueError:
         raise ProbeError(f"--cidr must be an IPv4 network such as 198.19.254.0/24, got {cidr!r}") from None
     return probed, access, mtu
+
+
+def _has_compute(connection: Any) -> bool:
+    """Whether the cloud's catalog lists Nova (read from the token's catalog: openstacksdk's has_service warns
+    'Keystone catalog entry not found' on the operator's terminal when it does not)."""
+    session = connection.session
+    catalog = session.auth.get_access(session).service_catalog
+    return bool(catalog.get_endpoints(service_type="compute").get("compute"))
 
 
 def _wait(predicate: Callable[[], Any], timeout: float, step: float = 1.0) -> Any:

@@ -313,11 +313,11 @@ class Fleet:
         path.write_text("\n".join(lines) + "\n")
         return path
 
-    def ctl(self, *args: str, check: bool = True, stdin: str = "") -> subprocess.CompletedProcess:
+    def ctl(self, *args: str, check: bool = True, stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess:
         """Run nodeagentctl against this fleet's coordinator database."""
         program = Path(sys.executable).parent / "nodeagentctl"
         done = subprocess.run([str(program), "--config-file", str(self.coordinator_conf), *args],
-                              capture_output=True, text=True, timeout=60, input=stdin)
+                              capture_output=True, text=True, timeout=timeout, input=stdin)
         if check and done.returncode != 0:
             raise RuntimeError(f"nodeagentctl {' '.join(args)} failed: {done.stderr.strip()}")
         return done

@@ -128,8 +128,8 @@ class Deployment:
         progress(f"{len(self.guide.nodes)} lab nodes up, each with its systemd and agent")
         return self
 
-    def ctl(self, *args: str, check: bool = True, stdin: str = ""):
-        return self.fleet.ctl(*args, check=check, stdin=stdin)
+    def ctl(self, *args: str, check: bool = True, stdin: str = "", timeout: float = 60):
+        return self.fleet.ctl(*args, check=check, stdin=stdin, timeout=timeout)
 
     def deploy(self, progress: Callable[[str], None] = lambda _: None) -> None:
         """The operator's steps: secrets, variables, then the controller, then every other node."""
