@@ -10,14 +10,13 @@ re-enforcement touch "provider")."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 import yaml
 
+from nodeagent.testing.webhook import Webhook
 from nodeagent.testing.lab import Fleet
 from nodeagent.testing.labcloud import free_port
 from tests.drift_kinds import DOCUMENT, KINDS, edit, root
@@ -29,26 +28,10 @@ pytestmark = pytest.mark.timeout(600)
 CONTESTED_COUNT = 5  # corrections within the window that make a resource contested
 BACKOFF = 15  # s: long enough for the test to see the agent leave the contested file alone
 
-class Receiver(BaseHTTPRequestHandler):
-    received: list[dict] = []
-
-    def do_POST(self):  # noqa: N802 - http.server's name
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        Receiver.received.append(json.loads(body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def webhook():
-    server = HTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/alerts"
-    server.shutdown()
+    with Webhook() as hook:
+        yield hook
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +39,7 @@ def fleet(tmp_path_factory, webhook):
     dead = free_port()  # nothing listens there: alerts to it end as dead letters
     ports = {"agent": free_port(), "coordinator": free_port()}
     fleet = Fleet(tmp_path_factory.mktemp("drift"), report_interval=1, auto_accept=True,
-                  coordinator_options={"webhooks": f"{webhook},http://127.0.0.1:{dead}/down",
+                  coordinator_options={"webhooks": f"{webhook.url},http://127.0.0.1:{dead}/down",
                                        "webhook_retries": 1, "webhook_timeout": 1,
                                        "metrics_address": f"127.0.0.1:{ports['coordinator']}"},
                   agent_options={"metrics_address": f"127.0.0.1:{ports['agent']}", "drift_contested_count": CONTESTED_COUNT,
@@ -92,18 +75,18 @@ def scrape(port: int) -> str:
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_each_kind_of_drift_is_fixed_and_reported_everywhere(fleet, kind):
+def test_each_kind_of_drift_is_fixed_and_reported_everywhere(fleet, webhook, kind):
     resource, change, fixed = KINDS[kind]
     node = fleet.nodes["drift1"]
     before = len([d for d in drift(fleet) if d["Resource"] == resource])
-    hooks_before = len([a for a in Receiver.received if a.get("resource") == resource])
+    hooks_before = len([a for a in webhook.received if a.get("resource") == resource])
     change(fleet, node)
     wait_until(lambda: fixed(fleet, node), timeout=10)
     records = wait_until(lambda: [d for d in drift(fleet) if d["Resource"] == resource][before:] or None)
     assert records[0]["State"] == "corrected" and records[0]["Open"] == "closed" and records[0]["Changes"]
     assert "s3cret" not in json.dumps(records)
-    wait_until(lambda: len([a for a in Receiver.received if a.get("resource") == resource]) > hooks_before)
-    alert = [a for a in Receiver.received if a.get("resource") == resource][-1]
+    wait_until(lambda: len([a for a in webhook.received if a.get("resource") == resource]) > hooks_before)
+    alert = [a for a in webhook.received if a.get("resource") == resource][-1]
     assert alert["type"] == "nodeagent.drift.corrected" and alert["node"] == "drift1"
     driver = records[0]["Driver"]
     assert f'nodeagent_drift_events_total{{driver="{driver}",state="corrected"}}' in scrape(fleet.ports["agent"])
@@ -134,7 +117,7 @@ def test_monitor_mode_reports_every_kind_and_leaves_it(fleet):
     wait_until(lambda: not {d["Resource"] for d in drift(fleet, open=True)} & kinds)
 
 
-def test_something_that_keeps_fighting_the_agent_is_contested_and_backed_off(fleet):
+def test_something_that_keeps_fighting_the_agent_is_contested_and_backed_off(fleet, webhook):
     fought = root(fleet) / "etc/neutron/fought.conf"
     contested_before = len([d for d in drift(fleet) if d["Resource"] == "fought" and d["State"] == "contested"])
     for _ in range(CONTESTED_COUNT):
@@ -155,7 +138,7 @@ def test_something_that_keeps_fighting_the_agent_is_contested_and_backed_off(fle
     wait_until(lambda: fought.read_text() == "mine\n", timeout=2 * BACKOFF + 30)  # after the backoff: enforced
     assert wait_until(lambda: [d for d in drift(fleet) if d["Resource"] == "fought" and d["State"] == "contested"]
                       [contested_before:])
-    assert any(a.get("type") == "nodeagent.drift.contested" for a in Receiver.received)
+    assert any(a.get("type") == "nodeagent.drift.contested" for a in webhook.received)
 
 
 def test_a_webhook_that_stays_down_leaves_a_dead_letter(fleet):

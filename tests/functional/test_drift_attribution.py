@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import uuid
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 import yaml
 
+from nodeagent.testing.webhook import Webhook
 from nodeagent.testing.lab import Fleet
 from nodeagent.testing.labcloud import free_port
 from nodeagent.testing.waiting import wait_until
@@ -34,28 +33,15 @@ DOCUMENT = {"resources": [
     {"id": "provider", "driver": "linux_bridge", "name": "brq-prov", "ports": ["eth1"]}]}
 
 
-class Receiver(BaseHTTPRequestHandler):
-    received: list[dict] = []
-
-    def do_POST(self):  # noqa: N802 - http.server's name
-        Receiver.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
-    server = HTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook = Webhook()
     port = free_port()
     fleet = Fleet(tmp_path_factory.mktemp("attribution"), report_interval=1, auto_accept=True,
-                  coordinator_options={"webhooks": f"http://127.0.0.1:{server.server_port}/alerts"},
+                  coordinator_options={"webhooks": hook.url},
                   agent_options={"metrics_address": f"127.0.0.1:{port}", "drift_contested_count": 50,
                                  "name_short_lived_writers": True})
-    fleet.port = port
+    fleet.port, fleet.webhook = port, hook
     try:
         fleet.add_node("attr1", ["eth1"], services=["neutron-l3-agent"])
         fleet.start("coordinator")
@@ -68,7 +54,7 @@ def fleet(tmp_path_factory):
         yield fleet
     finally:
         fleet.close()
-        server.shutdown()
+        hook.close()
 
 
 def conf(fleet):
@@ -138,7 +124,7 @@ def test_each_writer_is_named_in_drift_list_events_and_webhooks(fleet, writer):
     wait_until(lambda: in_sync(fleet), timeout=10)
     events = json.loads(fleet.ctl("events", "-f", "json", "--node", "attr1", "--type", "drift.*").stdout)
     assert any(mark in e["Detail"] and " by " in e["Detail"] for e in events)
-    hook = wait_until(lambda: next((a for a in Receiver.received if mark in json.dumps(a.get("by"))), None))
+    hook = wait_until(lambda: next((a for a in fleet.webhook.received if mark in json.dumps(a.get("by"))), None))
     assert hook["type"] == "nodeagent.drift.corrected" and hook["by"]["pid"] == record["By"]["pid"]
     assert "s3cret" not in json.dumps(record) + json.dumps(hook)
 

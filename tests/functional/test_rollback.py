@@ -14,14 +14,13 @@ from __future__ import annotations
 import json
 import signal
 import sys
-import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 import yaml
 
+from nodeagent.testing.webhook import Webhook
 from nodeagent.testing.lab import Fleet
 from nodeagent.testing.labcloud import free_port
 from nodeagent.testing.labuplink import GATEWAY_ADDRESS, NIC, Uplink
@@ -35,32 +34,17 @@ CUT = {"id": "br-ex", "driver": "linux_bridge", "name": "br-ex", "ports": [NIC],
 GOOD = {"id": "br-tun", "driver": "linux_bridge", "name": "br-tun"}
 
 
-class Alerts(BaseHTTPRequestHandler):
-    """The operator's webhook: what the coordinator posts."""
-
-    received: list[dict] = []
-
-    def do_POST(self):  # noqa: N802 - http.server's name
-        Alerts.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     directory = tmp_path_factory.mktemp("rollback")
-    webhook = HTTPServer(("127.0.0.1", 0), Alerts)
-    threading.Thread(target=webhook.serve_forever, daemon=True).start()
+    webhook = Webhook()
     metrics = free_port()  # each agent's inside its own node, so one port serves them all
     fleet = Fleet(directory, report_interval=1,
-                  coordinator_options={"webhooks": f"http://127.0.0.1:{webhook.server_port}/alerts",
+                  coordinator_options={"webhooks": webhook.url,
                                        "metrics_address": f"127.0.0.1:{metrics}"},
                   agent_options={"transport_url": Uplink("x", directory).transport_url(), "rollback_timeout": 4,
                                  "metrics_address": f"127.0.0.1:{metrics}"})
-    fleet.uplinks, fleet.metrics = [], metrics
+    fleet.uplinks, fleet.metrics, fleet.webhook = [], metrics, webhook
     try:
         fleet.start("coordinator")
         yield fleet
@@ -68,7 +52,7 @@ def fleet(tmp_path_factory):
         fleet.close()  # the agents first: their broker connections go through the uplinks
         for uplink in fleet.uplinks:
             uplink.down()
-        webhook.shutdown()
+        webhook.close()
 
 
 def node_with_uplink(fleet, prefix: str, document: dict) -> str:
@@ -145,7 +129,7 @@ def test_a_change_that_cuts_the_node_off_is_rolled_back_and_reported(fleet):
     shown = run_cli("--config-file", str(fleet.agent_conf(name)), "status")
     assert shown.returncode == 0 and "generation 2 rolled back: probe broker failed: broker (198.18.77.1:5672)" in \
         shown.stderr and "(restored: yes)" in shown.stderr
-    alert = wait_until(lambda: [a for a in Alerts.received if a.get("node") == name
+    alert = wait_until(lambda: [a for a in fleet.webhook.received if a.get("node") == name
                                 and a["type"] == "nodeagent.node.rolled_back"], what="the webhook's alert")[0]
     assert alert["detail"] == rolled[0]["Detail"]
     assert alert["rollback"]["probe"] == "broker" and alert["rollback"]["generation"] == 2

@@ -14,7 +14,6 @@ import json
 import subprocess
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import kombu
 import pytest
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nodeagent.cli import config
 
 from nodeagent.wire import rpc as messaging, trust
+from nodeagent.testing.webhook import Webhook
 from nodeagent.testing.lab import Fleet
 from tests.conftest import run_cli
 from nodeagent.testing.waiting import wait_until
@@ -76,23 +76,10 @@ class Sniffer:
         self.connection.release()
 
 
-class Hooks(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802 - http.server's name
-        self.server.bodies.append(self.rfile.read(int(self.headers["Content-Length"])).decode())
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def hooks():
-    server = HTTPServer(("127.0.0.1", 0), Hooks)
-    server.bodies = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
+    with Webhook() as hook:
+        yield hook
 
 
 def start_fleet(directory, name="sec1", **options) -> Fleet:
@@ -124,7 +111,7 @@ def events(fleet: Fleet, *args: str) -> list[dict]:
 def test_no_secret_on_the_bus_or_in_any_output_old_or_current(tmp_path, hooks):
     exchange = f"nodeagent-sec-{uuid.uuid4().hex[:8]}"
     sniffer = Sniffer(exchange)
-    url = f"http://127.0.0.1:{hooks.server_port}/alerts"
+    url = hooks.url
     fleet = start_fleet(tmp_path, exchange=exchange, coordinator_options={"webhooks": url})
     outputs: list[str] = []
     try:
