@@ -26,7 +26,7 @@ from nodeagent.node.engine import Engine
 from nodeagent.process.metrics import AgentMetrics
 from nodeagent.document.model import Document
 from nodeagent.kit.result import ReconcileResult, Status
-from nodeagent.kit.watches import Touch
+from nodeagent.kit.watches import Sysctl, Touch
 from nodeagent.node.redact import scrub_command
 from nodeagent.node.retry import Retries
 from nodeagent.node.watchhub import WatchHub
@@ -110,6 +110,7 @@ class Enforcer:
         self._writers: dict[str, Writer] = {}  # id -> who made its latest change, until a reconcile looks
         self._held: dict[str, str] = {}  # id -> ignore / contest: its writer is one the policy names
         self._kinds: dict[str, set[type]] = {}  # id -> the kinds of watch its driver declared
+        self._unnamed: set[str] = set()  # touched sysctls whose writer's own (fanotify) touch may follow
 
     # -- documents -------------------------------------------------------------------------------
     def apply_document(self, document: Document, trigger: str) -> ReconcileResult:
@@ -180,7 +181,11 @@ class Enforcer:
         self._last_touch = max(self._last_touch, touch.clock)
         for resource_id in touch.resources:
             self._touched[resource_id] = max(touch.at, self._touched.get(resource_id, 0.0))
-            if isinstance(touch.by, Writer):  # the agent's own writes name nobody and change nothing here
+            if touch.by is None and Sysctl in self._kinds.get(resource_id, ()) and \
+                    self.pacing.file_watch != "inotify":
+                self._unnamed.add(resource_id)  # a netconf announcement: the /proc/sys write's touch names it
+            if isinstance(touch.by, Writer):
+                self._unnamed.discard(resource_id)  # the agent's own writes name nobody and change nothing here
                 self._writers[resource_id] = touch.by
                 verdict = self.pacing.writers.verdict(touch.by)
                 if verdict:
@@ -199,9 +204,11 @@ class Enforcer:
 
     def _touch_deadline(self) -> float:
         """The leading edge: a touch after a quiet spell is due at once. Touches within ``debounce`` of the last
-        event's reconcile (the burst it began, the agent's own writes) wait for quiet, at most MAX_DEBOUNCE."""
+        event's reconcile (the burst it began, the agent's own writes) wait for quiet, at most MAX_DEBOUNCE. A
+        sysctl's netconf announcement (it names nobody) waits up to ``debounce`` for the touch of its /proc/sys
+        write, which names the writer and usually comes a millisecond later."""
         if self._first_touch >= self._event_run + self.pacing.debounce:
-            return self._first_touch
+            return self._first_touch + (self.pacing.debounce if self._unnamed else 0.0)
         return min(self._last_touch + self.pacing.debounce, self._first_touch + MAX_DEBOUNCE)
 
     def run_due(self) -> ReconcileResult | None:
@@ -212,6 +219,7 @@ class Enforcer:
         seen: dict[str, float] = {}
         if self._touched and now >= self._touch_deadline():
             seen, self._touched = self._touched, {}
+            self._unnamed.clear()
             self._event_run = now
         retried = self.retries.take_due(now)
         if retried:  # what a failure blocked comes along
