@@ -37,7 +37,8 @@ LOG = logging.getLogger(__name__)
 
 RUNNING, PAUSED, FAILED, ABORTED, COMPLETED = "running", "paused", "failed", "aborted", "completed"
 WAITING, ROLLING, SOAKING, DONE, SUPERSEDED = "waiting", "rolling", "soaking", "done", "superseded"
-UNFINISHED = (RUNNING, PAUSED, FAILED)  # a rollout that still gates the nodes it has not reached
+UNFINISHED = (RUNNING, PAUSED, FAILED)  # a rollout that may still go on (resume)
+GATING = (*UNFINISHED, ABORTED)  # its nodes not reached keep what they run until a later rollout takes them
 ACTIVE = (ROLLING, SOAKING)  # a node counted as unavailable
 NODE_TIMEOUT = 600.0  # seconds a released node may take to report its new generation applied
 
@@ -95,9 +96,10 @@ class Selection:
 
 
 def gated(session: Session) -> set[str]:
-    """Nodes whose new document waits for their batch: not yet reached by a rollout that is not finished."""
+    """Nodes whose new document waits for their batch: not yet reached by a rollout that did not complete (an
+    aborted one too: abort pushes nothing more; 'rollout start' over them, or undoing the change, lets them go)."""
     query = select(RolloutNode.node).join(Rollout, Rollout.id == RolloutNode.rollout).where(
-        RolloutNode.state == WAITING, Rollout.state.in_(UNFINISHED))
+        RolloutNode.state == WAITING, Rollout.state.in_(GATING))
     return set(session.scalars(query))
 
 

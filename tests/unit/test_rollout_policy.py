@@ -71,3 +71,28 @@ def test_a_change_of_probes_or_rollback_timeout_alone_is_a_new_generation():
     assert not _differs(stored, body)
     assert _differs(stored, {**body, "probes": [{"id": "gw", "ping": "198.18.0.1"}]})
     assert _differs(stored, {**body, "rollback_timeout": 30.0})
+
+
+def test_nodes_not_reached_stay_gated_after_abort_until_a_later_rollout_takes_them(tmp_path):
+    import time
+
+    from nodeagent.fleet import rollouts
+    from nodeagent.fleet.inventory import Rollout, RolloutNode
+    from tests.conftest import set_up_coordinator
+
+    coordinator = set_up_coordinator(tmp_path)
+    now = time.time()
+    with coordinator.inventory.session() as session:
+        session.add(Rollout(id=1, state="running", selection="role compute", change="", canary=0,
+                            max_unavailable="1", soak=0.0, batch=1, created_at=now, updated_at=now))
+        session.flush()
+        session.add(RolloutNode(rollout=1, node="compute1", batch=1, state="done", since=now))
+        session.add(RolloutNode(rollout=1, node="compute2", batch=2, state="waiting", since=now))
+    with coordinator.inventory.session() as session:
+        assert rollouts.gated(session) == {"compute2"}
+    coordinator.rollouts.abort(1)
+    with coordinator.inventory.session() as session:
+        assert rollouts.gated(session) == {"compute2"}  # abort pushes nothing more
+    with pytest.raises(InvalidInput, match="rollout 1 is aborted"):
+        coordinator.rollouts.resume(1)
+    assert coordinator.rollouts.of_node("compute2") == "rollout 1 (aborted): waiting, batch 2"
