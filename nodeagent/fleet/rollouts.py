@@ -104,7 +104,7 @@ def gated(session: Session) -> set[str]:
 
 
 class Rollouts:
-    """Start, advance, pause, resume and abort rollouts; one tick of ``advance`` judges and releases."""
+    """Start, pause, resume and abort rollouts; each serve tick ``judge``s their nodes and ``release``s batches."""
 
     def __init__(self, inventory: Inventory, desired: DesiredState, notices: Notices | None = None,
                  metrics: CoordinatorMetrics | None = None, neutron: Callable[[], Verifier | None] | None = None,
@@ -221,11 +221,6 @@ class Rollouts:
         return f"rollout {number} ({rollout_state}): {state}, batch {batch}"
 
     # -- the tick ---------------------------------------------------------------------------------
-    def advance(self) -> list[tuple[str, int]]:
-        """One tick: ``judge``, then ``release``. Returns the documents pushed."""
-        self.judge()
-        return self.release()
-
     def judge(self) -> None:
         """Move each rollout's changing nodes on (rolling → soaking → done); a failure stops the rollout. A
         paused or failed rollout releases nothing more, but the nodes it changed are still judged to the end.
