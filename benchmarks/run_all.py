@@ -36,6 +36,7 @@ QUICK = {
 LONG = {
     "outage": [], "guides": ["--runs", "1"], "nova": ["--runs", "1"], "traffic": ["--runs", "1"],
     "packages": ["10"], "fuzz": ["1000"], "scale": [], "peers/peers": ["--runs", "3"],
+    "rollout": ["--agents", "20", "--runs", "3"], "web": ["100", "1000"],
 }
 # Fields that say which case a line is about, not a figure.
 LABELS = ("command", "kind", "case", "guide", "nodes", "keys", "release", "mode")
