@@ -174,7 +174,7 @@ class Rollouts:
         """Carry on a paused or failed rollout: its failed nodes are judged again (after a fix) from now; the
         serving coordinators take it from there."""
         with self.inventory.session() as session:
-            rollout = self._get(session, number)
+            rollout = _get(session, number)
             if rollout.state not in (PAUSED, FAILED):
                 raise InvalidInput(f"rollout {number} is {rollout.state}: only a paused or failed one resumes")
             now = time.time()
@@ -192,15 +192,11 @@ class Rollouts:
 
     def _set(self, number: int, allowed: tuple[str, ...], state: str, reason: str) -> None:
         with self.inventory.session() as session:
-            rollout = self._get(session, number)
+            rollout = _get(session, number)
             if rollout.state not in allowed:
                 raise InvalidInput(f"rollout {number} is {rollout.state}, not {' or '.join(allowed)}")
             rollout.state, rollout.reason, rollout.updated_at = state, reason, time.time()
             self.inventory.add_event(None, f"rollout.{state}", f"rollout {number}: {reason}", session)
-
-    @staticmethod
-    def _get(session: Session, number: int) -> Rollout:
-        return _get(session, number)
 
     # -- reading ----------------------------------------------------------------------------------
     def list(self) -> list[tuple[Rollout, dict[str, int]]]:
