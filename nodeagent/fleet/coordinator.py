@@ -233,7 +233,6 @@ class Coordinator:
 
         return server.start(self.conf, self.inventory, self.neutron)
 
-
     def _advance_rollouts(self) -> None:
         """One coordinator at a time judges (the others find the lock taken and go on); releasing a batch is
         a converge (under its own lock, so not inside this one: tooz takes one lock at a time per process)."""

@@ -7,6 +7,7 @@ The fleet reaches the shared RabbitMQ through a relay of its own that the test c
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import yaml
@@ -43,6 +44,15 @@ def fleet(tmp_path):
         fleet.close()
 
 
+def edit(path, old: str, new: str) -> None:
+    """Edit as most editors save: a whole new file renamed over the old one. An in-place rewrite would let a
+    reconcile that happens to run between its truncate and its write see half a file (and refuse it as edited
+    while being corrected), which this test is not about."""
+    temporary = path.with_name(path.name + ".edit")
+    temporary.write_text(path.read_text().replace(old, new))
+    os.replace(temporary, path)
+
+
 def drift(fleet) -> list[dict]:
     return json.loads(fleet.ctl("drift", "list", "-f", "json", "--node", "cut1").stdout)
 
@@ -52,14 +62,14 @@ def test_drift_is_corrected_during_an_outage_and_each_event_arrives_once(fleet):
     spool = fleet.directory / "cut1/state/spool"
     # A first drift while the broker is there: the agent's notifier now holds a connection, which it
     # used to retry forever once the broker went away.
-    conf.write_text(conf.read_text().replace("core_plugin = ml2", "core_plugin = edit0"))
+    edit(conf, "core_plugin = ml2", "core_plugin = edit0")
     wait_until(lambda: drift(fleet), timeout=10)
     fleet.relay.cut()
     try:
         for number in range(1, 4):
             # Each edit waits for the previous notifications and reports to be stuck on the dead broker:
             # the second one used to stay uncorrected for as long as the outage lasted.
-            conf.write_text(conf.read_text().replace("core_plugin = ml2", f"core_plugin = edit{number}"))
+            edit(conf, "core_plugin = ml2", f"core_plugin = edit{number}")
             wait_until(lambda: "core_plugin = ml2" in conf.read_text(), timeout=5)
             wait_until(lambda: len(list(spool.glob("*.json"))) >= number, timeout=5)
     finally:
