@@ -44,6 +44,29 @@ def netns() -> str:
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
+@pytest.fixture(scope="module")
+def sql_servers(tmp_path_factory):
+    """One private MariaDB and one PostgreSQL per test module; each test makes a database of its own."""
+    from nodeagent.testing.sqlserver import SERVERS
+
+    started = {}
+    try:
+        for kind, server in SERVERS.items():
+            started[kind] = server(tmp_path_factory.mktemp(kind)).start()
+        yield started
+    finally:
+        for server in started.values():
+            server.stop()
+
+
+@pytest.fixture(params=["sqlite", "mariadb", "postgresql"])
+def database_url(request, tmp_path):
+    """A new database on each backend the coordinator supports (a test using it runs once per backend)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'coordinator.db'}"
+    return request.getfixturevalue("sql_servers")[request.param].create_database(f"inventory{next(_names)}")
+
+
 @pytest.fixture
 def engine(registry: DriverRegistry, root: Path) -> Engine:
     return Engine(registry, Context(root=root))

@@ -4,6 +4,7 @@ kept across an upgrade, a database made before migrations adopted, and the model
 from __future__ import annotations
 
 import itertools
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -11,32 +12,11 @@ from sqlalchemy import create_engine, text
 
 from nodeagent.fleet import schema
 from nodeagent.fleet.inventory import Base, DriftRecord, Inventory, Node, StateDocument
-from nodeagent.testing.sqlserver import SERVERS
 from nodeagent.wire import box
 from tests.conftest import run_cli
 
 BACKENDS = ["sqlite", "mariadb", "postgresql"]
-_names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory):
-    """One private MariaDB and one PostgreSQL for this module; each test makes a database of its own."""
-    started = {}
-    try:
-        for kind, server in SERVERS.items():
-            started[kind] = server(tmp_path_factory.mktemp(kind)).start()
-        yield started
-    finally:
-        for server in started.values():
-            server.stop()
-
-
-@pytest.fixture(params=BACKENDS)
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'coordinator.db'}"
-    return request.getfixturevalue("servers")[request.param].create_database(f"inventory{next(_names)}")
+_names = itertools.count()  # databases of this module's own: a prefix database_url does not use
 
 
 def test_a_new_database_gets_every_table_at_the_head_revision_and_round_trips_sealed_rows(database_url, tmp_path):
@@ -119,8 +99,8 @@ def _index_naming_only(difference) -> bool:
         and {c.name for c in difference[1].columns} == {"uid"}
 
 
-def test_nodeagentctl_db_upgrade_and_version_on_a_server_database(servers, tmp_path):
-    url = servers["postgresql"].create_database(f"inventory{next(_names)}")
+def test_nodeagentctl_db_upgrade_and_version_on_a_server_database(sql_servers, tmp_path):
+    url = sql_servers["postgresql"].create_database(f"ctl{next(_names)}")
     config = tmp_path / "coordinator.conf"
     config.write_text(f"[coordinator]\nstate_dir = {tmp_path / 'state'}\ndatabase_connection = {url}\n")
 
@@ -143,7 +123,7 @@ def lock_url(request, tmp_path):
 
     if request.param == "sqlite":
         return backend_url(f"sqlite:///{tmp_path / 'coordinator.db'}", tmp_path)
-    return backend_url(request.getfixturevalue("servers")[request.param].create_database(
+    return backend_url(request.getfixturevalue("sql_servers")[request.param].create_database(
         f"locks{next(_names)}"), tmp_path)
 
 

@@ -1,0 +1,118 @@
+"""A plain heartbeat on SQLite, a real MariaDB and a real PostgreSQL: three statements that write only what changed,
+and a replayed heartbeat accepted once even when two coordinators are handed it at the same moment."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import event
+
+from nodeagent.fleet.inventory import Node
+from nodeagent.wire import box, trust
+from nodeagent.wire.protocol import Rejection
+from tests.conftest import set_up_coordinator
+
+BOX = box.public_text(box.X25519PrivateKey.generate().public_key())
+STATUS = {"generation": 2, "counts": {"in_sync": 3}, "reconciled_generation": 2}
+
+
+class Agent:
+    """What a node sends: signed heartbeats with the next sequence."""
+
+    def __init__(self, name: str = "n1"):
+        self.name = name
+        self.key = Ed25519PrivateKey.generate()
+        self.sequence = itertools.count(1)
+
+    def heartbeat(self, status: dict = STATUS, load: float = 0.5, **more) -> dict:
+        return trust.seal({"node": self.name, "seq": next(self.sequence), "box_key": BOX, "status": status,
+                           "health": {"load": [load]}, "events": [], **more}, self.key)
+
+
+def coordinator(tmp_path, database_url: str, name: str = "c1"):
+    (tmp_path / name).mkdir()
+    return set_up_coordinator(tmp_path / name, f"auto_accept = true\ndatabase_connection = {database_url}\n")
+
+
+class Statements:
+    """The SQL a coordinator sends its database, as the database receives it."""
+
+    def __init__(self, engine):
+        self.seen: list[str] = []
+        event.listen(engine, "before_cursor_execute", lambda *args: self.seen.append(" ".join(args[2].split())))
+
+    def take(self) -> list[str]:
+        seen, self.seen = self.seen, []
+        return seen
+
+
+def set_columns(statement: str) -> set[str]:
+    return set(re.findall(r"(\w+)=", statement.split(" SET ")[1].split(" WHERE ")[0]))
+
+
+def test_a_plain_heartbeat_is_three_statements_that_write_only_what_changed(tmp_path, database_url):
+    made, agent = coordinator(tmp_path, database_url), Agent()
+    assert made.reports.report_state(agent.heartbeat()).status == "new"  # enrolment: the whole intake
+    statements = Statements(made.inventory.engine)
+
+    assert made.reports.report_state(agent.heartbeat()).status == "alive"
+    read, spend, node = [s for s in statements.take() if s.split()[0] in ("SELECT", "UPDATE", "INSERT", "DELETE")]
+    assert read.startswith("SELECT") and "FROM nodes" in read and "node_trust" in read
+    assert spend.startswith("UPDATE node_trust SET sequence") and "sequence <" in spend
+    assert node.startswith("UPDATE nodes") and set_columns(node) == {"last_heartbeat"}
+
+    made.reports.report_state(agent.heartbeat(load=0.9))  # its health moved: written, and nothing else
+    assert set_columns(statements.take()[-1]) == {"last_heartbeat", "health"}
+    converged = {**STATUS, "generation": 3, "reconciled_generation": 3}
+    made.reports.report_state(agent.heartbeat(status=converged, load=0.9))
+    assert set_columns(statements.take()[-1]) == {"last_heartbeat", "status", "observed_generation"}
+    node = made.inventory.node("n1")
+    assert (node.observed_generation, node.status["reconciled_generation"], node.health) == (3, 3, {"load": [0.9]})
+
+
+def test_a_heartbeat_with_events_or_facts_or_from_a_silent_node_takes_the_whole_intake(tmp_path, database_url):
+    made, agent = coordinator(tmp_path, database_url), Agent()
+    made.reports.report_state(agent.heartbeat())
+    made.reports.report_state(agent.heartbeat(facts={"hostname": "n1"}))
+    assert made.inventory.node("n1").facts == {"hostname": "n1"}
+    with made.inventory.session() as session:
+        session.get(Node, "n1").alive = False  # what down detection does
+    assert made.reports.report_state(agent.heartbeat()).status == "revived"
+    assert [e.type for e in made.inventory.events("n1", "node.up")][-1:] == ["node.up"]
+
+
+def test_a_replayed_heartbeat_is_refused_and_changes_nothing(tmp_path, database_url):
+    made, agent = coordinator(tmp_path, database_url), Agent()
+    made.reports.report_state(agent.heartbeat())
+    captured = agent.heartbeat(status={**STATUS, "generation": 5})
+    newer = agent.heartbeat(status={**STATUS, "generation": 6})
+    assert made.reports.report_state(newer).status == "alive"
+    answer = made.reports.report_state(captured)  # refused unsigned, like a forgery: no signed answer to replay
+    assert isinstance(answer, Rejection) and answer.reason == "replayed: sequence 2 is not above 3"
+    assert made.inventory.node("n1").observed_generation == 6
+
+
+@pytest.mark.parametrize("database_url", ["mariadb", "postgresql"], indirect=True)
+def test_two_coordinators_handed_the_same_heartbeat_at_once_accept_it_once(tmp_path, database_url):
+    """The freshness check is a conditional update: read-then-write would let both accept a replay."""
+    first, second, agent = coordinator(tmp_path, database_url, "c1"), coordinator(tmp_path, database_url, "c2"), \
+        Agent()
+    first.reports.report_state(agent.heartbeat())
+    for _ in range(20):
+        sealed, barrier, answers = agent.heartbeat(), threading.Barrier(2), []
+
+        def hand(made, sealed=sealed, barrier=barrier, answers=answers):
+            barrier.wait()
+            answer = made.reports.report_state(sealed)
+            answers.append("rejected" if isinstance(answer, Rejection) else answer.status)
+
+        threads = [threading.Thread(target=hand, args=(made,)) for made in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(answers) == ["alive", "rejected"]
