@@ -29,6 +29,8 @@ QUICK = {
     "lint": ["2025.2", "10", "20"],
     "ini": ["1000", "5000"],
     "converge": ["--nodes", "10", "100"],
+    "report_path": ["--nodes", "200", "--rounds", "5"],
+    "rpc_floor": ["--calls", "500", "--rounds", "3", "--rate", "50"],
     "fleet": ["--pushes", "20", "--idle", "10"],
     "teardown": ["--trials", "3"],
     "sigkill": ["50"],

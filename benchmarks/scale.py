@@ -8,12 +8,15 @@ at most --per-process agents each):
 * change: ``var set tag`` (one change re-rendering every node) → the last node converged (goal: < 10 s at 1,000);
 * heartbeats: over --window idle seconds, reports processed per second, coordinator CPU per report
   (goal ≤ 0.5 ms), the processing time's p50/p99 (from the coordinators' Prometheus histograms);
+* survive (--survive, 3 coordinators or more): one coordinator SIGKILLed, then another SIGSTOPped (hung), a
+  change after each → the last node converged, and how many nodes were marked down meanwhile (goal: none);
 * down: one simulator process SIGKILLed → each of its nodes marked down (agent_down_time = 3 × interval);
 * memory: RSS per simulated agent and per coordinator.
 
 Run as root with nothing else heavy running:
     .venv/bin/python benchmarks/scale.py --agents 100,500,1000 --databases sqlite --coordinators 1
     .venv/bin/python benchmarks/scale.py --agents 300 --databases sqlite,mariadb,postgresql --coordinators 1,3
+    .venv/bin/python benchmarks/scale.py --agents 1000 --databases postgresql --coordinators 3 --survive
 Prints one line per run and a JSON line with every figure.
 """
 
@@ -111,6 +114,33 @@ def rss_mib(pids: list[int]) -> list[float]:
     return [psutil.Process(pid).memory_info().rss / 2**20 for pid in pids if psutil.pid_exists(pid)]
 
 
+def node_down_events(engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(text("SELECT count(*) FROM events WHERE type = 'node.down'")).scalar()
+
+
+def survive(group: Coordinators, engine, agents: int) -> dict:
+    """One coordinator SIGKILLed, then another SIGSTOPped (hung: connected, answering nothing): a change after
+    each still reaches every node, and no node is marked down meanwhile."""
+    figures, down_before = {}, node_down_events(engine)
+
+    def change(tag: str) -> float:
+        started = time.monotonic()
+        group.ctl("var", "set", "tag", tag, timeout=900)
+        return round(time.monotonic() - started + wait_for(lambda: counts(engine)["converged"] >= agents, 600,
+                                                           f"every node converged on {tag}"), 2)
+    group.processes[0].kill()
+    group.processes[0].wait()
+    figures["killed_one_change_converged_s"] = change("killed")
+    os.kill(group.processes[1].pid, signal.SIGSTOP)
+    try:
+        figures["hung_one_change_converged_s"] = change("hung")
+    finally:
+        os.kill(group.processes[1].pid, signal.SIGCONT)
+    figures["nodes_marked_down_meanwhile"] = node_down_events(engine) - down_before
+    return figures
+
+
 def run(agents: int, database: str, coordinators_count: int, args: argparse.Namespace, scratch: Path) -> dict:
     directory = scratch / f"{database}-{agents}-{coordinators_count}"
     directory.mkdir(parents=True)
@@ -160,6 +190,9 @@ def run(agents: int, database: str, coordinators_count: int, args: argparse.Name
         figures["change_cli_s"] = round(statistics.median(c[0] for c in changes), 2)
         figures["change_converged_s"] = round(statistics.median(c[1] for c in changes), 2)
 
+        if args.survive and coordinators_count >= 3:
+            figures.update(survive(group, engine, agents))
+
         figures["rss_mib_per_agent"] = round(sum(rss_mib(fleet.pids())) / agents, 2)
         figures["rss_mib_per_coordinator"] = round(statistics.median(rss_mib(pids)), 1)
 
@@ -189,6 +222,8 @@ def main() -> int:
     parser.add_argument("--interval", type=int, default=10, help="report_interval of the agents (s)")
     parser.add_argument("--window", type=int, default=30, help="idle seconds over which heartbeats are measured")
     parser.add_argument("--changes", type=int, default=3, help="changes timed (median quoted), at most 3")
+    parser.add_argument("--survive", action="store_true",
+                        help="with 3 coordinators or more: kill one, hang another, a change after each")
     parser.add_argument("--start-rate", type=float, default=50, help="agents started per second")
     args = parser.parse_args()
     results = []

@@ -169,7 +169,7 @@ class Coordinator:
         from nodeagent.wire import rpc as messaging
 
         if self._transport is None:
-            messaging.register_opts(self.conf)
+            messaging.coordinator_defaults(self.conf)
             self._transport = messaging.rpc_transport(self.conf)
         return self._transport
 

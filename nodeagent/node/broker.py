@@ -44,8 +44,9 @@ class BrokerLink:
         return self._transport
 
     def coordinator(self) -> messaging.CoordinatorAPI:
-        # A heartbeat answered later than two intervals is as good as lost: try again next time.
-        timeout = max(1, min(self.conf.rpc_response_timeout, 2 * self.conf.report_interval))
+        # A heartbeat not answered within its interval is as good as lost: the next one is due. Waiting longer
+        # for one a hung coordinator holds would leave the node silent for the down time (3 intervals).
+        timeout = max(1, min(self.conf.rpc_response_timeout, self.conf.report_interval))
         return messaging.CoordinatorAPI(self.transport(), timeout=timeout)
 
     def start_notifications(self) -> None:

@@ -49,8 +49,7 @@ class Coordinators:
             (directory / f"roles/{name}.yaml.j2").write_text(template)
         common = (f"transport_url = {transport_url}\ncontrol_exchange = {exchange}\n"
                   f"report_interval = {report_interval}\nrpc_response_timeout = 10\n")
-        # A hung coordinator holds at most this many of the fleet's calls unanswered (oslo's default: no limit).
-        rabbit_options = {"rabbit_qos_prefetch_count": "10", **(rabbit or {})}
+        rabbit_options = rabbit or {}  # the coordinator's own prefetch default is what is tested (rpc.py)
         rabbit_section = "[oslo_messaging_rabbit]\n" + "".join(f"{k} = {v}\n" for k, v in rabbit_options.items())
         coordinator = (f"[coordinator]\nstate_dir = {directory / 'state'}\n"
                        + (f"database_connection = {database_url}\n" if database_url else "")

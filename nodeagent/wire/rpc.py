@@ -186,6 +186,19 @@ def agent_defaults(conf: cfg.ConfigOpts) -> None:
     opts.set_defaults(conf, executor_thread_pool_size=AGENT_SERVER_THREADS)
 
 
+# Reports a coordinator's listener takes from the broker before it has started on them. oslo's 0 (no limit) lets
+# a hung coordinator (connected, answering nothing) take its share of every report until the broker drops its
+# connection a minute later, so that some nodes go silent long enough to be marked down; with a bound it
+# holds that many, and the broker hands the rest to the coordinators that answer.
+COORDINATOR_PREFETCH = 32
+
+
+def coordinator_defaults(conf: cfg.ConfigOpts) -> None:
+    """The coordinator's own defaults for oslo.messaging (a configuration file may still set them)."""
+    register_opts(conf)
+    conf.set_default("rabbit_qos_prefetch_count", COORDINATOR_PREFETCH, group="oslo_messaging_rabbit")
+
+
 def rpc_server(transport: oslo_messaging.Transport, target: oslo_messaging.Target,
                endpoints: list[Any]) -> oslo_messaging.RPCServer:
     return oslo_messaging.get_rpc_server(transport, target, endpoints,
