@@ -8,8 +8,9 @@ at most --per-process agents each):
 * change: ``var set tag`` (one change re-rendering every node) → the last node converged (goal: < 10 s at 1,000);
 * heartbeats: over --window idle seconds, reports processed per second, coordinator CPU per report
   (goal ≤ 0.5 ms), the processing time's p50/p99 (from the coordinators' Prometheus histograms);
-* survive (--survive, 3 coordinators or more): one coordinator SIGKILLed, then another SIGSTOPped (hung), a
-  change after each → the last node converged, and how many nodes were marked down meanwhile (goal: none);
+* survive (--survive, 3 coordinators or more): one coordinator SIGKILLed (then started again), then another
+  SIGSTOPped (hung), a change while each is out → the last node converged, and how many nodes were marked down
+  meanwhile (goal: none);
 * down: one simulator process SIGKILLed → each of its nodes marked down (agent_down_time = 3 × interval);
 * memory: RSS per simulated agent and per coordinator.
 
@@ -120,24 +121,29 @@ def node_down_events(engine) -> int:
 
 
 def survive(group: Coordinators, engine, agents: int) -> dict:
-    """One coordinator SIGKILLed, then another SIGSTOPped (hung: connected, answering nothing): a change after
-    each still reaches every node, and no node is marked down meanwhile."""
-    figures, down_before = {}, node_down_events(engine)
+    """Any one coordinator's death or hang: one SIGKILLed (and started again), then another SIGSTOPped (hung:
+    connected, answering nothing); a change while each is out still reaches every node, and the nodes marked
+    down meanwhile are counted (goal: none)."""
+    figures = {}
 
     def change(tag: str) -> float:
         started = time.monotonic()
         group.ctl("var", "set", "tag", tag, timeout=900)
         return round(time.monotonic() - started + wait_for(lambda: counts(engine)["converged"] >= agents, 600,
                                                            f"every node converged on {tag}"), 2)
+    down_before = node_down_events(engine)
     group.processes[0].kill()
     group.processes[0].wait()
     figures["killed_one_change_converged_s"] = change("killed")
+    figures["killed_one_nodes_marked_down"] = node_down_events(engine) - down_before
+    group.restart(0)
+    down_before = node_down_events(engine)
     os.kill(group.processes[1].pid, signal.SIGSTOP)
     try:
         figures["hung_one_change_converged_s"] = change("hung")
     finally:
         os.kill(group.processes[1].pid, signal.SIGCONT)
-    figures["nodes_marked_down_meanwhile"] = node_down_events(engine) - down_before
+    figures["hung_one_nodes_marked_down"] = node_down_events(engine) - down_before
     return figures
 
 

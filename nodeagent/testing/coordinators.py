@@ -80,11 +80,20 @@ class Coordinators:
         return done
 
     def start(self) -> None:
+        for index in range(len(self.confs)):
+            self.processes.append(self._serve(index))
+
+    def restart(self, index: int) -> None:
+        """Start coordinator ``index`` again (after it was killed): a new process on the same configuration."""
+        if self.processes[index].poll() is None:
+            raise RuntimeError(f"coordinator{index + 1} is still running")
+        self.processes[index] = self._serve(index)
+
+    def _serve(self, index: int) -> subprocess.Popen:
         program = Path(sys.executable).parent / "nodeagentctl"
-        for number, conf in enumerate(self.confs, 1):
-            log = open(self.directory / f"coordinator{number}.log", "ab")
-            self.processes.append(subprocess.Popen([str(program), "--config-file", str(conf), "serve"],
-                                                   stdout=log, stderr=subprocess.STDOUT))
+        with open(self.directory / f"coordinator{index + 1}.log", "ab") as log:
+            return subprocess.Popen([str(program), "--config-file", str(self.confs[index]), "serve"], stdout=log,
+                                    stderr=subprocess.STDOUT)
 
     def stop(self) -> None:
         for process in self.processes:

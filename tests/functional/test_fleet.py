@@ -125,9 +125,13 @@ def test_node_plan_shows_the_agents_diff(fleet):
     ml2.write_text(ml2.read_text().replace("type_drivers = vlan", "type_drivers = gre"))
 
 
-def _client(fleet):
-    conf = config.make_conf([str(fleet.coordinator_conf)], with_messaging=True)
-    return messaging.AgentAPI(messaging.rpc_transport(conf))
+@pytest.fixture
+def transport(fleet):
+    """An RPC transport through the fleet's relay, as anyone on the broker holds; closed after the test (left
+    open, it would go on reconnecting to the relay once the module closed it)."""
+    made = messaging.rpc_transport(config.make_conf([str(fleet.coordinator_conf)], with_messaging=True))
+    yield made
+    made.cleanup()
 
 
 def _sealed(fleet, key, node, generation):
@@ -136,11 +140,11 @@ def _sealed(fleet, key, node, generation):
     return trust.seal({"kind": "document", "document": body, "issued_at": time.time()}, key)
 
 
-def test_forged_stale_and_foreign_documents_are_refused_and_shown(fleet):
+def test_forged_stale_and_foreign_documents_are_refused_and_shown(fleet, transport):
     coordinator_key = trust.load_private_key(fleet.directory / "coordinator/coordinator.key")
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    client = _client(fleet)
+    client = messaging.AgentAPI(transport)
     wait_until(lambda: converged(fleet, "node-a"))
     held = generation(fleet, "node-a")
     forged = _sealed(fleet, Ed25519PrivateKey.generate(), "node-a", 99)
@@ -162,14 +166,13 @@ def test_forged_stale_and_foreign_documents_are_refused_and_shown(fleet):
     assert generation(fleet, "node-a") == held
 
 
-def test_reports_not_signed_by_the_nodes_key_are_refused(fleet):
-    conf = config.make_conf([str(fleet.coordinator_conf)], with_messaging=True)
+def test_reports_not_signed_by_the_nodes_key_are_refused(fleet, transport):
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     held = nodes(fleet)["node-b"]["Generation"]
     impostor = trust.seal({"node": "node-b", "status": {"generation": 42}, "events": []},
                           Ed25519PrivateKey.generate())
-    reply = messaging.CoordinatorAPI(messaging.rpc_transport(conf)).report_state(impostor)
+    reply = messaging.CoordinatorAPI(transport).report_state(impostor)
     # a request that does not verify gets an unsigned rejection: nothing its sender could pass on as signed
     assert reply == {"kind": "rejection", "reason": "signed with a key other than the node's accepted key"}
     assert nodes(fleet)["node-b"]["Generation"] == held
