@@ -35,7 +35,7 @@ from nodeagent.fleet.coordination import Coordination, backend_url
 from nodeagent.fleet.delivery import Delivery
 from nodeagent.fleet.desired import DesiredState
 from nodeagent.fleet.errors import FleetInconsistent, NotFound, NotSetUp, PushFailed
-from nodeagent.fleet.inventory import Inventory
+from nodeagent.fleet.inventory import Inventory, SessionLimits
 from nodeagent.fleet.liveness import Liveness
 from nodeagent.fleet.notices import Notices
 from nodeagent.fleet.reports import Reports, refuse
@@ -100,7 +100,9 @@ class Coordinator:
         if not unsealed.has_schema():
             raise NotSetUp(f"no coordinator inventory at {unsealed.where}: run 'nodeagentctl keygen' first "
                            f"(it sets up {self.state_dir}), or check --config-file")
-        return Inventory(url, self.vault)
+        options = self.conf.coordinator
+        return Inventory(url, self.vault, SessionLimits(options.database_lock_timeout,
+                                                        options.database_idle_transaction_timeout))
 
     def _database_url(self) -> str:
         return self.conf.coordinator.database_connection or f"sqlite:///{self.state_dir / 'coordinator.db'}"

@@ -15,10 +15,11 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from nodeagent.fleet.delivery import Delivery, Outgoing, box_key
-from nodeagent.fleet.errors import FleetInconsistent, InvalidInput, NotFound, PushFailed
+from nodeagent.fleet.errors import FleetInconsistent, InvalidInput, InventoryBusy, NotFound, PushFailed
 from nodeagent.fleet.fleetchecks import check_fleet, option_errors, option_findings
 from nodeagent.fleet import rollouts
 from nodeagent.fleet.inventory import Inventory, Node, NodeTrust, StateDocument
@@ -113,6 +114,10 @@ class DesiredState:
         except FleetInconsistent as exc:  # recorded once the transaction is rolled back
             self.inventory.add_event(None, "push.blocked", "; ".join(exc.problems))
             raise
+        except OperationalError as exc:
+            if not _lock_wait(exc):
+                raise
+            raise InventoryBusy("the change was not stored") from None
         self._announce(newly_held)
         if self.metrics is not None:
             self.metrics.converge_seconds.observe(time.monotonic() - started)
@@ -291,3 +296,10 @@ def _differs(stored: StateDocument | None, body: dict[str, Any]) -> bool:
     return stored is None or any(stored.body.get(key, default) != body.get(key, default) for key, default in
                                  (("mode", "enforce"), ("resources", None), ("probes", None),
                                   ("rollback_timeout", None)))
+
+
+def _lock_wait(error: OperationalError) -> bool:
+    """Whether the database gave up waiting for a lock (PostgreSQL's lock_timeout, SQLSTATE 55P03; InnoDB's
+    lock wait timeout, 1205), rather than failing otherwise."""
+    original = error.orig
+    return getattr(original, "pgcode", None) == "55P03" or (getattr(original, "args", None) or (None,))[0] == 1205

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from nodeagent.kit.errors import InvalidInput, NodeagentError, NotFound
 
-__all__ = ["FleetInconsistent", "InvalidInput", "NotFound", "NotSetUp", "PushFailed", "RoleError"]
+__all__ = ["FleetInconsistent", "InventoryBusy", "InvalidInput", "NotFound", "NotSetUp", "PushFailed", "RoleError"]
 
 
 class RoleError(InvalidInput):
@@ -33,3 +33,12 @@ class PushFailed(NodeagentError):
 
 class NotSetUp(NodeagentError):
     """The coordinator's state (inventory, signing key) is not there: 'nodeagentctl keygen' makes it."""
+
+
+class InventoryBusy(NodeagentError):
+    """Rows the change needs were held by another transaction for longer than ``database_lock_timeout`` (a
+    coordinator hung inside one, until the server ends it): nothing was stored; the change can be made again."""
+
+    def __init__(self, what: str):
+        super().__init__(f"{what}: rows it needs are held by another transaction (a hung coordinator? the database "
+                         "ends it after database_idle_transaction_timeout); nothing was changed, try again")

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from sqlalchemy import (JSON, BigInteger, Boolean, Float, ForeignKey, Integer, String, Text, create_engine, distinct,
-                        event, func, inspect, select)
+                        event, func, inspect, make_url, select)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -196,11 +197,39 @@ class RolloutNode(Base):
     reason: Mapped[str | None] = mapped_column(Text)
 
 
+@dataclass(frozen=True)
+class SessionLimits:
+    """How long a coordinator's database session waits for a row another transaction holds, and how long the
+    server lets a transaction sit idle before ending it (seconds; 0: the server's own setting).
+
+    Any client may stop inside a transaction (a coordinator hung, SIGSTOPped, its host frozen) holding node
+    rows. Without a bound, every other coordinator's heartbeat for those nodes waits on them holding a pooled
+    connection, the pools run dry and the whole fleet's reports fail. Set per connection at its start, so a
+    session's own SET can never be rolled back with a transaction. SQLite has one writer and its busy timeout.
+    """
+
+    lock_timeout: float = 10.0
+    idle_transaction_timeout: float = 60.0
+
+    def connect_args(self, url: str) -> dict[str, Any]:
+        backend = make_url(url).get_backend_name()
+        lock, idle = int(self.lock_timeout * 1000), int(self.idle_transaction_timeout * 1000)
+        if backend == "postgresql":
+            settings = [f"lock_timeout={lock}"] if lock else []
+            settings += [f"idle_in_transaction_session_timeout={idle}"] if idle else []
+            return {"options": " ".join(f"-c {setting}" for setting in settings)} if settings else {}
+        if backend in ("mysql", "mariadb"):  # InnoDB counts whole seconds, at least one
+            settings = [f"innodb_lock_wait_timeout={max(1, round(self.lock_timeout))}"] if lock else []
+            settings += [f"idle_transaction_timeout={max(1, round(self.idle_transaction_timeout))}"] if idle else []
+            return {"init_command": "SET SESSION " + ", SESSION ".join(settings)} if settings else {}
+        return {}
+
+
 class Inventory:
     """Sessions over the inventory database; ``vault`` encrypts secrets and documents at rest."""
 
-    def __init__(self, url: str, vault: Any = None):
-        self.engine = create_engine(url, future=True)  # connects on first use, not here
+    def __init__(self, url: str, vault: Any = None, limits: SessionLimits | None = None):
+        self.engine = create_engine(url, future=True, connect_args=(limits or SessionLimits()).connect_args(url))
         self.engine.dialect.nodeagent_vault = vault
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)

@@ -11,6 +11,15 @@ coordinator_opts = [
     cfg.StrOpt("database_connection", secret=True,
                help="SQLAlchemy URL of the inventory (default: SQLite in state_dir; "
                     "postgresql:// or mysql+pymysql:// in production)."),
+    cfg.FloatOpt("database_lock_timeout", default=10, min=0,
+                 help="Seconds a statement waits for a row another transaction holds before it gives up "
+                      "(PostgreSQL lock_timeout, MariaDB innodb_lock_wait_timeout; 0: the server's setting). A "
+                      "coordinator hung inside a transaction then delays only the nodes whose rows it holds."),
+    cfg.FloatOpt("database_idle_transaction_timeout", default=60, min=0,
+                 help="Seconds the database server lets a coordinator's transaction sit idle before it ends it "
+                      "(PostgreSQL idle_in_transaction_session_timeout, MariaDB idle_transaction_timeout; 0: the "
+                      "server's setting): what a hung coordinator holds is freed after this. Longer than the "
+                      "longest render of the fleet (about 4 ms per node)."),
     cfg.StrOpt("coordination_url", secret=True,
                help="tooz backend for the locks several coordinators on one database share (default: the "
                     "inventory's own MariaDB or PostgreSQL, or a lock folder in state_dir with SQLite; "

@@ -6,12 +6,15 @@ from __future__ import annotations
 import itertools
 import re
 import threading
+import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import event
+from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError
 
 from nodeagent.fleet.inventory import Node
+from nodeagent.testing.waiting import wait_until
 from nodeagent.wire import box, trust
 from nodeagent.wire.protocol import Rejection
 from tests.conftest import set_up_coordinator
@@ -116,3 +119,35 @@ def test_two_coordinators_handed_the_same_heartbeat_at_once_accept_it_once(tmp_p
         for thread in threads:
             thread.join()
         assert sorted(answers) == ["alive", "rejected"]
+
+
+def heard(made, agent: Agent) -> bool:
+    try:
+        return made.reports.report_state(agent.heartbeat()).status == "alive"
+    except OperationalError:  # still waiting for the row
+        return False
+
+
+@pytest.mark.parametrize("database_url", ["mariadb", "postgresql"], indirect=True)
+def test_a_coordinator_hung_inside_a_transaction_delays_only_the_nodes_whose_rows_it_holds(tmp_path, database_url):
+    (tmp_path / "c1").mkdir()
+    made = set_up_coordinator(tmp_path / "c1", f"auto_accept = true\ndatabase_connection = {database_url}\n"
+                                               "database_lock_timeout = 1\ndatabase_idle_transaction_timeout = 4\n")
+    held, free = Agent("n1"), Agent("n2")
+    for agent in (held, free, held, free):
+        made.reports.report_state(agent.heartbeat())
+    hung = made.inventory.engine.connect()  # another coordinator, stopped inside its transaction on n1's row
+    hung.begin()
+    hung.execute(text("UPDATE nodes SET held = NULL WHERE name = 'n1'"))
+    try:
+        started = time.monotonic()
+        assert made.reports.report_state(free.heartbeat()).status == "alive"
+        assert time.monotonic() - started < 1  # another node's row: not waited for
+        with pytest.raises(OperationalError):  # n1's row: waited for a second, not for as long as the hang
+            made.reports.report_state(held.heartbeat())
+        assert time.monotonic() - started < 4
+        # The server ends the idle transaction after 4 s: n1 is heard again.
+        wait_until(lambda: heard(made, held), timeout=20)
+    finally:
+        hung.invalidate()  # its session was ended by the server
+    assert made.inventory.node("n1").alive
