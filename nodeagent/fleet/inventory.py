@@ -208,7 +208,7 @@ class SessionLimits:
     session's own SET can never be rolled back with a transaction. SQLite has one writer and its busy timeout.
     """
 
-    lock_timeout: float = 10.0
+    lock_timeout: float = 2.0
     idle_transaction_timeout: float = 60.0
 
     def connect_args(self, url: str) -> dict[str, Any]:

@@ -11,10 +11,11 @@ coordinator_opts = [
     cfg.StrOpt("database_connection", secret=True,
                help="SQLAlchemy URL of the inventory (default: SQLite in state_dir; "
                     "postgresql:// or mysql+pymysql:// in production)."),
-    cfg.FloatOpt("database_lock_timeout", default=10, min=0,
+    cfg.FloatOpt("database_lock_timeout", default=2, min=0,
                  help="Seconds a statement waits for a row another transaction holds before it gives up "
                       "(PostgreSQL lock_timeout, MariaDB innodb_lock_wait_timeout; 0: the server's setting). A "
-                      "coordinator hung inside a transaction then delays only the nodes whose rows it holds."),
+                      "coordinator hung inside a transaction then delays only the nodes whose rows it holds, and a "
+                      "heartbeat that waited is simply sent again at the next interval."),
     cfg.FloatOpt("database_idle_transaction_timeout", default=60, min=0,
                  help="Seconds the database server lets a coordinator's transaction sit idle before it ends it "
                       "(PostgreSQL idle_in_transaction_session_timeout, MariaDB idle_transaction_timeout; 0: the "
