@@ -22,7 +22,7 @@ from nodeagent.fleet.delivery import Delivery, Outgoing, box_key
 from nodeagent.fleet.errors import FleetInconsistent, InvalidInput, InventoryBusy, NotFound, PushFailed
 from nodeagent.fleet.fleetchecks import check_fleet, option_errors, option_findings
 from nodeagent.fleet import rollouts
-from nodeagent.fleet.inventory import Inventory, Node, NodeTrust, StateDocument
+from nodeagent.fleet.inventory import Inventory, Node, NodeTrust, StateDocument, lock_wait
 from nodeagent.document.model import parse_document
 from nodeagent.document.registry import DriverRegistry
 
@@ -115,7 +115,7 @@ class DesiredState:
             self.inventory.add_event(None, "push.blocked", "; ".join(exc.problems))
             raise
         except OperationalError as exc:
-            if not _lock_wait(exc):
+            if not lock_wait(exc):
                 raise
             raise InventoryBusy("the change was not stored") from None
         self._announce(newly_held)
@@ -297,9 +297,3 @@ def _differs(stored: StateDocument | None, body: dict[str, Any]) -> bool:
                                  (("mode", "enforce"), ("resources", None), ("probes", None),
                                   ("rollback_timeout", None)))
 
-
-def _lock_wait(error: OperationalError) -> bool:
-    """Whether the database gave up waiting for a lock (PostgreSQL's lock_timeout, SQLSTATE 55P03; InnoDB's
-    lock wait timeout, 1205), rather than failing otherwise."""
-    original = error.orig
-    return getattr(original, "pgcode", None) == "55P03" or (getattr(original, "args", None) or (None,))[0] == 1205

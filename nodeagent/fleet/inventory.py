@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Float, ForeignKey, Integer, String, Text, create_engine, distinct,
+from sqlalchemy import (JSON, BigInteger, Boolean, Double, ForeignKey, Integer, String, Text, create_engine, distinct,
                         event, func, inspect, make_url, select)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -66,10 +66,10 @@ class Node(Base):
     health: Mapped[dict] = mapped_column(JSON, default=dict)
     status: Mapped[dict] = mapped_column(JSON, default=dict)
     alive: Mapped[bool] = mapped_column(Boolean, default=False)
-    last_heartbeat: Mapped[float | None] = mapped_column(Float)
+    last_heartbeat: Mapped[float | None] = mapped_column(Double)
     desired_generation: Mapped[int] = mapped_column(Integer, default=0)
     observed_generation: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    created_at: Mapped[float] = mapped_column(Double, default=time.time)
     held: Mapped[str | None] = mapped_column(Text)  # why its roles do not render now; None: not held
 
     @property
@@ -96,7 +96,7 @@ class StateDocument(Base):
     node: Mapped[str] = mapped_column(ForeignKey("nodes.name"), index=True)
     generation: Mapped[int] = mapped_column(Integer)
     body: Mapped[dict] = mapped_column(SealedJSON)  # a rendered document holds the secrets
-    created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    created_at: Mapped[float] = mapped_column(Double, default=time.time)
 
 
 class Event(Base):
@@ -104,7 +104,7 @@ class Event(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     uid: Mapped[str | None] = mapped_column(String(32), unique=True)  # an agent's id: stored once however often sent
-    at: Mapped[float] = mapped_column(Float, default=time.time, index=True)
+    at: Mapped[float] = mapped_column(Double, default=time.time, index=True)
     node: Mapped[str | None] = mapped_column(String(255), index=True)
     type: Mapped[str] = mapped_column(String(64), index=True)
     detail: Mapped[str] = mapped_column(Text, default="")
@@ -122,9 +122,9 @@ class DriftRecord(Base):
     state: Mapped[str] = mapped_column(String(16))  # corrected, left, contested, failed
     changes: Mapped[list] = mapped_column(JSON, default=list)
     error: Mapped[str | None] = mapped_column(Text)
-    seen_at: Mapped[float] = mapped_column(Float, index=True)
-    fixed_at: Mapped[float | None] = mapped_column(Float)
-    closed_at: Mapped[float | None] = mapped_column(Float)  # a left / contested / failed drift that went away
+    seen_at: Mapped[float] = mapped_column(Double, index=True)
+    fixed_at: Mapped[float | None] = mapped_column(Double)
+    closed_at: Mapped[float | None] = mapped_column(Double)  # a left / contested / failed drift that went away
     by: Mapped[dict | None] = mapped_column(JSON)  # who made the change (messages.Writer), when the node could tell
 
     @property
@@ -149,7 +149,7 @@ class Secret(Base):
 
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     value: Mapped[str] = mapped_column(SealedText)
-    set_at: Mapped[float] = mapped_column(Float, default=time.time)
+    set_at: Mapped[float] = mapped_column(Double, default=time.time)
 
 
 class NodeTrust(Base):
@@ -161,6 +161,9 @@ class NodeTrust(Base):
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
     sequence: Mapped[int] = mapped_column(BigInteger, default=0)
     box_key: Mapped[str | None] = mapped_column(String(64))
+    # When its last report was taken, written with the sequence. Liveness reads this: a change's transaction
+    # holds the nodes' rows (so nodes.last_heartbeat may wait), never these.
+    heard_at: Mapped[float | None] = mapped_column(Double)
 
 
 class Rollout(Base):
@@ -175,11 +178,11 @@ class Rollout(Base):
     change: Mapped[str] = mapped_column(Text, default="")  # what it rolls out: "var set tag blue", "" (pending)
     canary: Mapped[int] = mapped_column(Integer, default=0)
     max_unavailable: Mapped[str] = mapped_column(String(8), default="1")  # "N" or "N%"
-    soak: Mapped[float] = mapped_column(Float, default=0.0)
+    soak: Mapped[float] = mapped_column(Double, default=0.0)
     batch: Mapped[int] = mapped_column(Integer, default=0)  # the batch released last (1 is the first)
     reason: Mapped[str | None] = mapped_column(Text)  # why it failed, was paused or aborted
-    created_at: Mapped[float] = mapped_column(Float, default=time.time)
-    updated_at: Mapped[float] = mapped_column(Float, default=time.time)
+    created_at: Mapped[float] = mapped_column(Double, default=time.time)
+    updated_at: Mapped[float] = mapped_column(Double, default=time.time)
 
 
 class RolloutNode(Base):
@@ -192,7 +195,7 @@ class RolloutNode(Base):
     node: Mapped[str] = mapped_column(String(255), primary_key=True)
     batch: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16), default="waiting", index=True)
-    since: Mapped[float | None] = mapped_column(Float)  # when it entered its state
+    since: Mapped[float | None] = mapped_column(Double)  # when it entered its state
     generation: Mapped[int | None] = mapped_column(Integer)  # the generation it was judged on
     reason: Mapped[str | None] = mapped_column(Text)
 
@@ -350,3 +353,11 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def lock_wait(error: Exception) -> bool:
+    """Whether a database error is a wait for a lock given up (PostgreSQL's lock_timeout or NOWAIT, SQLSTATE
+    55P03; InnoDB's lock wait timeout 1205, or 3572 for NOWAIT), rather than any other failure."""
+    original = getattr(error, "orig", None)
+    code = (getattr(original, "args", None) or (None,))[0]
+    return getattr(original, "pgcode", None) == "55P03" or code in (1205, 3572)

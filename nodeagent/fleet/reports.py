@@ -91,8 +91,9 @@ class Reports:
 
     def _take_heartbeat(self, host: str, sealed: Any, intake: _Intake
                         ) -> tuple[messages.ReportAnswer, list[str]] | None:
-        """A plain heartbeat (no events, no facts) of a live accepted node signed by its accepted key, in three
-        Core statements: one read, the freshness check as a conditional update, the node's row. The ORM's session,
+        """A plain heartbeat (no events, no facts) of a live accepted node signed by its accepted key, in four
+        Core statements: one read, the freshness check as a conditional update (which records the node heard),
+        the node's row locked unless a change holds it, and written. The ORM's session,
         identity map and unit of work cost three quarters of the intake's CPU, and nearly every report is this
         one (benchmarks/report_path.py). None: not a plain heartbeat, taken by ``_take_in_session``."""
         payload = sealed.get("payload")
@@ -110,14 +111,17 @@ class Reports:
             try:
                 report, cut = reportbounds.bound(messages.Report.from_dict(request.payload))
                 status = report.status.to_dict()
-                changed: dict[str, Any] = {"last_heartbeat": time.time()}
-                if report.health != known.health:
-                    changed["health"] = report.health
-                if status != known.status:
-                    changed.update(status=status, observed_generation=report.status.generation)
-                connection.execute(_HEARTBEAT, {"host": host, **changed})
-                if _open_problems(known.status or {}) != _open_problems(status):
-                    connection.execute(_close_resolved_drift(host, report.status))
+                # The node's row, unless a change's transaction holds it: the node is heard already (its
+                # sequence's row), and the next heartbeat brings its status again.
+                if connection.execute(_NODE_ROW, {"name": host}).first() is not None:
+                    changed: dict[str, Any] = {"last_heartbeat": time.time()}
+                    if report.health != known.health:
+                        changed["health"] = report.health
+                    if status != known.status:
+                        changed.update(status=status, observed_generation=report.status.generation)
+                    connection.execute(_HEARTBEAT, {"host": host, **changed})
+                    if _open_problems(known.status or {}) != _open_problems(status):
+                        connection.execute(_close_resolved_drift(host, report.status))
             except Refused as exc:
                 refused = exc  # raised once the transaction has kept the spent sequence
         if refused is not None:
@@ -130,7 +134,7 @@ class Reports:
         """Take the request's sequence, if no coordinator took it or a later one: a conditional update, so two
         coordinators given the same replayed request cannot both accept it."""
         sequence = request.check_fresh(known.sequence)
-        values = {"host": request.host, "above": sequence, "sequence": sequence}
+        values = {"host": request.host, "above": sequence, "sequence": sequence, "heard_at": time.time()}
         if request.box_key is not None and request.box_key != known.box_key:
             values["box_key"] = request.box_key
         if connection.execute(_SPEND, values).rowcount != 1:
@@ -285,6 +289,7 @@ _KNOWN = select(Node.public_key, Node.enrolment, Node.alive, Node.health, Node.s
 _SPEND = update(NodeTrust.__table__).where(NodeTrust.name == bindparam("host"),
                                            NodeTrust.sequence < bindparam("above"))
 _HEARTBEAT = update(Node.__table__).where(Node.name == bindparam("host"))
+_NODE_ROW = select(Node.name).where(Node.name == bindparam("name")).with_for_update(skip_locked=True)
 
 
 @dataclass

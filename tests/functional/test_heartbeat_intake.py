@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 
-from nodeagent.fleet.inventory import Node
+from nodeagent.fleet.inventory import Node, NodeTrust
 from nodeagent.testing.waiting import wait_until
 from nodeagent.wire import box, trust
 from nodeagent.wire.protocol import Rejection
@@ -57,15 +57,18 @@ def set_columns(statement: str) -> set[str]:
     return set(re.findall(r"(\w+)=", statement.split(" SET ")[1].split(" WHERE ")[0]))
 
 
-def test_a_plain_heartbeat_is_three_statements_that_write_only_what_changed(tmp_path, database_url):
+def test_a_plain_heartbeat_is_four_statements_that_write_only_what_changed(tmp_path, database_url):
     made, agent = coordinator(tmp_path, database_url), Agent()
     assert made.reports.report_state(agent.heartbeat()).status == "new"  # enrolment: the whole intake
     statements = Statements(made.inventory.engine)
 
     assert made.reports.report_state(agent.heartbeat()).status == "alive"
-    read, spend, node = [s for s in statements.take() if s.split()[0] in ("SELECT", "UPDATE", "INSERT", "DELETE")]
+    read, spend, lock, node = [s for s in statements.take() if s.split()[0] in ("SELECT", "UPDATE", "INSERT")]
     assert read.startswith("SELECT") and "FROM nodes" in read and "node_trust" in read
-    assert spend.startswith("UPDATE node_trust SET sequence") and "sequence <" in spend
+    assert spend.startswith("UPDATE node_trust SET") and "sequence <" in spend
+    assert set_columns(spend) == {"sequence", "heard_at"}  # heard where no change holds a lock
+    assert lock.startswith("SELECT nodes.name FROM nodes")
+    assert database_url.startswith("sqlite") or lock.endswith("FOR UPDATE SKIP LOCKED")
     assert node.startswith("UPDATE nodes") and set_columns(node) == {"last_heartbeat"}
 
     made.reports.report_state(agent.heartbeat(load=0.9))  # its health moved: written, and nothing else
@@ -121,33 +124,42 @@ def test_two_coordinators_handed_the_same_heartbeat_at_once_accept_it_once(tmp_p
         assert sorted(answers) == ["alive", "rejected"]
 
 
-def heard(made, agent: Agent) -> bool:
+def heard(made, agent: Agent, **more) -> bool:
     try:
-        return made.reports.report_state(agent.heartbeat()).status == "alive"
+        return made.reports.report_state(agent.heartbeat(**more)).status == "alive"
     except OperationalError:  # still waiting for the row
         return False
 
 
 @pytest.mark.parametrize("database_url", ["mariadb", "postgresql"], indirect=True)
-def test_a_coordinator_hung_inside_a_transaction_delays_only_the_nodes_whose_rows_it_holds(tmp_path, database_url):
+def test_a_transaction_holding_a_nodes_row_neither_silences_it_nor_holds_the_intake(tmp_path, database_url):
+    """What a change does while it stores (it holds every node's row until it commits), and what a coordinator
+    hung inside a transaction does for as long as it is hung."""
     (tmp_path / "c1").mkdir()
     made = set_up_coordinator(tmp_path / "c1", f"auto_accept = true\ndatabase_connection = {database_url}\n"
                                                "database_lock_timeout = 1\ndatabase_idle_transaction_timeout = 4\n")
-    held, free = Agent("n1"), Agent("n2")
-    for agent in (held, free, held, free):
+    agent = Agent("n1")
+    for _ in range(2):
         made.reports.report_state(agent.heartbeat())
-    hung = made.inventory.engine.connect()  # another coordinator, stopped inside its transaction on n1's row
+    before = made.inventory.node("n1").last_heartbeat
+    hung = made.inventory.engine.connect()
     hung.begin()
     hung.execute(text("UPDATE nodes SET held = NULL WHERE name = 'n1'"))
     try:
         started = time.monotonic()
-        assert made.reports.report_state(free.heartbeat()).status == "alive"
-        assert time.monotonic() - started < 1  # another node's row: not waited for
-        with pytest.raises(OperationalError):  # n1's row: waited for a second, not for as long as the hang
-            made.reports.report_state(held.heartbeat())
+        assert made.reports.report_state(agent.heartbeat(load=0.7)).status == "alive"  # heard, not waiting
+        assert time.monotonic() - started < 1
+        with made.inventory.session() as session:
+            heard_at = session.get(NodeTrust, "n1").heard_at  # what down detection reads
+        assert heard_at > before
+        made.liveness.down_time = time.time() - (before + heard_at) / 2  # nodes.last_heartbeat: silent, not this
+        assert made.liveness.check_down() == []
+        with pytest.raises(OperationalError):  # a report that needs the row waits a second, not the hang
+            made.reports.report_state(agent.heartbeat(facts={"hostname": "n1"}))
         assert time.monotonic() - started < 4
-        # The server ends the idle transaction after 4 s: n1 is heard again.
-        wait_until(lambda: heard(made, held), timeout=20)
+        # The server ends the idle transaction after 4 s: the node's row is written again.
+        wait_until(lambda: heard(made, agent, facts={"hostname": "n1"}), timeout=20)
     finally:
         hung.invalidate()  # its session was ended by the server
-    assert made.inventory.node("n1").alive
+    node = made.inventory.node("n1")
+    assert node.alive and node.last_heartbeat > before and node.facts == {"hostname": "n1"}

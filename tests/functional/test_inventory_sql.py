@@ -161,3 +161,14 @@ def test_coordinators_share_locks_on_the_inventory_backend_and_a_killed_holder_l
     finally:
         first.stop()
         second.stop()
+
+
+def test_a_time_keeps_its_milliseconds_on_every_database(database_url):
+    """MariaDB's FLOAT is single precision (a Unix time in two-minute steps): times are DOUBLE there."""
+    inventory = Inventory(database_url)
+    inventory.create_schema()
+    with inventory.session() as session:
+        session.add(Node(name="n1", roles=[], variables={}, facts={}, health={}, status={},
+                         last_heartbeat=1796433659.197, created_at=1796433601.5))
+    node = inventory.node("n1")
+    assert (node.last_heartbeat, node.created_at) == (1796433659.197, 1796433601.5)
