@@ -51,7 +51,6 @@ class Talker:
         self.report_soon = threading.Event()
         self.connected: bool | None = None  # None: not tried yet
         self.reply_refused = False
-        self.unanswered = False  # the last request was taken and never answered (a coordinator hung, or too busy)
         # Facts are gathered when the node's interfaces changed (the watch hub sets facts_changed), and every
         # FACTS_REFRESH heartbeats for what no event announces (an upgraded Open vSwitch); sent until taken.
         self.facts_changed = facts_changed if facts_changed is not None else threading.Event()
@@ -144,11 +143,9 @@ class Talker:
         if self.stopping.is_set():  # stopped while a heartbeat was in flight: nothing more to say
             return None
         envelope = self.channel.sign_request(request)
-        self.unanswered = False
         try:
             reply = getattr(self.coordinator(), method)(envelope.to_dict())
         except Exception as exc:
-            self.unanswered = isinstance(exc, messaging.MessagingTimeout)
             if self.connected is not False and not self.stopping.is_set():
                 self.log.warning("coordinator unreachable (working from the cached document): %s", exc)
             self.connected = False
@@ -166,9 +163,6 @@ class Talker:
     def run(self, interval: Callable[[], float]) -> None:
         """Heartbeat every ``interval()`` seconds, or at once when ``report_soon`` is set, until stopping."""
         while not self.stopping.is_set():
-            if self.report() is None and self.unanswered:
-                # Waiting one more interval would leave the node silent for three (the down time): a new
-                # request now goes to another coordinator (the broker hands each to the next one).
-                self.report()
+            self.report()
             self.report_soon.wait(interval())
             self.report_soon.clear()
