@@ -13,6 +13,7 @@ txvlan, ntuple, rxhash) or the kernel's own (rx-gro, tx-tcp-segmentation, ...).
 
 from __future__ import annotations
 
+import errno
 import re
 from typing import Any
 
@@ -92,7 +93,9 @@ def _features(tool: Any, interface: str, ctx: Context) -> Any:
     tool.change_ifname(interface)
     try:
         return tool.get_features()
-    except pyroute.load("ethtool.ioctl").NoSuchDevice:
+    except (OSError, pyroute.load("ethtool.ioctl").NoSuchDevice) as exc:  # pyroute2 raises either for ENODEV
+        if isinstance(exc, OSError) and exc.errno != errno.ENODEV:
+            raise
         raise PermanentError(f"interface {interface} not found {ctx.where()}") from None
 
 
