@@ -12,7 +12,8 @@ from here only; the import contract (``.importlinter``) keeps the kit below ever
 * ``watches`` — ``File``, ``Link``, ``Netconf``, ``Sysctl``, ``Row``, ``Poll``: what a driver asks the node to watch;
 * ``files``   — the one atomic write (temporary file, fsync, rename; mode, owner and a backup kept);
 * ``netlink``, ``ovsdb`` — pyroute2 in the node's namespace, ovsdbapp on the node's OVSDB (imported on use:
-  they are the heavy ones).
+  they are the heavy ones);
+* ``passcache`` — reads the resources of one reconcile pass share (``netlink.links`` reads each link once).
 
 The names a driver needs most are here directly (as kopf declares its API in its package).
 """
@@ -29,5 +30,5 @@ __all__ = [
     "Driver", "Spec", "Context", "Change", "Watch", "File", "Link", "Netconf", "Sysctl", "Row", "Poll",
     "InvalidResource", "DriverError", "TemporaryError", "PermanentError", "Conflict", "PathRefused",
     # the modules of the SDK
-    "context", "driver", "errors", "fields", "files", "netlink", "ovsdb", "result", "watches",
+    "context", "driver", "errors", "fields", "files", "netlink", "ovsdb", "passcache", "result", "watches",
 ]
