@@ -11,6 +11,7 @@ from typing import Any, Sequence
 from cliff import command, lister, show
 from cliff.app import App
 from cliff.commandmanager import CommandManager
+from cliff.help import HelpExit
 
 from nodeagent import __version__
 from nodeagent.kit.errors import InvalidInput, NodeagentError
@@ -58,6 +59,26 @@ class NodeAgentApp(App):
                             help=f"oslo.config file to read (repeatable; default {self.default_config_file} "
                                  "when it exists)")
         return parser
+
+    def print_help_if_requested(self) -> None:
+        """``--help``: the options and one line per command, as cliff's help prints them (paged on a
+        terminal) but without its look-up of the distribution that provided each command: that reads every
+        installed distribution's metadata, 0.06 s of the 0.14 s ``nodeagent --help`` cost."""
+        if not self.options.deferred_help:
+            return
+        import autopage.argparse  # cliff's own pager, imported by cliff already
+
+        pager = autopage.argparse.help_pager(self.stdout)
+        autopage.argparse.use_color_for_parser(self.parser, pager.to_terminal())
+        with pager as out:
+            self.parser.print_help(out)
+            out.write("\nCommands:\n")
+            for name, entry in sorted(self.command_manager):
+                command_class = entry.load()
+                one_liner = command_class(self, None).get_description().split("\n")[0].rstrip(".")
+                origin = " (cliff)" if command_class.__module__.startswith("cliff.") else ""
+                out.write(f"  {name:<13}  {one_liner}{origin}\n")
+        raise HelpExit()
 
     def initialize_app(self, argv: Sequence[str]) -> None:
         # Failures are in the result table; the engine's own log lines are for -v.
