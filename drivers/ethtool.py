@@ -88,21 +88,21 @@ def _members(name: str, found: dict[str, tuple[bool, bool]]) -> list[tuple[bool,
 
 def _features(tool: Any, interface: str, ctx: Context) -> Any:
     """The interface's feature list (pyroute2's, which also sets them), or a clear error when it is missing."""
-    from nodeagent.kit import pyroute
+    from nodeagent.kit import ethtool
 
     tool.change_ifname(interface)
     try:
         return tool.get_features()
-    except (OSError, pyroute.load("ethtool.ioctl").NoSuchDevice) as exc:  # pyroute2 raises either for ENODEV
+    except (OSError, ethtool.NoSuchDevice) as exc:  # pyroute2 raises either for ENODEV
         if isinstance(exc, OSError) and exc.errno != errno.ENODEV:
             raise
         raise PermanentError(f"interface {interface} not found {ctx.where()}") from None
 
 
 def _read_features(interface: str, names: list[str], ctx: Context) -> dict[str, dict[str, bool]]:
-    from nodeagent.kit import netlink  # on use: validating a document needs no pyroute2
+    from nodeagent.kit import ethtool  # on use: validating a document needs no pyroute2
 
-    with netlink.ethtool(ctx) as tool:
+    with ethtool.ethtool(ctx) as tool:
         found = {name: (on, available) for name, on, available, *_ in _features(tool, interface, ctx)}
     result = {}
     for name in names:
@@ -115,9 +115,9 @@ def _read_features(interface: str, names: list[str], ctx: Context) -> dict[str, 
 
 
 def _write_features(interface: str, wanted: dict[str, bool], ctx: Context) -> None:
-    from nodeagent.kit import netlink
+    from nodeagent.kit import ethtool
 
-    with netlink.ethtool(ctx) as tool:
+    with ethtool.ethtool(ctx) as tool:
         features = _features(tool, interface, ctx)
         available = {name: changeable for name, _, changeable, *_ in features}
         for name, value in wanted.items():

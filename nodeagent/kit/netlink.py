@@ -1,8 +1,8 @@
-"""Netlink for drivers: an rtnetlink handle in the context's namespace, the links of one pass, an ethtool
-handle; link events for the watch hub.
+"""Netlink for drivers: an rtnetlink handle in the context's namespace, the links of one pass; link events
+for the watch hub.
 
-Shared by the drivers that act on kernel links (linux_bridge, address, ethtool) so none of
-them opens sockets or runs watch threads of its own.
+Shared by the drivers that act on kernel links (linux_bridge, address) and the watch hub, so none
+of them opens sockets or runs watch threads of its own.
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ import asyncio
 import contextlib
 import errno
 import logging
-import os
 import threading
 from typing import Any, Callable, Iterator
 
 from nodeagent.kit import passcache, pyroute
-from nodeagent.kit.context import NETNS_DIR, Context
+from nodeagent.kit.context import Context
 from nodeagent.kit.errors import PermanentError, TemporaryError
 
 _linux, _rtnl = pyroute.load("iproute.linux"), pyroute.load("netlink.rtnl")  # not the whole package: kit/pyroute.py
@@ -30,53 +29,14 @@ IFF_UP = 0x1
 RTMGRP_IPV4_NETCONF = 1 << (RTNLGRP_IPV4_NETCONF - 1)
 
 
-# Opening a handle in a namespace costs more than the requests themselves, so one is
-# kept per (kind, thread, namespace): pyroute2 handles are not shared between threads.
-_handles: dict[tuple[str, int, str | None], tuple[Any, int]] = {}
-
-
-@contextlib.contextmanager
-def _handle(kind: str, ctx: Context, make: Callable[[], Any]) -> Iterator[Any]:
-    """This thread's handle of ``kind`` in the context's namespace, made on first use (never creating the
-    namespace), dropped when a request fails with an OSError (a socket gone bad)."""
-    ctx.check_netns()
-    key = (kind, threading.get_ident(), ctx.netns)
-    identity = os.stat(NETNS_DIR / ctx.netns).st_ino if ctx.netns else 0
-    handle, opened_for = _handles.get(key, (None, None))
-    if handle is None or opened_for != identity:  # a namespace deleted and made again is a new one
-        if handle is not None:
-            handle.close()
-        handle = make()
-        _handles[key] = (handle, identity)
-    try:
-        yield handle
-    except OSError:
-        _handles.pop(key, None)
-        handle.close()
-        raise
-
-
 @contextlib.contextmanager
 def iproute(ctx: Context) -> Iterator[IPRoute]:
     """An rtnetlink handle in the context's namespace (never creating the namespace)."""
-    with _handle("rtnl", ctx, lambda: IPRoute(netns=ctx.netns, flags=0) if ctx.netns else IPRoute()) as handle:
+    with pyroute.handle("rtnl", ctx, lambda: IPRoute(netns=ctx.netns, flags=0) if ctx.netns else IPRoute()) as ipr:
         try:
-            yield handle
+            yield ipr
         except NetlinkError as exc:
             raise netlink_error(exc, "netlink request failed") from None
-
-
-@contextlib.contextmanager
-def ethtool(ctx: Context) -> Iterator[Any]:
-    """pyroute2's ethtool ioctl handle in the context's namespace (``change_ifname`` picks the interface).
-
-    Its socket is made in the namespace once, by a thread moved there; the kernel finds interfaces in the
-    socket's namespace, so this thread uses it without moving. The ioctl alone: pyroute2's ``Ethtool``
-    would also open and probe a generic netlink socket on every use, which offload features never need.
-    """
-    ioctl = pyroute.load("ethtool.ioctl")
-    with _handle("ethtool", ctx, lambda: ctx.in_netns(ioctl.IoctlEthtool)) as handle:
-        yield handle
 
 
 class Links:
