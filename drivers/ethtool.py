@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import errno
 import re
-from typing import Any
+from typing import Any, Iterable
 
 from nodeagent.kit import fields
 from nodeagent.kit.context import Context
@@ -80,10 +80,10 @@ class EthtoolDriver(Driver):
         return [Link(spec["interface"], ctx.netns)]
 
 
-def _members(name: str, found: dict[str, tuple[bool, bool]]) -> list[tuple[bool, bool]]:
-    """(on, changeable) of each kernel feature the name switches."""
+def _switched(name: str, kernel_names: Iterable[str]) -> list[str]:
+    """The kernel features a feature name switches: those its alias's pattern matches, or itself."""
     pattern = ALIASES.get(name, re.escape(name))
-    return [state for kernel_name, state in found.items() if re.fullmatch(pattern, kernel_name)]
+    return [kernel_name for kernel_name in kernel_names if re.fullmatch(pattern, kernel_name)]
 
 
 def _features(tool: Any, interface: str, ctx: Context) -> Any:
@@ -106,7 +106,7 @@ def _read_features(interface: str, names: list[str], ctx: Context) -> dict[str, 
         found = {name: (on, available) for name, on, available, *_ in _features(tool, interface, ctx)}
     result = {}
     for name in names:
-        members = _members(name, found)
+        members = [found[kernel_name] for kernel_name in _switched(name, found)]
         if not members:
             raise PermanentError(f"interface {interface} has no offload feature '{name}'")
         changeable = [m for m in members if m[1]]
@@ -121,8 +121,7 @@ def _write_features(interface: str, wanted: dict[str, bool], ctx: Context) -> No
         features = _features(tool, interface, ctx)
         available = {name: changeable for name, _, changeable, *_ in features}
         for name, value in wanted.items():
-            changeable = [kernel_name for kernel_name in available if available[kernel_name]
-                          and re.fullmatch(ALIASES.get(name, re.escape(name)), kernel_name)]
+            changeable = [kernel_name for kernel_name in _switched(name, available) if available[kernel_name]]
             if not changeable:
                 raise PermanentError(f"offload feature '{name}' of interface {interface} is fixed by its driver "
                                      f"and cannot be turned {_onoff(value)}")
