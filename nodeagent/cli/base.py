@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 import warnings
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from cliff import command, lister, show
 from cliff.app import App
@@ -15,8 +15,9 @@ from cliff.help import HelpExit
 
 from nodeagent import __version__
 from nodeagent.kit.errors import InvalidInput, NodeagentError
-from nodeagent.kit.result import Change
-from nodeagent.kit.result import ReconcileResult
+
+if TYPE_CHECKING:
+    from nodeagent.kit.result import ReconcileResult
 
 
 class _OwnEpilog:
@@ -136,6 +137,8 @@ def result_rows(result: ReconcileResult | dict[str, Any], structured: bool
 
     Takes a result or its dict form (as an agent returns it over RPC).
     """
+    from nodeagent.kit.result import ReconcileResult  # on use, as the next: --help needs neither
+
     data = result.to_dict() if isinstance(result, ReconcileResult) else result
     columns = RESULT_COLUMNS
     rows = []
@@ -151,6 +154,8 @@ def result_rows(result: ReconcileResult | dict[str, Any], structured: bool
 
 
 def _describe(change: dict[str, Any]) -> str:
+    from nodeagent.kit.result import Change
+
     return Change(change["field"], change.get("old"), change.get("new"), change.get("diff")).describe()
 
 
