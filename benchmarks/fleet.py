@@ -2,7 +2,9 @@
 
 * push → converged: the coordinator stores and pushes a new generation of a small
   document to one agent; the clock stops when the agent's report of that generation
-  is in the inventory. Median and p99 over PUSHES pushes.
+  is in the inventory. Median and p99 over PUSHES pushes, beside its floor: a message
+  there and back through the broker with bare kombu (a push and its report cross it
+  twice), without anything either end does.
 * heartbeats/s: THREADS senders call report_state as SENDERS distinct enrolled nodes.
 * idle RSS and CPU of the agent daemon over IDLE seconds, beside a bare kombu consumer
   (what oslo.messaging costs on top of the broker client).
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -47,6 +50,51 @@ with kombu.Connection("amqp://guest:guest@127.0.0.1:5672//") as connection:
             except TimeoutError:
                 pass
 """
+
+
+BROKER = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def broker_round_trips(count: int) -> list[float]:
+    """Seconds for a small message to go through the broker to a consumer and its answer back, bare kombu."""
+    import kombu
+
+    name = f"nodeagent-bench-rtt-{os.getpid()}"
+    there, back = kombu.Queue(f"{name}-there", auto_delete=True), kombu.Queue(f"{name}-back", auto_delete=True)
+    stop = threading.Event()
+
+    def echo(connection: kombu.Connection) -> None:
+        producer = connection.Producer()
+
+        def answer(body, message) -> None:
+            message.ack()
+            producer.publish(body, routing_key=back.name, declare=[back])
+
+        with connection.Consumer(there, callbacks=[answer]):
+            while not stop.is_set():
+                try:
+                    connection.drain_events(timeout=0.2)
+                except TimeoutError:
+                    pass
+
+    samples: list[float] = []
+    with kombu.Connection(BROKER) as asking, kombu.Connection(BROKER) as answering:
+        got = threading.Event()
+        echoer = threading.Thread(target=echo, args=(answering,), daemon=True)
+        with asking.Consumer(back, callbacks=[lambda body, message: (message.ack(), got.set())]):
+            echoer.start()
+            producer = asking.Producer()
+            for index in range(count + 5):  # the first five warm the queues up
+                got.clear()
+                start = time.perf_counter()
+                producer.publish({"n": index}, routing_key=there.name, declare=[there])
+                while not got.is_set():
+                    asking.drain_events(timeout=5)
+                if index >= 5:
+                    samples.append(time.perf_counter() - start)
+        stop.set()
+        echoer.join(5)
+    return samples
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -94,6 +142,8 @@ def main() -> None:
             wait(lambda: coordinator.inventory.node("bench1").observed_generation >= generation)
             latencies.append(time.perf_counter() - start)
 
+        round_trips = broker_round_trips(args.pushes)
+
         client = messaging.CoordinatorAPI(coordinator.transport(), timeout=30)
         keys = [Ed25519PrivateKey.generate() for _ in range(args.senders)]
         sequence = itertools.count(1)  # reports carry a rising sequence (replay protection)
@@ -128,14 +178,17 @@ def main() -> None:
         fleet.close()
 
     print(f"push → converged, one node, {args.pushes} pushes: median {statistics.median(latencies) * 1000:.1f} ms, "
-          f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms")
+          f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms (goal: median ≤ 20 ms); floor, a message there and back "
+          f"through the broker: median {statistics.median(round_trips) * 1000:.1f} ms")
     print(f"heartbeats absorbed by the coordinator: {heartbeats:.0f}/s ({args.threads} threads, "
           f"{args.senders} nodes, {args.seconds:.0f} s)")
     print(f"agent daemon idle: {agent_rss:.0f} MiB RSS, {agent_cpu:.2f} % CPU over {args.idle:.0f} s; "
           f"bare kombu consumer: {kombu_rss:.0f} MiB RSS, {kombu_cpu:.2f} % CPU")
     print(json.dumps({"benchmark": "fleet", "pushes": args.pushes,
                       "push_median_ms": round(statistics.median(latencies) * 1000, 2),
-                      "push_p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+                      "push_p99_ms": round(percentile(latencies, 0.99) * 1000, 2), "goal_push_median_ms": 20,
+                      "floor_broker_round_trip_median_ms": round(statistics.median(round_trips) * 1000, 2),
+                      "load_average": round(os.getloadavg()[0], 2),
                       "heartbeats_per_s": round(heartbeats, 1), "agent_idle_rss_mib": round(agent_rss, 1),
                       "agent_idle_cpu_percent": round(agent_cpu, 3), "kombu_idle_rss_mib": round(kombu_rss, 1),
                       "kombu_idle_cpu_percent": round(kombu_cpu, 3)}))

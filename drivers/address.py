@@ -67,10 +67,10 @@ class AddressDriver(Driver):
     def observe(self, spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
         from nodeagent.kit import netlink  # on use: pyroute2 is heavy, and validating needs none of it
 
+        link = netlink.links(ctx).get(spec["interface"])  # read once per pass, shared with other link resources
+        if link is None:
+            return {"exists": False, "addresses": []}
         with netlink.iproute(ctx) as ipr:
-            link = netlink.find_link(ipr, spec["interface"])
-            if link is None:
-                return {"exists": False, "addresses": []}
             addresses = sorted(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
                                for a in ipr.get_addr(family=socket.AF_INET, index=link["index"]))
             return {"exists": True, "addresses": addresses,

@@ -13,9 +13,9 @@ txvlan, ntuple, rxhash) or the kernel's own (rx-gro, tx-tcp-segmentation, ...).
 
 from __future__ import annotations
 
+import errno
 import re
-import socket
-from typing import Any
+from typing import Any, Iterable
 
 from nodeagent.kit import fields
 from nodeagent.kit.context import Context
@@ -60,7 +60,7 @@ class EthtoolDriver(Driver):
 
     def observe(self, spec: dict[str, Any], ctx: Context) -> dict[str, dict[str, bool]]:
         """For each feature: whether it is on, and whether the interface lets it be changed."""
-        return ctx.in_netns(_read_features, spec["interface"], list(spec["features"]), ctx.where())
+        return _read_features(spec["interface"], list(spec["features"]), ctx)
 
     def diff(self, spec: dict[str, Any], observed: dict[str, dict[str, bool]]) -> list[Change]:
         return [Change(name, _onoff(observed[name]["on"]), _onoff(wanted))
@@ -68,7 +68,7 @@ class EthtoolDriver(Driver):
 
     def apply(self, spec: dict[str, Any], changes: list[Change], ctx: Context) -> None:
         wanted = {c.field: spec["features"][c.field] for c in changes}
-        ctx.in_netns(_write_features, spec["interface"], wanted, ctx.where())
+        _write_features(spec["interface"], wanted, ctx)
 
     def restoring(self, spec: dict[str, Any], observed: dict[str, dict[str, bool]]) -> list[dict[str, Any]]:
         """Each feature as it was (those the interface lets change)."""
@@ -80,52 +80,55 @@ class EthtoolDriver(Driver):
         return [Link(spec["interface"], ctx.netns)]
 
 
-def _members(name: str, found: Any) -> list[Any]:
+def _switched(name: str, kernel_names: Iterable[str]) -> list[str]:
+    """The kernel features a feature name switches: those its alias's pattern matches, or itself."""
     pattern = ALIASES.get(name, re.escape(name))
-    return [feature for kernel_name, feature in found.features.items() if re.fullmatch(pattern, kernel_name)]
+    return [kernel_name for kernel_name in kernel_names if re.fullmatch(pattern, kernel_name)]
 
 
-def _open(interface: str, where: str) -> tuple[Any, Any]:
-    from nodeagent.kit import pyroute  # on use: validating a document needs no pyroute2
+def _features(tool: Any, interface: str, ctx: Context) -> Any:
+    """The interface's feature list (pyroute2's, which also sets them), or a clear error when it is missing."""
+    from nodeagent.kit import ethtool
 
-    Ethtool = pyroute.load("ethtool.ethtool").Ethtool
+    tool.change_ifname(interface)
     try:
-        socket.if_nametoindex(interface)  # resolved in this thread's namespace
-    except OSError:
-        raise PermanentError(f"interface {interface} not found {where}") from None
-    tool = Ethtool()
-    return tool, tool.get_features(interface)
+        return tool.get_features()
+    except (OSError, ethtool.NoSuchDevice) as exc:  # pyroute2 raises either for ENODEV
+        if isinstance(exc, OSError) and exc.errno != errno.ENODEV:
+            raise
+        raise PermanentError(f"interface {interface} not found {ctx.where()}") from None
 
 
-def _read_features(interface: str, names: list[str], where: str) -> dict[str, dict[str, bool]]:
-    tool, found = _open(interface, where)
-    try:
-        result = {}
-        for name in names:
-            members = _members(name, found)
-            if not members:
-                raise PermanentError(f"interface {interface} has no offload feature '{name}'")
-            changeable = [m for m in members if m.available]
-            result[name] = {"on": all(m.enable for m in (changeable or members)), "changeable": bool(changeable)}
-        return result
-    finally:
-        tool.close()
+def _read_features(interface: str, names: list[str], ctx: Context) -> dict[str, dict[str, bool]]:
+    from nodeagent.kit import ethtool  # on use: validating a document needs no pyroute2
+
+    with ethtool.ethtool(ctx) as tool:
+        found = {name: (on, available) for name, on, available, *_ in _features(tool, interface, ctx)}
+    result = {}
+    for name in names:
+        members = [found[kernel_name] for kernel_name in _switched(name, found)]
+        if not members:
+            raise PermanentError(f"interface {interface} has no offload feature '{name}'")
+        changeable = [m for m in members if m[1]]
+        result[name] = {"on": all(on for on, _ in (changeable or members)), "changeable": bool(changeable)}
+    return result
 
 
-def _write_features(interface: str, wanted: dict[str, bool], where: str) -> None:
-    tool, found = _open(interface, where)
-    try:
+def _write_features(interface: str, wanted: dict[str, bool], ctx: Context) -> None:
+    from nodeagent.kit import ethtool
+
+    with ethtool.ethtool(ctx) as tool:
+        features = _features(tool, interface, ctx)
+        available = {name: changeable for name, _, changeable, *_ in features}
         for name, value in wanted.items():
-            changeable = [member for member in _members(name, found) if member.available]
+            changeable = [kernel_name for kernel_name in _switched(name, available) if available[kernel_name]]
             if not changeable:
                 raise PermanentError(f"offload feature '{name}' of interface {interface} is fixed by its driver "
                                      f"and cannot be turned {_onoff(value)}")
-            for member in changeable:
-                member.enable = value
-        tool.set_features(interface, found)
-    finally:
-        tool.close()
-    after = _read_features(interface, list(wanted), where)
+            for kernel_name in changeable:
+                features[kernel_name] = value
+        tool.set_features(features)
+    after = _read_features(interface, list(wanted), ctx)
     refused = [name for name, value in wanted.items() if after[name]["on"] != value]
     if refused:
         raise PermanentError(f"interface {interface} refused to change offload feature(s) {', '.join(refused)} "

@@ -70,24 +70,25 @@ class LinuxBridgeDriver(Driver):
     def observe(self, spec: dict[str, Any], ctx: Context) -> dict[str, Any]:
         from nodeagent.kit import netlink  # on use: pyroute2 is heavy, and validating needs none of it
 
-        with netlink.iproute(ctx) as ipr:
-            link = netlink.find_link(ipr, spec["name"])
-            if link is None:
-                return {"exists": False}
-            info = link.get_attr("IFLA_LINKINFO")
-            kind = info.get_attr("IFLA_INFO_KIND") if info else None
-            found = {"exists": True, "kind": kind, "mtu": link.get_attr("IFLA_MTU"),
-                     "state": "up" if link["flags"] & netlink.IFF_UP else "down"}
-            if kind == "bridge":
-                found["ports"] = sorted(port.get_attr("IFLA_IFNAME") for port in ipr.get_links()
-                                        if port.get_attr("IFLA_MASTER") == link["index"])
-            elif kind == "vxlan":
-                data = info.get_attr("IFLA_INFO_DATA")
-                found.update(vni=data.get_attr("IFLA_VXLAN_ID"), local=data.get_attr("IFLA_VXLAN_LOCAL"),
-                             device=netlink.link_name(ipr, data.get_attr("IFLA_VXLAN_LINK")),
-                             port=data.get_attr("IFLA_VXLAN_PORT"),
-                             learning=bool(data.get_attr("IFLA_VXLAN_LEARNING")))
-            return found
+        links = netlink.links(ctx)  # each link read once per pass, shared with the other link resources
+        if spec["kind"] == "bridge":
+            links.dump()  # its ports are known only from every link's master: read them all, and itself with them
+        link = links.get(spec["name"])
+        if link is None:
+            return {"exists": False}
+        info = link.get_attr("IFLA_LINKINFO")
+        kind = info.get_attr("IFLA_INFO_KIND") if info else None
+        found = {"exists": True, "kind": kind, "mtu": link.get_attr("IFLA_MTU"),
+                 "state": "up" if link["flags"] & netlink.IFF_UP else "down"}
+        if kind == "bridge":
+            found["ports"] = links.ports_of(link["index"])
+        elif kind == "vxlan":
+            data = info.get_attr("IFLA_INFO_DATA")
+            found.update(vni=data.get_attr("IFLA_VXLAN_ID"), local=data.get_attr("IFLA_VXLAN_LOCAL"),
+                         device=links.name_of(data.get_attr("IFLA_VXLAN_LINK")),
+                         port=data.get_attr("IFLA_VXLAN_PORT"),
+                         learning=bool(data.get_attr("IFLA_VXLAN_LEARNING")))
+        return found
 
     def diff(self, spec: dict[str, Any], observed: dict[str, Any]) -> list[Change]:
         if spec["state"] == "absent":

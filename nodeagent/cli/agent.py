@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from nodeagent.cli import lint
 from nodeagent.cli.base import (RESULT_COLUMNS, Command, Lister, NodeAgentApp, check_columns, main_for,
                                 result_rows)
 from nodeagent.kit.errors import Unavailable
-from nodeagent.kit.result import ReconcileResult
+
+if TYPE_CHECKING:
+    from nodeagent.kit.result import ReconcileResult
 
 EXIT_OK, EXIT_INVALID, EXIT_PENDING, EXIT_FAILED = 0, 1, 2, 4
 

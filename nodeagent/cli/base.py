@@ -6,16 +6,18 @@ import logging
 import os
 import sys
 import warnings
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from cliff import command, lister, show
 from cliff.app import App
 from cliff.commandmanager import CommandManager
+from cliff.help import HelpExit
 
 from nodeagent import __version__
 from nodeagent.kit.errors import InvalidInput, NodeagentError
-from nodeagent.kit.result import Change
-from nodeagent.kit.result import ReconcileResult
+
+if TYPE_CHECKING:
+    from nodeagent.kit.result import ReconcileResult
 
 
 class _OwnEpilog:
@@ -46,7 +48,7 @@ class NodeAgentApp(App):
     def __init__(self, description: str, commands: dict[str, type],
                  default_config_file: str = "/etc/nodeagent/nodeagent.conf"):
         self.default_config_file = default_config_file
-        manager = CommandManager("nodeagent.cli.unused")
+        manager = CommandManager(None)  # the commands are given: no entry-point group to scan (3 ms)
         for name, made in commands.items():
             manager.add_command(name, made)
         super().__init__(description=description, version=__version__, command_manager=manager,
@@ -58,6 +60,26 @@ class NodeAgentApp(App):
                             help=f"oslo.config file to read (repeatable; default {self.default_config_file} "
                                  "when it exists)")
         return parser
+
+    def print_help_if_requested(self) -> None:
+        """``--help``: the options and one line per command, as cliff's help prints them (paged on a
+        terminal) but without its look-up of the distribution that provided each command: that reads every
+        installed distribution's metadata, 0.06 s of the 0.14 s ``nodeagent --help`` cost."""
+        if not self.options.deferred_help:
+            return
+        import autopage.argparse  # cliff's own pager, imported by cliff already
+
+        pager = autopage.argparse.help_pager(self.stdout)
+        autopage.argparse.use_color_for_parser(self.parser, pager.to_terminal())
+        with pager as out:
+            self.parser.print_help(out)
+            out.write("\nCommands:\n")
+            for name, entry in sorted(self.command_manager):
+                command_class = entry.load()
+                one_liner = command_class(self, None).get_description().split("\n")[0].rstrip(".")
+                origin = " (cliff)" if command_class.__module__.startswith("cliff.") else ""
+                out.write(f"  {name:<13}  {one_liner}{origin}\n")
+        raise HelpExit()
 
     def initialize_app(self, argv: Sequence[str]) -> None:
         # Failures are in the result table; the engine's own log lines are for -v.
@@ -115,6 +137,8 @@ def result_rows(result: ReconcileResult | dict[str, Any], structured: bool
 
     Takes a result or its dict form (as an agent returns it over RPC).
     """
+    from nodeagent.kit.result import ReconcileResult  # on use, as the next: --help needs neither
+
     data = result.to_dict() if isinstance(result, ReconcileResult) else result
     columns = RESULT_COLUMNS
     rows = []
@@ -130,6 +154,8 @@ def result_rows(result: ReconcileResult | dict[str, Any], structured: bool
 
 
 def _describe(change: dict[str, Any]) -> str:
+    from nodeagent.kit.result import Change
+
     return Change(change["field"], change.get("old"), change.get("new"), change.get("diff")).describe()
 
 

@@ -133,10 +133,8 @@ class Context:
         outcome: dict[str, Any] = {}
 
         def runner() -> None:
-            from nodeagent.kit import pyroute
-
             try:
-                pyroute.load("netns").setns(self.netns, flags=0)
+                _setns(NETNS_DIR / self.netns)
                 outcome["value"] = fn(*args)
             except BaseException as exc:  # handed to the calling thread
                 outcome["error"] = exc
@@ -147,3 +145,27 @@ class Context:
         if "error" in outcome:
             raise outcome["error"]
         return outcome["value"]
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def _setns(path: Path) -> None:
+    """Move the calling thread into the network namespace at ``path`` (never creating it).
+
+    One system call: ``os.setns`` from Python 3.12, libc's through ctypes before. pyroute2's ``setns`` does
+    the same but its module imports ctypes.util, multiprocessing and more: 0.015 s of a local command.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if hasattr(os, "setns"):
+            os.setns(fd, CLONE_NEWNET)
+            return
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            error = ctypes.get_errno()
+            raise OSError(error, f"setns {path}: {os.strerror(error)}")
+    finally:
+        os.close(fd)

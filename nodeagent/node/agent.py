@@ -79,7 +79,8 @@ class Agent:
         self.facts_changed = threading.Event()  # set by the watch hub when the node's interfaces change
         self.facts_changed.set()  # gathered at the first heartbeat
         self.enforcer = Enforcer(Engine(self.registry, self.ctx),
-                                 Outlet(self.host, self.state_dir, self.record, self.broker.notify, self.metrics),
+                                 Outlet(self.host, self.state_dir, self.record, self.broker.notify, self.metrics,
+                                        self._taken),
                                  Pacing.from_conf(conf), inbox=work,
                                  interfaces_changed=self.facts_changed.set if facts is None else None)
         self.stopping = threading.Event()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nodeagent.document.model import Document, parse_document
-from nodeagent.kit import files
+from nodeagent.kit import files, passcache
 from nodeagent.kit.result import ReconcileResult
 from nodeagent.node.engine import Engine
 
@@ -61,20 +61,21 @@ def take(engine: Engine, document: Document) -> list[dict[str, Any]]:
     """What undoes ``document`` on this node: for each network resource it would change, the specs of its
     driver that bring back what is there now (empty: the document changes no network resource)."""
     entries = []
-    for resource_id in document.order:
-        resource = document.resource(resource_id)
-        driver = engine.registry.get(resource.driver)
-        if not driver.network or document.mode_of(resource) == "monitor":
-            continue
-        try:
-            observed = driver.observe(resource.spec, engine.ctx)
-            specs = driver.restoring(resource.spec, observed)
-            if specs is None or not driver.diff(resource.spec, observed):
+    with passcache.one_pass():  # only looks: the resources share their reads
+        for resource_id in document.order:
+            resource = document.resource(resource_id)
+            driver = engine.registry.get(resource.driver)
+            if not driver.network or document.mode_of(resource) == "monitor":
                 continue
-        except Exception as exc:  # its apply meets the same error: nothing of it will change
-            LOG.info("resource '%s' not checkpointed: %s", resource.id, exc)
-            continue
-        entries.append({"id": resource.id, "driver": resource.driver, "specs": specs})
+            try:
+                observed = driver.observe(resource.spec, engine.ctx)
+                specs = driver.restoring(resource.spec, observed)
+                if specs is None or not driver.diff(resource.spec, observed):
+                    continue
+            except Exception as exc:  # its apply meets the same error: nothing of it will change
+                LOG.info("resource '%s' not checkpointed: %s", resource.id, exc)
+                continue
+            entries.append({"id": resource.id, "driver": resource.driver, "specs": specs})
     return entries
 
 

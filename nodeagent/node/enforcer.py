@@ -62,13 +62,15 @@ class Pacing:
 @dataclass(frozen=True)
 class Outlet:
     """Where what the enforcer finds goes: the node's name, its local view (``status.json`` in
-    ``state_dir``, the metrics), the events spooled for the coordinator (``record``), notifications."""
+    ``state_dir``, the metrics), the events spooled for the coordinator (``record``), notifications, and
+    ``report_soon``: tell the coordinator where the node stands now, without waiting for the heartbeat."""
 
     host: str
     state_dir: Path
     record: Callable[[str, str, DriftEvent | None], None]
     notify: Callable[[str, dict[str, Any]], None]
     metrics: AgentMetrics = field(default_factory=AgentMetrics)
+    report_soon: Callable[[], None] = lambda: None
 
 
 class Enforcer:
@@ -249,6 +251,10 @@ class Enforcer:
         self.metrics.reconcile_seconds.labels(trigger.split(" ")[0]).observe(result.duration)
         finished = self._note_states(result)
         self.last_result = result
+        if trigger.startswith("generation"):
+            # The status is the new generation's now: reported while its event is spooled (a durable write,
+            # 1 to 10 ms on a busy disk; the next report carries the event) and the local view written.
+            self.outlet.report_soon()
         if self.applied_generation == self.document.generation:
             self._record_drift(result, seen or {}, finished)
         self._record_outcome(result, trigger)
@@ -376,8 +382,10 @@ class Enforcer:
                          attribution={"file": self.hub.files_by, "network": attribution.network_line()},
                          **AgentStatus.from_dict(status).__dict__)
         try:
+            # Not durable: a view, written at every start and every reconcile (a power cut's loss is the
+            # last one); its fsyncs were 2 ms of each push's way to its report.
             files.write_private(self.outlet.state_dir / "status.json", json.dumps(view.to_dict(), indent=1).encode(),
-                                0o644)
+                                0o644, durable=False)
             self._status_error = None
         except OSError as exc:  # a full state directory must not stop enforcement; said once, not per reconcile
             if self._status_error != exc.errno:

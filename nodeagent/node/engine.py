@@ -14,7 +14,7 @@ from typing import Iterable
 
 from nodeagent.kit.context import Context
 from nodeagent.kit.result import Change
-from nodeagent.kit import files
+from nodeagent.kit import files, passcache
 from nodeagent.kit.errors import Conflict, DriverError, InvalidResource, PathRefused
 from nodeagent.document.model import Document, Resource
 from nodeagent.node.redact import redact_change, scrub
@@ -48,6 +48,10 @@ class Engine:
     def reconcile(self, document: Document, dry_run: bool = False,
                   only: Iterable[str] | None = None) -> ReconcileResult:
         """Bring the node to ``document`` (or only show what differs when ``dry_run``)."""
+        with passcache.one_pass():  # resources share their reads (one look at a link) until something changes
+            return self._reconcile(document, dry_run, only)
+
+    def _reconcile(self, document: Document, dry_run: bool, only: Iterable[str] | None) -> ReconcileResult:
         started_at, clock = time.time(), time.monotonic()
         if not dry_run:
             self.remove_leftovers(document)
@@ -108,7 +112,10 @@ class Engine:
                     # A person edits files, not bridges: an edit made since the look above is drift of its
                     # own, recorded by the reconcile its event triggers, never overwritten unseen.
                     raise Conflict(f"'{resource.id}' was edited while being corrected; it is looked at again")
-                driver.apply(resource.spec, changes, self.ctx)
+                try:
+                    driver.apply(resource.spec, changes, self.ctx)
+                finally:
+                    passcache.forget()  # what the pass read before may be gone: the check below looks afresh
                 remaining = driver.diff(resource.spec, driver.observe(resource.spec, self.ctx))
                 if remaining:
                     fields = ", ".join(c.field for c in remaining)
@@ -152,6 +159,8 @@ class Engine:
                 note = f"{self.registry.get(target.driver).notify(target.spec, self.ctx)} (notified by {by})"
             except Exception as exc:
                 return self._failure(target, list(result.changes), exc, result.duration)
+            finally:
+                passcache.forget()  # a restarted service may make links of its own
             status = Status.CHANGED
             return dataclasses.replace(result, status=status, notified=result.notified + (note,))
         return dataclasses.replace(result, notified=result.notified + (note,))
