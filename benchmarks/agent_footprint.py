@@ -5,7 +5,8 @@ One agent on a lab node (with its coordinator) enforces tests/drift_kinds.DOCUME
 sysctl, a Linux bridge, an OVS bridge, ethtool features); once converged, its process is
 counted with psutil and /proc, then watched for IDLE seconds with nothing drifting: CPU (user +
 system), and wakeups per second, each thread's voluntary context switches (a thread that sleeps
-on a timer or a socket wakes once per switch), the busiest threads named. The agent is the one of
+on a timer or a socket wakes once per switch), the busiest threads named; then stopped (SIGTERM),
+timed to its exit. The agent is the one of
 the Python running this script (``/other/venv/bin/python benchmarks/agent_footprint.py`` counts
 another tree's agent).
 
@@ -94,6 +95,9 @@ def main() -> None:
         time.sleep(3)  # the watches started after the apply
         figures = count(fleet.processes["fp1"].pid)
         figures |= idle(fleet.processes["fp1"].pid, args.idle)
+        start = time.monotonic()  # a stop wakes the listeners that sleep on the broker's sockets
+        fleet.stop("fp1")
+        figures["stop_seconds"] = round(time.monotonic() - start, 2)
     finally:
         fleet.close()
     load = os.getloadavg()
@@ -103,6 +107,7 @@ def main() -> None:
           f"{figures['uss_mib']}), CPU {figures['cpu_percent']} % (goal ≤ 0.1), "
           f"{figures['wakeups_per_s']} wakeups/s (goal ≤ 1; load average {load[0]:.2f})")
     print("  the busiest threads' wakeups/s: " + ", ".join(map(str, figures["busiest_threads"])))
+    print(f"  SIGTERM to exit: {figures['stop_seconds']} s (goal: about a second at most)")
     print(json.dumps({"benchmark": "agent_footprint", "python": sys.executable, **figures,
                       "load_average": round(load[0], 2)}))
 

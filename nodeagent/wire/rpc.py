@@ -44,9 +44,11 @@ RabbitMQ names a topic's queues after the topic alone, whatever the exchange: wi
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import warnings
+from concurrent import futures
 from typing import Any, Callable
 
 with warnings.catch_warnings():  # oslo.messaging imports eventlet via oslo.service and warns
@@ -54,6 +56,7 @@ with warnings.catch_warnings():  # oslo.messaging imports eventlet via oslo.serv
     import oslo_messaging
     import oslo_messaging.opts
     from oslo_messaging import transport as _transport
+    from oslo_messaging._drivers import amqpdriver as _amqpdriver
     from oslo_messaging._metrics import client as _metrics_client
     from oslo_messaging._tracing import client as _tracing_client
     from oslo_messaging.rpc import client as _rpc_client
@@ -61,12 +64,16 @@ from oslo_config import cfg
 
 from nodeagent.wire.protocol import Rejection
 
+LOG = logging.getLogger(__name__)
 
 # oslo.messaging's RabbitMQ listener looks at its stop flag between two waits of
 # heartbeat_timeout_threshold / heartbeat_rate / 2 seconds (capped at 5 s): with its defaults (60 / 3)
-# stopping an RPC server took up to 5 s. A rate of 60 makes that wait 0.5 s; a heartbeat frame then goes
-# out after 1 s without traffic. An operator's [oslo_messaging_rabbit] heartbeat_rate still wins.
+# stopping an RPC server took up to 5 s. A rate of 60 makes that wait 0.5 s, at the cost of waking every
+# connection's thread twice a second: the coordinator (and the tools) keep it. An agent, asleep most of its
+# life, keeps oslo's rate and wakes its listeners when it stops instead (``stop_server``, ``close_transport``).
+# An operator's [oslo_messaging_rabbit] heartbeat_rate still wins.
 PROMPT_STOP_HEARTBEAT_RATE = 60
+AGENT_HEARTBEAT_RATE = 3  # oslo.messaging's own default: each connection's thread wakes every 10 s
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
@@ -180,16 +187,80 @@ def agent_defaults(conf: cfg.ConfigOpts) -> None:
     """The agent's own defaults for oslo.messaging (a configuration file may still set them)."""
     from oslo_messaging import opts
 
+    register_opts(conf)
     for group, options in opts.list_opts():  # the server's own options are registered when it is made
         if group in (None, "DEFAULT"):
             conf.register_opts([o for o in options if o.dest == "executor_thread_pool_size"])
     opts.set_defaults(conf, executor_thread_pool_size=AGENT_SERVER_THREADS)
+    conf.set_default("heartbeat_rate", AGENT_HEARTBEAT_RATE, group="oslo_messaging_rabbit")
 
 
 def rpc_server(transport: oslo_messaging.Transport, target: oslo_messaging.Target,
                endpoints: list[Any]) -> oslo_messaging.RPCServer:
-    return oslo_messaging.get_rpc_server(transport, target, endpoints,
-                                         access_policy=oslo_messaging.ExplicitRPCAccessPolicy)
+    server = oslo_messaging.get_rpc_server(transport, target, endpoints,
+                                           access_policy=oslo_messaging.ExplicitRPCAccessPolicy)
+    # The standard library's pool instead of futurist's (oslo's "threading" executor): futurist's idle
+    # workers wake every second to look at their stop flag, the standard library's block until work or
+    # shutdown comes. oslo.messaging only submits and shuts down (wait=True); it offers no way to choose.
+    server._executor_cls = futures.ThreadPoolExecutor
+    return server
+
+
+def stop_server(server: oslo_messaging.RPCServer, wake: Callable[[], None] | None = None) -> None:
+    """``server.stop()`` and ``server.wait()``, its listener woken by ``wake`` (a message to the server itself).
+
+    oslo's listener looks at its stop flag only when a frame comes or its wait ends (up to 5 s). After a
+    message it waits 1 ms, then twice as long each time: a message sent just before the flag is set, or
+    just after, has it seen within milliseconds. ``wake`` may fail (the broker away): the stop then takes
+    the listener's wait, and ``within`` bounds it.
+    """
+    if wake is not None:
+        try:
+            wake()
+        except Exception as exc:  # the broker is away: nothing to wake, the listener is reconnecting
+            LOG.debug("could not wake the RPC server before stopping it: %s", exc)
+    server.stop()
+    server.wait()
+
+
+class _QuietReplyWaiter(_amqpdriver.ReplyWaiter):
+    """oslo's waiter for the replies to a transport's calls, without its decaying wait.
+
+    oslo's waits 1 ms after each reply, then twice as long each time up to 5 s (the pacing of a server's
+    acknowledgements, which other threads queue for it): 13 wakeups after each reply, 1.3 a second for an
+    agent heartbeating every 10 s. This waiter acknowledges in its own thread (``__call__``), so it has
+    nothing to pace: it waits for the next frame, waking only for its connection's heartbeat check
+    (every heartbeat_timeout_threshold / heartbeat_rate / 2 s). ``close_transport`` wakes it to stop.
+    """
+
+    def poll(self) -> None:
+        while not self._thread_exit_event.is_set():
+            try:
+                self.conn.consume()  # no timeout: returns after a message, or once stop_consuming() was called
+            except Exception:
+                LOG.exception("Failed to process incoming message, retrying..")
+
+
+# Made by the driver on a transport's first call (amqpdriver's _get_reply_q looks this name up then).
+_amqpdriver.ReplyWaiter = _QuietReplyWaiter
+_WAKE_ID = "nodeagent-stop"
+
+
+def close_transport(transport: oslo_messaging.Transport) -> None:
+    """``transport.cleanup()``, its reply waiter told to stop and woken by a message to its own queue first
+    (it waits for a frame: without one, the cleanup would wait for its heartbeat check, 10 s)."""
+    driver = transport._driver
+    waiter = getattr(driver, "_waiter", None)
+    if isinstance(waiter, _QuietReplyWaiter) and waiter._thread is not None:
+        waiter._thread_exit_event.set()
+        waiter.conn.stop_consuming()
+        waiter.listen(_WAKE_ID)  # a reply someone waits for: not logged as unexpected
+        try:
+            with driver._get_connection() as connection:
+                connection.direct_send(driver._reply_q, {"_msg_id": _WAKE_ID, "ending": True})
+        except Exception as exc:  # the broker is away: the waiter is reconnecting, ``within`` bounds the wait
+            LOG.debug("could not wake the reply waiter before closing: %s", exc)
+    transport.cleanup()
 
 
 def _host(conf: cfg.ConfigOpts) -> str | None:
@@ -241,6 +312,17 @@ class AgentEndpoint:
     @expose
     def plan_state(self, context: dict, sealed: Any) -> dict[str, Any]:
         return self.agent.plan_request(sealed)
+
+    @expose
+    def wake(self, context: dict) -> None:
+        """Nothing: what a stopping agent casts to itself so its listener sees its stop flag at once."""
+
+
+def wake_agent_server(transport: oslo_messaging.Transport, host: str) -> None:
+    """Cast ``wake`` to the agent server of ``host`` (its own queue), trying the broker once."""
+    target = Target(topic=topic(transport.conf, AGENT_TOPIC), namespace=AGENT_NAMESPACE, version=AGENT_API_VERSION)
+    client = oslo_messaging.get_rpc_client(transport, target, retry=0)
+    client.prepare(server=host).cast(request_context(host), "wake")
 
 
 def agent_server(transport: oslo_messaging.Transport, host: str, agent: Any) -> oslo_messaging.RPCServer:
