@@ -243,6 +243,12 @@ class _QuietReplyWaiter(_amqpdriver.ReplyWaiter):
 
 # Made by the driver on a transport's first call (amqpdriver's _get_reply_q looks this name up then).
 _amqpdriver.ReplyWaiter = _QuietReplyWaiter
+# An idle RPC server's listener waits at most this long (oslo: 5 s) before looking at its stop flag and
+# the acknowledgements queued for it; its connection's heartbeat check comes every 10 s at oslo's
+# heartbeat rate, so waking at 5 s only doubled its wakeups. An acknowledgement is still sent within
+# milliseconds: after a message, the listener waits 1 ms, then twice as long each time. At the coordinator's
+# rate (60) the heartbeat check's 0.5 s is the shorter wait: nothing changes there.
+_amqpdriver.ACK_REQUEUE_EVERY_SECONDS_MAX = 10.0
 _WAKE_ID = "nodeagent-stop"
 
 
