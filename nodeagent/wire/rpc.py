@@ -209,18 +209,27 @@ def rpc_server(transport: oslo_messaging.Transport, target: oslo_messaging.Targe
 def stop_server(server: oslo_messaging.RPCServer, wake: Callable[[], None] | None = None) -> None:
     """``server.stop()`` and ``server.wait()``, its listener woken by ``wake`` (a message to the server itself).
 
-    oslo's listener looks at its stop flag only when a frame comes or its wait ends (up to 5 s). After a
+    oslo's listener looks at its stop flag only when a frame comes or its wait ends (up to 10 s). After a
     message it waits 1 ms, then twice as long each time: a message sent just before the flag is set, or
-    just after, has it seen within milliseconds. ``wake`` may fail (the broker away): the stop then takes
-    the listener's wait, and ``within`` bounds it.
+    just after, has it seen within milliseconds. ``wake`` may fail or hang (the broker away): it runs beside
+    the stop, which then takes the listener's wait (``within`` bounds it), and is waited for at most
+    ``STOP_WAIT`` afterwards (the connection it borrowed is back in the pool before the transport closes).
     """
+    waking = None
     if wake is not None:
-        try:
-            wake()
-        except Exception as exc:  # the broker is away: nothing to wake, the listener is reconnecting
-            LOG.debug("could not wake the RPC server before stopping it: %s", exc)
+        waking = threading.Thread(target=_quietly, args=(wake, "wake the RPC server"), name="waking", daemon=True)
+        waking.start()
     server.stop()
     server.wait()
+    if waking is not None:
+        waking.join(STOP_WAIT)
+
+
+def _quietly(step: Callable[[], None], what: str) -> None:
+    try:
+        step()
+    except Exception as exc:  # the broker is away: nothing to wake, the listeners are reconnecting
+        LOG.debug("could not %s: %s", what, exc)
 
 
 class _QuietReplyWaiter(_amqpdriver.ReplyWaiter):
@@ -261,11 +270,12 @@ def close_transport(transport: oslo_messaging.Transport) -> None:
         waiter._thread_exit_event.set()
         waiter.conn.stop_consuming()
         waiter.listen(_WAKE_ID)  # a reply someone waits for: not logged as unexpected
-        try:
+
+        def wake() -> None:
             with driver._get_connection() as connection:
                 connection.direct_send(driver._reply_q, {"_msg_id": _WAKE_ID, "ending": True})
-        except Exception as exc:  # the broker is away: the waiter is reconnecting, ``within`` bounds the wait
-            LOG.debug("could not wake the reply waiter before closing: %s", exc)
+        # Before the cleanup empties the connection pool; a broker away is not waited for (within bounds it).
+        within(STOP_WAIT, lambda: _quietly(wake, "wake the reply waiter"))
     transport.cleanup()
 
 
