@@ -91,7 +91,9 @@ def main() -> None:
         fleet.start("coordinator")
         fleet.start("fp1")
         (fleet.directory / "state.yaml").write_text(yaml.safe_dump(DOCUMENT))
-        wait_until(lambda: "fp1" in fleet.ctl("node", "list", "-f", "value", "-c", "Host").stdout, 60)
+        # the first report may leave before the coordinator listens: the next one comes an interval later
+        wait_until(lambda: "fp1" in fleet.ctl("node", "list", "-f", "value", "-c", "Host").stdout,
+                   60 + args.report_interval)
         fleet.ctl("node", "set-state", "fp1", str(fleet.directory / "state.yaml"))
         status = fleet.directory / "fp1/state/status.json"
         wait_until(lambda: status.exists() and json.loads(status.read_text())["generation"] == 1, 60)

@@ -16,6 +16,7 @@ Agent API (``AgentAPI`` calls it, ``AgentEndpoint`` answers), on
   ``get_facts`` (call), ``report_now`` (fanout cast).
 * 1.1 - the namespace ``nodeagent.agent``; ``get_facts`` and ``report_now`` removed (nothing called
   them). A 1.0 coordinator's calls (no namespace) are still answered.
+  Later, with no new version: ``wake`` (cast, does nothing), which a stopping agent sends only to itself.
 
 Coordinator API (``CoordinatorAPI`` calls it, ``CoordinatorEndpoint`` answers), on
 ``Target(topic="<control_exchange>.nodeagent-coordinator")``:
