@@ -46,10 +46,10 @@ RabbitMQ names a topic's queues after the topic alone, whatever the exchange: wi
 from __future__ import annotations
 
 import logging
+import queue
 import socket
 import threading
 import warnings
-from concurrent import futures
 from typing import Any, Callable
 
 with warnings.catch_warnings():  # oslo.messaging imports eventlet via oslo.service and warns
@@ -200,11 +200,54 @@ def rpc_server(transport: oslo_messaging.Transport, target: oslo_messaging.Targe
                endpoints: list[Any]) -> oslo_messaging.RPCServer:
     server = oslo_messaging.get_rpc_server(transport, target, endpoints,
                                            access_policy=oslo_messaging.ExplicitRPCAccessPolicy)
-    # The standard library's pool instead of futurist's (oslo's "threading" executor): futurist's idle
-    # workers wake every second to look at their stop flag, the standard library's block until work or
-    # shutdown comes. oslo.messaging only submits and shuts down (wait=True); it offers no way to choose.
-    server._executor_cls = futures.ThreadPoolExecutor
+    server._executor_cls = ServerThreads  # oslo.messaging offers no way to choose
     return server
+
+
+class ServerThreads:
+    """An RPC server's threads: what oslo.messaging asks of its executor (``submit``, ``shutdown``).
+
+    Instead of futurist's pool (oslo's "threading" executor), whose idle threads wake every second to look
+    at their stop flag: these block until work or the shutdown comes. Not the standard library's pool either:
+    its threads are joined when the interpreter exits, and one replying to a broker that went away would
+    hold the exit of a stopping agent until the broker is back; these are daemon threads, as futurist's.
+    """
+
+    def __init__(self, max_workers: int):
+        self._work: queue.SimpleQueue = queue.SimpleQueue()
+        self._max = max_workers
+        self._threads: list[threading.Thread] = []
+        self._idle = threading.Semaphore(0)  # one release per thread waiting for work
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._work.put((fn, args, kwargs))
+        if self._idle.acquire(blocking=False):
+            return
+        with self._lock:
+            if len(self._threads) < self._max:
+                thread = threading.Thread(target=self._run, name=f"rpc {len(self._threads)}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+
+    def _run(self) -> None:
+        while (item := self._work.get()) is not None:
+            fn, args, kwargs = item
+            try:
+                fn(*args, **kwargs)
+            except Exception:  # oslo's server handles its own; a thread of the pool never dies of one
+                LOG.exception("RPC server thread")
+            self._idle.release()
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Each thread ends after the work queued before this call."""
+        with self._lock:
+            threads = list(self._threads)
+        for _ in threads:
+            self._work.put(None)
+        if wait:
+            for thread in threads:
+                thread.join()
 
 
 def stop_server(server: oslo_messaging.RPCServer, wake: Callable[[], None] | None = None) -> None:
