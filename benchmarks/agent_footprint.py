@@ -5,7 +5,8 @@ One agent on a lab node (with its coordinator) enforces tests/drift_kinds.DOCUME
 sysctl, a Linux bridge, an OVS bridge, ethtool features); once converged, its process is
 counted with psutil and /proc, then watched for IDLE seconds with nothing drifting: CPU (user +
 system), and wakeups per second, each thread's voluntary context switches (a thread that sleeps
-on a timer or a socket wakes once per switch), the busiest threads named. The agent is the one of
+on a timer or a socket wakes once per switch), the busiest threads named; then stopped (SIGTERM),
+timed to its exit. The agent is the one of
 the Python running this script (``/other/venv/bin/python benchmarks/agent_footprint.py`` counts
 another tree's agent).
 
@@ -80,20 +81,28 @@ def idle(pid: int, seconds: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--idle", type=float, default=60, help="seconds to watch the idle agent")
+    parser.add_argument("--report-interval", type=int, default=10,
+                        help="seconds between heartbeats (10, the default: each costs the agent about 4 wakeups)")
     args = parser.parse_args()
-    fleet = Fleet(Path(tempfile.mkdtemp(prefix="nodeagent-footprint.")), report_interval=10, auto_accept=True)
+    fleet = Fleet(Path(tempfile.mkdtemp(prefix="nodeagent-footprint.")), report_interval=args.report_interval,
+                  auto_accept=True)
     try:
         fleet.add_node("fp1", ["eth1", "eth2"])
         fleet.start("coordinator")
         fleet.start("fp1")
         (fleet.directory / "state.yaml").write_text(yaml.safe_dump(DOCUMENT))
-        wait_until(lambda: "fp1" in fleet.ctl("node", "list", "-f", "value", "-c", "Host").stdout, 60)
+        # the first report may leave before the coordinator listens: the next one comes an interval later
+        wait_until(lambda: "fp1" in fleet.ctl("node", "list", "-f", "value", "-c", "Host").stdout,
+                   60 + args.report_interval)
         fleet.ctl("node", "set-state", "fp1", str(fleet.directory / "state.yaml"))
         status = fleet.directory / "fp1/state/status.json"
         wait_until(lambda: status.exists() and json.loads(status.read_text())["generation"] == 1, 60)
         time.sleep(3)  # the watches started after the apply
         figures = count(fleet.processes["fp1"].pid)
         figures |= idle(fleet.processes["fp1"].pid, args.idle)
+        start = time.monotonic()  # a stop wakes the listeners that sleep on the broker's sockets
+        fleet.stop("fp1")
+        figures["stop_seconds"] = round(time.monotonic() - start, 2)
     finally:
         fleet.close()
     load = os.getloadavg()
@@ -103,8 +112,9 @@ def main() -> None:
           f"{figures['uss_mib']}), CPU {figures['cpu_percent']} % (goal ≤ 0.1), "
           f"{figures['wakeups_per_s']} wakeups/s (goal ≤ 1; load average {load[0]:.2f})")
     print("  the busiest threads' wakeups/s: " + ", ".join(map(str, figures["busiest_threads"])))
+    print(f"  SIGTERM to exit: {figures['stop_seconds']} s (goal: about a second at most)")
     print(json.dumps({"benchmark": "agent_footprint", "python": sys.executable, **figures,
-                      "load_average": round(load[0], 2)}))
+                      "report_interval": args.report_interval, "load_average": round(load[0], 2)}))
 
 
 if __name__ == "__main__":

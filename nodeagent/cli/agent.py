@@ -136,7 +136,7 @@ class Run(Command):
                     break
         finally:
             agent.stop()
-            rpc.within(rpc.STOP_WAIT, transport.cleanup, notifications.cleanup)
+            rpc.within(rpc.STOP_WAIT, lambda: rpc.close_transport(transport), notifications.cleanup)
             signals.close()
             before_exit()
         return 1 if agent.failed else 0

@@ -31,10 +31,12 @@ def _without_eventlet() -> None:
 
 _without_eventlet()
 
-from ovsdbapp.backend.ovs_idl import connection, event as row_event  # noqa: E402
+from ovsdbapp.backend.ovs_idl import connection, event as row_event, idlutils  # noqa: E402
 from ovsdbapp.schema.open_vswitch import impl_idl  # noqa: E402
 
 TIMEOUT = 10
+# Columns ovs-vswitchd rewrites on its own every few seconds: never read, not even replicated.
+_NOISE = frozenset({"statistics"})
 _apis: dict[str, impl_idl.OvsdbIdl] = {}
 _lock = threading.Lock()
 
@@ -72,12 +74,21 @@ class _NotifyingIdl(connection.OvsdbIdl):
         return changed
 
 
+def _schema_without_noise(connection_string: str) -> "idlutils.idl.SchemaHelper":
+    """Every table and column but those ovs-vswitchd rewrites on its own (``_NOISE``): with them, the IDL's
+    thread woke every 5 s (ovs-vswitchd's stats-update-interval) to parse statistics nothing reads."""
+    helper = idlutils.get_schema_helper(connection_string, "Open_vSwitch")
+    for table, spec in helper.schema_json["tables"].items():
+        helper.register_columns(table, [column for column in spec["columns"] if column not in _NOISE])
+    return helper
+
+
 def api(connection_string: str) -> impl_idl.OvsdbIdl:
     """The shared ovsdbapp API for a database, connecting on first use."""
     with _lock:
         if connection_string not in _apis:
             try:
-                idl = _NotifyingIdl.from_server(connection_string, "Open_vSwitch")
+                idl = _NotifyingIdl(connection_string, _schema_without_noise(connection_string))
                 # ovsdbapp keeps the connection in a class attribute (one database per process,
                 # as in Neutron); a subclass per database lets a lab host several.
                 api_class = type(f"OvsdbIdl{len(_apis)}", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
@@ -93,10 +104,6 @@ def close(connection_string: str) -> None:
         found = _apis.pop(connection_string, None)
     if found is not None:
         found.ovsdb_connection.stop()
-
-
-# Columns ovs-vswitchd rewrites on its own every few seconds: an update of these only is no change of ours.
-_NOISE = frozenset({"statistics"})
 
 
 class _NameEvent(row_event.RowEvent):

@@ -81,8 +81,11 @@ class BrokerLink:
             if not self._closed:
                 self.server = server
                 return True
-        messaging.within(messaging.STOP_WAIT, server.stop, server.wait)  # closed while it was starting
+        messaging.within(messaging.STOP_WAIT, lambda: self._stop_server(server))  # closed while it was starting
         return True
+
+    def _stop_server(self, server: Any) -> None:
+        messaging.stop_server(server, wake=lambda: messaging.wake_agent_server(self.transport(), self.host))
 
     def close(self) -> bool:
         """Stop listening, give queued notifications a short chance to leave, close the transports made
@@ -91,7 +94,7 @@ class BrokerLink:
         with self._lock:
             self._closed = True
             server, self.server = self.server, None
-        steps = [server.stop, server.wait] if server is not None else []
+        steps = [lambda: self._stop_server(server)] if server is not None else []
         steps += [self.notifications.stop] if self.notifications is not None else []
-        return messaging.within(messaging.STOP_WAIT, *steps, *(t.cleanup for t in self._own_transports),
-                                unless_answering=self.conf)
+        steps += [lambda t=t: messaging.close_transport(t) for t in self._own_transports]
+        return messaging.within(messaging.STOP_WAIT, *steps, unless_answering=self.conf)

@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     with ThreadPoolExecutor(32) as pool:
         list(pool.map(lambda agent: agent.stop(), agents))
     if transport is not None:
-        transport.cleanup()
+        rpc.close_transport(transport)
         notifications.cleanup()
     return 0
 

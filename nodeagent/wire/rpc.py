@@ -16,6 +16,7 @@ Agent API (``AgentAPI`` calls it, ``AgentEndpoint`` answers), on
   ``get_facts`` (call), ``report_now`` (fanout cast).
 * 1.1 - the namespace ``nodeagent.agent``; ``get_facts`` and ``report_now`` removed (nothing called
   them). A 1.0 coordinator's calls (no namespace) are still answered.
+  Later, with no new version: ``wake`` (cast, does nothing), which a stopping agent sends only to itself.
 
 Coordinator API (``CoordinatorAPI`` calls it, ``CoordinatorEndpoint`` answers), on
 ``Target(topic="<control_exchange>.nodeagent-coordinator")``:
@@ -44,6 +45,8 @@ RabbitMQ names a topic's queues after the topic alone, whatever the exchange: wi
 
 from __future__ import annotations
 
+import logging
+import queue
 import socket
 import threading
 import warnings
@@ -54,6 +57,7 @@ with warnings.catch_warnings():  # oslo.messaging imports eventlet via oslo.serv
     import oslo_messaging
     import oslo_messaging.opts
     from oslo_messaging import transport as _transport
+    from oslo_messaging._drivers import amqpdriver as _amqpdriver
     from oslo_messaging._metrics import client as _metrics_client
     from oslo_messaging._tracing import client as _tracing_client
     from oslo_messaging.rpc import client as _rpc_client
@@ -61,12 +65,16 @@ from oslo_config import cfg
 
 from nodeagent.wire.protocol import Rejection
 
+LOG = logging.getLogger(__name__)
 
 # oslo.messaging's RabbitMQ listener looks at its stop flag between two waits of
 # heartbeat_timeout_threshold / heartbeat_rate / 2 seconds (capped at 5 s): with its defaults (60 / 3)
-# stopping an RPC server took up to 5 s. A rate of 60 makes that wait 0.5 s; a heartbeat frame then goes
-# out after 1 s without traffic. An operator's [oslo_messaging_rabbit] heartbeat_rate still wins.
+# stopping an RPC server took up to 5 s. A rate of 60 makes that wait 0.5 s, at the cost of waking every
+# connection's thread twice a second: the coordinator (and the tools) keep it. An agent, asleep most of its
+# life, keeps oslo's rate and wakes its listeners when it stops instead (``stop_server``, ``close_transport``).
+# An operator's [oslo_messaging_rabbit] heartbeat_rate still wins.
 PROMPT_STOP_HEARTBEAT_RATE = 60
+AGENT_HEARTBEAT_RATE = 3  # oslo.messaging's own default: each connection's thread wakes every 10 s
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
@@ -180,10 +188,12 @@ def agent_defaults(conf: cfg.ConfigOpts) -> None:
     """The agent's own defaults for oslo.messaging (a configuration file may still set them)."""
     from oslo_messaging import opts
 
+    register_opts(conf)
     for group, options in opts.list_opts():  # the server's own options are registered when it is made
         if group in (None, "DEFAULT"):
             conf.register_opts([o for o in options if o.dest == "executor_thread_pool_size"])
     opts.set_defaults(conf, executor_thread_pool_size=AGENT_SERVER_THREADS)
+    conf.set_default("heartbeat_rate", AGENT_HEARTBEAT_RATE, group="oslo_messaging_rabbit")
 
 
 # Reports a coordinator's listener takes from the broker before it has started on them. oslo's 0 (no limit) lets
@@ -201,8 +211,129 @@ def coordinator_defaults(conf: cfg.ConfigOpts) -> None:
 
 def rpc_server(transport: oslo_messaging.Transport, target: oslo_messaging.Target,
                endpoints: list[Any]) -> oslo_messaging.RPCServer:
-    return oslo_messaging.get_rpc_server(transport, target, endpoints,
-                                         access_policy=oslo_messaging.ExplicitRPCAccessPolicy)
+    server = oslo_messaging.get_rpc_server(transport, target, endpoints,
+                                           access_policy=oslo_messaging.ExplicitRPCAccessPolicy)
+    server._executor_cls = ServerThreads  # oslo.messaging offers no way to choose
+    return server
+
+
+class ServerThreads:
+    """An RPC server's threads: what oslo.messaging asks of its executor (``submit``, ``shutdown``).
+
+    Instead of futurist's pool (oslo's "threading" executor), whose idle threads wake every second to look
+    at their stop flag: these block until work or the shutdown comes. Not the standard library's pool either:
+    its threads are joined when the interpreter exits, and one replying to a broker that went away would
+    hold the exit of a stopping agent until the broker is back; these are daemon threads, as futurist's.
+    """
+
+    def __init__(self, max_workers: int):
+        self._work: queue.SimpleQueue = queue.SimpleQueue()
+        self._max = max_workers
+        self._threads: list[threading.Thread] = []
+        self._idle = threading.Semaphore(0)  # one release per thread waiting for work
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._work.put((fn, args, kwargs))
+        if self._idle.acquire(blocking=False):
+            return
+        with self._lock:
+            if len(self._threads) < self._max:
+                thread = threading.Thread(target=self._run, name=f"rpc {len(self._threads)}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+
+    def _run(self) -> None:
+        while (item := self._work.get()) is not None:
+            fn, args, kwargs = item
+            try:
+                fn(*args, **kwargs)
+            except Exception:  # oslo's server handles its own; a thread of the pool never dies of one
+                LOG.exception("RPC server thread")
+            self._idle.release()
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Each thread ends after the work queued before this call."""
+        with self._lock:
+            threads = list(self._threads)
+        for _ in threads:
+            self._work.put(None)
+        if wait:
+            for thread in threads:
+                thread.join()
+
+
+def stop_server(server: oslo_messaging.RPCServer, wake: Callable[[], None] | None = None) -> None:
+    """``server.stop()`` and ``server.wait()``, its listener woken by ``wake`` (a message to the server itself).
+
+    oslo's listener looks at its stop flag only when a frame comes or its wait ends (up to 10 s). After a
+    message it waits 1 ms, then twice as long each time: a message sent just before the flag is set, or
+    just after, has it seen within milliseconds. ``wake`` may fail or hang (the broker away): it runs beside
+    the stop, which then takes the listener's wait (``within`` bounds it), and is waited for at most
+    ``STOP_WAIT`` afterwards (the connection it borrowed is back in the pool before the transport closes).
+    """
+    waking = None
+    if wake is not None:
+        waking = threading.Thread(target=_quietly, args=(wake, "wake the RPC server"), name="waking", daemon=True)
+        waking.start()
+    server.stop()
+    server.wait()
+    if waking is not None:
+        waking.join(STOP_WAIT)
+
+
+def _quietly(step: Callable[[], None], what: str) -> None:
+    try:
+        step()
+    except Exception as exc:  # the broker is away: nothing to wake, the listeners are reconnecting
+        LOG.debug("could not %s: %s", what, exc)
+
+
+class _QuietReplyWaiter(_amqpdriver.ReplyWaiter):
+    """oslo's waiter for the replies to a transport's calls, without its decaying wait.
+
+    oslo's waits 1 ms after each reply, then twice as long each time up to 5 s (the pacing of a server's
+    acknowledgements, which other threads queue for it): 13 wakeups after each reply, 1.3 a second for an
+    agent heartbeating every 10 s. This waiter acknowledges in its own thread (``__call__``), so it has
+    nothing to pace: it waits for the next frame, waking only for its connection's heartbeat check
+    (every heartbeat_timeout_threshold / heartbeat_rate / 2 s). ``close_transport`` wakes it to stop.
+    """
+
+    def poll(self) -> None:
+        while not self._thread_exit_event.is_set():
+            try:
+                self.conn.consume()  # no timeout: returns after a message, or once stop_consuming() was called
+            except Exception:
+                LOG.exception("Failed to process incoming message, retrying..")
+
+
+# Made by the driver on a transport's first call (amqpdriver's _get_reply_q looks this name up then).
+_amqpdriver.ReplyWaiter = _QuietReplyWaiter
+# An idle RPC server's listener waits at most this long (oslo: 5 s) before looking at its stop flag and
+# the acknowledgements queued for it; its connection's heartbeat check comes every 10 s at oslo's
+# heartbeat rate, so waking at 5 s only doubled its wakeups. An acknowledgement is still sent within
+# milliseconds: after a message, the listener waits 1 ms, then twice as long each time. At the coordinator's
+# rate (60) the heartbeat check's 0.5 s is the shorter wait: nothing changes there.
+_amqpdriver.ACK_REQUEUE_EVERY_SECONDS_MAX = 10.0
+_WAKE_ID = "nodeagent-stop"
+
+
+def close_transport(transport: oslo_messaging.Transport) -> None:
+    """``transport.cleanup()``, its reply waiter told to stop and woken by a message to its own queue first
+    (it waits for a frame: without one, the cleanup would wait for its heartbeat check, 10 s)."""
+    driver = transport._driver
+    waiter = getattr(driver, "_waiter", None)
+    if isinstance(waiter, _QuietReplyWaiter) and waiter._thread is not None:
+        waiter._thread_exit_event.set()
+        waiter.conn.stop_consuming()
+        waiter.listen(_WAKE_ID)  # a reply someone waits for: not logged as unexpected
+
+        def wake() -> None:
+            with driver._get_connection() as connection:
+                connection.direct_send(driver._reply_q, {"_msg_id": _WAKE_ID, "ending": True})
+        # Before the cleanup empties the connection pool; a broker away is not waited for (within bounds it).
+        within(STOP_WAIT, lambda: _quietly(wake, "wake the reply waiter"))
+    transport.cleanup()
 
 
 def _host(conf: cfg.ConfigOpts) -> str | None:
@@ -254,6 +385,17 @@ class AgentEndpoint:
     @expose
     def plan_state(self, context: dict, sealed: Any) -> dict[str, Any]:
         return self.agent.plan_request(sealed)
+
+    @expose
+    def wake(self, context: dict) -> None:
+        """Nothing: what a stopping agent casts to itself so its listener sees its stop flag at once."""
+
+
+def wake_agent_server(transport: oslo_messaging.Transport, host: str) -> None:
+    """Cast ``wake`` to the agent server of ``host`` (its own queue), trying the broker once."""
+    target = Target(topic=topic(transport.conf, AGENT_TOPIC), namespace=AGENT_NAMESPACE, version=AGENT_API_VERSION)
+    client = oslo_messaging.get_rpc_client(transport, target, retry=0)
+    client.prepare(server=host).cast(request_context(host), "wake")
 
 
 def agent_server(transport: oslo_messaging.Transport, host: str, agent: Any) -> oslo_messaging.RPCServer:

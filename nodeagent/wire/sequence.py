@@ -9,30 +9,32 @@ from pathlib import Path
 
 from nodeagent.kit import files
 
-# How far ahead of the value in use the file is written (the clock's milliseconds): a durable write costs
-# about 1 ms on the path of every request (a push's report among them), so the file holds a ceiling that
-# a restart starts above, and is written again only once the values reach it: at most once a minute when
-# requests follow the clock, once per 60,000 requests in a burst.
-RESERVE = 60_000
+RESERVE_MS = 600_000  # how far ahead of the values handed out the file's mark is written: once per 10 minutes
 
 
 class Sequence:
-    """The next value is above both the ceiling written to ``path`` and the clock in milliseconds, so it
-    still goes up when the file was lost (unless the clock went back too)."""
+    """The next value is above both the last one handed out and the clock in milliseconds, so it still goes
+    up when the file was lost (unless the clock went back too).
+
+    ``path`` holds a mark above every value handed out, written before a value reaches it: a restarted agent
+    starts above it, whatever the clock says. Writing the value itself at each request cost two fsyncs per
+    heartbeat (eight wakeups of an idle agent, and a disk write every 10 s); the mark is written every 10
+    minutes, and a restart skips at most that far ahead (the coordinator only asks for a higher value).
+    """
 
     def __init__(self, path: Path):
         self.path = path
         self._lock = threading.Lock()
         try:
-            self.value = int(path.read_text().strip() or 0)
+            self.value = int(path.read_text().strip() or 0)  # an older agent's file holds its last value
         except (FileNotFoundError, ValueError):
             self.value = 0
-        self._ceiling = self.value  # every value up to here may have been used before this start
+        self._mark = self.value
 
     def next(self) -> int:
         with self._lock:
             self.value = max(self.value + 1, int(time.time() * 1000))
-            if self.value > self._ceiling:
-                files.write_private(self.path, str(self.value + RESERVE).encode())  # before the value is used
-                self._ceiling = self.value + RESERVE
+            if self.value >= self._mark:
+                self._mark = self.value + RESERVE_MS
+                files.write_private(self.path, str(self._mark).encode())
             return self.value

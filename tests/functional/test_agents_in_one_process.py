@@ -138,7 +138,7 @@ def test_three_agents_share_a_transport_converge_name_their_hosts_and_stop(fleet
         in_threads(Agent.stop, agents)
         stop_seconds = time.monotonic() - started
         in_threads(Agent.stop, agents)  # again: nothing more to do
-        transport.cleanup()
+        rpc.close_transport(transport)
         notifications.cleanup()
 
     assert all(agent.stopped.is_set() and agent.server is None for agent in agents)

@@ -75,4 +75,4 @@ def test_agents_start_and_stop_from_any_thread_promptly_and_twice(tmp_path):
     finally:
         for agent in agents:
             agent.stop()
-        transport.cleanup()
+        rpc.close_transport(transport)
