@@ -41,7 +41,7 @@ class Coordinators:
 
     def __init__(self, directory: Path, database_url: str | None, count: int, roles: dict[str, str],
                  transport_url: str = TRANSPORT_URL, report_interval: int = 2, down_time: int = 12,
-                 rabbit: dict[str, str] | None = None, metrics: bool = False):
+                 rabbit: dict[str, str] | None = None, metrics: bool = False, coordinator_options: str = ""):
         self.directory = directory
         exchange = f"scale-out-{uuid.uuid4().hex[:12]}"
         (directory / "roles").mkdir(parents=True)
@@ -53,7 +53,8 @@ class Coordinators:
         rabbit_section = "[oslo_messaging_rabbit]\n" + "".join(f"{k} = {v}\n" for k, v in rabbit_options.items())
         coordinator = (f"[coordinator]\nstate_dir = {directory / 'state'}\n"
                        + (f"database_connection = {database_url}\n" if database_url else "")
-                       + f"roles_dir = {directory / 'roles'}\nauto_accept = true\nagent_down_time = {down_time}\n")
+                       + f"roles_dir = {directory / 'roles'}\nauto_accept = true\nagent_down_time = {down_time}\n"
+                       + coordinator_options)
         self.confs, self.metrics_urls = [], []
         for number in range(1, count + 1):
             path = directory / f"coordinator{number}.conf"

@@ -31,7 +31,10 @@ def database(tmp_path):
 
 @pytest.fixture
 def coordinators(tmp_path, database):
-    group = Coordinators(tmp_path / "fleet", database.create_database("inventory"), 3, {"tunnel": TUNNEL_ROLE})
+    # A coordinator hung in the middle of a heartbeat holds that node's rows until the server ends its transaction:
+    # sooner than the down time (12 s), or that one node is marked down (its heartbeats wait on its rows).
+    group = Coordinators(tmp_path / "fleet", database.create_database("inventory"), 3, {"tunnel": TUNNEL_ROLE},
+                         coordinator_options="database_idle_transaction_timeout = 5\n")
     group.start()
     try:
         yield group
