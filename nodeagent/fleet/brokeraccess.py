@@ -3,7 +3,7 @@
 With the broker password every agent used to hold, any node could bind a queue to the control
 exchange with ``#`` and read every push, or consume the coordinator's queue. A user per agent,
 with the regular expressions below, can declare, read and write only its own queues, publish only
-to the coordinator's topic and the notifications, and bind only its own routing keys (RabbitMQ
+to the coordinators' topics (calls, heartbeats) and the notifications, and bind only its own routing keys (RabbitMQ
 topic permissions), so it can neither sniff the exchange nor take another node's messages.
 
     python -m nodeagent.fleet.brokeraccess HOST EXCHANGE [VHOST]   # prints the rabbitmqctl commands
@@ -21,12 +21,16 @@ def agent_permissions(exchange: str, host: str) -> dict[str, str]:
     e, h = re.escape(exchange), re.escape(host)
     own_queues = rf"{e}\.nodeagent|{e}\.nodeagent\.{h}|{e}\.nodeagent_fanout.*|reply_.*"
     notifications = rf"{e}\.notifications\..*"
+    # oslo.messaging declares a notification's queue as it sends one: the heartbeats' too (the coordinators'
+    # shared queue), so an agent may declare it and bind it, as it may the notifications'; never read it.
+    heartbeats = rf"{e}\.nodeagent-heartbeats\.info"
     return {
-        "configure": rf"^({e}|{own_queues}|{notifications})$",
-        "write": rf"^({e}|amq\.default|{own_queues}|{notifications})$",
+        "configure": rf"^({e}|{own_queues}|{notifications}|{heartbeats})$",
+        "write": rf"^({e}|amq\.default|{own_queues}|{notifications}|{heartbeats})$",
         "read": rf"^({e}|{own_queues})$",
-        # On the topic exchange: publish only to the coordinator and the notifications, bind only its own keys.
-        "topic_write": rf"^({e}\.nodeagent-coordinator|{notifications})$",
+        # On the topic exchange: publish only to the coordinators (calls, heartbeats) and the notifications, bind
+        # only its own keys.
+        "topic_write": rf"^({e}\.nodeagent-coordinator|{heartbeats}|{notifications})$",
         "topic_read": rf"^({e}\.nodeagent|{e}\.nodeagent\.{h})$",
     }
 

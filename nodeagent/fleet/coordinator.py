@@ -69,6 +69,7 @@ class Coordinator:
         self.channel = CoordinatorChannel(Path(group.signing_key or self.state_dir / "coordinator.key"), _no_key)
         self.metrics = CoordinatorMetrics()
         self._transport: Any = None
+        self._heartbeat_transport: Any = None
 
     def set_up(self) -> None:
         """Make what is missing of the coordinator's state: its directory, keys and schema (keygen, serve)."""
@@ -135,7 +136,8 @@ class Coordinator:
     def reports(self) -> Reports:
         group = self.conf.coordinator
         return Reports(self.inventory, self.refusals, self.metrics, self.notices, self.delivery.sealed_document,
-                       group.auto_accept, enrolment.Gate(group.max_pending_nodes, group.enrolments_per_minute))
+                       group.auto_accept, enrolment.Gate(group.max_pending_nodes, group.enrolments_per_minute),
+                       heartbeat_max_age=self._down_time())
 
     @cached
     def settings(self) -> Settings:
@@ -143,8 +145,10 @@ class Coordinator:
 
     @cached
     def liveness(self) -> Liveness:
-        return Liveness(self.inventory, self.notices, self.metrics,
-                        self.conf.coordinator.agent_down_time or 3 * self.conf.report_interval)
+        return Liveness(self.inventory, self.notices, self.metrics, self._down_time())
+
+    def _down_time(self) -> float:
+        return self.conf.coordinator.agent_down_time or 3 * self.conf.report_interval
 
     @cached
     def rollouts(self) -> Rollouts:
@@ -175,6 +179,15 @@ class Coordinator:
             self._transport = messaging.rpc_transport(self.conf)
         return self._transport
 
+    def heartbeat_transport(self) -> Any:
+        """Where the heartbeats agents cast arrive (the RPC broker), made when serving starts."""
+        from nodeagent.wire import rpc as messaging
+
+        if self._heartbeat_transport is None:
+            messaging.coordinator_defaults(self.conf)
+            self._heartbeat_transport = messaging.heartbeat_transport(self.conf)
+        return self._heartbeat_transport
+
     def _agents(self) -> Any:
         from nodeagent.wire import rpc as messaging
 
@@ -184,9 +197,10 @@ class Coordinator:
         """Let go of the broker connections and the coordination backend, if they were used."""
         if "coordination" in self.__dict__:
             self.coordination.stop()
-        if self._transport is not None:
-            self._transport.cleanup()
-            self._transport = None
+        for transport in (self._transport, self._heartbeat_transport):
+            if transport is not None:
+                transport.cleanup()
+        self._transport = self._heartbeat_transport = None
 
     # -- the daemon -----------------------------------------------------------------------------
     def serve(self, stopped: Callable[[float], bool]) -> None:
@@ -202,6 +216,10 @@ class Coordinator:
         web = self._serve_web()  # first: a wrong [web] option stops the start before anything else runs
         server = messaging.coordinator_server(self.transport(), self.conf.host, self.reports, self.channel)
         server.start()
+        heartbeats = messaging.heartbeat_listener(self.heartbeat_transport(), self.reports, self._agents(),
+                                                  self.conf.oslo_messaging_rabbit.rabbit_qos_prefetch_count
+                                                  or messaging.COORDINATOR_PREFETCH)
+        heartbeats.start()
         LOG.info("coordinator serving on %s (database %s)", messaging.topic(self.conf, messaging.COORDINATOR_TOPIC),
                  self.inventory.where)
         self.notices.start_webhooks()
@@ -221,7 +239,8 @@ class Coordinator:
                     self.liveness.update_gauges()
                 sd_notify("WATCHDOG=1")
         finally:  # bounded: with the broker away, oslo.messaging's listener sees its stop flag only once back
-            messaging.within(messaging.STOP_WAIT, server.stop, server.wait, unless_answering=self.conf)
+            messaging.within(messaging.STOP_WAIT, server.stop, heartbeats.stop, server.wait, heartbeats.wait,
+                             unless_answering=self.conf)
             self.notices.stop_webhooks()
             if web is not None:
                 web.stop()

@@ -15,9 +15,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 
 from nodeagent.fleet import enrolment, reportbounds
+from nodeagent.fleet.heartbeats import HeartbeatIntake, close_resolved_drift, open_problems, spend
 from nodeagent.fleet.errors import NotFound
 from nodeagent.fleet.inventory import DriftRecord, Event, Inventory, Node, NodeTrust
 from nodeagent.fleet.notices import Notices
@@ -34,7 +35,8 @@ class Reports:
 
     def __init__(self, inventory: Inventory, refusals: RefusalLog, metrics: CoordinatorMetrics, notices: Notices,
                  sealed_document: Callable[[str], dict[str, Any] | None], auto_accept: bool,
-                 gate: enrolment.Gate | None = None):
+                 gate: enrolment.Gate | None = None, heartbeat_max_age: float | None = None):
+        """``heartbeat_max_age``: a cast heartbeat older than this is dropped (the down time)."""
         self.inventory = inventory
         self.refusals = refusals
         self.metrics = metrics
@@ -42,6 +44,8 @@ class Reports:
         self.sealed_document = sealed_document
         self.auto_accept = auto_accept
         self.gate = gate or enrolment.Gate(max_pending=100, per_minute=30)  # the options' defaults
+        self.heartbeat_max_age = heartbeat_max_age
+        self.heartbeats = HeartbeatIntake(inventory.engine, self._count_in_sync)
         self.facts_changed: set[str] = set()  # nodes with roles whose facts changed: render again
         self._facts_lock = threading.Lock()  # RPC threads add, the serve loop takes
 
@@ -52,23 +56,56 @@ class Reports:
         return hosts
 
     def report_state(self, sealed: Any) -> messages.ReportAnswer | Rejection:
-        """A node's heartbeat: verified, fresh, read as a ``Report``, stored; the answer to sign and send back.
-        A report that does not verify or is not fresh gets a ``Rejection`` (never signed)."""
+        """A node's report, called: verified, fresh, read as a ``Report``, stored; the answer to sign and send
+        back. A report that does not verify or is not fresh gets a ``Rejection`` (never signed)."""
         with self.metrics.report_seconds.time():
             return self._report_state(sealed)
+
+    def take_heartbeats(self, batch: list[Any]) -> list[str]:
+        """Heartbeats cast by agents, taken together; returns the nodes to ask for a full report: those whose
+        heartbeat was not plain (it has no answer to carry: a node coming back, say) or who hold an older
+        generation than they should. A refusal is recorded; its sender hears nothing (it was not asked)."""
+        started = time.perf_counter()
+        beats = self.heartbeats.take(batch, self.heartbeat_max_age, cast=True)
+        ask = []
+        for beat in beats:
+            if beat.age is not None:
+                self.refuse(beat.host, "report.stale", f"a heartbeat sent {beat.age:.0f} s ago dropped (older than "
+                            "the down time: no coordinator took it meanwhile, or the node's clock is off)")
+                continue
+            if beat.refused is not None:
+                self._record_refusal(beat.sealed, "report.refused", beat.refused)
+            elif beat.cut:
+                self.refuse(beat.host, "report.truncated", f"report cut: {'; '.join(beat.cut)}")
+            if beat.behind or (not beat.plain and beat.host is not None):
+                ask.append(beat.host)
+            elif beat.host is None:
+                self.refuse(None, "report.refused", "malformed heartbeat, or a node name that is not a host name")
+        share = (time.perf_counter() - started) / max(len(batch), 1)
+        for _ in batch:  # the histogram counts heartbeats, whichever way they came
+            self.metrics.report_seconds.observe(share)
+        return ask
 
     def _report_state(self, sealed: Any) -> messages.ReportAnswer | Rejection:
         host = CoordinatorChannel.sender(sealed)
         if host is None:
             self.refuse(None, "report.refused", "malformed report, or a node name that is not a host name")
             return Rejection("malformed report")
+        beat = self.heartbeats.take([sealed])[0]
+        if beat.refused is not None:
+            self._record_refusal(sealed, "report.refused", beat.refused)
+            return messages.ReportAnswer(status="refused", reason=str(beat.refused)) if beat.verified \
+                else Rejection(str(beat.refused))
         intake = _Intake()
-        try:
-            answer, cut = self._take_heartbeat(host, sealed, intake) or self._take_in_session(sealed, intake)
-        except Refused as refused:  # a Malformed report too
-            self._record_refusal(sealed, "report.refused", refused)
-            return messages.ReportAnswer(status="refused", reason=str(refused)) if intake.verified \
-                else Rejection(str(refused))
+        if beat.answer is not None:
+            answer, cut = beat.answer, beat.cut
+        else:
+            try:
+                answer, cut = self._take_in_session(sealed, intake)
+            except Refused as refused:  # a Malformed report too
+                self._record_refusal(sealed, "report.refused", refused)
+                return messages.ReportAnswer(status="refused", reason=str(refused)) if intake.verified \
+                    else Rejection(str(refused))
         # Recorded once the transaction is over (SQLite: one writer at a time).
         if cut:
             self.refuse(host, "report.truncated", f"report cut: {'; '.join(cut)}")
@@ -88,57 +125,6 @@ class Reports:
         if refused is not None:
             raise refused
         return answer, cut
-
-    def _take_heartbeat(self, host: str, sealed: Any, intake: _Intake
-                        ) -> tuple[messages.ReportAnswer, list[str]] | None:
-        """A plain heartbeat (no events, no facts) of a live accepted node signed by its accepted key, in four
-        Core statements: one read, the freshness check as a conditional update (which records the node heard),
-        the node's row locked unless a change holds it, and written. The ORM's session,
-        identity map and unit of work cost three quarters of the intake's CPU, and nearly every report is this
-        one (benchmarks/report_path.py). None: not a plain heartbeat, taken by ``_take_in_session``."""
-        payload = sealed.get("payload")
-        if not isinstance(payload, dict) or payload.get("events") or payload.get("facts") is not None:
-            return None
-        refused = None
-        with self.inventory.engine.begin() as connection:
-            known = connection.execute(_KNOWN, {"name": host}).first()
-            if known is None or known.enrolment != "accepted" or not known.alive or known.sequence is None \
-                    or sealed.get("key") not in (None, "", known.public_key):
-                return None  # nothing read is changed: the ORM path starts afresh
-            request = CoordinatorChannel.read_request(sealed, known.public_key, enrol=False)
-            self._spend(connection, request, known)  # a replay is refused unsigned, like a forgery
-            intake.verified = True
-            try:
-                report, cut = reportbounds.bound(messages.Report.from_dict(request.payload))
-                status = report.status.to_dict()
-                # The node's row, unless a change's transaction holds it: the node is heard already (its
-                # sequence's row), and the next heartbeat brings its status again.
-                if connection.execute(_NODE_ROW, {"name": host}).first() is not None:
-                    changed: dict[str, Any] = {"last_heartbeat": time.time()}
-                    if report.health != known.health:
-                        changed["health"] = report.health
-                    if status != known.status:
-                        changed.update(status=status, observed_generation=report.status.generation)
-                    connection.execute(_HEARTBEAT, {"host": host, **changed})
-                    if _open_problems(known.status or {}) != _open_problems(status):
-                        connection.execute(_close_resolved_drift(host, report.status))
-            except Refused as exc:
-                refused = exc  # raised once the transaction has kept the spent sequence
-        if refused is not None:
-            raise refused
-        self._count_in_sync(host, report.status)
-        return messages.ReportAnswer(status="alive", desired_generation=known.desired_generation), cut
-
-    @staticmethod
-    def _spend(connection: Any, request: NodeRequest, known: Any) -> None:
-        """Take the request's sequence, if no coordinator took it or a later one: a conditional update, so two
-        coordinators given the same replayed request cannot both accept it."""
-        sequence = request.check_fresh(known.sequence)
-        values = {"host": request.host, "above": sequence, "sequence": sequence, "heard_at": time.time()}
-        if request.box_key is not None and request.box_key != known.box_key:
-            values["box_key"] = request.box_key
-        if connection.execute(_SPEND, values).rowcount != 1:
-            raise Refused(f"replayed: sequence {sequence} was taken meanwhile")
 
     def _count_in_sync(self, host: str, status: messages.AgentStatus) -> None:
         counts = status.counts
@@ -180,7 +166,7 @@ class Reports:
             known = NodeTrust(name=host, sequence=0)
             session.add(known)
             session.flush()
-        self._spend(session, request, known)
+        spend(session, request, known.sequence, known.box_key)
         return request, node if node is not None else session.get(Node, host)
 
     def _enrol(self, session: Any, node: Node | None, host: str, key: str) -> None:
@@ -214,8 +200,8 @@ class Reports:
             node.facts = report.facts
         new = self._store_events(session, host, report.events)
         drift = [event.drift for event in new if event.drift is not None]
-        if report.events or _open_problems(before) != _open_problems(node.status):  # else nothing to close
-            session.execute(_close_resolved_drift(host, report.status))
+        if report.events or open_problems(before) != open_problems(node.status):  # else nothing to close
+            session.execute(close_resolved_drift(host, report.status))
         self._count_in_sync(host, report.status)
         if status != "alive":
             self.inventory.add_event(host, "node.up", status, session)
@@ -281,35 +267,11 @@ class Reports:
             return None
 
 
-# The heartbeat's statements, made once (making them is a third of their cost): what a plain heartbeat needs to
-# know of its node, in one read; the freshness check; the node's row (SET what the parameters name).
-_KNOWN = select(Node.public_key, Node.enrolment, Node.alive, Node.health, Node.status, Node.desired_generation,
-                NodeTrust.sequence, NodeTrust.box_key).outerjoin(NodeTrust, NodeTrust.name == Node.name) \
-    .where(Node.name == bindparam("name"))
-_SPEND = update(NodeTrust.__table__).where(NodeTrust.name == bindparam("host"),
-                                           NodeTrust.sequence < bindparam("above"))
-_HEARTBEAT = update(Node.__table__).where(Node.name == bindparam("host"))
-_NODE_ROW = select(Node.name).where(Node.name == bindparam("name")).with_for_update(skip_locked=True)
-
-
 @dataclass
 class _Intake:
     """How far a report got: once verified, its sequence is spent and it gets a signed answer, even a refusal."""
 
     verified: bool = False
-
-
-def _close_resolved_drift(host: str, status: messages.AgentStatus) -> Any:
-    """A drift left alone (monitor), contested or failed is closed once the node no longer reports it."""
-    still = {*status.drifted, *status.failed, *status.contested}
-    return update(DriftRecord.__table__).where(
-        DriftRecord.node == host, DriftRecord.fixed_at.is_(None), DriftRecord.closed_at.is_(None),
-        DriftRecord.resource.not_in(still)).values(closed_at=time.time())
-
-
-def _open_problems(status: dict[str, Any]) -> tuple:
-    """What a node's status says is drifted, failed or contested (a drift record closes when it leaves these)."""
-    return tuple(sorted(status.get(key) or ()) for key in ("drifted", "failed", "contested"))
 
 
 def refuse(refusals: RefusalLog, host: Any, kind: str, reason: str) -> None:

@@ -107,7 +107,7 @@ class Agent:
         self.guard.load_record()
         self.talker = Talker(self.host, self.channel, Spool(self.state_dir / "spool"), self.enforcer, self.ctx,
                              self.metrics, self.broker.coordinator, self._pulled, self.refuse, self.stopping,
-                             self.facts_changed, self.gather_facts)
+                             self.facts_changed, self.gather_facts, cast=self.broker.send_heartbeat)
 
     @property
     def server(self) -> Any:
@@ -127,6 +127,11 @@ class Agent:
             self.refuse("plan request", str(exc))
             return self.channel.reply(sealed, Refusal(refused=str(exc)).to_dict())
         return self.channel.reply(sealed, Plan.of(self.enforcer.engine.reconcile(document, dry_run=True)).to_dict())
+
+    def report_next(self) -> None:
+        """The coordinator asks for a full report (it has something to say); before prepare() nothing is sent."""
+        if self.talker is not None:
+            self.talker.report_next()
 
     def queue_work(self, kind: str, item: Any) -> bool:
         """Hand work to the loop without waiting (an RPC thread's push); False when its queue is full."""

@@ -34,7 +34,9 @@ class BrokerLink:
         self._notification_transport = notification_transport
         self._own_transports: list[Any] = []  # made here on first use: closed by close()
         self._notifier = None
+        self._heartbeat: Any = None  # made on the first heartbeat cast
         self._lock = threading.Lock()  # the server's handover against close()
+        self._making = threading.Lock()  # a transport made once
         self._closed = False
 
     def transport(self) -> Any:
@@ -50,6 +52,30 @@ class BrokerLink:
         timeout = max(1, min(self.conf.rpc_response_timeout, self.conf.report_interval / 2))
         return messaging.CoordinatorAPI(self.transport(), timeout=timeout)
 
+    def send_heartbeat(self, sealed: dict[str, Any]) -> None:
+        """Cast a sealed heartbeat to the coordinators' shared queue (taken in batches, not answered)."""
+        if self._heartbeat is None:
+            self._heartbeat = messaging.heartbeat_sender(self._heartbeat_transport(), self.host)
+        self._heartbeat(sealed)
+
+    def _heartbeat_transport(self) -> Any:
+        """The notification transport when notifications go to the RPC broker (the default: one connection
+        for both; a handed one is on it), else one of its own on ``transport_url``."""
+        notifications_url = self.conf.oslo_messaging_notifications.transport_url \
+            if "oslo_messaging_notifications" in self.conf else None
+        if self._notification_transport is not None or notifications_url in (None, self.conf.transport_url):
+            return self._notifications_transport()
+        transport = messaging.heartbeat_transport(self.conf)
+        self._own_transports.append(transport)
+        return transport
+
+    def _notifications_transport(self) -> Any:
+        with self._making:  # the outbox's thread and the talker's may both come first
+            if self._notification_transport is None:
+                self._notification_transport = messaging.notification_transport(self.conf)
+                self._own_transports.append(self._notification_transport)
+        return self._notification_transport
+
     def start_notifications(self) -> None:
         self.notifications = Outbox(self._send_notification, name=f"notifications {self.host}")
 
@@ -61,11 +87,8 @@ class BrokerLink:
 
     def _send_notification(self, event_type: str, payload: dict[str, Any]) -> None:
         if self._notifier is None:
-            if self._notification_transport is None:
-                self._notification_transport = messaging.notification_transport(self.conf)
-                self._own_transports.append(self._notification_transport)
             self._notifier = messaging.notifier(self.conf, f"nodeagent.{self.host}", retry=1,
-                                                transport=self._notification_transport)
+                                                transport=self._notifications_transport())
         self._notifier.info(messaging.request_context(self.host), event_type, payload)
 
     def listen(self, agent: Any) -> bool:

@@ -35,7 +35,9 @@ class Talker:
                  metrics: AgentMetrics, coordinator: Callable[[], messaging.CoordinatorAPI],
                  hand_over: Callable[[Any], None], refuse: Callable[[str, str], None],
                  stopping: threading.Event, facts_changed: threading.Event | None = None,
-                 gather: Callable[[], dict[str, Any]] | None = None):
+                 gather: Callable[[], dict[str, Any]] | None = None,
+                 cast: Callable[[dict[str, Any]], None] | None = None):
+        """``cast``: sends a sealed heartbeat without waiting for an answer (None: every heartbeat is called)."""
         self.host = host
         self.gather = gather or (lambda: facts.gather_facts(ctx, host))
         self.log = HostLogger(LOG, host)
@@ -58,6 +60,12 @@ class Talker:
         self._facts_sent: str | None = None
         self._facts_unsent: tuple[str, dict[str, Any]] | None = None  # (digest, facts) not yet taken
         self._heartbeats = 0
+        # A heartbeat is cast, not called, while the coordinator has nothing to say: the last call was answered
+        # "alive", nothing else is to be sent, and it did not ask for a full report (report_next).
+        self.cast = cast
+        self._alive = False  # the last full report was answered "alive"
+        self._cast_since_call = 0
+        self._call_next = threading.Event()
         self._lock = threading.Lock()  # the spool: the loop appends, the talker acknowledges
 
     def record(self, kind: str, detail: str, drift: DriftEvent | None = None) -> None:
@@ -92,7 +100,12 @@ class Talker:
                         status=AgentStatus.from_dict(self.enforcer.status()),
                         health=facts.health(str(self.channel.state_dir), services),
                         events=tuple(e for _, e in spooled),
-                        facts=self._facts_unsent[1] if self._facts_unsent else None)
+                        facts=self._facts_unsent[1] if self._facts_unsent else None, held=self._held())
+        if self._may_cast(report):
+            self._send_cast(report)
+            return None
+        self._call_next.clear()
+        self._cast_since_call = 0
         answer = self.ask("report_state", report)
         try:
             answer = None if answer is None else ReportAnswer.from_dict(answer)
@@ -108,6 +121,7 @@ class Talker:
             if report.facts is not None:
                 self._facts_sent, self._facts_unsent = self._facts_unsent[0], None
         was_connected, self.connected = self.connected, True
+        self._alive = answer.status in ("new", "alive", "revived")
         if answer.status == "pending":
             self.log.warning("waiting for the operator to accept this node: nodeagentctl node accept %s", self.host)
         elif answer.status == "refused":
@@ -116,6 +130,29 @@ class Talker:
                 (answer.desired_generation or 0) > self._held():
             self.pull()
         return answer
+
+    def report_next(self) -> None:
+        """The coordinator has something to say: the next heartbeat is called (and comes now)."""
+        self._call_next.set()
+        self.report_soon.set()
+
+    def _may_cast(self, report: Report) -> bool:
+        """Cast when nothing but the heartbeat is to be said, and the coordinator had nothing to say either."""
+        return self.cast is not None and self.connected is True and self._alive and not report.events \
+            and report.facts is None and not self.channel.rekeying and not self._call_next.is_set() \
+            and self._cast_since_call < messaging.FULL_REPORT_EVERY - 1
+
+    def _send_cast(self, report: Report) -> None:
+        if self.stopping.is_set():
+            return
+        try:
+            self.cast(self.channel.sign_request(report).to_dict())
+        except Exception as exc:  # the next heartbeat is called: it says whether the coordinator is there
+            if not self.stopping.is_set():
+                self.log.warning("heartbeat not sent: %s", exc)
+            self.connected = False
+            return
+        self._cast_since_call += 1
 
     def _held(self) -> int:
         """The newest generation this agent has: the one it enforces, or one it rolled back (not pulled again)."""

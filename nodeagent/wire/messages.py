@@ -379,6 +379,10 @@ class Report(Request):
     health: dict[str, Any] = field(default_factory=dict)
     events: tuple[Event, ...] = ()
     facts: dict[str, Any] | None = None
+    # The newest generation the agent has: the one it enforces, one it is applying, or one it rolled back (its
+    # status says only the first). Below the node's desired generation: it missed a push, and is asked for a
+    # full report, whose answer makes it pull.
+    held: int | None = None
 
     def _agree(self, name: str, path: str) -> None:
         for number, event in enumerate(self.events):

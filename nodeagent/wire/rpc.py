@@ -17,6 +17,8 @@ Agent API (``AgentAPI`` calls it, ``AgentEndpoint`` answers), on
 * 1.1 - the namespace ``nodeagent.agent``; ``get_facts`` and ``report_now`` removed (nothing called
   them). A 1.0 coordinator's calls (no namespace) are still answered.
   Later, with no new version: ``wake`` (cast, does nothing), which a stopping agent sends only to itself.
+* 1.2 - ``report_next`` (cast): the coordinator has something to say (a node coming back, a push missed); the
+  agent's next heartbeat is a full report, called and answered.
 
 Coordinator API (``CoordinatorAPI`` calls it, ``CoordinatorEndpoint`` answers), on
 ``Target(topic="<control_exchange>.nodeagent-coordinator")``:
@@ -35,6 +37,13 @@ Coordinator API (``CoordinatorAPI`` calls it, ``CoordinatorEndpoint`` answers), 
   takes a rejection for a rogue answer, as it should.
   Later, with no new version: a drift event may carry ``by`` (a ``messages.Writer``) and the state
   ``ignored``; an agent that sends them needs a coordinator that reads them (coordinator first, as always).
+
+Heartbeats (``messagingv2`` notifications of type ``nodeagent.heartbeat`` on the broker of ``transport_url``,
+topic ``<control_exchange>.nodeagent-heartbeats``): an agent whose last report was answered ``alive`` and that
+has nothing else to say (no events, no new facts, no new key) casts its signed ``Report`` there instead of
+calling ``report_state``; the coordinators share its queue and take them in batches, answering nothing. Every
+``FULL_REPORT_EVERY``-th heartbeat, and every one after ``report_next``, is called again. An agent that casts
+needs a coordinator that listens there and casts ``report_next`` (coordinator first, as always).
 
 Notifications (``messagingv2``, topic ``<control_exchange>.notifications``) are for
 operators' tools: ``nodeagent.drift.*`` carry a ``DriftEvent.to_dict()``.
@@ -96,13 +105,16 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
 
 AGENT_TOPIC = "nodeagent"
 COORDINATOR_TOPIC = "nodeagent-coordinator"
-AGENT_API_VERSION = "1.1"
+AGENT_API_VERSION = "1.2"
 COORDINATOR_API_VERSION = "1.3"
 # As Neutron's RPC_NAMESPACE_STATE: the agent's methods live in a namespace of their own. The coordinator's
 # stay in the default one: any consumer of its topic is answered by the same calls (the security suite's
 # rogue coordinator among them), and what makes a reply count is its signature, never where it came from.
 AGENT_NAMESPACE = "nodeagent.agent"
 NOTIFICATION_TOPIC = "notifications"  # in the fleet's namespace too: <control_exchange>.notifications
+HEARTBEAT_TOPIC = "nodeagent-heartbeats"
+HEARTBEAT_EVENT = "nodeagent.heartbeat"
+FULL_REPORT_EVERY = 30  # heartbeats: at least one in 30 is called (the agent hears the coordinators answer)
 
 expose = oslo_messaging.expose
 Target = oslo_messaging.Target
@@ -131,6 +143,56 @@ def notifier(conf: cfg.ConfigOpts, publisher: str, retry: int | None = None,
     transport = transport or notification_transport(conf)
     return oslo_messaging.Notifier(transport, publisher_id=publisher, driver="messagingv2",
                                    topics=[topic(conf, NOTIFICATION_TOPIC)], retry=retry)
+
+
+def heartbeat_transport(conf: cfg.ConfigOpts) -> oslo_messaging.Transport:
+    """Where heartbeats travel: the RPC broker (``transport_url``), not the one notifications for operators'
+    tools may be sent to. oslo.messaging sends and batches only notifications, on a transport of that kind."""
+    register_opts(conf)
+    return oslo_messaging.get_notification_transport(conf, url=conf.transport_url)
+
+
+def heartbeat_sender(transport: oslo_messaging.Transport, host: str) -> Callable[[dict[str, Any]], None]:
+    """Cast a node's sealed heartbeat to the coordinators (trying the broker once: the next heartbeat comes)."""
+    notifier = oslo_messaging.Notifier(transport, publisher_id=f"nodeagent.{host}", driver="messagingv2",
+                                       topics=[topic(transport.conf, HEARTBEAT_TOPIC)], retry=1)
+    context = request_context(host)
+    return lambda sealed: notifier.info(context, HEARTBEAT_EVENT, sealed)
+
+
+class HeartbeatEndpoint:
+    """The coordinators' side of the heartbeat topic: each batch to the intake, then the nodes it names asked
+    for a full report."""
+
+    def __init__(self, reports: Any, agents: Any):
+        self.reports = reports
+        self.agents = agents
+
+    def info(self, batch: list[dict[str, Any]]) -> None:
+        sealed = [message["payload"] for message in batch if message.get("event_type") == HEARTBEAT_EVENT]
+        try:
+            ask = self.reports.take_heartbeats(sealed)
+        except Exception:  # a database away: these heartbeats are lost, the next ones come
+            LOG.exception("%d heartbeats not taken", len(sealed))
+            return
+        for host in ask:
+            try:
+                self.agents.report_next(host)
+            except Exception as exc:  # the node asks at its next full report anyway
+                LOG.warning("could not ask %s for a full report: %s", host, exc)
+
+
+def heartbeat_listener(transport: oslo_messaging.Transport, reports: Any, agents: Any,
+                       batch_size: int) -> Any:
+    """The coordinator's listener on the heartbeat topic (not started): all coordinators share one queue, each
+    taking up to ``batch_size`` heartbeats at a time (at most its prefetch: it acknowledges a batch once
+    taken), or what came within a second."""
+    target = Target(topic=topic(transport.conf, HEARTBEAT_TOPIC))
+    listener = oslo_messaging.get_batch_notification_listener(
+        transport, [target], [HeartbeatEndpoint(reports, agents)], batch_size=batch_size, batch_timeout=1,
+        executor="threading")
+    listener._executor_cls = ServerThreads  # as rpc_server: oslo.messaging offers no way to choose
+    return listener
 
 
 STOP_WAIT = 1.0  # seconds a stop waits for the broker's side of it (at most 0.5 s when the broker is there)
@@ -370,6 +432,9 @@ class AgentAPI:
         return self.client.prepare(server=host, version=AGENT_API_VERSION).call(
             request_context(self.host), "plan_state", sealed=sealed)
 
+    def report_next(self, host: str) -> None:
+        self.client.prepare(server=host, version=AGENT_API_VERSION).cast(request_context(self.host), "report_next")
+
 
 class AgentEndpoint:
     """The agent's RPC face: each method hands the sealed request to the agent, which checks the signature."""
@@ -385,6 +450,11 @@ class AgentEndpoint:
     @expose
     def plan_state(self, context: dict, sealed: Any) -> dict[str, Any]:
         return self.agent.plan_request(sealed)
+
+    @expose
+    def report_next(self, context: dict) -> None:
+        """Unsigned, and asks for nothing but a full report (the agent's own, signed; answered signed)."""
+        self.agent.report_next()
 
     @expose
     def wake(self, context: dict) -> None:

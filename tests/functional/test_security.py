@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import uuid
 
 import kombu
@@ -26,9 +25,9 @@ from nodeagent.wire import rpc as messaging, trust
 from nodeagent.testing.webhook import Webhook
 from nodeagent.testing.lab import Fleet
 from tests.conftest import run_cli
+from tests.sniffer import BROKER, Sniffer
 from nodeagent.testing.waiting import wait_until
 
-BROKER = "amqp://guest:guest@127.0.0.1:5672//"
 OLD, NEW = "0ld-Rabbit-S3cret-7731", "n3w-Rabbit-S3cret-9902"
 
 
@@ -40,40 +39,6 @@ def document(secret: str, extra: str = "one") -> dict:
          "sensitive": ["DEFAULT.transport_url", "database"]},
         {"id": "marker", "driver": "file", "path": "/etc/neutron/marker.conf", "content": f"{extra}\n"},
     ]}
-
-
-class Sniffer:
-    """A consumer bound to everything published on a fleet's control exchange (as any broker user could)."""
-
-    def __init__(self, exchange: str):
-        self.bodies: list[str] = []
-        self.connection = kombu.Connection(BROKER)
-        topic = kombu.Exchange(exchange, type="topic", durable=False, auto_delete=False)
-        self.queue = kombu.Queue(f"sniffer-{uuid.uuid4().hex}", exchange=topic, routing_key="#",
-                                 auto_delete=True, durable=False)
-        self.consumer = self.connection.Consumer([self.queue], callbacks=[self._got], accept=["json", "text/plain"])
-        self.consumer.consume()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._drain, daemon=True)
-        self._thread.start()
-
-    def _got(self, body, message) -> None:
-        self.bodies.append(body if isinstance(body, str) else json.dumps(body))
-        message.ack()
-
-    def _drain(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.connection.drain_events(timeout=0.2)
-            except TimeoutError:
-                continue
-            except Exception:
-                return
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.connection.release()
 
 
 @pytest.fixture

@@ -1,0 +1,203 @@
+"""The intake of plain heartbeats: many in one transaction, in a few Core statements.
+
+A plain heartbeat carries no events and no facts, and comes from a live accepted node signed by its accepted
+key: nearly every report is one. Agents send them as casts on their own topic, which the coordinators take in
+batches (``wire.rpc.heartbeat_listener``); a report called the usual way that turns out plain is a batch of
+one. The ORM's session, identity map and unit of work cost three quarters of the intake's CPU
+(``benchmarks/report_path.py``), and one transaction per heartbeat its commit: here a batch costs one read of
+its nodes, one conditional update per heartbeat (its sequence: a replay is refused, and two coordinators
+handed the same heartbeat cannot both accept it), the nodes' rows locked unless a change holds them, and one
+write per set of changed columns.
+
+Whatever is not plain (a first contact, a node coming back, events, facts, a new key) goes to the full intake
+(``fleet.reports``); a cast heartbeat that is not plain has no answer to carry, so its node is asked for a full
+report instead, as is a node holding an older generation than it should (a push it missed).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from sqlalchemy import bindparam, select, update
+
+from nodeagent.fleet import reportbounds
+from nodeagent.fleet.inventory import DriftRecord, Node, NodeTrust
+from nodeagent.wire import messages
+from nodeagent.wire.protocol import CoordinatorChannel, NodeRequest, Refused
+
+
+@dataclass
+class Heartbeat:
+    """What became of one heartbeat: taken (``answer``), refused (``refused``; ``verified``: its sequence was
+    spent, so a call gets a signed refusal), or not plain (neither: the full intake takes it)."""
+
+    sealed: Any
+    host: str | None
+    answer: messages.ReportAnswer | None = None
+    refused: Refused | None = None
+    verified: bool = False
+    cut: list[str] = field(default_factory=list)
+    behind: bool = False  # the node holds an older generation than it should: ask it for a full report
+    age: float | None = None  # set when it was sent longer ago than the batch's max_age: dropped, not taken
+    superseded: bool = False  # cast, and a later report of its node was taken first: dropped, not refused
+
+    @property
+    def plain(self) -> bool:
+        return self.answer is not None or self.refused is not None or self.age is not None or self.superseded
+
+
+class HeartbeatIntake:
+    """Takes batches of plain heartbeats; ``in_sync(host, status)`` is told each status taken."""
+
+    def __init__(self, engine: Any, in_sync: Callable[[str, messages.AgentStatus], None]):
+        self.engine = engine
+        self.in_sync = in_sync
+
+    def take(self, batch: list[Any], max_age: float | None = None, cast: bool = False) -> list[Heartbeat]:
+        """Each sealed heartbeat of ``batch``, taken in one transaction when plain; in the order given. One sent
+        more than ``max_age`` seconds ago (queued while no coordinator was there) is dropped: taken, it would
+        make a node heard that may have died since. ``cast``: agents cast only under their accepted key, so
+        another key is refused (called, it may be a new key, for the full intake)."""
+        beats = [Heartbeat(sealed, CoordinatorChannel.sender(sealed)) for sealed in batch]
+        if max_age is not None:
+            for beat in beats:
+                age = _age(beat.sealed)
+                if age is not None and age > max_age:
+                    beat.age = age
+        candidates = [beat for beat in beats
+                      if beat.host is not None and beat.age is None and _looks_plain(beat.sealed)]
+        if not candidates:
+            return beats
+        taken: list[tuple[Heartbeat, messages.Report, Any]] = []
+        with self.engine.begin() as connection:
+            hosts = sorted({beat.host for beat in candidates})
+            # A row another transaction holds (another coordinator taking the same node's heartbeat, or a hung
+            # one) is passed over, never waited for: that heartbeat is lost, the next one comes.
+            free = set(connection.scalars(_TRUST_ROWS, {"names": hosts}))
+            known = {row.name: row for row in connection.execute(_KNOWN, {"names": hosts})}
+            for beat in candidates:
+                node = known.get(beat.host)
+                if beat.host not in free or not _plain_for(node, beat.sealed, cast):
+                    continue
+                report = self._verified(connection, beat, node, cast)
+                if report is not None:
+                    taken.append((beat, report, node))
+            self._write(connection, taken)
+        for beat, report, node in taken:
+            self.in_sync(beat.host, report.status)
+            held = report.held if report.held is not None else report.status.generation
+            beat.behind = (node.desired_generation or 0) > held
+            beat.answer = messages.ReportAnswer(status="alive", desired_generation=node.desired_generation)
+        return beats
+
+    def _verified(self, connection: Any, beat: Heartbeat, node: Any, cast: bool) -> messages.Report | None:
+        """The heartbeat's report if its signature verifies, its sequence is fresh (then spent) and it reads;
+        else None, with the refusal recorded on ``beat``. A cast one whose sequence was passed is superseded,
+        not refused: casts and calls travel by different queues, and a later call may be taken first."""
+        try:
+            request = CoordinatorChannel.read_request(beat.sealed, node.public_key, enrol=False)
+            if request.rekeyed:
+                raise Refused("a new key is presented in a called report, not in a heartbeat cast")
+            try:
+                spend(connection, request, node.sequence, node.box_key)
+            except Replayed:
+                if not cast:
+                    raise
+                beat.superseded = True
+                return None
+            beat.verified = True
+            report, beat.cut = reportbounds.bound(messages.Report.from_dict(request.payload))
+            return report
+        except Refused as refused:  # a Malformed report too; recorded by the caller once the transaction is over
+            beat.refused = refused
+            return None
+
+    @staticmethod
+    def _write(connection: Any, taken: list[tuple[Heartbeat, messages.Report, Any]]) -> None:
+        """Each node's row, unless a change's transaction holds it (the node is heard already: its sequence's
+        row; the next heartbeat brings its status again): only the columns that changed, one statement per set
+        of them."""
+        if not taken:
+            return
+        free = set(connection.scalars(_NODE_ROWS, {"names": sorted({beat.host for beat, _, _ in taken})}))
+        writes: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        now = time.time()
+        for beat, report, node in taken:
+            if beat.host not in free:
+                continue
+            status = report.status.to_dict()
+            changed: dict[str, Any] = {"last_heartbeat": now}
+            if report.health != node.health:
+                changed["health"] = report.health
+            if status != node.status:
+                changed.update(status=status, observed_generation=report.status.generation)
+            writes[tuple(sorted(changed))].append({"host": beat.host, **changed})
+            if open_problems(node.status or {}) != open_problems(status):
+                connection.execute(close_resolved_drift(beat.host, report.status))
+        for rows in writes.values():
+            connection.execute(_HEARTBEAT, rows)
+
+
+def spend(connection: Any, request: NodeRequest, last: int, box_key: str | None) -> None:
+    """Take the request's sequence, if no coordinator took it or a later one: a conditional update (which also
+    records the node heard), so two coordinators given the same replayed request cannot both accept it."""
+    sequence = request.seq
+    if sequence <= last:
+        raise Replayed(f"replayed: sequence {sequence} is not above {last}")
+    values = {"host": request.host, "above": sequence, "sequence": sequence, "heard_at": time.time()}
+    if request.box_key is not None and request.box_key != box_key:
+        values["box_key"] = request.box_key
+    if connection.execute(_SPEND, values).rowcount != 1:
+        raise Replayed(f"replayed: sequence {sequence} was taken meanwhile")
+
+
+class Replayed(Refused):
+    """A request whose sequence was spent already (or a later one)."""
+
+
+def close_resolved_drift(host: str, status: messages.AgentStatus) -> Any:
+    """A drift left alone (monitor), contested or failed is closed once the node no longer reports it."""
+    still = {*status.drifted, *status.failed, *status.contested}
+    return update(DriftRecord.__table__).where(
+        DriftRecord.node == host, DriftRecord.fixed_at.is_(None), DriftRecord.closed_at.is_(None),
+        DriftRecord.resource.not_in(still)).values(closed_at=time.time())
+
+
+def open_problems(status: dict[str, Any]) -> tuple:
+    """What a node's status says is drifted, failed or contested (a drift record closes when it leaves these)."""
+    return tuple(sorted(status.get(key) or ()) for key in ("drifted", "failed", "contested"))
+
+
+def _looks_plain(sealed: Any) -> bool:
+    payload = sealed.get("payload") if isinstance(sealed, dict) else None
+    return isinstance(payload, dict) and not payload.get("events") and payload.get("facts") is None
+
+
+def _age(sealed: dict[str, Any]) -> float | None:
+    """Seconds since the node says it sent the message (clocks agree across a fleet: pushes rely on it too)."""
+    sent_at = sealed["payload"].get("sent_at") if _looks_plain(sealed) else None
+    if isinstance(sent_at, bool) or not isinstance(sent_at, (int, float)):
+        return None
+    return time.time() - sent_at
+
+
+def _plain_for(node: Any, sealed: dict[str, Any], cast: bool) -> bool:
+    """Whether the node is one a plain heartbeat can be taken from: live, accepted, under its accepted key."""
+    return node is not None and node.enrolment == "accepted" and bool(node.alive) and node.sequence is not None \
+        and (cast or sealed.get("key") in (None, "", node.public_key))
+
+
+# The statements, made once (making them is a third of their cost).
+_TRUST_ROWS = select(NodeTrust.name).where(NodeTrust.name.in_(bindparam("names", expanding=True))) \
+    .with_for_update(skip_locked=True)
+_KNOWN = select(Node.name, Node.public_key, Node.enrolment, Node.alive, Node.health, Node.status,
+                Node.desired_generation, NodeTrust.sequence, NodeTrust.box_key) \
+    .outerjoin(NodeTrust, NodeTrust.name == Node.name).where(Node.name.in_(bindparam("names", expanding=True)))
+_SPEND = update(NodeTrust.__table__).where(NodeTrust.name == bindparam("host"),
+                                           NodeTrust.sequence < bindparam("above"))
+_HEARTBEAT = update(Node.__table__).where(Node.name == bindparam("host"))
+_NODE_ROWS = select(Node.name).where(Node.name.in_(bindparam("names", expanding=True))) \
+    .with_for_update(skip_locked=True)
