@@ -219,7 +219,8 @@ class Coordinator:
         heartbeats = messaging.heartbeat_listener(self.heartbeat_transport(), self.reports, self._agents(),
                                                   self.conf.oslo_messaging_rabbit.rabbit_qos_prefetch_count
                                                   or messaging.COORDINATOR_PREFETCH)
-        heartbeats.start()
+        heartbeats.start()  # even when agents are not asked to cast: some may still (a change of the option)
+        self.reports.cast_heartbeats = self.conf.coordinator.heartbeat_casts
         LOG.info("coordinator serving on %s (database %s)", messaging.topic(self.conf, messaging.COORDINATOR_TOPIC),
                  self.inventory.where)
         self.notices.start_webhooks()

@@ -41,6 +41,10 @@ coordinator_opts = [
                     "applies with auto_accept."),
     cfg.IntOpt("agent_down_time", default=0, min=0,
                help="Seconds without a heartbeat after which a node is down (0: 3 x report_interval)."),
+    cfg.BoolOpt("heartbeat_casts", default=True,
+                help="Ask agents to cast their plain heartbeats (no events, no new facts), which the coordinators "
+                     "take in batches (less CPU per heartbeat), instead of calling with each one. False: every "
+                     "heartbeat is a call, answered (agents follow at their next report)."),
     cfg.FloatOpt("rollout_node_timeout", default=600, min=1,
                  help="Seconds a node released by a rollout may take to report its new generation applied (and "
                       "its Neutron agents alive) before it fails the rollout."),

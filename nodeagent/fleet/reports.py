@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from sqlalchemy import select
@@ -45,6 +45,7 @@ class Reports:
         self.auto_accept = auto_accept
         self.gate = gate or enrolment.Gate(max_pending=100, per_minute=30)  # the options' defaults
         self.heartbeat_max_age = heartbeat_max_age
+        self.cast_heartbeats = False  # set while this coordinator's heartbeat listener runs
         self.heartbeats = HeartbeatIntake(inventory.engine, self._count_in_sync)
         self.facts_changed: set[str] = set()  # nodes with roles whose facts changed: render again
         self._facts_lock = threading.Lock()  # RPC threads add, the serve loop takes
@@ -109,6 +110,8 @@ class Reports:
         # Recorded once the transaction is over (SQLite: one writer at a time).
         if cut:
             self.refuse(host, "report.truncated", f"report cut: {'; '.join(cut)}")
+        if answer.taken and self.cast_heartbeats and sealed["payload"].get("held") is not None:
+            answer = replace(answer, cast=True)
         return answer
 
     def _take_in_session(self, sealed: Any, intake: _Intake) -> tuple[messages.ReportAnswer, list[str]]:

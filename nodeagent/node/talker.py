@@ -61,9 +61,10 @@ class Talker:
         self._facts_unsent: tuple[str, dict[str, Any]] | None = None  # (digest, facts) not yet taken
         self._heartbeats = 0
         # A heartbeat is cast, not called, while the coordinator has nothing to say: the last call was answered
-        # "alive", nothing else is to be sent, and it did not ask for a full report (report_next).
+        # alive and asked for casts, nothing else is to be sent, and it did not ask for a full report
+        # (report_next).
         self.cast = cast
-        self._alive = False  # the last full report was answered "alive"
+        self._cast_asked = False  # the last full report was answered: alive, cast the next ones
         self._cast_since_call = 0
         self._call_next = threading.Event()
         self._lock = threading.Lock()  # the spool: the loop appends, the talker acknowledges
@@ -121,7 +122,7 @@ class Talker:
             if report.facts is not None:
                 self._facts_sent, self._facts_unsent = self._facts_unsent[0], None
         was_connected, self.connected = self.connected, True
-        self._alive = answer.status in ("new", "alive", "revived")
+        self._cast_asked = answer.cast and answer.status in ("new", "alive", "revived")
         if answer.status == "pending":
             self.log.warning("waiting for the operator to accept this node: nodeagentctl node accept %s", self.host)
         elif answer.status == "refused":
@@ -138,7 +139,7 @@ class Talker:
 
     def _may_cast(self, report: Report) -> bool:
         """Cast when nothing but the heartbeat is to be said, and the coordinator had nothing to say either."""
-        return self.cast is not None and self.connected is True and self._alive and not report.events \
+        return self.cast is not None and self.connected is True and self._cast_asked and not report.events \
             and report.facts is None and not self.channel.rekeying and not self._call_next.is_set() \
             and self._cast_since_call < messaging.FULL_REPORT_EVERY - 1
 

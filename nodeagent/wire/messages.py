@@ -43,6 +43,9 @@ class Malformed(Refused):
         super().__init__(f"malformed {message}: {path or 'the message'} {problem}")
 
 
+SENT_IF_SET = {"sent_if_set": True}  # field metadata: left out of the message while it holds its default
+
+
 def limited(most: int | None = None, choices: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Field metadata: a longest length for text, or the only values allowed."""
     return {"most": most, "choices": choices}
@@ -58,7 +61,10 @@ class Message:
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"version": self.VERSION}
         for item in dataclasses.fields(self):
-            data[item.name] = _plain(getattr(self, item.name))
+            value = getattr(self, item.name)
+            if item.metadata.get("sent_if_set") and value == item.default:
+                continue  # a field added later: a side that does not know it reads the message as before
+            data[item.name] = _plain(value)
         return data
 
     @classmethod
@@ -401,6 +407,9 @@ class ReportAnswer(Message):
     status: str = field(metadata=limited(choices=("new", "alive", "revived", "pending", "refused")))
     desired_generation: int | None = None
     reason: str | None = None
+    # Cast plain heartbeats from now on (the coordinators take them in batches). Offered only to an agent whose
+    # report says ``held``, so only to an agent that reads this field, and sent only when set.
+    cast: bool = field(default=False, metadata=SENT_IF_SET)
 
     @property
     def taken(self) -> bool:

@@ -39,11 +39,12 @@ Coordinator API (``CoordinatorAPI`` calls it, ``CoordinatorEndpoint`` answers), 
   ``ignored``; an agent that sends them needs a coordinator that reads them (coordinator first, as always).
 
 Heartbeats (``messagingv2`` notifications of type ``nodeagent.heartbeat`` on the broker of ``transport_url``,
-topic ``<control_exchange>.nodeagent-heartbeats``): an agent whose last report was answered ``alive`` and that
-has nothing else to say (no events, no new facts, no new key) casts its signed ``Report`` there instead of
-calling ``report_state``; the coordinators share its queue and take them in batches, answering nothing. Every
-``FULL_REPORT_EVERY``-th heartbeat, and every one after ``report_next``, is called again. An agent that casts
-needs a coordinator that listens there and casts ``report_next`` (coordinator first, as always).
+topic ``<control_exchange>.nodeagent-heartbeats``): an agent whose last report was answered alive with ``cast``
+set, and that has nothing else to say (no events, no new facts, no new key), casts its signed ``Report`` there
+instead of calling ``report_state``; the coordinators share its queue and take them in batches, answering
+nothing. Every ``FULL_REPORT_EVERY``-th heartbeat, and every one after ``report_next``, is called again. Mixed
+versions: a coordinator offers ``cast`` only to an agent whose report says ``held`` (so it reads the field, which
+is sent only when set); an older coordinator never offers it, and its agents keep calling.
 
 Notifications (``messagingv2``, topic ``<control_exchange>.notifications``) are for
 operators' tools: ``nodeagent.drift.*`` carry a ``DriftEvent.to_dict()``.

@@ -103,7 +103,8 @@ class Relay:
 
 
 def test_an_agent_takes_no_refusal_a_relay_got_by_replaying_its_report(tmp_path):
-    fleet = start_fleet(tmp_path, "relnode1")
+    # Every heartbeat called (cast ones have no answer to replay), so that the relay gets several.
+    fleet = start_fleet(tmp_path, "relnode1", coordinator_options={"heartbeat_casts": "false"})
     conf = config.make_conf([str(fleet.coordinator_conf)], with_messaging=True)
     transport = messaging.rpc_transport(conf)
     relay = Relay(messaging.CoordinatorAPI(transport))

@@ -88,3 +88,14 @@ def test_a_fetch_is_a_request_and_a_report_shaped_one_is_refused(coordinator):
     assert isinstance(coordinator.reports.fetch_state(report(key)), Rejection)
     assert [e.detail for e in coordinator.inventory.events("n1", "fetch.refused")] == [
         "malformed request: events is not a field of this message"]
+
+
+def test_casts_are_offered_only_to_agents_that_say_what_they_hold_and_only_when_listened_for(coordinator):
+    key = Ed25519PrivateKey.generate()
+    coordinator.reports.report_state(report(key))
+    assert not coordinator.reports.report_state(report(key, held=3)).cast  # no listener: nobody takes casts
+    coordinator.reports.cast_heartbeats = True  # what serving with heartbeat_casts does
+    assert coordinator.reports.report_state(report(key, held=3)).cast
+    older = coordinator.reports.report_state(report(key))  # an agent before casts: it would refuse the field
+    assert not older.cast and "cast" not in older.to_dict()
+    assert messages.ReportAnswer.from_dict(coordinator.reports.report_state(report(key, held=3)).to_dict()).cast

@@ -155,3 +155,11 @@ def test_a_plan_is_what_a_reconcile_result_tells_and_a_refusal_reads_as_one():
     assert messages.plan_or_refusal({"refused": "request too old"}) == messages.Refusal(refused="request too old")
     with pytest.raises(Malformed, match=r"malformed plan: resources\[0\].status is 'maybe'"):
         messages.plan_or_refusal({**result.to_dict(), "resources": [{"id": "x", "driver": "ini", "status": "maybe"}]})
+
+
+def test_a_field_added_later_is_sent_only_when_set_so_older_readers_read_the_message_as_before():
+    plain = messages.ReportAnswer(status="alive", desired_generation=2)
+    assert "cast" not in plain.to_dict()
+    assert messages.ReportAnswer.from_dict(plain.to_dict()) == plain
+    offered = messages.ReportAnswer(status="alive", desired_generation=2, cast=True)
+    assert offered.to_dict()["cast"] is True and messages.ReportAnswer.from_dict(offered.to_dict()) == offered
