@@ -82,6 +82,7 @@ class Reports:
                 ask.append(beat.host)
             elif beat.host is None:
                 self.refuse(None, "report.refused", "malformed heartbeat, or a node name that is not a host name")
+        self.metrics.heartbeats_cast.inc(len(batch))
         share = (time.perf_counter() - started) / max(len(batch), 1)
         for _ in batch:  # the histogram counts heartbeats, whichever way they came
             self.metrics.report_seconds.observe(share)

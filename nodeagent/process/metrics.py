@@ -59,6 +59,9 @@ class CoordinatorMetrics:
         self.report_seconds = Histogram("nodeagent_report_processing_seconds",
                                         "Time to verify and store one agent report", registry=self.registry,
                                         buckets=(.001, .002, .005, .01, .02, .05, .1, .2, .5, 1, 2, 5, 10))
+        self.heartbeats_cast = Counter("nodeagent_heartbeats_cast_total",
+                                       "Heartbeats agents cast, taken in batches (the rest of the reports are called)",
+                                       registry=self.registry)
         self.converge_seconds = Histogram("nodeagent_converge_duration_seconds",
                                           "Time to render, check and store the fleet's documents for one change",
                                           registry=self.registry,
