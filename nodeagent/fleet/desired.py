@@ -4,7 +4,9 @@ One unit, all or nothing: an operator's change (a variable, a role, a secret) an
 new document are stored in ONE transaction, after every node rendered and the fleet checks
 passed; a render or check failure stores nothing. Only then are the documents pushed: a push
 that fails is not a rollback (the inventory is the truth); it is recorded (``push.failed``)
-and the agent fetches the document at its next heartbeat.
+and the agent fetches the document at its next heartbeat. The rendering itself (seconds at
+1,000 nodes) is done before that transaction opens, from what the change would make: the
+transaction stays short and never sits idle for long.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 from sqlalchemy import select
@@ -33,8 +36,31 @@ if TYPE_CHECKING:  # imported where it is made: Jinja2 is no cost for read-only 
 
 LOG = logging.getLogger(__name__)
 
-Change = Callable[[Session], None]  # an operator's change to the inventory, made inside the unit's transaction
+# An operator's change to the inventory, made inside the unit's transaction (and before it, in a transaction rolled
+# back, to render from: it changes the database and nothing else).
+Change = Callable[[Session], None]
 Stage = Callable[[Session, list[str]], None]  # told which nodes' documents change, before any is stored
+RenderInputs = tuple[list[str], dict[str, str], Any]  # what a node renders from: roles, variables, facts
+
+
+def _inputs(node: Node, site: dict[str, str]) -> RenderInputs:
+    """A node's roles, its variables (its own over the site's) and facts: with the secrets, all its roles
+    render from (the same inputs render the same document)."""
+    return list(node.roles or []), {**site, **(node.variables or {})}, node.facts
+
+
+@dataclass(frozen=True)
+class RenderedAhead:
+    """Each node's render made before the change's transaction (a document, or why it cannot render), with
+    the inputs and secrets it was made from."""
+
+    secrets: dict[str, str]
+    nodes: dict[str, tuple[RenderInputs, dict[str, Any] | InvalidInput]]
+
+    def result(self, host: str, inputs: RenderInputs, secrets: dict[str, str]) -> dict[str, Any] | InvalidInput | None:
+        """The node's render made ahead, if it was made from these inputs (else None: it must render again)."""
+        made = self.nodes.get(host)
+        return made[1] if made is not None and made[0] == inputs and secrets == self.secrets else None
 
 
 class DesiredState:
@@ -64,11 +90,8 @@ class DesiredState:
             node = session.get(Node, host)
             if node is None:
                 raise NotFound(f"no node '{host}'")
-            return self._render_node(node, self.inventory.variables(None, session), self.inventory.secrets(session))
-
-    def _render_node(self, node: Node, site: dict[str, str], secrets: dict[str, str]) -> dict[str, Any]:
-        return self.roles.render(node.name, list(node.roles or []), {**site, **(node.variables or {})}, secrets,
-                                 node.facts)
+            roles, variables, facts = _inputs(node, self.inventory.variables(None, session))
+            return self.roles.render(host, roles, variables, self.inventory.secrets(session), facts)
 
     def converge(self, change: Change | None = None, stage: Stage | None = None) -> list[tuple[str, int]]:
         """Make ``change``, render every node with roles, check the fleet, store what changed: one transaction.
@@ -81,36 +104,19 @@ class DesiredState:
 
         A node waiting for its batch in a rollout keeps its document; ``stage`` (a rollout starting) is told
         which nodes' documents change, in the transaction, before the waiting ones are left out.
+
+        The fleet is rendered first, with no transaction open (``_render_ahead``): rendering takes seconds at
+        1,000 nodes, and inside the transaction it would hold every row the change wrote that long, and keep
+        the transaction idle longer than ``database_idle_transaction_timeout`` may be (which frees what a hung
+        coordinator holds within the agents' down time). The transaction then uses each node's render made
+        ahead when the node's render inputs are still those it was made from, and renders the rest again.
         """
         started = time.monotonic()
         try:
-            with self.exclusive(), self.inventory.session() as session:
-                if change is not None:
-                    change(session)
-                    session.flush()
-                nodes = [n for n in session.scalars(select(Node).order_by(Node.name)) if n.roles]
-                stored = {n.name: self.inventory.document(n.name, session=session) for n in nodes}
-                held_before = {n.name: n.held for n in nodes}
-                box_keys = {t.name: t.box_key for t in session.scalars(select(NodeTrust))}  # read once, not per node
-                site = self.inventory.variables(None, session)
-                variables = {n.name: {**site, **(n.variables or {})} for n in nodes}
-                rendered, failures = self._render_each(nodes, site, self.inventory.secrets(session))
-                if change is not None:  # the operator's own change broke these nodes: refused, as they are told
-                    caused = [why for host, why in failures.items() if not held_before.get(host)]
-                    if caused:
-                        raise caused[0]
-                holds = {host: str(why) for host, why in failures.items()}
-                rendered = self._checked(rendered, stored, holds, held_before, refuse=change is not None,
-                                         variables=variables)
-                newly_held = self._hold(session, nodes, holds)
-                differing = [host for host, body in rendered.items() if _differs(stored[host], body)]
-                if stage is not None:
-                    stage(session, differing)
-                    session.flush()
-                waiting = rollouts.gated(session)
-                outgoing = [self._store(session, host, rendered[host], box_keys.get(host)) for host in differing
-                            if host not in waiting]
-                accepted = {n.name for n in nodes if n.enrolment == "accepted"}
+            with self.exclusive():
+                ahead = self._render_ahead(change)
+                with self.inventory.session() as session:
+                    newly_held, outgoing, accepted = self._make(session, change, stage, ahead)
         except FleetInconsistent as exc:  # recorded once the transaction is rolled back
             self.inventory.add_event(None, "push.blocked", "; ".join(exc.problems))
             raise
@@ -124,16 +130,74 @@ class DesiredState:
         self._push(outgoing, [item for item in outgoing if item.host in accepted])
         return [(item.host, item.body["generation"]) for item in outgoing]
 
-    def _render_each(self, nodes: list[Node], site: dict[str, str], secrets: dict[str, str]
-                     ) -> tuple[dict[str, Any], dict[str, InvalidInput]]:
-        """Each node's rendered document, and why each node that cannot render does not."""
+    def _render_ahead(self, change: Change | None) -> RenderedAhead:
+        """Every node's render as ``change`` would make it: the change made in a transaction rolled back as soon
+        as the inputs are read, then rendered with none open."""
+        with self.inventory.trial() as session:
+            if change is not None:
+                change(session)
+                session.flush()
+            site = self.inventory.variables(None, session)
+            secrets = self.inventory.secrets(session)
+            inputs = {n.name: _inputs(n, site) for n in session.scalars(select(Node).order_by(Node.name)) if n.roles}
+        return RenderedAhead(secrets, {host: (given, self._rendered(host, given, secrets))
+                                       for host, given in inputs.items()})
+
+    def _make(self, session: Session, change: Change | None, stage: Stage | None, ahead: RenderedAhead
+              ) -> tuple[dict[str, str], list[Outgoing], set[str]]:
+        """The change and every node's new document, in ``session``'s transaction: returns the nodes newly
+        held, the documents stored (to push) and the accepted nodes (those pushed to)."""
+        if change is not None:
+            change(session)
+            session.flush()
+        nodes = [n for n in session.scalars(select(Node).order_by(Node.name)) if n.roles]
+        stored = {n.name: self.inventory.document(n.name, session=session) for n in nodes}
+        held_before = {n.name: n.held for n in nodes}
+        box_keys = {t.name: t.box_key for t in session.scalars(select(NodeTrust))}  # read once, not per node
+        site = self.inventory.variables(None, session)
+        variables = {n.name: {**site, **(n.variables or {})} for n in nodes}
+        rendered, failures = self._render_each(nodes, site, self.inventory.secrets(session), ahead)
+        if change is not None:  # the operator's own change broke these nodes: refused, as they are told
+            caused = [why for host, why in failures.items() if not held_before.get(host)]
+            if caused:
+                raise caused[0]
+        holds = {host: str(why) for host, why in failures.items()}
+        rendered = self._checked(rendered, stored, holds, held_before, refuse=change is not None,
+                                 variables=variables)
+        newly_held = self._hold(session, nodes, holds)
+        differing = [host for host, body in rendered.items() if _differs(stored[host], body)]
+        if stage is not None:
+            stage(session, differing)
+            session.flush()
+        waiting = rollouts.gated(session)
+        outgoing = [self._store(session, host, rendered[host], box_keys.get(host)) for host in differing
+                    if host not in waiting]
+        return newly_held, outgoing, {n.name for n in nodes if n.enrolment == "accepted"}
+
+    def _render_each(self, nodes: list[Node], site: dict[str, str], secrets: dict[str, str],
+                     ahead: RenderedAhead) -> tuple[dict[str, Any], dict[str, InvalidInput]]:
+        """Each node's rendered document (made ahead when its inputs are unchanged), and why each node that
+        cannot render does not."""
         rendered, failures = {}, {}
         for node in nodes:
-            try:
-                rendered[node.name] = self._render_node(node, site, secrets)
-            except InvalidInput as exc:  # a RoleError: a variable, secret or interface the roles need
-                failures[node.name] = exc
+            inputs = _inputs(node, site)
+            result = ahead.result(node.name, inputs, secrets)
+            if result is None:  # its facts changed since (a heartbeat), or it is new: rendered again, here
+                result = self._rendered(node.name, inputs, secrets)
+            if isinstance(result, InvalidInput):
+                failures[node.name] = result
+            else:
+                rendered[node.name] = result
         return rendered, failures
+
+    def _rendered(self, host: str, inputs: RenderInputs, secrets: dict[str, str]) -> dict[str, Any] | InvalidInput:
+        """The node's document, or why it cannot render (a RoleError: a variable, secret or interface its roles
+        need)."""
+        roles, variables, facts = inputs
+        try:
+            return self.roles.render(host, roles, variables, secrets, facts)
+        except InvalidInput as exc:
+            return exc
 
     def _checked(self, rendered: dict[str, Any], stored: dict[str, StateDocument | None], holds: dict[str, str],
                  held_before: dict[str, str | None], refuse: bool, variables: dict[str, dict[str, str]]

@@ -264,6 +264,16 @@ class Inventory:
         with self._sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def trial(self) -> Iterator[Session]:
+        """A session whose transaction is rolled back at the end, whatever was done in it: to read what a
+        change would make without making it (``DesiredState.converge`` renders from that)."""
+        with self._sessions() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
+
     def node(self, name: str) -> Node | None:
         with self.session() as session:
             return session.get(Node, name)
