@@ -50,17 +50,37 @@ def _inputs(node: Node, site: dict[str, str]) -> RenderInputs:
 
 
 @dataclass(frozen=True)
-class RenderedAhead:
-    """Each node's render made before the change's transaction (a document, or why it cannot render), with
-    the inputs and secrets it was made from."""
+class Reading:
+    """What a converge decides from, read in one transaction: the secrets, and each node with roles: its
+    render inputs, why it is held, its stored generation. Two equal readings make the same documents."""
 
     secrets: dict[str, str]
-    nodes: dict[str, tuple[RenderInputs, dict[str, Any] | InvalidInput]]
+    nodes: dict[str, tuple[RenderInputs, str | None, int]]
 
-    def result(self, host: str, inputs: RenderInputs, secrets: dict[str, str]) -> dict[str, Any] | InvalidInput | None:
-        """The node's render made ahead, if it was made from these inputs (else None: it must render again)."""
-        made = self.nodes.get(host)
-        return made[1] if made is not None and made[0] == inputs and secrets == self.secrets else None
+    def inputs(self, host: str) -> RenderInputs:
+        return self.nodes[host][0]
+
+    def held(self, host: str) -> str | None:
+        return self.nodes[host][1]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a converge stores, worked out from a reading: each node's render (a document, or why it cannot
+    render), the documents the fleet checks keep, the nodes held and why, and the nodes whose document
+    changes, each with its new document validated (or why it is invalid)."""
+
+    reading: Reading
+    renders: dict[str, dict[str, Any] | InvalidInput]
+    holds: dict[str, str]
+    differing: dict[str, dict[str, Any] | InvalidInput]
+
+    def render(self, host: str, reading: Reading) -> dict[str, Any] | InvalidInput | None:
+        """The node's render, if ``reading`` gives it the inputs it was made from (else None)."""
+        if host not in self.renders or reading.secrets != self.reading.secrets or \
+                reading.inputs(host) != self.reading.inputs(host):
+            return None
+        return self.renders[host]
 
 
 class DesiredState:
@@ -105,16 +125,17 @@ class DesiredState:
         A node waiting for its batch in a rollout keeps its document; ``stage`` (a rollout starting) is told
         which nodes' documents change, in the transaction, before the waiting ones are left out.
 
-        The fleet is rendered first, with no transaction open (``_render_ahead``): rendering takes seconds at
-        1,000 nodes, and inside the transaction it would hold every row the change wrote that long, and keep
-        the transaction idle longer than ``database_idle_transaction_timeout`` may be (which frees what a hung
-        coordinator holds within the agents' down time). The transaction then uses each node's render made
-        ahead when the node's render inputs are still those it was made from, and renders the rest again.
+        The whole of it is worked out first, with no transaction open (``_plan_ahead``): rendering, checking
+        and validating take seconds at 1,000 nodes, and inside the transaction they would hold every row the
+        change wrote that long, and keep it idle longer than ``database_idle_transaction_timeout`` may be (it
+        frees what a hung coordinator holds, within the agents' down time). The transaction makes the change
+        again and reads the inventory again: when it reads what the plan was made from, it stores the plan;
+        else (a heartbeat brought new facts in between) it plans again there, rendering only what changed.
         """
         started = time.monotonic()
         try:
             with self.exclusive():
-                ahead = self._render_ahead(change)
+                ahead = self._plan_ahead(change)
                 with self.inventory.session() as session:
                     newly_held, outgoing, accepted = self._make(session, change, stage, ahead)
         except FleetInconsistent as exc:  # recorded once the transaction is rolled back
@@ -130,65 +151,72 @@ class DesiredState:
         self._push(outgoing, [item for item in outgoing if item.host in accepted])
         return [(item.host, item.body["generation"]) for item in outgoing]
 
-    def _render_ahead(self, change: Change | None) -> RenderedAhead:
-        """Every node's render as ``change`` would make it: the change made in a transaction rolled back as soon
-        as the inputs are read, then rendered with none open."""
+    def _plan_ahead(self, change: Change | None) -> Plan:
+        """The plan for what ``change`` makes: the change made in a transaction rolled back as soon as the
+        inventory is read, then planned with none open."""
         with self.inventory.trial() as session:
             if change is not None:
                 change(session)
                 session.flush()
-            site = self.inventory.variables(None, session)
-            secrets = self.inventory.secrets(session)
-            inputs = {n.name: _inputs(n, site) for n in session.scalars(select(Node).order_by(Node.name)) if n.roles}
-        return RenderedAhead(secrets, {host: (given, self._rendered(host, given, secrets))
-                                       for host, given in inputs.items()})
+            reading = self._read(session, self._nodes(session))
+            stored = self._stored(session, reading)
+        return self._plan(reading, stored, refuse=change is not None)
 
-    def _make(self, session: Session, change: Change | None, stage: Stage | None, ahead: RenderedAhead
+    def _make(self, session: Session, change: Change | None, stage: Stage | None, ahead: Plan
               ) -> tuple[dict[str, str], list[Outgoing], set[str]]:
         """The change and every node's new document, in ``session``'s transaction: returns the nodes newly
         held, the documents stored (to push) and the accepted nodes (those pushed to)."""
         if change is not None:
             change(session)
             session.flush()
-        nodes = [n for n in session.scalars(select(Node).order_by(Node.name)) if n.roles]
-        stored = {n.name: self.inventory.document(n.name, session=session) for n in nodes}
-        held_before = {n.name: n.held for n in nodes}
-        box_keys = {t.name: t.box_key for t in session.scalars(select(NodeTrust))}  # read once, not per node
-        site = self.inventory.variables(None, session)
-        variables = {n.name: {**site, **(n.variables or {})} for n in nodes}
-        rendered, failures = self._render_each(nodes, site, self.inventory.secrets(session), ahead)
-        if change is not None:  # the operator's own change broke these nodes: refused, as they are told
-            caused = [why for host, why in failures.items() if not held_before.get(host)]
-            if caused:
-                raise caused[0]
-        holds = {host: str(why) for host, why in failures.items()}
-        rendered = self._checked(rendered, stored, holds, held_before, refuse=change is not None,
-                                 variables=variables)
-        newly_held = self._hold(session, nodes, holds)
-        differing = [host for host, body in rendered.items() if _differs(stored[host], body)]
+        nodes = self._nodes(session)
+        reading = self._read(session, nodes)
+        plan = ahead if reading == ahead.reading else \
+            self._plan(reading, self._stored(session, reading), refuse=change is not None, ahead=ahead)
+        newly_held = self._hold(session, nodes, plan.holds)
         if stage is not None:
-            stage(session, differing)
+            stage(session, list(plan.differing))
             session.flush()
         waiting = rollouts.gated(session)
-        outgoing = [self._store(session, host, rendered[host], box_keys.get(host)) for host in differing
+        box_keys = {t.name: t.box_key for t in session.scalars(select(NodeTrust))}  # read once, not per node
+        outgoing = [self._store(session, host, body, box_keys.get(host)) for host, body in plan.differing.items()
                     if host not in waiting]
         return newly_held, outgoing, {n.name for n in nodes if n.enrolment == "accepted"}
 
-    def _render_each(self, nodes: list[Node], site: dict[str, str], secrets: dict[str, str],
-                     ahead: RenderedAhead) -> tuple[dict[str, Any], dict[str, InvalidInput]]:
-        """Each node's rendered document (made ahead when its inputs are unchanged), and why each node that
-        cannot render does not."""
-        rendered, failures = {}, {}
-        for node in nodes:
-            inputs = _inputs(node, site)
-            result = ahead.result(node.name, inputs, secrets)
-            if result is None:  # its facts changed since (a heartbeat), or it is new: rendered again, here
-                result = self._rendered(node.name, inputs, secrets)
-            if isinstance(result, InvalidInput):
-                failures[node.name] = result
-            else:
-                rendered[node.name] = result
-        return rendered, failures
+    @staticmethod
+    def _nodes(session: Session) -> list[Node]:
+        return [n for n in session.scalars(select(Node).order_by(Node.name)) if n.roles]
+
+    def _read(self, session: Session, nodes: list[Node]) -> Reading:
+        site = self.inventory.variables(None, session)
+        return Reading(self.inventory.secrets(session),
+                       {n.name: (_inputs(n, site), n.held, n.desired_generation) for n in nodes})
+
+    def _stored(self, session: Session, reading: Reading) -> dict[str, dict[str, Any] | None]:
+        """Each node's stored document (its body), None for a node that has none."""
+        documents = {host: self.inventory.document(host, session=session) for host in reading.nodes}
+        return {host: None if document is None else document.body for host, document in documents.items()}
+
+    def _plan(self, reading: Reading, stored: dict[str, dict[str, Any] | None], refuse: bool,
+              ahead: Plan | None = None) -> Plan:
+        """Render each node (reusing ``ahead``'s render of a node whose inputs are unchanged), check the fleet,
+        validate the documents that change. ``refuse``: an operator's change, refused whole (RoleError,
+        FleetInconsistent) when a node it did not find held cannot render or brings a new fleet problem."""
+        renders = {}
+        for host in reading.nodes:
+            made = ahead.render(host, reading) if ahead is not None else None
+            renders[host] = made if made is not None else self._rendered(host, reading.inputs(host), reading.secrets)
+        failures = {host: why for host, why in renders.items() if isinstance(why, InvalidInput)}
+        if refuse:  # the operator's own change broke these nodes: refused, as they are told
+            caused = [why for host, why in failures.items() if not reading.held(host)]
+            if caused:
+                raise caused[0]
+        holds = {host: str(why) for host, why in failures.items()}
+        kept = self._checked({host: body for host, body in renders.items() if host not in failures}, stored, holds,
+                             {host: reading.held(host) for host in reading.nodes}, refuse=refuse,
+                             variables={host: reading.inputs(host)[1] for host in reading.nodes})
+        differing = {host: self._validated(host, body) for host, body in kept.items() if _differs(stored[host], body)}
+        return Plan(reading, renders, holds, differing)
 
     def _rendered(self, host: str, inputs: RenderInputs, secrets: dict[str, str]) -> dict[str, Any] | InvalidInput:
         """The node's document, or why it cannot render (a RoleError: a variable, secret or interface its roles
@@ -199,13 +227,13 @@ class DesiredState:
         except InvalidInput as exc:
             return exc
 
-    def _checked(self, rendered: dict[str, Any], stored: dict[str, StateDocument | None], holds: dict[str, str],
+    def _checked(self, rendered: dict[str, Any], stored: dict[str, dict[str, Any] | None], holds: dict[str, str],
                  held_before: dict[str, str | None], refuse: bool, variables: dict[str, dict[str, str]]
                  ) -> dict[str, Any]:
         """The rendered documents the fleet checks allow. A problem the stored documents already had blocks
         nothing; a new one refuses an operator's change, or holds the node whose new document brings it. A
         held node's new document is tried last, on its own: it is released when it brings no new problem."""
-        running = {host: doc.body for host, doc in stored.items() if doc is not None}
+        running = {host: body for host, body in stored.items() if body is not None}
         baseline = set(check_fleet(running, self.releases(running, variables=variables)))
 
         def new_problems(documents: dict[str, Any]) -> list[str]:
@@ -263,23 +291,34 @@ class DesiredState:
         if raw.get("node", host) != host:
             raise InvalidInput(f"the document is for node '{raw.get('node')}', not '{host}'")
         self._block_on_option_errors({host: raw})
+        valid = self._validated(host, raw)
         with self.exclusive(), self.inventory.session() as session:
-            outgoing = self._store(session, host, raw)
+            outgoing = self._store(session, host, valid)
         if push:
             self._push([outgoing], [outgoing])
         return outgoing.body["generation"]
 
-    def _store(self, session: Session, host: str, raw: dict[str, Any], key: str | None = None) -> Outgoing:
-        """The document, validated, at the node's next generation (in the caller's transaction); returned as
-        it is to be sent, with the node's encryption key."""
+    def _validated(self, host: str, raw: dict[str, Any]) -> dict[str, Any] | InvalidInput:
+        """The document as it is stored (its generation set when it is), or why it is invalid: validated before
+        the transaction that stores it, which then only raises the error."""
+        try:
+            return parse_document({**raw, "node": host, "generation": 0}, self.registry).to_dict()
+        except InvalidInput as exc:
+            return exc
+
+    def _store(self, session: Session, host: str, valid: dict[str, Any] | InvalidInput,
+               key: str | None = None) -> Outgoing:
+        """The document ``_validated`` made at the node's next generation (in the caller's transaction); returned
+        as it is to be sent, with the node's encryption key."""
         node = session.get(Node, host)
         if node is None:
             raise NotFound(f"no node '{host}' (it appears when its agent first reports)")
         if node.enrolment == "revoked":
             raise InvalidInput(f"node '{host}' is revoked: it gets nothing ('node forget {host}' first)")
+        if isinstance(valid, InvalidInput):
+            raise valid
         generation = max(node.desired_generation, node.observed_generation) + 1
-        document = parse_document({**raw, "node": host, "generation": generation}, self.registry)
-        body = document.to_dict()
+        body = {**valid, "generation": generation}
         session.add(StateDocument(node=host, generation=generation, body=body, created_at=time.time()))
         node.desired_generation = generation
         self.inventory.add_event(host, "state.set", f"generation {generation}", session)
@@ -303,7 +342,7 @@ class DesiredState:
         stored = self.inventory.document(host)
         if node is not None and node.roles:
             body = self.render(host)
-            generation = node.desired_generation + _differs(stored, body)  # the next push's
+            generation = node.desired_generation + _differs(stored and stored.body, body)  # the next push's
         elif stored is not None:
             body, generation = stored.body, stored.generation
         else:
@@ -354,10 +393,10 @@ class DesiredState:
             self.inventory.add_event(hosts[0], "push.blocked", str(exc))
 
 
-def _differs(stored: StateDocument | None, body: dict[str, Any]) -> bool:
+def _differs(stored: dict[str, Any] | None, body: dict[str, Any]) -> bool:
     """Whether ``body`` would be a new generation: its mode, resources, probes or rollback timeout differ from
-    the stored document's."""
-    return stored is None or any(stored.body.get(key, default) != body.get(key, default) for key, default in
+    the stored document's (``stored``, None when there is none)."""
+    return stored is None or any(stored.get(key, default) != body.get(key, default) for key, default in
                                  (("mode", "enforce"), ("resources", None), ("probes", None),
                                   ("rollback_timeout", None)))
 
