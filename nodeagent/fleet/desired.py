@@ -105,13 +105,15 @@ class DesiredState:
         return self._registry
 
     def render(self, host: str, session: Session | None = None) -> dict[str, Any]:
-        """What the node's roles render to now (within ``session``: with its changes not yet committed)."""
+        """What the node's roles render to now (read within ``session``: with its changes not yet committed;
+        rendered once its own session, if any, is closed)."""
         with self.inventory.using(session) as session:
             node = session.get(Node, host)
             if node is None:
                 raise NotFound(f"no node '{host}'")
             roles, variables, facts = _inputs(node, self.inventory.variables(None, session))
-            return self.roles.render(host, roles, variables, self.inventory.secrets(session), facts)
+            secrets = self.inventory.secrets(session)
+        return self.roles.render(host, roles, variables, secrets, facts)
 
     def converge(self, change: Change | None = None, stage: Stage | None = None) -> list[tuple[str, int]]:
         """Make ``change``, render every node with roles, check the fleet, store what changed: one transaction.
