@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # imported where it is made: Jinja2 is no cost for read-only 
     from nodeagent.fleet.roles import Roles
 
 LOG = logging.getLogger(__name__)
+STORE_BATCH = 100  # documents stored (sealed, inserted) per flush of a converge's transaction
 
 # An operator's change to the inventory, made inside the unit's transaction (and before it, in a transaction rolled
 # back, to render from: it changes the database and nothing else).
@@ -181,8 +182,12 @@ class DesiredState:
             session.flush()
         waiting = rollouts.gated(session)
         box_keys = {t.name: t.box_key for t in session.scalars(select(NodeTrust))}  # read once, not per node
-        outgoing = [self._store(session, host, body, box_keys.get(host)) for host, body in plan.differing.items()
-                    if host not in waiting]
+        outgoing = []
+        for host, body in plan.differing.items():
+            if host not in waiting:
+                outgoing.append(self._store(session, host, body, box_keys.get(host)))
+                if len(outgoing) % STORE_BATCH == 0:  # sent as they come: the server never waits long between two
+                    session.flush()
         return newly_held, outgoing, {n.name for n in nodes if n.enrolment == "accepted"}
 
     @staticmethod
