@@ -212,7 +212,7 @@ class SessionLimits:
     """
 
     lock_timeout: float = 2.0
-    idle_transaction_timeout: float = 60.0
+    idle_transaction_timeout: float = 5.0
 
     def connect_args(self, url: str) -> dict[str, Any]:
         backend = make_url(url).get_backend_name()
