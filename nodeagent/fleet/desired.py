@@ -68,8 +68,8 @@ class Reading:
 @dataclass(frozen=True)
 class Plan:
     """What a converge stores, worked out from a reading: each node's render (a document, or why it cannot
-    render), the documents the fleet checks keep, the nodes held and why, and the nodes whose document
-    changes, each with its new document validated (or why it is invalid)."""
+    render), the nodes held and why, and the nodes whose document changes (rendered, passing the fleet checks),
+    each with its new document validated (or why it is invalid)."""
 
     reading: Reading
     renders: dict[str, dict[str, Any] | InvalidInput]
