@@ -4,7 +4,9 @@ One unit, all or nothing: an operator's change (a variable, a role, a secret) an
 new document are stored in ONE transaction, after every node rendered and the fleet checks
 passed; a render or check failure stores nothing. Only then are the documents pushed: a push
 that fails is not a rollback (the inventory is the truth); it is recorded (``push.failed``)
-and the agent fetches the document at its next heartbeat.
+and the agent fetches the document at its next heartbeat. The rendering itself (seconds at
+1,000 nodes) is done before that transaction opens, from what the change would make: the
+transaction stays short and never sits idle for long.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 from sqlalchemy import select
@@ -32,9 +35,53 @@ if TYPE_CHECKING:  # imported where it is made: Jinja2 is no cost for read-only 
     from nodeagent.fleet.roles import Roles
 
 LOG = logging.getLogger(__name__)
+STORE_BATCH = 100  # documents stored (sealed, inserted) per flush of a converge's transaction
 
-Change = Callable[[Session], None]  # an operator's change to the inventory, made inside the unit's transaction
+# An operator's change to the inventory, made inside the unit's transaction (and before it, in a transaction rolled
+# back, to render from: it changes the database and nothing else).
+Change = Callable[[Session], None]
 Stage = Callable[[Session, list[str]], None]  # told which nodes' documents change, before any is stored
+RenderInputs = tuple[list[str], dict[str, str], Any]  # what a node renders from: roles, variables, facts
+
+
+def _inputs(node: Node, site: dict[str, str]) -> RenderInputs:
+    """A node's roles, its variables (its own over the site's) and facts: with the secrets, all its roles
+    render from (the same inputs render the same document)."""
+    return list(node.roles or []), {**site, **(node.variables or {})}, node.facts
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a converge decides from, read in one transaction: the secrets, and each node with roles: its
+    render inputs, why it is held, its stored generation. Two equal readings make the same documents."""
+
+    secrets: dict[str, str]
+    nodes: dict[str, tuple[RenderInputs, str | None, int]]
+
+    def inputs(self, host: str) -> RenderInputs:
+        return self.nodes[host][0]
+
+    def held(self, host: str) -> str | None:
+        return self.nodes[host][1]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a converge stores, worked out from a reading: each node's render (a document, or why it cannot
+    render), the nodes held and why, and the nodes whose document changes (rendered, passing the fleet checks),
+    each with its new document validated (or why it is invalid)."""
+
+    reading: Reading
+    renders: dict[str, dict[str, Any] | InvalidInput]
+    holds: dict[str, str]
+    differing: dict[str, dict[str, Any] | InvalidInput]
+
+    def render(self, host: str, reading: Reading) -> dict[str, Any] | InvalidInput | None:
+        """The node's render, if ``reading`` gives it the inputs it was made from (else None)."""
+        if host not in self.renders or reading.secrets != self.reading.secrets or \
+                reading.inputs(host) != self.reading.inputs(host):
+            return None
+        return self.renders[host]
 
 
 class DesiredState:
@@ -59,16 +106,15 @@ class DesiredState:
         return self._registry
 
     def render(self, host: str, session: Session | None = None) -> dict[str, Any]:
-        """What the node's roles render to now (within ``session``: with its changes not yet committed)."""
+        """What the node's roles render to now (read within ``session``: with its changes not yet committed;
+        rendered once its own session, if any, is closed)."""
         with self.inventory.using(session) as session:
             node = session.get(Node, host)
             if node is None:
                 raise NotFound(f"no node '{host}'")
-            return self._render_node(node, self.inventory.variables(None, session), self.inventory.secrets(session))
-
-    def _render_node(self, node: Node, site: dict[str, str], secrets: dict[str, str]) -> dict[str, Any]:
-        return self.roles.render(node.name, list(node.roles or []), {**site, **(node.variables or {})}, secrets,
-                                 node.facts)
+            roles, variables, facts = _inputs(node, self.inventory.variables(None, session))
+            secrets = self.inventory.secrets(session)
+        return self.roles.render(host, roles, variables, secrets, facts)
 
     def converge(self, change: Change | None = None, stage: Stage | None = None) -> list[tuple[str, int]]:
         """Make ``change``, render every node with roles, check the fleet, store what changed: one transaction.
@@ -81,36 +127,20 @@ class DesiredState:
 
         A node waiting for its batch in a rollout keeps its document; ``stage`` (a rollout starting) is told
         which nodes' documents change, in the transaction, before the waiting ones are left out.
+
+        The whole of it is worked out first, with no transaction open (``_plan_ahead``): rendering, checking
+        and validating take seconds at 1,000 nodes, and inside the transaction they would hold every row the
+        change wrote that long, and keep it idle longer than ``database_idle_transaction_timeout`` may be (it
+        frees what a hung coordinator holds, within the agents' down time). The transaction makes the change
+        again and reads the inventory again: when it reads what the plan was made from, it stores the plan;
+        else (a heartbeat brought new facts in between) it plans again there, rendering only what changed.
         """
         started = time.monotonic()
         try:
-            with self.exclusive(), self.inventory.session() as session:
-                if change is not None:
-                    change(session)
-                    session.flush()
-                nodes = [n for n in session.scalars(select(Node).order_by(Node.name)) if n.roles]
-                stored = {n.name: self.inventory.document(n.name, session=session) for n in nodes}
-                held_before = {n.name: n.held for n in nodes}
-                box_keys = {t.name: t.box_key for t in session.scalars(select(NodeTrust))}  # read once, not per node
-                site = self.inventory.variables(None, session)
-                variables = {n.name: {**site, **(n.variables or {})} for n in nodes}
-                rendered, failures = self._render_each(nodes, site, self.inventory.secrets(session))
-                if change is not None:  # the operator's own change broke these nodes: refused, as they are told
-                    caused = [why for host, why in failures.items() if not held_before.get(host)]
-                    if caused:
-                        raise caused[0]
-                holds = {host: str(why) for host, why in failures.items()}
-                rendered = self._checked(rendered, stored, holds, held_before, refuse=change is not None,
-                                         variables=variables)
-                newly_held = self._hold(session, nodes, holds)
-                differing = [host for host, body in rendered.items() if _differs(stored[host], body)]
-                if stage is not None:
-                    stage(session, differing)
-                    session.flush()
-                waiting = rollouts.gated(session)
-                outgoing = [self._store(session, host, rendered[host], box_keys.get(host)) for host in differing
-                            if host not in waiting]
-                accepted = {n.name for n in nodes if n.enrolment == "accepted"}
+            with self.exclusive():
+                ahead = self._plan_ahead(change)
+                with self.inventory.session() as session:
+                    newly_held, outgoing, accepted = self._make(session, change, stage, ahead)
         except FleetInconsistent as exc:  # recorded once the transaction is rolled back
             self.inventory.add_event(None, "push.blocked", "; ".join(exc.problems))
             raise
@@ -124,24 +154,93 @@ class DesiredState:
         self._push(outgoing, [item for item in outgoing if item.host in accepted])
         return [(item.host, item.body["generation"]) for item in outgoing]
 
-    def _render_each(self, nodes: list[Node], site: dict[str, str], secrets: dict[str, str]
-                     ) -> tuple[dict[str, Any], dict[str, InvalidInput]]:
-        """Each node's rendered document, and why each node that cannot render does not."""
-        rendered, failures = {}, {}
-        for node in nodes:
-            try:
-                rendered[node.name] = self._render_node(node, site, secrets)
-            except InvalidInput as exc:  # a RoleError: a variable, secret or interface the roles need
-                failures[node.name] = exc
-        return rendered, failures
+    def _plan_ahead(self, change: Change | None) -> Plan:
+        """The plan for what ``change`` makes: the change made in a transaction rolled back as soon as the
+        inventory is read, then planned with none open."""
+        with self.inventory.trial() as session:
+            if change is not None:
+                change(session)
+                session.flush()
+            reading = self._read(session, self._nodes(session))
+            stored = self._stored(session, reading)
+        return self._plan(reading, stored, refuse=change is not None)
 
-    def _checked(self, rendered: dict[str, Any], stored: dict[str, StateDocument | None], holds: dict[str, str],
+    def _make(self, session: Session, change: Change | None, stage: Stage | None, ahead: Plan
+              ) -> tuple[dict[str, str], list[Outgoing], set[str]]:
+        """The change and every node's new document, in ``session``'s transaction: returns the nodes newly
+        held, the documents stored (to push) and the accepted nodes (those pushed to)."""
+        if change is not None:
+            change(session)
+            session.flush()
+        nodes = self._nodes(session)
+        reading = self._read(session, nodes)
+        plan = ahead if reading == ahead.reading else \
+            self._plan(reading, self._stored(session, reading), refuse=change is not None, ahead=ahead)
+        newly_held = self._hold(session, nodes, plan.holds)
+        if stage is not None:
+            stage(session, list(plan.differing))
+            session.flush()
+        waiting = rollouts.gated(session)
+        box_keys = {t.name: t.box_key for t in session.scalars(select(NodeTrust))}  # read once, not per node
+        outgoing = []
+        for host, body in plan.differing.items():
+            if host not in waiting:
+                outgoing.append(self._store(session, host, body, box_keys.get(host)))
+                if len(outgoing) % STORE_BATCH == 0:  # sent as they come: the server never waits long between two
+                    session.flush()
+        return newly_held, outgoing, {n.name for n in nodes if n.enrolment == "accepted"}
+
+    @staticmethod
+    def _nodes(session: Session) -> list[Node]:
+        return [n for n in session.scalars(select(Node).order_by(Node.name)) if n.roles]
+
+    def _read(self, session: Session, nodes: list[Node]) -> Reading:
+        site = self.inventory.variables(None, session)
+        return Reading(self.inventory.secrets(session),
+                       {n.name: (_inputs(n, site), n.held, n.desired_generation) for n in nodes})
+
+    def _stored(self, session: Session, reading: Reading) -> dict[str, dict[str, Any] | None]:
+        """Each node's stored document (its body), None for a node that has none."""
+        documents = {host: self.inventory.document(host, session=session) for host in reading.nodes}
+        return {host: None if document is None else document.body for host, document in documents.items()}
+
+    def _plan(self, reading: Reading, stored: dict[str, dict[str, Any] | None], refuse: bool,
+              ahead: Plan | None = None) -> Plan:
+        """Render each node (reusing ``ahead``'s render of a node whose inputs are unchanged), check the fleet,
+        validate the documents that change. ``refuse``: an operator's change, refused whole (RoleError,
+        FleetInconsistent) when a node it did not find held cannot render or brings a new fleet problem."""
+        renders = {}
+        for host in reading.nodes:
+            made = ahead.render(host, reading) if ahead is not None else None
+            renders[host] = made if made is not None else self._rendered(host, reading.inputs(host), reading.secrets)
+        failures = {host: why for host, why in renders.items() if isinstance(why, InvalidInput)}
+        if refuse:  # the operator's own change broke these nodes: refused, as they are told
+            caused = [why for host, why in failures.items() if not reading.held(host)]
+            if caused:
+                raise caused[0]
+        holds = {host: str(why) for host, why in failures.items()}
+        kept = self._checked({host: body for host, body in renders.items() if host not in failures}, stored, holds,
+                             {host: reading.held(host) for host in reading.nodes}, refuse=refuse,
+                             variables={host: reading.inputs(host)[1] for host in reading.nodes})
+        differing = {host: self._validated(host, body) for host, body in kept.items() if _differs(stored[host], body)}
+        return Plan(reading, renders, holds, differing)
+
+    def _rendered(self, host: str, inputs: RenderInputs, secrets: dict[str, str]) -> dict[str, Any] | InvalidInput:
+        """The node's document, or why it cannot render (a RoleError: a variable, secret or interface its roles
+        need)."""
+        roles, variables, facts = inputs
+        try:
+            return self.roles.render(host, roles, variables, secrets, facts)
+        except InvalidInput as exc:
+            return exc
+
+    def _checked(self, rendered: dict[str, Any], stored: dict[str, dict[str, Any] | None], holds: dict[str, str],
                  held_before: dict[str, str | None], refuse: bool, variables: dict[str, dict[str, str]]
                  ) -> dict[str, Any]:
         """The rendered documents the fleet checks allow. A problem the stored documents already had blocks
         nothing; a new one refuses an operator's change, or holds the node whose new document brings it. A
         held node's new document is tried last, on its own: it is released when it brings no new problem."""
-        running = {host: doc.body for host, doc in stored.items() if doc is not None}
+        running = {host: body for host, body in stored.items() if body is not None}
         baseline = set(check_fleet(running, self.releases(running, variables=variables)))
 
         def new_problems(documents: dict[str, Any]) -> list[str]:
@@ -199,23 +298,34 @@ class DesiredState:
         if raw.get("node", host) != host:
             raise InvalidInput(f"the document is for node '{raw.get('node')}', not '{host}'")
         self._block_on_option_errors({host: raw})
+        valid = self._validated(host, raw)
         with self.exclusive(), self.inventory.session() as session:
-            outgoing = self._store(session, host, raw)
+            outgoing = self._store(session, host, valid)
         if push:
             self._push([outgoing], [outgoing])
         return outgoing.body["generation"]
 
-    def _store(self, session: Session, host: str, raw: dict[str, Any], key: str | None = None) -> Outgoing:
-        """The document, validated, at the node's next generation (in the caller's transaction); returned as
-        it is to be sent, with the node's encryption key."""
+    def _validated(self, host: str, raw: dict[str, Any]) -> dict[str, Any] | InvalidInput:
+        """The document as it is stored (its generation set when it is), or why it is invalid: validated before
+        the transaction that stores it, which then only raises the error."""
+        try:
+            return parse_document({**raw, "node": host, "generation": 0}, self.registry).to_dict()
+        except InvalidInput as exc:
+            return exc
+
+    def _store(self, session: Session, host: str, valid: dict[str, Any] | InvalidInput,
+               key: str | None = None) -> Outgoing:
+        """The document ``_validated`` made at the node's next generation (in the caller's transaction); returned
+        as it is to be sent, with the node's encryption key."""
         node = session.get(Node, host)
         if node is None:
             raise NotFound(f"no node '{host}' (it appears when its agent first reports)")
         if node.enrolment == "revoked":
             raise InvalidInput(f"node '{host}' is revoked: it gets nothing ('node forget {host}' first)")
+        if isinstance(valid, InvalidInput):
+            raise valid
         generation = max(node.desired_generation, node.observed_generation) + 1
-        document = parse_document({**raw, "node": host, "generation": generation}, self.registry)
-        body = document.to_dict()
+        body = {**valid, "generation": generation}
         session.add(StateDocument(node=host, generation=generation, body=body, created_at=time.time()))
         node.desired_generation = generation
         self.inventory.add_event(host, "state.set", f"generation {generation}", session)
@@ -239,7 +349,7 @@ class DesiredState:
         stored = self.inventory.document(host)
         if node is not None and node.roles:
             body = self.render(host)
-            generation = node.desired_generation + _differs(stored, body)  # the next push's
+            generation = node.desired_generation + _differs(stored and stored.body, body)  # the next push's
         elif stored is not None:
             body, generation = stored.body, stored.generation
         else:
@@ -290,10 +400,10 @@ class DesiredState:
             self.inventory.add_event(hosts[0], "push.blocked", str(exc))
 
 
-def _differs(stored: StateDocument | None, body: dict[str, Any]) -> bool:
+def _differs(stored: dict[str, Any] | None, body: dict[str, Any]) -> bool:
     """Whether ``body`` would be a new generation: its mode, resources, probes or rollback timeout differ from
-    the stored document's."""
-    return stored is None or any(stored.body.get(key, default) != body.get(key, default) for key, default in
+    the stored document's (``stored``, None when there is none)."""
+    return stored is None or any(stored.get(key, default) != body.get(key, default) for key, default in
                                  (("mode", "enforce"), ("resources", None), ("probes", None),
                                   ("rollback_timeout", None)))
 

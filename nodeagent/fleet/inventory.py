@@ -212,7 +212,7 @@ class SessionLimits:
     """
 
     lock_timeout: float = 2.0
-    idle_transaction_timeout: float = 60.0
+    idle_transaction_timeout: float = 5.0
 
     def connect_args(self, url: str) -> dict[str, Any]:
         backend = make_url(url).get_backend_name()
@@ -263,6 +263,16 @@ class Inventory:
     def session(self) -> Iterator[Session]:
         with self._sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def trial(self) -> Iterator[Session]:
+        """A session whose transaction is rolled back at the end, whatever was done in it: to read what a
+        change would make without making it (``DesiredState.converge`` renders from that)."""
+        with self._sessions() as session:
+            try:
+                yield session
+            finally:
+                session.rollback()
 
     def node(self, name: str) -> Node | None:
         with self.session() as session:

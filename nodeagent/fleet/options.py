@@ -16,11 +16,14 @@ coordinator_opts = [
                       "(PostgreSQL lock_timeout, MariaDB innodb_lock_wait_timeout; 0: the server's setting). A "
                       "coordinator hung inside a transaction then delays only the nodes whose rows it holds, and a "
                       "heartbeat that waited is simply sent again at the next interval."),
-    cfg.FloatOpt("database_idle_transaction_timeout", default=60, min=0,
+    cfg.FloatOpt("database_idle_transaction_timeout", default=5, min=0,
                  help="Seconds the database server lets a coordinator's transaction sit idle before it ends it "
                       "(PostgreSQL idle_in_transaction_session_timeout, MariaDB idle_transaction_timeout; 0: the "
-                      "server's setting): what a hung coordinator holds is freed after this. Longer than the "
-                      "longest render of the fleet (about 4 ms per node)."),
+                      "server's setting): what a hung coordinator holds is freed after this. Below "
+                      "report_interval, so a node whose heartbeat a hung coordinator was taking loses that one "
+                      "heartbeat, not its down time; above the longest pause inside a transaction (a change "
+                      "renders its nodes before its transaction opens: its pauses stay well under a second at "
+                      "1,000 nodes)."),
     cfg.StrOpt("coordination_url", secret=True,
                help="tooz backend for the locks several coordinators on one database share (default: the "
                     "inventory's own MariaDB or PostgreSQL, or a lock folder in state_dir with SQLite; "

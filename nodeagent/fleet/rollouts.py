@@ -223,10 +223,16 @@ class Rollouts:
         One coordinator at a time (the caller holds the 'rollouts' lock)."""
         failures = []
         with self.inventory.session() as session:
+            judged = list(session.scalars(select(RolloutNode.node).join(Rollout, Rollout.id == RolloutNode.rollout)
+                                          .where(Rollout.state.in_(UNFINISHED), RolloutNode.state.in_(ACTIVE))))
+        # Asked with no transaction open: Neutron may take seconds to answer, longer than the database server
+        # lets a transaction sit idle (database_idle_transaction_timeout).
+        agents = self._neutron_agents(sorted(set(judged))) if judged else {}
+        with self.inventory.session() as session:
             for rollout in session.scalars(select(Rollout).where(Rollout.state.in_(UNFINISHED))
                                            .order_by(Rollout.id)):
                 was = rollout.state
-                failure = self._judge(session, rollout)
+                failure = self._judge(session, rollout, agents)
                 if failure and was != FAILED:
                     failures.append((rollout.id, failure))
         for number, (host, reason) in failures:
@@ -260,14 +266,14 @@ class Rollouts:
         return list(session.scalars(select(Rollout).where(Rollout.state == RUNNING, Rollout.id.not_in(busy))
                                     .order_by(Rollout.id)))
 
-    def _judge(self, session: Session, rollout: Rollout) -> tuple[str, str] | None:
-        """Move each active node on (rolling → soaking → done); the first failure fails the rollout."""
+    def _judge(self, session: Session, rollout: Rollout, agents: dict[str, list[str]]) -> tuple[str, str] | None:
+        """Move each active node on (rolling → soaking → done); the first failure fails the rollout. ``agents``:
+        per node, the agents Neutron does not list alive (a node not in it is judged on its reports alone)."""
         rows = list(session.scalars(select(RolloutNode).where(RolloutNode.rollout == rollout.id,
                                                               RolloutNode.state.in_(ACTIVE))))
         if not rows:
             return None
         nodes = {n.name: n for n in session.scalars(select(Node).where(Node.name.in_([r.node for r in rows])))}
-        agents = self._neutron_agents([r.node for r in rows])
         now = time.time()
         for row in sorted(rows, key=lambda r: r.node):
             node = nodes.get(row.node)

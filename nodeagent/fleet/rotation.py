@@ -11,11 +11,16 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.orm.attributes import flag_modified
 
 from nodeagent.fleet.inventory import Inventory, Secret, StateDocument
 from nodeagent.wire.box import Vault
 from nodeagent.wire.protocol import CoordinatorChannel
+
+# Stored documents re-encrypted per flush: a database server ends a transaction idle for longer than
+# database_idle_transaction_timeout, and sealing a whole inventory's documents at once takes seconds.
+BATCH = 500
 
 
 def rotate(channel: CoordinatorChannel, vault: Vault, inventory: Inventory) -> int:
@@ -24,10 +29,17 @@ def rotate(channel: CoordinatorChannel, vault: Vault, inventory: Inventory) -> i
     vault.begin_rotation()
     count = 0
     with inventory.session() as session:
-        for row, column in [(s, "value") for s in session.query(Secret)] + \
-                           [(d, "body") for d in session.query(StateDocument)]:
-            flag_modified(row, column)  # written again, so sealed under the new key
+        for secret in session.scalars(select(Secret)):
+            flag_modified(secret, "value")  # written again, so sealed under the new key
             count += 1
+        ids = list(session.scalars(select(StateDocument.id).order_by(StateDocument.id)))
+        for start in range(0, len(ids), BATCH):  # a batch read, re-sealed and written: never idle for long
+            batch = select(StateDocument).where(StateDocument.id.in_(ids[start:start + BATCH]))
+            for document in session.scalars(batch):
+                flag_modified(document, "body")
+                count += 1
+            session.flush()
+            session.expunge_all()
     vault.end_rotation()
     inventory.add_event(None, "keys.rotated",
                         f"signing key {channel.public_key_text()}; {count} stored values re-encrypted")

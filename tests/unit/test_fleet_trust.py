@@ -133,6 +133,27 @@ def test_secrets_and_documents_are_encrypted_at_rest_and_survive_a_rotation(coor
     assert rotation.retire_previous(again.channel, again.inventory) and "endorsement" not in again.reports.fetch_state(node.fetch())
 
 
+def test_a_rotation_reseals_every_document_batch_by_batch(coordinator, tmp_path):
+    """More documents than one flush re-seals: every one is sealed under the new key, and reads back."""
+    from nodeagent.fleet.inventory import StateDocument
+
+    coordinator.reports.report_state(Node().message())
+    count = rotation.BATCH * 2 + 1
+    with coordinator.inventory.session() as session:
+        session.add_all(StateDocument(node="n1", generation=number, body={**DOCUMENT, "generation": number})
+                        for number in range(1, count + 1))
+
+    def keys() -> set[str]:
+        with sqlite3.connect(tmp_path / "state/coordinator.db") as connection:
+            return {row[0].split(":")[2] for row in connection.execute("SELECT body FROM documents")}
+    before = keys()
+    assert rotation.rotate(coordinator.channel, coordinator.vault, coordinator.inventory) == count
+    assert len(keys()) == 1 and keys().isdisjoint(before)
+    again = Coordinator(coordinator.conf)  # the old key is gone from the file: each reads back with the new one
+    with again.inventory.session() as session:
+        assert sorted(d.body["generation"] for d in session.query(StateDocument)) == list(range(1, count + 1))
+
+
 def test_a_node_rekeys_with_its_old_keys_endorsement_only(coordinator):
     node = Node()
     coordinator.reports.report_state(node.message())

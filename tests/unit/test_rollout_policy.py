@@ -64,10 +64,9 @@ def test_failed_resources_down_nodes_and_dead_neutron_agents():
 
 def test_a_change_of_probes_or_rollback_timeout_alone_is_a_new_generation():
     from nodeagent.fleet.desired import _differs
-    from nodeagent.fleet.inventory import StateDocument
 
     body = {"mode": "enforce", "resources": [{"id": "a", "driver": "file"}]}
-    stored = StateDocument(node="n", generation=3, body=dict(body))
+    stored = {**body, "node": "n", "generation": 3}
     assert not _differs(stored, body)
     assert _differs(stored, {**body, "probes": [{"id": "gw", "ping": "198.18.0.1"}]})
     assert _differs(stored, {**body, "rollback_timeout": 30.0})
