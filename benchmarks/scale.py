@@ -50,6 +50,7 @@ from nodeagent.testing.sqlserver import SERVERS  # noqa: E402
 
 
 IDLE_WINDOW = 10  # seconds
+REPORTS, CAST = "nodeagent_report_processing_seconds", "nodeagent_heartbeats_cast_total"
 
 
 def counts(engine) -> dict[str, int]:
@@ -81,30 +82,30 @@ def wait_for(predicate, timeout: float, what: str, step: float = 0.25) -> float:
     return time.monotonic() - started
 
 
-def histogram(urls: list[str], name: str) -> dict[float, float]:
-    """Cumulative bucket counts (le → count) of one histogram, summed over the coordinators."""
-    buckets: dict[float, float] = {}
+def scrape(urls: list[str]) -> list[str]:
+    """The coordinators' metrics pages, read one after another (a killed coordinator's left out)."""
+    bodies = []
     for url in urls:
         try:
-            body = urllib.request.urlopen(url, timeout=5).read().decode()
+            bodies.append(urllib.request.urlopen(url, timeout=5).read().decode())
         except OSError:
-            continue  # a killed coordinator
+            continue
+    return bodies
+
+
+def histogram(bodies: list[str], name: str) -> dict[float, float]:
+    """Cumulative bucket counts (le → count) of one histogram, summed over the coordinators' pages."""
+    buckets: dict[float, float] = {}
+    for body in bodies:
         for match in re.finditer(rf'^{name}_bucket{{le="([^"]+)"}} ([0-9.e+]+)$', body, re.M):
             bound = math.inf if match.group(1) == "+Inf" else float(match.group(1))
             buckets[bound] = buckets.get(bound, 0) + float(match.group(2))
     return buckets
 
 
-def counter(urls: list[str], name: str) -> float:
-    """A counter's value, summed over the coordinators."""
-    total = 0.0
-    for url in urls:
-        try:
-            body = urllib.request.urlopen(url, timeout=5).read().decode()
-        except OSError:
-            continue  # a killed coordinator
-        total += sum(float(m.group(1)) for m in re.finditer(rf'^{name} ([0-9.e+]+)$', body, re.M))
-    return total
+def counter(bodies: list[str], name: str) -> float:
+    """A counter's value, summed over the coordinators' pages."""
+    return sum(float(m.group(1)) for body in bodies for m in re.finditer(rf'^{name} ([0-9.e+]+)$', body, re.M))
 
 
 def quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
@@ -201,19 +202,22 @@ def run(agents: int, database: str, coordinators_count: int, args: argparse.Name
         figures["first_role_converged_s"] = round(figures["first_role_cli_s"] + wait_for(
             lambda: counts(engine)["converged"] >= agents, 600, "every node converged"), 2)
 
-        cast_before = counter(group.metrics_urls, "nodeagent_heartbeats_cast_total")
-        before, cpu_before = histogram(group.metrics_urls, "nodeagent_report_processing_seconds"), cpu_seconds(pids)
+        # Timed from the end of one scrape to the end of the other: on a saturated machine a scrape takes seconds.
+        pages, cpu_before = scrape(group.metrics_urls), cpu_seconds(pids)
+        started = time.monotonic()
+        before, cast_before = histogram(pages, REPORTS), counter(pages, CAST)
         time.sleep(args.window)
-        after, cpu_after = histogram(group.metrics_urls, "nodeagent_report_processing_seconds"), cpu_seconds(pids)
+        pages, cpu_after = scrape(group.metrics_urls), cpu_seconds(pids)
+        window = time.monotonic() - started
+        after, cast = histogram(pages, REPORTS), counter(pages, CAST) - cast_before
         reports = after.get(math.inf, 0) - before.get(math.inf, 0)
-        cast = counter(group.metrics_urls, "nodeagent_heartbeats_cast_total") - cast_before
         figures["reports_cast_percent"] = round(100 * cast / max(reports, 1), 1)
-        figures["reports_per_s"] = round(reports / args.window, 1)
+        figures["reports_per_s"] = round(reports / window, 1)
         figures["expected_reports_per_s"] = round(agents / args.interval, 1)
         figures["coordinator_cpu_ms_per_report"] = round(1000 * (cpu_after - cpu_before) / max(reports, 1), 2)
         figures["coordinator_idle_cpu_percent"] = round(100 * idle_per_s / len(pids), 2)
         figures["coordinator_marginal_cpu_ms_per_report"] = round(
-            1000 * (cpu_after - cpu_before - idle_per_s * args.window) / max(reports, 1), 2)
+            1000 * (cpu_after - cpu_before - idle_per_s * window) / max(reports, 1), 2)
         figures["report_p50_s"], figures["report_p99_s"] = quantile(before, after, .5), quantile(before, after, .99)
 
         changes = []

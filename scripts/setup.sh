@@ -42,7 +42,11 @@ if ! rabbitmqctl -q status >/dev/null 2>&1; then
     say "starting RabbitMQ"
     # Each agent holds one or more connections: the broker needs file descriptors well past the shell's
     # default 1024 (at 832 sockets it crashed and lost its tables; see README "Scale").
-    (ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 2>/dev/null; rabbitmq-server -detached >/dev/null 2>&1) || true
+    # Debian's rabbitmq-server wrapper switches user with su, whose PAM session puts the limit back to 1,024:
+    # the server is started as its user by setpriv instead, which keeps the limit raised here.
+    (cd /var/lib/rabbitmq && ulimit -n "$(ulimit -Hn)" 2>/dev/null; \
+     setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups env HOME=/var/lib/rabbitmq \
+         /usr/lib/rabbitmq/bin/rabbitmq-server -detached >/dev/null 2>&1) || true
     for _ in $(seq 1 60); do
         rabbitmqctl -q status >/dev/null 2>&1 && break
         sleep 1
