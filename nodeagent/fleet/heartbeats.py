@@ -24,7 +24,7 @@ from typing import Any, Callable
 from sqlalchemy import bindparam, select, update
 
 from nodeagent.fleet import reportbounds
-from nodeagent.fleet.inventory import DriftRecord, Node, NodeTrust
+from nodeagent.fleet.inventory import DriftRecord, Node, NodeTrust, StateDocument
 from nodeagent.wire import messages
 from nodeagent.wire.protocol import CoordinatorChannel, NodeRequest, Refused
 
@@ -52,9 +52,12 @@ class Heartbeat:
 class HeartbeatIntake:
     """Takes batches of plain heartbeats; ``in_sync(host, status)`` is told each status taken."""
 
-    def __init__(self, engine: Any, in_sync: Callable[[str, messages.AgentStatus], None]):
+    def __init__(self, engine: Any, in_sync: Callable[[str, messages.AgentStatus], None], push_grace: float = 0):
+        """``push_grace``: seconds a stored document may take to reach its node before the node counts as behind
+        (a push in flight, or waiting in the node's queue, is not a push missed)."""
         self.engine = engine
         self.in_sync = in_sync
+        self.push_grace = push_grace
 
     def take(self, batch: list[Any], max_age: float | None = None, cast: bool = False) -> list[Heartbeat]:
         """Each sealed heartbeat of ``batch``, taken in one transaction when plain; in the order given. One sent
@@ -87,12 +90,26 @@ class HeartbeatIntake:
                 if report is not None:
                     taken.append((beat, report, node))
             self._write(connection, taken)
+        behind = {}
         for beat, report, node in taken:
             self.in_sync(beat.host, report.status)
             held = report.held if report.held is not None else report.status.generation
-            beat.behind = (node.desired_generation or 0) > held
+            if (node.desired_generation or 0) > held:
+                behind[beat.host] = node.desired_generation
             beat.answer = messages.ReportAnswer(status="alive", desired_generation=node.desired_generation)
+        missed = self._missed(behind) if behind else set()
+        for beat, _, _ in taken:
+            beat.behind = beat.host in missed
         return beats
+
+    def _missed(self, behind: dict[str, int]) -> set[str]:
+        """The nodes of ``behind`` (host: desired generation) whose document was stored longer ago than the push
+        grace: during a change every node's heartbeat may come between the store and the push's arrival."""
+        deadline = time.time() - self.push_grace
+        with self.engine.connect() as connection:
+            stored = {(row.node, row.generation): row.created_at for row in connection.execute(
+                _STORED_AT, {"names": sorted(behind), "generations": sorted(set(behind.values()))})}
+        return {host for host, generation in behind.items() if stored.get((host, generation), 0) <= deadline}
 
     def _verified(self, connection: Any, beat: Heartbeat, node: Any, cast: bool) -> messages.Report | None:
         """The heartbeat's report if its signature verifies, its sequence is fresh (then spent) and it reads;
@@ -210,4 +227,7 @@ _KNOWN = _by_name(Node.name, lambda where: select(
 _SPEND = update(NodeTrust.__table__).where(NodeTrust.name == bindparam("host"),
                                            NodeTrust.sequence < bindparam("above"))
 _HEARTBEAT = update(Node.__table__).where(Node.name == bindparam("host"))
+_STORED_AT = select(StateDocument.node, StateDocument.generation, StateDocument.created_at).where(
+    StateDocument.node.in_(bindparam("names", expanding=True)),
+    StateDocument.generation.in_(bindparam("generations", expanding=True)))
 _NODE_ROWS = _by_name(Node.name, lambda where: select(Node.name).where(where).with_for_update(skip_locked=True))

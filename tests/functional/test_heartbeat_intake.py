@@ -233,3 +233,17 @@ def test_a_cast_heartbeat_queued_longer_than_the_down_time_is_dropped(tmp_path, 
     assert "a heartbeat sent 31 s ago dropped" in made.inventory.events(agent.name, "report.stale")[-1].detail
     assert made.reports.take_heartbeats([agent.heartbeat(sent_at=time.time())]) == []
     assert made.inventory.node(agent.name).last_heartbeat > before
+
+
+def test_a_node_behind_a_document_stored_moments_ago_is_not_asked_yet(tmp_path, database_url):
+    """During a change every node's heartbeat may come between the store and the push's arrival: asking them all
+    for a full report would have each pull the document the push brings anyway."""
+    made = coordinator(tmp_path, database_url)
+    (agent,) = accepted_fleet(made, 1)
+    generation = made.desired.set_state(agent.name, {"resources": []}, push=False)
+    assert made.reports.heartbeats.push_grace == made.conf.report_interval
+    made.reports.heartbeats.push_grace = 60  # a push may take a minute to arrive
+    assert made.reports.take_heartbeats([agent.heartbeat(held=generation - 1)]) == []
+    made.reports.heartbeats.push_grace = 0  # as if the interval had passed: the push was missed
+    assert made.reports.take_heartbeats([agent.heartbeat(held=generation - 1)]) == [agent.name]
+    assert made.reports.take_heartbeats([agent.heartbeat(held=generation)]) == []
