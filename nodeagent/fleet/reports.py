@@ -72,7 +72,10 @@ class Reports:
         beats = self.heartbeats.take(batch, self.heartbeat_max_age, cast=True)
         ask = []
         for beat in beats:
+            if beat.superseded:
+                self.metrics.heartbeats_dropped.labels("superseded").inc()
             if beat.age is not None:
+                self.metrics.heartbeats_dropped.labels("stale").inc()
                 self.refuse(beat.host, "report.stale", f"a heartbeat sent {beat.age:.0f} s ago dropped (older than "
                             "the down time: no coordinator took it meanwhile, or the node's clock is off)")
                 continue

@@ -62,6 +62,10 @@ class CoordinatorMetrics:
         self.heartbeats_cast = Counter("nodeagent_heartbeats_cast_total",
                                        "Heartbeats agents cast, taken in batches (the rest of the reports are called)",
                                        registry=self.registry)
+        self.heartbeats_dropped = Counter("nodeagent_heartbeats_dropped_total",
+                                          "Cast heartbeats dropped: superseded (a later report of the node was "
+                                          "taken first, or the broker delivered it again), stale (queued longer "
+                                          "than the down time)", ["reason"], registry=self.registry)
         self.converge_seconds = Histogram("nodeagent_converge_duration_seconds",
                                           "Time to render, check and store the fleet's documents for one change",
                                           registry=self.registry,
