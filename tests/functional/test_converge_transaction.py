@@ -17,24 +17,17 @@ from sqlalchemy.orm import Session
 
 from nodeagent.fleet.inventory import Node, SiteVariable
 from nodeagent.wire import box, trust
+from nodeagent.testing.coordinators import TUNNEL_ROLE
 from tests.conftest import set_up_coordinator
 
 BOX = box.public_text(box.X25519PrivateKey.generate().public_key())
 # Node 'slow' takes about two seconds to render (a million loop turns); every other node, a millisecond.
 ROLE = """{% if node == "slow" %}{% set spent %}{% for i in range(1000) %}{% for j in range(1000) %}{{ j }}\
-{% endfor %}{% endfor %}{% endset %}{% endif %}resources:
-  - id: tunnel
-    driver: ini
-    path: /etc/neutron/tunnel.ini
-    settings:
-      ovs:
-        local_ip: "{{ ipv4_of('eth0') }}"
-        tag: "{{ tag }}"
-"""
+{% endfor %}{% endfor %}{% endset %}{% endif %}""" + TUNNEL_ROLE
 
 
 def facts(address: str) -> dict:
-    return {"interfaces": {"eth0": {"ipv4": [f"{address}/24"]}}}
+    return {"interfaces": {"eth1": {"ipv4": [f"{address}/24"]}}}  # the overlay's (TUNNEL_ROLE)
 
 
 def fleet(tmp_path, database_url: str):
