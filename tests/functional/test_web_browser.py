@@ -157,13 +157,17 @@ def statuses(driver) -> dict[str, int]:
 def read(driver, what):
     """``what(driver)`` on one load of the page: the page reloads itself every second, and an element read
     across a reload is stale (or not there yet), so the whole read is done again."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, \
+        WebDriverException
 
     for attempt in range(20):
         try:
             return what(driver)
-        except (NoSuchElementException, StaleElementReferenceException):
-            if attempt == 19:
+        except WebDriverException as exc:
+            # Chrome may also say the element's node "does not belong to the document" (read as it reloaded).
+            stale = isinstance(exc, (NoSuchElementException, StaleElementReferenceException)) \
+                or "does not belong to the document" in str(exc)
+            if attempt == 19 or not stale:
                 raise
             time.sleep(0.1)
 
