@@ -82,13 +82,19 @@ class HeartbeatIntake:
             # full intake would wait for it anyway (up to database_lock_timeout).
             free = set(connection.scalars(*_for(_TRUST_ROWS, hosts))) if cast else set(hosts)
             known = {row.name: row for row in connection.execute(*_for(_KNOWN, hosts))}
+            # Cast on PostgreSQL or MariaDB, the trust rows are this transaction's: the sequences just read are
+            # the last taken, and the new ones are written together. Else each is a conditional update.
+            spends: list[dict[str, Any]] | None = [] if cast and connection.dialect.name != "sqlite" else None
+            taken_seq: dict[str, int] = {}  # a node's sequence taken earlier in this batch
             for beat in candidates:
                 node = known.get(beat.host)
                 if beat.host not in free or not _plain_for(node, beat.sealed, cast):
                     continue
-                report = self._verified(connection, beat, node, cast)
+                report = self._verified(connection, beat, node, cast, taken_seq, spends)
                 if report is not None:
                     taken.append((beat, report, node))
+            for rows in _by_columns(spends or []):
+                connection.execute(_SPEND_HELD, rows)
             self._write(connection, taken)
         behind = {}
         for beat, report, node in taken:
@@ -111,16 +117,23 @@ class HeartbeatIntake:
                 _STORED_AT, {"names": sorted(behind), "generations": sorted(set(behind.values()))})}
         return {host for host, generation in behind.items() if stored.get((host, generation), 0) <= deadline}
 
-    def _verified(self, connection: Any, beat: Heartbeat, node: Any, cast: bool) -> messages.Report | None:
-        """The heartbeat's report if its signature verifies, its sequence is fresh (then spent) and it reads;
-        else None, with the refusal recorded on ``beat``. A cast one whose sequence was passed is superseded,
-        not refused: casts and calls travel by different queues, and a later call may be taken first."""
+    def _verified(self, connection: Any, beat: Heartbeat, node: Any, cast: bool, taken_seq: dict[str, int],
+                  spends: list[dict[str, Any]] | None) -> messages.Report | None:
+        """The heartbeat's report if its signature verifies, its sequence is fresh (then spent, or added to
+        ``spends`` to be written with the batch's) and it reads; else None, with the refusal recorded on ``beat``.
+        A cast one whose sequence was passed is superseded, not refused: casts and calls travel by different
+        queues, and a later call may be taken first."""
         try:
             request = CoordinatorChannel.read_request(beat.sealed, node.public_key, enrol=False)
             if request.rekeyed:
                 raise Refused("a new key is presented in a called report, not in a heartbeat cast")
             try:
-                spend(connection, request, node.sequence, node.box_key)
+                last = taken_seq.get(beat.host, node.sequence)
+                if spends is None:
+                    spend(connection, request, last, node.box_key)
+                else:
+                    spends.append(_spent(request, last, node.box_key))
+                taken_seq[beat.host] = request.seq
             except Replayed:
                 if not cast:
                     raise
@@ -141,7 +154,7 @@ class HeartbeatIntake:
         if not taken:
             return
         free = set(connection.scalars(*_for(_NODE_ROWS, sorted({beat.host for beat, _, _ in taken}))))
-        writes: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        writes: list[dict[str, Any]] = []
         now = time.time()
         for beat, report, node in taken:
             if beat.host not in free:
@@ -152,24 +165,43 @@ class HeartbeatIntake:
                 changed["health"] = report.health
             if status != node.status:
                 changed.update(status=status, observed_generation=report.status.generation)
-            writes[tuple(sorted(changed))].append({"host": beat.host, **changed})
+            writes.append({"host": beat.host, **changed})
             if open_problems(node.status or {}) != open_problems(status):
                 connection.execute(close_resolved_drift(beat.host, report.status))
-        for rows in writes.values():
+        for rows in _by_columns(writes):
             connection.execute(_HEARTBEAT, rows)
 
 
 def spend(connection: Any, request: NodeRequest, last: int, box_key: str | None) -> None:
     """Take the request's sequence, if no coordinator took it or a later one: a conditional update (which also
     records the node heard), so two coordinators given the same replayed request cannot both accept it."""
+    values = _spent(request, last, box_key)
+    if connection.execute(_SPEND, {**values, "above": values["sequence"]}).rowcount != 1:
+        raise Replayed(f"replayed: sequence {values['sequence']} was taken meanwhile")
+
+
+def _spent(request: NodeRequest, last: int, box_key: str | None) -> dict[str, Any]:
+    """The trust row's new values for a fresh request (Replayed when its sequence is not above ``last``)."""
     sequence = request.seq
     if sequence <= last:
         raise Replayed(f"replayed: sequence {sequence} is not above {last}")
-    values = {"host": request.host, "above": sequence, "sequence": sequence, "heard_at": time.time()}
+    values = {"host": request.host, "sequence": sequence, "heard_at": time.time()}
     if request.box_key is not None and request.box_key != box_key:
         values["box_key"] = request.box_key
-    if connection.execute(_SPEND, values).rowcount != 1:
-        raise Replayed(f"replayed: sequence {sequence} was taken meanwhile")
+    return values
+
+
+def _by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Rows (each naming its ``host``) grouped by the columns they set: one statement, with many parameter sets,
+    per group. A node's later rows are merged into its first (two of its heartbeats in one batch): statements
+    of different groups would otherwise write its columns out of order."""
+    merged: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        merged[row["host"]] = {**merged.get(row["host"], {}), **row}
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in merged.values():
+        groups[tuple(sorted(row))].append(row)
+    return list(groups.values())
 
 
 class Replayed(Refused):
@@ -226,6 +258,7 @@ _KNOWN = _by_name(Node.name, lambda where: select(
     NodeTrust.sequence, NodeTrust.box_key).outerjoin(NodeTrust, NodeTrust.name == Node.name).where(where))
 _SPEND = update(NodeTrust.__table__).where(NodeTrust.name == bindparam("host"),
                                            NodeTrust.sequence < bindparam("above"))
+_SPEND_HELD = update(NodeTrust.__table__).where(NodeTrust.name == bindparam("host"))  # its row locked by the batch
 _HEARTBEAT = update(Node.__table__).where(Node.name == bindparam("host"))
 _STORED_AT = select(StateDocument.node, StateDocument.generation, StateDocument.created_at).where(
     StateDocument.node.in_(bindparam("names", expanding=True)),
