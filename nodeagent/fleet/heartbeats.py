@@ -5,9 +5,9 @@ key: nearly every report is one. Agents send them as casts on their own topic, w
 batches (``wire.rpc.heartbeat_listener``); a report called the usual way that turns out plain is a batch of
 one. The ORM's session, identity map and unit of work cost three quarters of the intake's CPU
 (``benchmarks/report_path.py``), and one transaction per heartbeat its commit: here a batch costs one read of
-its nodes, one conditional update per heartbeat (its sequence: a replay is refused, and two coordinators
-handed the same heartbeat cannot both accept it), the nodes' rows locked unless a change holds them, and one
-write per set of changed columns.
+its nodes, its sequences taken (a replay is refused, and two coordinators handed the same heartbeat cannot
+both accept it: a conditional update each, or on PostgreSQL and MariaDB one update for the batch, whose trust
+rows it locks), the nodes' rows locked unless a change holds them, and one write per set of changed columns.
 
 Whatever is not plain (a first contact, a node coming back, events, facts, a new key) goes to the full intake
 (``fleet.reports``); a cast heartbeat that is not plain has no answer to carry, so its node is asked for a full
@@ -26,7 +26,7 @@ from sqlalchemy import bindparam, select, update
 from nodeagent.fleet import reportbounds
 from nodeagent.fleet.inventory import DriftRecord, Node, NodeTrust, StateDocument
 from nodeagent.wire import messages
-from nodeagent.wire.protocol import CoordinatorChannel, NodeRequest, Refused
+from nodeagent.wire.protocol import CoordinatorChannel, NodeRequest, Refused, Replayed
 
 
 @dataclass
@@ -156,7 +156,8 @@ class HeartbeatIntake:
         free = set(connection.scalars(*_for(_NODE_ROWS, sorted({beat.host for beat, _, _ in taken}))))
         writes: list[dict[str, Any]] = []
         now = time.time()
-        for beat, report, node in taken:
+        last = {beat.host: (beat, report, node) for beat, report, node in taken}  # the later of a node's two
+        for beat, report, node in last.values():
             if beat.host not in free:
                 continue
             status = report.status.to_dict()
@@ -182,10 +183,7 @@ def spend(connection: Any, request: NodeRequest, last: int, box_key: str | None)
 
 def _spent(request: NodeRequest, last: int, box_key: str | None) -> dict[str, Any]:
     """The trust row's new values for a fresh request (Replayed when its sequence is not above ``last``)."""
-    sequence = request.seq
-    if sequence <= last:
-        raise Replayed(f"replayed: sequence {sequence} is not above {last}")
-    values = {"host": request.host, "sequence": sequence, "heard_at": time.time()}
+    values = {"host": request.host, "sequence": request.check_fresh(last), "heard_at": time.time()}
     if request.box_key is not None and request.box_key != box_key:
         values["box_key"] = request.box_key
     return values
@@ -193,8 +191,9 @@ def _spent(request: NodeRequest, last: int, box_key: str | None) -> dict[str, An
 
 def _by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """Rows (each naming its ``host``) grouped by the columns they set: one statement, with many parameter sets,
-    per group. A node's later rows are merged into its first (two of its heartbeats in one batch): statements
-    of different groups would otherwise write its columns out of order."""
+    per group. A node's later rows are merged into its first (its sequence taken twice in one batch, the second
+    without the encryption key the first brought): statements of different groups would otherwise write its
+    columns out of order."""
     merged: dict[str, dict[str, Any]] = {}
     for row in rows:
         merged[row["host"]] = {**merged.get(row["host"], {}), **row}
@@ -202,10 +201,6 @@ def _by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     for row in merged.values():
         groups[tuple(sorted(row))].append(row)
     return list(groups.values())
-
-
-class Replayed(Refused):
-    """A request whose sequence was spent already (or a later one)."""
 
 
 def close_resolved_drift(host: str, status: messages.AgentStatus) -> Any:

@@ -44,7 +44,7 @@ from nodeagent.wire.trust import Refused
 REQUEST_MAX_AGE = 300  # seconds a signed request of the coordinator (a plan) stays valid
 
 __all__ = ["CoordinatorChannel", "DocumentEnvelope", "Endorsement", "Envelope", "NodeChannel", "NodeRequest",
-           "Refused", "Rejection", "Reply", "REQUEST_MAX_AGE", "box_key_paths"]
+           "Refused", "Rejection", "Replayed", "Reply", "REQUEST_MAX_AGE", "box_key_paths"]
 
 
 # -- values -------------------------------------------------------------------------------------------
@@ -353,6 +353,10 @@ class NodeChannel:
 
 
 # -- the coordinator's end ----------------------------------------------------------------------------
+class Replayed(Refused):
+    """A request whose sequence was taken already (or a later one)."""
+
+
 @dataclass(frozen=True)
 class NodeRequest:
     """A node's request whose signature verified: by its accepted key, or (``enrolled``) by the key it
@@ -374,8 +378,9 @@ class NodeRequest:
         return sequence
 
     def check_fresh(self, last: int) -> int:
+        """The sequence, if above ``last`` (the last one taken); else ``Replayed``."""
         if self.seq <= last:
-            raise Refused(f"replayed: sequence {self.seq} is not above {last}")
+            raise Replayed(f"replayed: sequence {self.seq} is not above {last}")
         return self.seq
 
     @property

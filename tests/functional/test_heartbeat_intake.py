@@ -200,6 +200,9 @@ def test_a_batch_of_cast_heartbeats_is_one_transaction(tmp_path, database_url):
     assert made.reports.take_heartbeats(again[::-1]) == []
     with made.inventory.session() as session:
         assert session.get(NodeTrust, agents[0].name).sequence == 4
+    # The earlier of two moved the health, the later brings back what is stored: the later is what is kept.
+    assert made.reports.take_heartbeats([agents[1].heartbeat(load=0.9), agents[1].heartbeat(load=0.5)]) == []
+    assert made.inventory.node(agents[1].name).health == {"load": [0.5]}
 
 
 def test_cast_heartbeats_that_need_an_answer_ask_their_node_for_a_full_report(tmp_path, database_url):
