@@ -106,13 +106,15 @@ def test_a_failing_node_stops_the_rollout_after_its_batch_and_resume_after_a_fix
 
 def test_a_rollout_survives_its_coordinator_killed_and_pause_holds_it(fleet):
     group, hosts = fleet
-    group.ctl("var", "set", "tag", "green", "--rollout", "--canary", "1", "--max-unavailable", "50%", "--soak", "2")
+    # Each batch soaks 6 s, so batch 3 cannot be released for at least 6 s after batch 2 is seen changing: room
+    # for the pause below on a loaded machine (with 2 s, batch 3 was sometimes soaking before the pause landed).
+    group.ctl("var", "set", "tag", "green", "--rollout", "--canary", "1", "--max-unavailable", "50%", "--soak", "6")
     # The canary healthy (soaking, or past it when the machine is slow to ask): the rollout is under way.
     wait_until(lambda: show(group, 1)[hosts[0]]["State"] in ("soaking", "done"), timeout=60)
     group.processes[0].kill()  # mid-rollout: its state is in the database, not in the process
     group.processes[0].wait()
     group.start()
-    wait_until(lambda: show(group, 1)[hosts[1]]["State"] in ("rolling", "soaking", "done"), timeout=60)
+    wait_until(lambda: show(group, 1)[hosts[1]]["State"] in ("rolling", "soaking"), timeout=60)
     group.ctl("rollout", "pause", "1")
     paused = show(group, 1)
     assert rollout(group, 1)["State"] == "paused"
