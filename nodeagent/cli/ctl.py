@@ -126,7 +126,7 @@ class NodeList(Lister):
             node = row.node
             rows.append((node.name, ", ".join(node.roles or []), ":-)" if node.alive else "XXX", node.state,
                          f"{node.desired_generation}/{node.observed_generation}", row.drifted,
-                         _when(node.last_heartbeat)) + ((neutron(node.name),) if neutron else ()))
+                         _when(node.last_heard)) + ((neutron(node.name),) if neutron else ()))
         return columns + (("Neutron",) if neutron else ()), rows
 
 
@@ -207,7 +207,12 @@ class Verify(Lister):
 
 
 class NodeShow(ShowOne):
-    """Show one node: key, state, generations, status, health and facts."""
+    """Show one node: key, state, generations, status, health and facts.
+
+    last_heartbeat is when its last report was taken; health_at when its health was stored (load and CPU
+    figures are stored again once they are [coordinator] health_refresh old; a service starting or stopping
+    at once).
+    """
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
@@ -226,7 +231,8 @@ class NodeShow(ShowOne):
             "rollout": coordinator.rollouts.of_node(node.name), "enrolment": node.enrolment,
             "public_key": node.public_key, "roles": node.roles or [],
             "desired_generation": node.desired_generation, "observed_generation": node.observed_generation,
-            "last_heartbeat": _when(node.last_heartbeat), "status": node.status or {}, "health": node.health or {},
+            "last_heartbeat": _when(node.last_heard), "status": node.status or {}, "health": node.health or {},
+            "health_at": _when(node.last_heartbeat),  # load and CPU are stored once per health_refresh
             "os": (node.facts or {}).get("os"), "kernel": (node.facts or {}).get("kernel"),
             "openvswitch": (node.facts or {}).get("openvswitch"),
             "interfaces": {name: info.get("mac") for name, info in sorted(interfaces.items())},

@@ -137,7 +137,8 @@ class Coordinator:
         group = self.conf.coordinator
         return Reports(self.inventory, self.refusals, self.metrics, self.notices, self.delivery.sealed_document,
                        group.auto_accept, enrolment.Gate(group.max_pending_nodes, group.enrolments_per_minute),
-                       heartbeat_max_age=self._down_time(), push_grace=self.conf.report_interval)
+                       heartbeat_max_age=self._down_time(), push_grace=self.conf.report_interval,
+                       health_refresh=group.health_refresh)
 
     @cached
     def settings(self) -> Settings:

@@ -52,12 +52,15 @@ class Heartbeat:
 class HeartbeatIntake:
     """Takes batches of plain heartbeats; ``in_sync(host, status)`` is told each status taken."""
 
-    def __init__(self, engine: Any, in_sync: Callable[[str, messages.AgentStatus], None], push_grace: float = 0):
+    def __init__(self, engine: Any, in_sync: Callable[[str, messages.AgentStatus], None], push_grace: float = 0,
+                 health_refresh: float = 0):
         """``push_grace``: seconds a stored document may take to reach its node before the node counts as behind
-        (a push in flight, or waiting in the node's queue, is not a push missed)."""
+        (a push in flight, or waiting in the node's queue, is not a push missed); ``health_refresh``: seconds a
+        node's stored load, CPU, memory and disk figures may age before a heartbeat stores them again."""
         self.engine = engine
         self.in_sync = in_sync
         self.push_grace = push_grace
+        self.health_refresh = health_refresh
 
     def take(self, batch: list[Any], max_age: float | None = None, cast: bool = False) -> list[Heartbeat]:
         """Each sealed heartbeat of ``batch``, taken in one transaction when plain; in the order given. One sent
@@ -146,31 +149,45 @@ class HeartbeatIntake:
             beat.refused = refused
             return None
 
-    @staticmethod
-    def _write(connection: Any, taken: list[tuple[Heartbeat, messages.Report, Any]]) -> None:
-        """Each node's row, unless a change's transaction holds it (the node is heard already: its sequence's
-        row; the next heartbeat brings its status again): only the columns that changed, one statement per set
-        of them."""
-        if not taken:
-            return
-        free = set(connection.scalars(*_for(_NODE_ROWS, sorted({beat.host for beat, _, _ in taken}))))
-        writes: list[dict[str, Any]] = []
+    def _write(self, connection: Any, taken: list[tuple[Heartbeat, messages.Report, Any]]) -> None:
+        """Each node's row where something worth storing moved (``_row_changes``), unless a change's transaction
+        holds it (the node is heard already: its sequence's row; the next heartbeat brings its status again):
+        only the columns that changed, one statement per set of them. A heartbeat that moves nothing writes no
+        node row."""
         now = time.time()
-        last = {beat.host: (beat, report, node) for beat, report, node in taken}  # the later of a node's two
-        for beat, report, node in last.values():
-            if beat.host not in free:
+        last = {beat.host: (report, node) for beat, report, node in taken}  # the later of a node's two
+        changes = {host: _row_changes(report, node, now, self.health_refresh) for host, (report, node) in last.items()}
+        changes = {host: changed for host, changed in changes.items() if changed}
+        if not changes:
+            return
+        free = set(connection.scalars(*_for(_NODE_ROWS, sorted(changes))))
+        writes: list[dict[str, Any]] = []
+        for host, changed in changes.items():
+            if host not in free:
                 continue
-            status = report.status.to_dict()
-            changed: dict[str, Any] = {"last_heartbeat": now}
-            if report.health != node.health:
-                changed["health"] = report.health
-            if status != node.status:
-                changed.update(status=status, observed_generation=report.status.generation)
-            writes.append({"host": beat.host, **changed})
-            if open_problems(node.status or {}) != open_problems(status):
-                connection.execute(close_resolved_drift(beat.host, report.status))
+            writes.append({"host": host, **changed})
+            report, node = last[host]
+            if "status" in changed and open_problems(node.status or {}) != open_problems(changed["status"]):
+                connection.execute(close_resolved_drift(host, report.status))
         for rows in _by_columns(writes):
             connection.execute(_HEARTBEAT, rows)
+
+
+def _row_changes(report: messages.Report, node: Any, now: float, health_refresh: float) -> dict[str, Any]:
+    """The node row's columns a plain heartbeat changes: its status when it moved; its health when its services
+    moved, or with a status that moved, or when the stored figures are older than ``health_refresh`` (load and
+    CPU move at every heartbeat: written each time they would cost every heartbeat a row write)."""
+    changed: dict[str, Any] = {}
+    status = report.status.to_dict()
+    if status != node.status:
+        changed.update(status=status, observed_generation=report.status.generation)
+    health = report.health
+    if health != node.health:
+        services_moved = (health or {}).get("services") != (node.health or {}).get("services")
+        stale = node.last_heartbeat is None or now - node.last_heartbeat >= health_refresh
+        if changed or services_moved or stale:
+            changed.update(health=health, last_heartbeat=now)
+    return changed
 
 
 def spend(connection: Any, request: NodeRequest, last: int, box_key: str | None) -> None:
@@ -250,7 +267,7 @@ _TRUST_ROWS = _by_name(NodeTrust.name, lambda where: select(NodeTrust.name).wher
                        .with_for_update(skip_locked=True))
 _KNOWN = _by_name(Node.name, lambda where: select(
     Node.name, Node.public_key, Node.enrolment, Node.alive, Node.health, Node.status, Node.desired_generation,
-    NodeTrust.sequence, NodeTrust.box_key).outerjoin(NodeTrust, NodeTrust.name == Node.name).where(where))
+    Node.last_heartbeat, NodeTrust.sequence, NodeTrust.box_key).outerjoin(NodeTrust, NodeTrust.name == Node.name).where(where))
 _SPEND = update(NodeTrust.__table__).where(NodeTrust.name == bindparam("host"),
                                            NodeTrust.sequence < bindparam("above"))
 _SPEND_HELD = update(NodeTrust.__table__).where(NodeTrust.name == bindparam("host"))  # its row locked by the batch

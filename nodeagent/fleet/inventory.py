@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from sqlalchemy import (JSON, BigInteger, Boolean, Double, ForeignKey, Integer, String, Text, create_engine, distinct,
                         event, func, inspect, make_url, select)
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, column_property, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 
@@ -66,11 +66,21 @@ class Node(Base):
     health: Mapped[dict] = mapped_column(JSON, default=dict)
     status: Mapped[dict] = mapped_column(JSON, default=dict)
     alive: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When the row last took a report's health (a plain heartbeat writes it only when something moved, or its
+    # figures are older than health_refresh); when the node was last heard is ``last_heard``.
     last_heartbeat: Mapped[float | None] = mapped_column(Double)
     desired_generation: Mapped[int] = mapped_column(Integer, default=0)
     observed_generation: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[float] = mapped_column(Double, default=time.time)
     held: Mapped[str | None] = mapped_column(Text)  # why its roles do not render now; None: not held
+
+    @property
+    def last_heard(self) -> float | None:
+        """When its last report was taken: its trust row's time (``heard_at``, read with the row; every report
+        taken writes it), else the row's own; None while no report was taken (a pending node's are refused)."""
+        if self.last_heartbeat is None:
+            return None
+        return max(self.last_heartbeat, getattr(self, "heard_at", None) or 0)
 
     @property
     def state(self) -> str:
@@ -164,6 +174,11 @@ class NodeTrust(Base):
     # When its last report was taken, written with the sequence. Liveness reads this: a change's transaction
     # holds the nodes' rows (so nodes.last_heartbeat may wait), never these.
     heard_at: Mapped[float | None] = mapped_column(Double)
+
+
+# Read with every node (one indexed lookup each): what node list, node show and the web view say as "last heartbeat".
+Node.heard_at = column_property(select(NodeTrust.heard_at).where(NodeTrust.name == Node.name)
+                                .correlate_except(NodeTrust).scalar_subquery())
 
 
 class Rollout(Base):

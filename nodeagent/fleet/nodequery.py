@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 STATES = ("pending", "held", "rolled_back", "failed", "converging", "converged", "revoked")  # Node.state's values
 SORT_KEYS: dict[str, Callable[[Node], object]] = {
     "host": lambda n: n.name, "state": lambda n: (n.state, n.name),
-    "heartbeat": lambda n: (n.last_heartbeat or 0, n.name),
+    "heartbeat": lambda n: (n.last_heard or 0, n.name),
     "generation": lambda n: (n.desired_generation, n.name)}
 
 

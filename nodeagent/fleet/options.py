@@ -48,6 +48,11 @@ coordinator_opts = [
                 help="Ask agents to cast their plain heartbeats (no events, no new facts), which the coordinators "
                      "take in batches (less CPU per heartbeat), instead of calling with each one. False: every "
                      "heartbeat is a call, answered (agents follow at their next report)."),
+    cfg.FloatOpt("health_refresh", default=60, min=0,
+                 help="Seconds a node's stored load, CPU, memory and disk figures may age before a heartbeat stores "
+                      "them again (0: every heartbeat). A heartbeat whose status or running services moved is "
+                      "stored at once; one that moved nothing else costs no write to the node's row, and when it "
+                      "was heard is kept apart (node list's Last heartbeat is always exact)."),
     cfg.FloatOpt("rollout_node_timeout", default=600, min=1,
                  help="Seconds a node released by a rollout may take to report its new generation applied (and "
                       "its Neutron agents alive) before it fails the rollout."),

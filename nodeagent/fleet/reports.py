@@ -36,9 +36,11 @@ class Reports:
     def __init__(self, inventory: Inventory, refusals: RefusalLog, metrics: CoordinatorMetrics, notices: Notices,
                  sealed_document: Callable[[str], dict[str, Any] | None], auto_accept: bool,
                  gate: enrolment.Gate | None = None, heartbeat_max_age: float | None = None,
-                 push_grace: float = 0):
+                 push_grace: float = 0, health_refresh: float = 0):
         """``heartbeat_max_age``: a cast heartbeat older than this is dropped (the down time); ``push_grace``:
-        how long a stored document may take to reach its node before a heartbeat behind it asks for it."""
+        how long a stored document may take to reach its node before a heartbeat behind it asks for it;
+        ``health_refresh``: how old a node's stored health figures may grow before a plain heartbeat writes
+        them again."""
         self.inventory = inventory
         self.refusals = refusals
         self.metrics = metrics
@@ -48,7 +50,7 @@ class Reports:
         self.gate = gate or enrolment.Gate(max_pending=100, per_minute=30)  # the options' defaults
         self.heartbeat_max_age = heartbeat_max_age
         self.cast_heartbeats = False  # set while this coordinator's heartbeat listener runs
-        self.heartbeats = HeartbeatIntake(inventory.engine, self._count_in_sync, push_grace)
+        self.heartbeats = HeartbeatIntake(inventory.engine, self._count_in_sync, push_grace, health_refresh)
         self.facts_changed: set[str] = set()  # nodes with roles whose facts changed: render again
         self._facts_lock = threading.Lock()  # RPC threads add, the serve loop takes
 

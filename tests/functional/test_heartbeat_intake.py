@@ -58,27 +58,47 @@ def set_columns(statement: str) -> set[str]:
     return set(re.findall(r"(\w+)=", statement.split(" SET ")[1].split(" WHERE ")[0]))
 
 
-def test_a_plain_heartbeat_is_four_statements_that_write_only_what_changed(tmp_path, database_url):
+def test_a_heartbeat_that_moves_nothing_but_its_time_is_two_statements_and_no_node_row_write(tmp_path, database_url):
     made, agent = coordinator(tmp_path, database_url), Agent()
     assert made.reports.report_state(agent.heartbeat()).status == "new"  # enrolment: the whole intake
     statements = Statements(made.inventory.engine)
 
     assert made.reports.report_state(agent.heartbeat()).status == "alive"
-    read, spend, lock, node = [s for s in statements.take() if s.split()[0] in ("SELECT", "UPDATE", "INSERT")]
+    read, spend = [s for s in statements.take() if s.split()[0] in ("SELECT", "UPDATE", "INSERT")]
     assert read.startswith("SELECT") and "FROM nodes" in read and "node_trust" in read
     assert spend.startswith("UPDATE node_trust SET") and "sequence <" in spend
     assert set_columns(spend) == {"sequence", "heard_at"}  # heard where no change holds a lock
-    assert lock.startswith("SELECT nodes.name FROM nodes")
-    assert database_url.startswith("sqlite") or lock.endswith("FOR UPDATE SKIP LOCKED")
-    assert node.startswith("UPDATE nodes") and set_columns(node) == {"last_heartbeat"}
+    heard = made.inventory.node("n1")
+    assert heard.last_heard == heard.heard_at > heard.last_heartbeat  # what node list shows: exact
 
-    made.reports.report_state(agent.heartbeat(load=0.9))  # its health moved: written, and nothing else
-    assert set_columns(statements.take()[-1]) == {"last_heartbeat", "health"}
+    made.reports.report_state(agent.heartbeat(load=0.9))  # its load moved: not worth a row write yet
+    assert not [s for s in statements.take() if s.startswith("UPDATE nodes")]
+    assert made.inventory.node("n1").health == {"load": [0.5]}
+
+
+def test_a_heartbeat_writes_the_node_row_when_its_status_or_services_moved_or_its_health_is_old(tmp_path,
+                                                                                               database_url):
+    made, agent = coordinator(tmp_path, database_url), Agent()
+    made.reports.report_state(agent.heartbeat())
+    statements = Statements(made.inventory.engine)
     converged = {**STATUS, "generation": 3, "reconciled_generation": 3}
+    made.reports.report_state(agent.heartbeat(status=converged, load=0.9))  # with a status moved, its health too
+    lock, node = [s for s in statements.take() if s.startswith(("SELECT nodes.name FROM", "UPDATE nodes"))]
+    assert database_url.startswith("sqlite") or lock.endswith("FOR UPDATE SKIP LOCKED")
+    assert set_columns(node) == {"status", "observed_generation", "health", "last_heartbeat"}
     made.reports.report_state(agent.heartbeat(status=converged, load=0.9))
-    assert set_columns(statements.take()[-1]) == {"last_heartbeat", "status", "observed_generation"}
+    assert not [s for s in statements.take() if s.startswith("UPDATE nodes")]
+
+    stopped = {"load": [0.9], "services": {"neutron-openvswitch-agent": False}}
+    made.reports.report_state(agent.heartbeat(status=converged, health=stopped))  # a service stopped: stored at once
+    assert set_columns(statements.take()[-1]) == {"health", "last_heartbeat"}
+    assert made.inventory.node("n1").health["services"] == {"neutron-openvswitch-agent": False}
+
+    made.reports.heartbeats.health_refresh = 0  # every change of its figures is stored
+    made.reports.report_state(agent.heartbeat(status=converged, load=0.7))
+    assert set_columns(statements.take()[-1]) == {"health", "last_heartbeat"}
     node = made.inventory.node("n1")
-    assert (node.observed_generation, node.status["reconciled_generation"], node.health) == (3, 3, {"load": [0.9]})
+    assert (node.observed_generation, node.status["reconciled_generation"], node.health) == (3, 3, {"load": [0.7]})
 
 
 def test_a_heartbeat_with_events_or_facts_or_from_a_silent_node_takes_the_whole_intake(tmp_path, database_url):
@@ -143,6 +163,7 @@ def test_a_transaction_holding_a_nodes_row_neither_silences_it_nor_holds_the_int
     for _ in range(2):
         made.reports.report_state(agent.heartbeat())
     before = made.inventory.node("n1").last_heartbeat
+    made.reports.heartbeats.health_refresh = 0  # the heartbeat below wants the node's row (its load moved)
     hung = made.inventory.engine.connect()
     hung.begin()
     hung.execute(text("UPDATE nodes SET held = NULL WHERE name = 'n1'"))
@@ -176,7 +197,7 @@ def accepted_fleet(made, count: int) -> list[Agent]:
 def test_a_batch_of_cast_heartbeats_is_one_transaction(tmp_path, database_url):
     made = coordinator(tmp_path, database_url)
     agents = accepted_fleet(made, 20)
-    before = {agent.name: made.inventory.node(agent.name).last_heartbeat for agent in agents}
+    before = {agent.name: made.inventory.node(agent.name).last_heard for agent in agents}
     statements = Statements(made.inventory.engine)
     transactions = []
     event.listen(made.inventory.engine, "commit", lambda connection: transactions.append(1))
@@ -185,24 +206,30 @@ def test_a_batch_of_cast_heartbeats_is_one_transaction(tmp_path, database_url):
     seen = [s for s in statements.take() if s.split()[0] in ("SELECT", "UPDATE")]
     # The trust rows locked (those another transaction holds passed over) and the nodes read; the sequences
     # spent: on SQLite (no row locks) a conditional update each, else one statement for all, the rows being the
-    # transaction's; the nodes' rows locked, and one statement writing every node's heartbeat.
+    # transaction's. Nothing else moved: no node row is written.
     spends = 20 if database_url.startswith("sqlite") else 1
-    assert len(seen) == 2 + spends + 1 + 1 and len(transactions) == 1
+    assert len(seen) == 2 + spends and len(transactions) == 1
     assert seen[0].startswith("SELECT node_trust.name FROM node_trust")
     assert database_url.startswith("sqlite") or seen[0].endswith("FOR UPDATE SKIP LOCKED")
     for agent in agents:
         node = made.inventory.node(agent.name)
-        assert node.last_heartbeat > before[agent.name] and node.alive
+        assert node.last_heard > before[agent.name] and node.alive
+    made.reports.heartbeats.health_refresh = 0  # each moved figure stored: the nodes' rows locked, one write
+    statements.take()
+    assert made.reports.take_heartbeats([agent.heartbeat(load=0.6) for agent in agents]) == []
+    seen = [s for s in statements.take() if s.split()[0] in ("SELECT", "UPDATE")]
+    assert len(seen) == 2 + spends + 1 + 1 and seen[-1].startswith("UPDATE nodes SET")
+    assert {made.inventory.node(agent.name).health["load"][0] for agent in agents} == {0.6}
     assert made.metrics.report_seconds.collect()[0].samples  # counted like called reports
     with made.inventory.session() as session:
-        assert {t.name: t.sequence for t in session.query(NodeTrust)} == {a.name: 2 for a in agents}
+        assert {t.name: t.sequence for t in session.query(NodeTrust)} == {a.name: 3 for a in agents}
     again = [agents[0].heartbeat(), agents[0].heartbeat()]  # two of one node in a batch: the later one kept
     assert made.reports.take_heartbeats(again[::-1]) == []
     with made.inventory.session() as session:
-        assert session.get(NodeTrust, agents[0].name).sequence == 4
+        assert session.get(NodeTrust, agents[0].name).sequence == 5
     # The earlier of two moved the health, the later brings back what is stored: the later is what is kept.
-    assert made.reports.take_heartbeats([agents[1].heartbeat(load=0.9), agents[1].heartbeat(load=0.5)]) == []
-    assert made.inventory.node(agents[1].name).health == {"load": [0.5]}
+    assert made.reports.take_heartbeats([agents[1].heartbeat(load=0.9), agents[1].heartbeat(load=0.6)]) == []
+    assert made.inventory.node(agents[1].name).health == {"load": [0.6]}
 
 
 def test_cast_heartbeats_that_need_an_answer_ask_their_node_for_a_full_report(tmp_path, database_url):
@@ -213,7 +240,7 @@ def test_cast_heartbeats_that_need_an_answer_ask_their_node_for_a_full_report(tm
         session.get(Node, silent.name).alive = False  # marked down: coming back is a full report's answer
     captured = replayed.heartbeat()
     made.reports.take_heartbeats([replayed.heartbeat()])
-    last_heard = made.inventory.node(replayed.name).last_heartbeat
+    last_heard = made.inventory.node(replayed.name).last_heard
     forgery = trust.seal({"node": forged.name, "seq": 99, "status": STATUS, "events": []},
                          Ed25519PrivateKey.generate())
     held_back = fine.heartbeat(status={**STATUS, "generation": 1}, held=7)  # applying 7 already: not behind
@@ -227,22 +254,22 @@ def test_cast_heartbeats_that_need_an_answer_ask_their_node_for_a_full_report(tm
     # A cast heartbeat overtaken by a later report (called reports travel by another queue) is dropped unrecorded;
     # replayed, it changes nothing either (a called replay is refused: test_a_replayed_heartbeat_is_refused...).
     assert replayed.name not in refused
-    assert made.inventory.node(replayed.name).last_heartbeat == last_heard
+    assert made.inventory.node(replayed.name).last_heard == last_heard
 
 
 def test_a_cast_heartbeat_queued_longer_than_the_down_time_is_dropped(tmp_path, database_url):
     made = coordinator(tmp_path, database_url)
     (agent,) = accepted_fleet(made, 1)
-    before = made.inventory.node(agent.name).last_heartbeat
+    before = made.inventory.node(agent.name).last_heard
     sealed = agent.heartbeat()
     made.reports.heartbeat_max_age = 30
     stale = trust.seal({**sealed["payload"], "sent_at": time.time() - 31}, agent.key)
     assert made.reports.take_heartbeats([stale]) == []
-    assert made.inventory.node(agent.name).last_heartbeat == before  # not heard: it may have died since
+    assert made.inventory.node(agent.name).last_heard == before  # not heard: it may have died since
     made.refusals.flush()
     assert "a heartbeat sent 31 s ago dropped" in made.inventory.events(agent.name, "report.stale")[-1].detail
     assert made.reports.take_heartbeats([agent.heartbeat(sent_at=time.time())]) == []
-    assert made.inventory.node(agent.name).last_heartbeat > before
+    assert made.inventory.node(agent.name).last_heard > before
 
 
 def test_a_node_behind_a_document_stored_moments_ago_is_not_asked_yet(tmp_path, database_url):
