@@ -19,6 +19,8 @@ from sqlalchemy import (JSON, BigInteger, Boolean, Double, ForeignKey, Integer, 
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, column_property, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from nodeagent.fleet.options import coordinator_opts
+
 
 class SealedText(TypeDecorator):
     """Text encrypted with the database's vault (the coordinator's ``box.Vault``); as given when there is none.
@@ -215,6 +217,9 @@ class RolloutNode(Base):
     reason: Mapped[str | None] = mapped_column(Text)
 
 
+_OPTION_DEFAULTS = {opt.name: opt.default for opt in coordinator_opts}  # an Inventory made without options
+
+
 @dataclass(frozen=True)
 class SessionLimits:
     """How long a coordinator's database session waits for a row another transaction holds, and how long the
@@ -226,8 +231,8 @@ class SessionLimits:
     session's own SET can never be rolled back with a transaction. SQLite has one writer and its busy timeout.
     """
 
-    lock_timeout: float = 2.0
-    idle_transaction_timeout: float = 5.0
+    lock_timeout: float = _OPTION_DEFAULTS["database_lock_timeout"]
+    idle_transaction_timeout: float = _OPTION_DEFAULTS["database_idle_transaction_timeout"]
 
     def connect_args(self, url: str) -> dict[str, Any]:
         backend = make_url(url).get_backend_name()
