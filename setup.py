@@ -45,10 +45,12 @@ setup(
         # The inventory on a database server ([coordinator] database_connection); SQLite needs neither.
         "mysql": ["PyMySQL>=1.0"],
         "postgresql": ["psycopg2-binary>=2.9"],
+        # Coordinators' locks as leases on Redis ([coordinator] coordination_url = redis://...).
+        "redis": ["redis>=4.5"],
         # The web view behind Keystone ([web] auth_strategy = keystone).
         "keystone": ["keystonemiddleware>=10.0"],
         # selenium drives Debian's chromium (scripts/setup.sh installs it and chromium-driver) in the web view's tests.
-        "test": ["PyMySQL>=1.0", "psycopg2-binary>=2.9", "keystonemiddleware>=10.0", "selenium>=4.10",
+        "test": ["redis>=4.5", "PyMySQL>=1.0", "psycopg2-binary>=2.9", "keystonemiddleware>=10.0", "selenium>=4.10",
                  "pytest>=7", "pytest-timeout>=2", "hypothesis>=6",
                  "import-linter>=2.0", "pytest-randomly>=3.12",
                  "pytest-xdist>=3.3"],

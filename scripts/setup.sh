@@ -10,7 +10,9 @@ PACKAGES=(rabbitmq-server openvswitch-switch ethtool iproute2 libsystemd-dev pkg
           # what the real Neutron agents call, and the lab cloud's memcached; busybox (udhcpc) and ping for the
           # stand-in VMs
           dnsmasq-base iptables ipset conntrack iputils-arping haproxy keepalived socat mariadb-client curl
-          memcached busybox iputils-ping postgresql)
+          memcached busybox iputils-ping postgresql
+          # tooz's Redis backend: coordinators' locks as leases a hung coordinator cannot keep (private servers)
+          redis-server)
 
 say() { printf '==> %s\n' "$*" >&2; }
 

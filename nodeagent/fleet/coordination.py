@@ -11,8 +11,11 @@ database. These locks belong to the holder's session or process: a coordinator t
 * ``neutron``: asking Neutron which agents are alive (claimed for as long as the coordinator runs).
 
 Nodes going down need no lock: the down check's conditional update marks each node once (``Liveness``).
-A hung (not dead) holder keeps its lock, so no one waits for a lock for ever: ``held`` gives up after a
-timeout and says which lock, the periodic work just tries again at the next tick.
+On the SQL server (and the lock folder), a hung (not dead) holder keeps its lock, so no one waits for a lock
+for ever: ``held`` gives up after a timeout and says which lock, the periodic work just tries again at the next
+tick. With ``coordination_url = redis://...`` a lock is a lease the holder renews (``_beat``): a hung holder's
+lock expires after the driver's ``lock_timeout`` (30 s unless the URL says ``?lock_timeout=N``) and another
+coordinator takes the work on.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ class Coordination:
         self._coordinator = None
         self._guard = threading.Lock()  # tooz locks are per process: threads of one coordinator take turns here
         self._claimed: dict[str, object] = {}
+        self._stopping = threading.Event()
 
     def _started(self):
         from tooz import coordination
@@ -62,8 +66,24 @@ class Coordination:
             if self.url.startswith("file://"):
                 Path(self.url[len("file://"):]).mkdir(parents=True, exist_ok=True, mode=0o700)
             self._coordinator = coordination.get_coordinator(self.url, self.member)
-            self._coordinator.start(start_heart=False)  # these backends' locks live with the session
+            # The SQL and file backends' locks live with the session or process. Redis's are leases: renewed
+            # here, not by tooz's own heart, which sleeps a whole lock_timeout between two renewals (a lease
+            # could lapse between them).
+            self._coordinator.start(start_heart=False)
+            if self._coordinator.requires_beating:
+                threading.Thread(target=self._beat, args=(self._coordinator,), name="coordination beat",
+                                 daemon=True).start()
         return self._coordinator
+
+    def _beat(self, coordinator) -> None:
+        """Renew this member and its locks three times per lease, until stopped."""
+        interval = 1.0
+        while not self._stopping.wait(interval):
+            try:
+                interval = max(0.2, (coordinator.heartbeat() or 3.0) / 3)
+            except Exception as exc:  # the backend away: its leases lapse, held() says so to the next caller
+                LOG.warning("coordination backend did not take a heartbeat: %s", exc)
+                interval = 1.0
 
     @contextlib.contextmanager
     def held(self, name: str, wait: float = LOCK_WAIT) -> Iterator[None]:
@@ -97,9 +117,22 @@ class Coordination:
                 yield got
             finally:
                 if got:
-                    lock.release()
+                    self._release(lock, name)
         finally:
             self._guard.release()
+
+    @staticmethod
+    def _release(lock, name: str) -> None:
+        """Let go of a lock held; a lease that ran out meanwhile (this coordinator paused longer than it) may be
+        another's now: that is left alone, and said."""
+        try:
+            released = lock.release()
+        except Exception as exc:  # redis-py: the lease is not ours any more
+            released = False
+            LOG.debug("releasing lock '%s': %s", name, exc)
+        if released is False:
+            LOG.warning("lock '%s' was no longer this coordinator's when it let go: its lease ran out while it "
+                        "held it (paused or hung for longer than the lease)", name)
 
     def claim(self, name: str) -> bool:
         """Whether this coordinator holds lock ``name`` for as long as it runs (taken now if free): for work one
@@ -115,6 +148,7 @@ class Coordination:
         return False
 
     def stop(self) -> None:
+        self._stopping.set()
         for lock in self._claimed.values():
             try:
                 lock.release()

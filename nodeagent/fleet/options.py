@@ -27,7 +27,9 @@ coordinator_opts = [
     cfg.StrOpt("coordination_url", secret=True,
                help="tooz backend for the locks several coordinators on one database share (default: the "
                     "inventory's own MariaDB or PostgreSQL, or a lock folder in state_dir with SQLite; "
-                    "every coordinator of a fleet must use the same)."),
+                    "every coordinator of a fleet must use the same). A hung coordinator keeps a lock of those "
+                    "until it is stopped; redis://HOST:6379?lock_timeout=30 makes locks leases that lapse when "
+                    "their holder stops renewing them (needs the redis Python package: nodeagent[redis])."),
     cfg.StrOpt("signing_key", help="Ed25519 key that signs documents (default state_dir/coordinator.key)."),
     cfg.StrOpt("secrets_key",
                help="Key file that encrypts secrets and rendered documents in the database (default "
