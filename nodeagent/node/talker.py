@@ -151,9 +151,17 @@ class Talker:
         except Exception as exc:  # the next heartbeat is called: it says whether the coordinator is there
             if not self.stopping.is_set():
                 self.log.warning("heartbeat not sent: %s", exc)
+                if self.connected is not False:
+                    self._lost()
             self.connected = False
             return
         self._cast_since_call += 1
+
+    def _lost(self) -> None:
+        """The first heartbeat lost after one that went through (a coordinator killed with the call in hand,
+        say; another takes the next): the next comes at once, not after a whole interval, so the silence stays
+        well under the down time. Once only: a coordinator really away is asked every interval, as before."""
+        self.report_soon.set()
 
     def _held(self) -> int:
         """The newest generation this agent has: the one it enforces, or one it rolled back (not pulled again)."""
@@ -186,6 +194,7 @@ class Talker:
         except Exception as exc:
             if self.connected is not False and not self.stopping.is_set():
                 self.log.warning("coordinator unreachable (working from the cached document): %s", exc)
+                self._lost()
             self.connected = False
             return None
         try:

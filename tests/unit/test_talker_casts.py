@@ -98,3 +98,30 @@ def test_no_casts_unless_the_coordinator_asks_for_them(talker):
     assert sent(talker) == ["cast"]  # the agent hears it at its next call
     talker.report_next()
     assert sent(talker, 4) == ["call", "call", "call", "call"]
+
+
+def test_the_first_heartbeat_lost_is_followed_at_once_and_only_the_first(talker):
+    """A coordinator killed with the call in hand: the next heartbeat (another coordinator takes it) comes now,
+    not an interval later, or the node's silence would reach the down time."""
+    answering = talker.answering
+
+    class Killed:
+        def report_state(self, sealed: dict) -> dict:
+            raise TimeoutError("no answer")
+
+    talker.coordinator = lambda: Killed()
+    talker.report_next()  # a call, so that it can be lost
+    talker.report_soon.clear()
+    assert talker.report() is None and talker.report_soon.is_set()  # the next one at once
+    talker.report_soon.clear()
+    assert talker.report() is None and not talker.report_soon.is_set()  # away: every interval, as before
+    talker.coordinator = lambda: answering
+    assert sent(talker) == ["call"]
+
+    def broker_away(sealed: dict) -> None:
+        raise ConnectionError("broker away")
+    assert sent(talker) == ["cast"]  # answered alive with casts: the next is cast
+    talker.cast = broker_away
+    talker.report_soon.clear()
+    talker.report()
+    assert talker.report_soon.is_set()  # a lost cast likewise
