@@ -59,6 +59,7 @@ import logging
 import queue
 import socket
 import threading
+import time
 import warnings
 from typing import Any, Callable
 
@@ -193,7 +194,7 @@ def heartbeat_listener(transport: oslo_messaging.Transport, reports: Any, agents
         transport, [target], [HeartbeatEndpoint(reports, agents)], batch_size=batch_size, batch_timeout=1,
         executor="threading")
     listener._executor_cls = ServerThreads  # as rpc_server: oslo.messaging offers no way to choose
-    return listener
+    return paced(listener)
 
 
 STOP_WAIT = 1.0  # seconds a stop waits for the broker's side of it (at most 0.5 s when the broker is there)
@@ -324,6 +325,58 @@ class ServerThreads:
         if wait:
             for thread in threads:
                 thread.join()
+
+
+class PacedPolls:
+    """The heartbeat listener's polls, with a rest between batches.
+
+    oslo.messaging's listener wakes for every message it waits for, and after each one looks again after 1,
+    2, 4... ms (to send acknowledgements promptly): at 150 heartbeats/s that cost 0.8 ms of CPU per heartbeat,
+    against 0.2 ms when they come faster than they are taken (``benchmarks/rpc_floor.py --cast --rate``). Here a
+    poll waits for one heartbeat as before, then rests while the next ones gather in the socket (the broker
+    sends up to the prefetch unacknowledged), and takes them in one go with what comes within ``DRAIN``. The
+    rest grows while batches come back short of ``batch_size`` and halves when one is full (the prefetch may
+    have bounded it, not the rate: resting then would slow the intake); a heartbeat waits at most ``MAX_REST``
+    longer to be taken. Written here because oslo.messaging has no pacing of its own; it wraps the driver's
+    listener (``PollStyleListener.poll``), the one place every batch passes."""
+
+    MAX_REST = 0.25
+    STEP = 0.05
+    DRAIN = 0.01
+
+    def __init__(self, listener: Any):
+        self._listener = listener
+        self.rest = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._listener, name)
+
+    def poll(self, timeout: float | None = None, batch_size: int = 1, batch_timeout: float | None = None) -> list:
+        first = self._listener.poll(timeout, batch_size=1, batch_timeout=batch_timeout)
+        if not first or batch_size <= 1:
+            return first
+        if self.rest:
+            time.sleep(self.rest)
+        batch = first + self._listener.poll(batch_size=batch_size - 1, batch_timeout=self.DRAIN)
+        full = len(batch) >= min(batch_size, self._listener.prefetch_size or batch_size)
+        self.rest = self.rest / 2 if full else min(self.MAX_REST, self.rest + self.STEP)
+        return batch
+
+
+def paced(server: Any) -> Any:
+    """``server`` (an oslo.messaging batch listener, not started) with its polls paced (``PacedPolls``)."""
+    create = server._create_listener
+
+    def create_paced() -> Any:
+        listener = create()
+        polls = getattr(listener, "_poll_style_listener", None)
+        if polls is None:  # another oslo.messaging: unpaced, as it comes
+            LOG.warning("heartbeat polls not paced: oslo.messaging's listener is not the one expected")
+        else:
+            listener._poll_style_listener = PacedPolls(polls)
+        return listener
+    server._create_listener = create_paced
+    return server
 
 
 def stop_server(server: oslo_messaging.RPCServer, wake: Callable[[], None] | None = None) -> None:
