@@ -132,9 +132,11 @@ def rss_mib(pids: list[int]) -> list[float]:
     return [psutil.Process(pid).memory_info().rss / 2**20 for pid in pids if psutil.pid_exists(pid)]
 
 
-def node_down_events(engine) -> int:
+def node_down_events(engine, kind: str = "node.down") -> int:
+    """Events of ``kind`` so far (report.stale: heartbeats dropped because they queued past the down time,
+    recorded once per node and refusal window)."""
     with engine.connect() as connection:
-        return connection.execute(text("SELECT count(*) FROM events WHERE type = 'node.down'")).scalar()
+        return connection.execute(text("SELECT count(*) FROM events WHERE type = :kind"), {"kind": kind}).scalar()
 
 
 def survive(group: Coordinators, engine, agents: int) -> dict:
@@ -152,19 +154,21 @@ def survive(group: Coordinators, engine, agents: int) -> dict:
             time.sleep(5)
         return round(time.monotonic() - started + wait_for(lambda: counts(engine)["converged"] >= agents, 600,
                                                            f"every node converged on {tag}"), 2)
-    down_before = node_down_events(engine)
+    down_before, stale_before = node_down_events(engine), node_down_events(engine, "report.stale")
     group.processes[0].kill()
     group.processes[0].wait()
     figures["killed_one_change_converged_s"] = change("killed")
     figures["killed_one_nodes_marked_down"] = node_down_events(engine) - down_before
+    figures["killed_one_stale_events"] = node_down_events(engine, "report.stale") - stale_before
     group.restart(0)
-    down_before = node_down_events(engine)
+    down_before, stale_before = node_down_events(engine), node_down_events(engine, "report.stale")
     os.kill(group.processes[1].pid, signal.SIGSTOP)
     try:
         figures["hung_one_change_converged_s"] = change("hung")
     finally:
         os.kill(group.processes[1].pid, signal.SIGCONT)
     figures["hung_one_nodes_marked_down"] = node_down_events(engine) - down_before
+    figures["hung_one_stale_events"] = node_down_events(engine, "report.stale") - stale_before
     return figures
 
 

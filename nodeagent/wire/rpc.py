@@ -336,13 +336,16 @@ class PacedPolls:
     poll waits for one heartbeat as before, then rests while the next ones gather in the socket (the broker
     sends up to the prefetch unacknowledged), and takes them in one go with what comes within ``DRAIN``. The
     rest grows while batches come back short of ``batch_size`` and halves when one is full (the prefetch may
-    have bounded it, not the rate: resting then would slow the intake); a heartbeat waits at most ``MAX_REST``
-    longer to be taken. Written here because oslo.messaging has no pacing of its own; it wraps the driver's
+    have bounded it, not the rate: resting then would slow the intake); there is none while heartbeats queue
+    (a batch's first one sent more than ``QUEUED`` ago: resting then let the queue grow until heartbeats were
+    dropped as stale and hundreds of nodes marked down at 1,000 agents); a heartbeat waits at most
+    ``MAX_REST`` longer to be taken. Written here because oslo.messaging has no pacing of its own; it wraps the driver's
     listener (``PollStyleListener.poll``), the one place every batch passes."""
 
     MAX_REST = 0.25
     STEP = 0.05
     DRAIN = 0.01
+    QUEUED = 0.5  # seconds a batch's first heartbeat waited in the queue: a backlog, taken without rests
 
     def __init__(self, listener: Any):
         self._listener = listener
@@ -355,12 +358,29 @@ class PacedPolls:
         first = self._listener.poll(timeout, batch_size=1, batch_timeout=batch_timeout)
         if not first or batch_size <= 1:
             return first
-        if self.rest:
+        # Heartbeats queueing (the coordinators slower than the fleet, one of them gone): a short batch then
+        # says the workers have not acknowledged the last one yet, not that heartbeats come slowly.
+        backlog = _queued_for(first[0]) > self.QUEUED
+        if backlog:
+            self.rest = 0.0
+        elif self.rest:
             time.sleep(self.rest)
         batch = first + self._listener.poll(batch_size=batch_size - 1, batch_timeout=self.DRAIN)
         full = len(batch) >= min(batch_size, self._listener.prefetch_size or batch_size)
-        self.rest = self.rest / 2 if full else min(self.MAX_REST, self.rest + self.STEP)
+        if full:
+            self.rest /= 2
+        elif not backlog:
+            self.rest = min(self.MAX_REST, self.rest + self.STEP)
         return batch
+
+
+def _queued_for(incoming: Any) -> float:
+    """Seconds since the heartbeat was sent (its ``sent_at``), 0 when it does not say."""
+    try:
+        sent_at = incoming.message["payload"]["payload"]["sent_at"]
+        return max(0.0, time.time() - float(sent_at))
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return 0.0
 
 
 def paced(server: Any) -> Any:

@@ -1,6 +1,7 @@
 """The coordinators' heartbeat listener over the real RabbitMQ, its polls paced (``wire.rpc.PacedPolls``):
 heartbeats trickling in one by one are all taken, in batches the pacing lets gather, none held much longer than
-its rest; a burst is taken at once, the rest shrinking when whole batches wait."""
+its rest; heartbeats that queued are taken without rests; a burst is taken at once, the rest shrinking when
+whole batches wait."""
 
 from __future__ import annotations
 
@@ -27,13 +28,18 @@ class Intake:
     def take_heartbeats(self, batch: list[dict]) -> list[str]:
         with self.lock:
             self.batches.append(len(batch))
-            self.delays.extend(time.time() - sealed["sent_at"] for sealed in batch)
+            self.delays.extend(time.time() - sealed["payload"]["sent_at"] for sealed in batch)
         return []
 
     @property
     def taken(self) -> int:
         with self.lock:
             return sum(self.batches)
+
+
+def sealed(number: int, sent_at: float) -> dict:
+    """The shape of an agent's sealed heartbeat (the listener reads when it was sent; nothing verifies it here)."""
+    return {"payload": {"node": f"n{number}", "seq": number, "sent_at": sent_at}, "signature": "", "key": ""}
 
 
 @pytest.fixture
@@ -60,14 +66,19 @@ def test_a_trickle_is_taken_whole_in_gathered_batches_and_a_burst_at_once(listen
     polls = server.listener._poll_style_listener
     assert isinstance(polls, rpc.PacedPolls)
     for number in range(60):  # 40 a second, one at a time, as a fleet's heartbeats come
-        send({"n": number, "sent_at": time.time()})
+        send(sealed(number, time.time()))
         time.sleep(0.025)
     wait_until(lambda: intake.taken == 60, timeout=15)
     assert polls.rest > 0  # it rested between batches
     assert len(intake.batches) < 60 / 3  # and they gathered
     assert max(intake.delays) < rpc.PacedPolls.MAX_REST + 2  # none held long: a rest and a batch's wait
 
+    for number in range(5):  # sent 5 s ago, as heartbeats queued while the coordinators fell behind
+        send(sealed(number, time.time() - 5))
+    wait_until(lambda: intake.taken == 65, timeout=15)
+    assert polls.rest == 0  # a backlog is taken without rests
+
     for number in range(200):  # a burst: whole batches wait, and the rest shrinks
-        send({"n": number, "sent_at": time.time()})
-    wait_until(lambda: intake.taken == 260, timeout=15)
+        send(sealed(number, time.time()))
+    wait_until(lambda: intake.taken == 265, timeout=15)
     assert polls.rest < rpc.PacedPolls.MAX_REST
