@@ -267,7 +267,8 @@ _TRUST_ROWS = _by_name(NodeTrust.name, lambda where: select(NodeTrust.name).wher
                        .with_for_update(skip_locked=True))
 _KNOWN = _by_name(Node.name, lambda where: select(
     Node.name, Node.public_key, Node.enrolment, Node.alive, Node.health, Node.status, Node.desired_generation,
-    Node.last_heartbeat, NodeTrust.sequence, NodeTrust.box_key).outerjoin(NodeTrust, NodeTrust.name == Node.name).where(where))
+    Node.last_heartbeat, NodeTrust.sequence, NodeTrust.box_key).outerjoin(NodeTrust, NodeTrust.name == Node.name)
+    .where(where))
 _SPEND = update(NodeTrust.__table__).where(NodeTrust.name == bindparam("host"),
                                            NodeTrust.sequence < bindparam("above"))
 _SPEND_HELD = update(NodeTrust.__table__).where(NodeTrust.name == bindparam("host"))  # its row locked by the batch

@@ -45,7 +45,8 @@ def sealed(number: int, sent_at: float) -> dict:
 @pytest.fixture
 def listening(tmp_path):
     conf_file = tmp_path / "pacing.conf"
-    conf_file.write_text(f"[DEFAULT]\ntransport_url = {TRANSPORT_URL}\ncontrol_exchange = pacing{uuid.uuid4().hex[:8]}\n")
+    exchange = f"pacing{uuid.uuid4().hex[:8]}"
+    conf_file.write_text(f"[DEFAULT]\ntransport_url = {TRANSPORT_URL}\ncontrol_exchange = {exchange}\n")
     conf = config.make_conf([str(conf_file)], with_messaging=True)
     rpc.coordinator_defaults(conf)
     transport = rpc.heartbeat_transport(conf)
