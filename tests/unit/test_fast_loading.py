@@ -1,0 +1,54 @@
+"""Role renders are read by libyaml (``loading.loads(..., fast=True)``): the same values and the same errors,
+word for word, as the pure loader every other document goes through."""
+
+from __future__ import annotations
+
+import pytest
+
+from nodeagent.document import loading
+from nodeagent.fleet.roles import Roles, role_values
+from nodeagent.kit.errors import InvalidDocument
+from tests.conftest import REPO
+from tests.unit.test_bad_input import ALIAS_BOMB
+from tests.unit.test_roles import FACTS, HOSTILE, NODE_VARS, SECRETS
+
+VARIABLES = [{}, {"overlay": "gre"}, {"mechanism": "linuxbridge", "openstack_release": "2024.2"},
+             {"network_option": "provider", "mechanism": "linuxbridge", "openstack_release": "2024.2"},
+             {"distribution": "rdo", "openstack_release": "2025.2", "datapath_type": "netdev", "manage_nova": "true",
+              "provider_network_cidr": "198.19.67.0/24", "provider_network_gateway": "198.19.67.1",
+              "probes": "gw=ping:198.18.0.1,api=tcp:controller:9696", "rollback_timeout": "30"}]
+
+
+def test_libyaml_is_there():
+    assert loading.CParser is not None  # else every render takes the pure loader, five times slower
+
+
+@pytest.mark.parametrize("variables", VARIABLES)
+@pytest.mark.parametrize("hostile", ["", *HOSTILE])
+def test_every_role_reads_the_same_with_libyaml(variables, hostile):
+    roles = Roles(REPO / "etc" / "roles")
+    secrets = {**SECRETS, "RABBIT_PASS": hostile or SECRETS["RABBIT_PASS"]}
+    for role in roles.names():
+        text = roles.text("n1", role, role_values({**variables, **NODE_VARS}), secrets, FACTS)
+        fast = loading.loads(text, "role", fast=True)
+        assert fast == loading.loads(text, "role") and fast["resources"]
+
+
+@pytest.mark.parametrize("text", [
+    "a: 1\na: 2\n", "{a: 1, a: 2}", "a: [1, 2\n", "a: 'open\n", "a:\tb\n\tc: d\n", "- a\nb: c\n", "a: &x 1\nb: *y\n",
+    "a: &a [*a]\n", "x: !!binary aGk=\n", "x: !!timestamp 2024-01-01\n", "a: &a x\nb: [" + ",".join(["*a"] * 101) + "]\n",
+    "[" * 100 + "]" * 100, "a:\n" + "".join(" " * i + "b:\n" for i in range(1, 60)), ALIAS_BOMB, "--- 1\n--- 2\n",
+    "a: \x07\n", "key: 1" + "0" * 5000 + "\n", "? [a]\n: b\n", "%YAML 2.0\n--- a\n", "a: b: c\n"])
+def test_a_text_refused_is_refused_in_the_same_words(text):
+    with pytest.raises(InvalidDocument) as pure:
+        loading.loads(text, "role 'x' for node 'n'")
+    with pytest.raises(InvalidDocument) as fast:
+        loading.loads(text, "role 'x' for node 'n'", fast=True)
+    assert str(fast.value) == str(pure.value)
+
+
+@pytest.mark.parametrize("text", ["2024-01-01", "a: 2024-01-01\nb: [yes, no, ~, 0x1f, 1e3, .inf, '1']\n",
+                                  "a: &a {x: 1}\nb:\n  <<: *a\n  y: 2\n", "a: |\n  two\n  lines\n", "a: >-\n  folded\n  text\n",
+                                  "a: \"esc \\x41 \\u00e9 \\t\"\n", "{}", "", "# only a comment\n"])
+def test_values_are_the_same(text):
+    assert loading.loads(text, "x", fast=True) == loading.loads(text, "x")
