@@ -8,9 +8,10 @@ PyYAML's SafeLoader refuses arbitrary objects but not expansion: ``&a [*a, *a]``
 nine levels deep is a billion leaves once validated. The loader below counts
 aliases and nesting while composing, then the expanded size of the result.
 
-Role renders (``fast``: a thousand texts in a fleet-wide change) are scanned and parsed by libyaml, PyYAML's
-own C binding, six times faster, and composed and constructed by the same Python code with the same limits;
-a text libyaml refuses is read again by the pure loader, so every error is worded as it always was.
+Role renders (``fast``: a thousand texts in a fleet-wide change) are scanned, parsed and composed by libyaml,
+PyYAML's own C binding, about ten times faster, then checked for the same limits and constructed by the same
+Python code; a text libyaml refuses, or over a limit, is read again by the pure loader, so every error is
+worded as it always was.
 """
 
 from __future__ import annotations
@@ -35,28 +36,8 @@ MAX_NODES = 200_000          # values once aliases are expanded
 MAX_BITS = 4096              # a bigger integer cannot even be printed (Python's 4300-digit limit); fields check ranges
 
 
-class _Limits:
-    """What both loaders add to PyYAML's composer and constructor: limits counted while composing, each key
-    once in a mapping."""
-
-    aliases = depth = nodes = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            self.aliases += 1
-            if self.aliases > MAX_ALIASES:
-                raise _Refused(f"more than {MAX_ALIASES} YAML aliases (an alias bomb?)", self.peek_event())
-        self.nodes += 1
-        if self.nodes > MAX_NODES:
-            raise _Refused(f"more than {MAX_NODES} values", self.peek_event())
-        self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise _Refused(f"nested deeper than {MAX_DEPTH} levels", self.peek_event())
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
-
+class _UniqueKeys:
+    """What both loaders add to PyYAML's constructor: each key once in a mapping."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         """A mapping whose keys are each written once: YAML says a key is unique, PyYAML keeps the last."""
@@ -77,8 +58,26 @@ class _Limits:
         return super().construct_mapping(node, deep)
 
 
-class _LimitedLoader(_Limits, yaml.SafeLoader):
+class _LimitedLoader(_UniqueKeys, yaml.SafeLoader):
     """SafeLoader that refuses deep nesting and many aliases while it composes."""
+
+    aliases = depth = nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise _Refused(f"more than {MAX_ALIASES} YAML aliases (an alias bomb?)", self.peek_event())
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise _Refused(f"more than {MAX_NODES} values", self.peek_event())
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _Refused(f"nested deeper than {MAX_DEPTH} levels", self.peek_event())
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 # A document is JSON's types only: it is signed as JSON, cached as JSON and sent as JSON. An unquoted
@@ -99,19 +98,50 @@ for _tag in ("timestamp", "binary", "set", "omap", "pairs"):
 
 
 if CParser is not None:
-    class _FastLoader(_Limits, yaml.composer.Composer, CParser, yaml.constructor.SafeConstructor,
-                      yaml.resolver.Resolver):
-        """``_LimitedLoader`` with libyaml's scanner and parser: the events it composes are libyaml's, the rest
-        (composing with the limits, resolving, constructing) is the same Python code."""
+    class _FastLoader(_UniqueKeys, CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+        """``_LimitedLoader`` with libyaml's scanner, parser and composer (PyYAML's CSafeLoader: libyaml nests
+        at most 1,000 deep), then the same limits checked on what it composed, the same resolver and the same
+        constructor. A text over a limit raises; the pure loader then says which limit, and where."""
 
         yaml_implicit_resolvers = _LimitedLoader.yaml_implicit_resolvers
         yaml_constructors = _LimitedLoader.yaml_constructors
 
         def __init__(self, stream: str):
             CParser.__init__(self, stream)
-            yaml.composer.Composer.__init__(self)
             yaml.constructor.SafeConstructor.__init__(self)
             yaml.resolver.Resolver.__init__(self)
+
+        def get_single_data(self) -> Any:
+            node = self.get_single_node()
+            if node is None:
+                return None
+            if not _within_limits(node):
+                raise _Refused("over a limit", None)
+            return self.construct_document(node)
+
+
+def _within_limits(root: yaml.Node) -> bool:
+    """Whether composing ``root`` stayed within what ``_LimitedLoader.compose_node`` counts: the composer's
+    visits in document order, where a node met again is an alias (only an alias gives a node twice)."""
+    seen: set[int] = set()
+    values = aliases = 0
+    pending = [(root, 1)]
+    while pending:
+        node, depth = pending.pop()
+        values += 1
+        if values > MAX_NODES or depth > MAX_DEPTH:
+            return False
+        if id(node) in seen:
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                return False
+            continue
+        seen.add(id(node))
+        if node.id == "sequence":
+            pending += [(item, depth + 1) for item in reversed(node.value)]
+        elif node.id == "mapping":
+            pending += [(item, depth + 1) for pair in reversed(node.value) for item in reversed(pair)]
+    return True
 
 
 class _Refused(Exception):

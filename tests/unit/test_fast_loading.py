@@ -52,3 +52,18 @@ def test_a_text_refused_is_refused_in_the_same_words(text):
                                   "a: \"esc \\x41 \\u00e9 \\t\"\n", "{}", "", "# only a comment\n"])
 def test_values_are_the_same(text):
     assert loading.loads(text, "x", fast=True) == loading.loads(text, "x")
+
+
+@pytest.mark.parametrize("text", ["a: &a x\nb: [" + ",".join(["*a"] * 100) + "]\n", "[" * 32 + "]" * 32,
+                                  "a: &a [1]\nb: &b [*a, *a]\nc: [*b, *b, *a]\n"])
+def test_a_text_at_the_limits_is_read_by_both(text):
+    assert loading.loads(text, "x", fast=True) == loading.loads(text, "x")
+
+
+@pytest.mark.parametrize("text", ["a: &a x\nb: [" + ",".join(["*a"] * 101) + "]\n", "[" * 33 + "]" * 33])
+def test_a_text_one_over_the_limits_is_refused_by_both(text):
+    with pytest.raises(InvalidDocument) as pure:
+        loading.loads(text, "x")
+    with pytest.raises(InvalidDocument) as fast:
+        loading.loads(text, "x", fast=True)
+    assert str(fast.value) == str(pure.value)
