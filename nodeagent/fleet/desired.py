@@ -26,6 +26,7 @@ from nodeagent.fleet.errors import FleetInconsistent, InvalidInput, InventoryBus
 from nodeagent.fleet.fleetchecks import check_fleet, option_errors, option_findings
 from nodeagent.fleet import rollouts
 from nodeagent.fleet.inventory import Inventory, Node, NodeTrust, StateDocument, lock_wait
+from nodeagent.fleet.renders import LastRenders
 from nodeagent.document.model import parse_document
 from nodeagent.document.registry import DriverRegistry
 
@@ -97,6 +98,7 @@ class DesiredState:
         self.inventory = inventory
         self.delivery = delivery
         self._registry: DriverRegistry | None = None
+        self._last_renders = LastRenders()  # a converge renders again only the nodes whose inputs moved
 
     @property
     def registry(self) -> DriverRegistry:
@@ -216,9 +218,12 @@ class DesiredState:
         validate the documents that change. ``refuse``: an operator's change, refused whole (RoleError,
         FleetInconsistent) when a node it did not find held cannot render or brings a new fleet problem."""
         renders = {}
+        templates = self.roles.version()
         for host in reading.nodes:
             made = ahead.render(host, reading) if ahead is not None else None
-            renders[host] = made if made is not None else self._rendered(host, reading.inputs(host), reading.secrets)
+            renders[host] = made if made is not None else \
+                self._rendered(host, reading.inputs(host), reading.secrets, templates)
+        self._last_renders.keep_only(reading.nodes)
         failures = {host: why for host, why in renders.items() if isinstance(why, InvalidInput)}
         if refuse:  # the operator's own change broke these nodes: refused, as they are told
             caused = [why for host, why in failures.items() if not reading.held(host)]
@@ -231,12 +236,14 @@ class DesiredState:
         differing = {host: self._validated(host, body) for host, body in kept.items() if _differs(stored[host], body)}
         return Plan(reading, renders, holds, differing)
 
-    def _rendered(self, host: str, inputs: RenderInputs, secrets: dict[str, str]) -> dict[str, Any] | InvalidInput:
-        """The node's document, or why it cannot render (a RoleError: a variable, secret or interface its roles
-        need)."""
+    def _rendered(self, host: str, inputs: RenderInputs, secrets: dict[str, str], templates: Any
+                  ) -> dict[str, Any] | InvalidInput:
+        """The node's document (its last render when nothing it renders from moved: ``templates``, the roles'
+        version), or why it cannot render (a RoleError: a variable, secret or interface its roles need)."""
         roles, variables, facts = inputs
         try:
-            return self.roles.render(host, roles, variables, secrets, facts)
+            return self._last_renders.render(host, inputs, secrets, templates,
+                                             lambda: self.roles.render(host, roles, variables, secrets, facts))
         except InvalidInput as exc:
             return exc
 
@@ -247,18 +254,25 @@ class DesiredState:
         nothing; a new one refuses an operator's change, or holds the node whose new document brings it. A
         held node's new document is tried last, on its own: it is released when it brings no new problem."""
         running = {host: body for host, body in stored.items() if body is not None}
-        errors: dict[tuple[str, int], list[str]] = {}  # (node, id of a document): its option errors
+        linted: dict[str, list[tuple[Any, str, list[str]]]] = {}  # per node: resources, release, option errors
+
+        def option_problems(host: str, body: dict[str, Any]) -> list[str]:
+            """The document's option errors, linted once per node, release and resources (most of a check: the
+            node's stored and rendered documents are often the same)."""
+            release = self.releases({host: body}, variables=variables)[host]
+            resources = body.get("resources")
+            for known, at, errors in linted.setdefault(host, []):
+                if at == release and (known is resources or known == resources):
+                    return errors
+            errors = option_errors({host: body}, {host: release})
+            linted[host].append((resources, release, errors))
+            return errors
 
         def fleet_problems(documents: dict[str, Any]) -> list[str]:
             """check_fleet with each node's release: the checks across nodes, then each document's option
-            errors, linted once per document (most of a check; the documents live as long as this call)."""
-            found = check_fleet(documents)
-            for host, body in sorted(documents.items()):
-                if (host, id(body)) not in errors:
-                    errors[host, id(body)] = option_errors({host: body}, self.releases({host: body},
-                                                                                       variables=variables))
-                found += errors[host, id(body)]
-            return found
+            errors."""
+            return check_fleet(documents) + [error for host, body in sorted(documents.items())
+                                             for error in option_problems(host, body)]
 
         baseline = set(fleet_problems(running))
 

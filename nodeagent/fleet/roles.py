@@ -199,6 +199,19 @@ class Roles:
         return sorted(p.name[:-len(".yaml.j2")] for p in self.directory.glob("*.yaml.j2")
                       if not p.name.startswith("_"))
 
+    def version(self) -> tuple[tuple[str, int, int], ...]:
+        """What the templates are now: each file's name, size and modification time (what Jinja2 reloads a
+        template on). A render made under another version may differ."""
+        found = []
+        for path in self.directory.rglob("*"):
+            try:
+                status = path.stat()
+            except OSError:  # removed while listed: the next version says so
+                continue
+            if not path.is_dir():
+                found.append((str(path.relative_to(self.directory)), status.st_size, status.st_mtime_ns))
+        return tuple(sorted(found))
+
     def source(self, role: str) -> str:
         self._require(role)
         return (self.directory / f"{role}.yaml.j2").read_text()
