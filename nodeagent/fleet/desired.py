@@ -26,7 +26,7 @@ from nodeagent.fleet.errors import FleetInconsistent, InvalidInput, InventoryBus
 from nodeagent.fleet.fleetchecks import check_fleet, option_errors, option_findings
 from nodeagent.fleet import rollouts
 from nodeagent.fleet.inventory import Inventory, Node, NodeTrust, StateDocument, lock_wait
-from nodeagent.fleet.renders import LastRenders
+from nodeagent.fleet.renders import LastOptionErrors, LastRenders
 from nodeagent.document.model import parse_document
 from nodeagent.document.registry import DriverRegistry
 
@@ -99,6 +99,7 @@ class DesiredState:
         self.delivery = delivery
         self._registry: DriverRegistry | None = None
         self._last_renders = LastRenders()  # a converge renders again only the nodes whose inputs moved
+        self._option_errors = LastOptionErrors()  # ... and lints only the documents it makes
 
     @property
     def registry(self) -> DriverRegistry:
@@ -224,6 +225,7 @@ class DesiredState:
             renders[host] = made if made is not None else \
                 self._rendered(host, reading.inputs(host), reading.secrets, templates)
         self._last_renders.keep_only(reading.nodes)
+        self._option_errors.keep_only(reading.nodes)
         failures = {host: why for host, why in renders.items() if isinstance(why, InvalidInput)}
         if refuse:  # the operator's own change broke these nodes: refused, as they are told
             caused = [why for host, why in failures.items() if not reading.held(host)]
@@ -254,19 +256,12 @@ class DesiredState:
         nothing; a new one refuses an operator's change, or holds the node whose new document brings it. A
         held node's new document is tried last, on its own: it is released when it brings no new problem."""
         running = {host: body for host, body in stored.items() if body is not None}
-        linted: dict[str, list[tuple[Any, str, list[str]]]] = {}  # per node: resources, release, option errors
-
         def option_problems(host: str, body: dict[str, Any]) -> list[str]:
             """The document's option errors, linted once per node, release and resources (most of a check: the
-            node's stored and rendered documents are often the same)."""
+            stored document was linted when it was made)."""
             release = self.releases({host: body}, variables=variables)[host]
-            resources = body.get("resources")
-            for known, at, errors in linted.setdefault(host, []):
-                if at == release and (known is resources or known == resources):
-                    return errors
-            errors = option_errors({host: body}, {host: release})
-            linted[host].append((resources, release, errors))
-            return errors
+            return self._option_errors.errors(host, release, body.get("resources"),
+                                              lambda: option_errors({host: body}, {host: release}))
 
         def fleet_problems(documents: dict[str, Any]) -> list[str]:
             """check_fleet with each node's release: the checks across nodes, then each document's option

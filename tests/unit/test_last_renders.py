@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nodeagent.cli import config
 from nodeagent.fleet.coordinator import Coordinator
 from nodeagent.fleet.inventory import Node, Secret
-from nodeagent.fleet.renders import LastRenders
+from nodeagent.fleet.renders import LastOptionErrors, LastRenders
 from nodeagent.wire import box, trust
 
 ROLE = """resources:
@@ -62,6 +62,26 @@ def test_an_error_is_not_kept():
     with pytest.raises(ValueError):
         last.render("n1", ([], {}, {}), {}, (), fail)
     assert last.render("n1", ([], {}, {}), {}, (), lambda: {"ok": 1}) == {"ok": 1}
+
+
+def test_option_errors_are_kept_by_release_and_resources_for_the_last_two_documents():
+    linted = []
+
+    def lint(errors):
+        linted.append(errors)
+        return errors
+
+    last = LastOptionErrors()
+    first, second = [{"id": "a", "settings": {"DEFAULT": {"x": 1}}}], [{"id": "a", "settings": {"DEFAULT": {"x": 2}}}]
+    assert last.errors("n1", "2025.1", first, lambda: lint(["one"])) == ["one"]
+    assert last.errors("n1", "2025.1", second, lambda: lint(["two"])) == ["two"]
+    assert last.errors("n1", "2025.1", [{"id": "a", "settings": {"DEFAULT": {"x": 1}}}], lambda: lint(["x"])) == ["one"]
+    assert last.errors("n1", "2024.2", first, lambda: lint(["older"])) == ["older"]  # another release
+    assert last.errors("n1", "2025.1", [{"id": "a", "settings": {"DEFAULT": {"x": "1"}}}],
+                       lambda: lint(["text"])) == ["text"]  # "1" is not 1
+    assert last.errors("n2", "2025.1", first, lambda: lint(["n2"])) == ["n2"]  # per node
+    assert last.errors("n1", "2025.1", second, lambda: lint(["again"])) == ["again"]  # two kept: forgotten
+    assert linted == [["one"], ["two"], ["older"], ["text"], ["n2"], ["again"]]
 
 
 @pytest.fixture
