@@ -219,7 +219,12 @@ def _check_edges(resources: list[Resource], registry: DriverRegistry) -> None:
 def _order(document: Document, registry: DriverRegistry) -> list[str]:
     """Dependency order; among resources free to go, the driver's phase and then document order."""
     index = {r.id: i for i, r in enumerate(document.resources)}
-    sorter = TopologicalSorter({r.id: document.predecessors(r.id) for r in document.resources})
+    by_id = {r.id: r for r in document.resources}
+    notifiers: dict[str, list[str]] = {}  # Document.predecessors for every resource at once: one pass, not one each
+    for resource in document.resources:
+        for target in dict.fromkeys(resource.notify):  # named twice, it is still one predecessor
+            notifiers.setdefault(target, []).append(resource.id)
+    sorter = TopologicalSorter({r.id: [*r.after, *notifiers.get(r.id, ())] for r in document.resources})
     try:
         sorter.prepare()
     except CycleError as exc:
@@ -229,7 +234,7 @@ def _order(document: Document, registry: DriverRegistry) -> list[str]:
     order: list[str] = []
     while sorter.is_active():
         for resource_id in sorter.get_ready():
-            phase = registry.get(document.resource(resource_id).driver).phase
+            phase = registry.get(by_id[resource_id].driver).phase
             heapq.heappush(ready, (phase, index[resource_id], resource_id))
         _, _, resource_id = heapq.heappop(ready)
         order.append(resource_id)
