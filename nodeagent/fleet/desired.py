@@ -256,6 +256,7 @@ class DesiredState:
         nothing; a new one refuses an operator's change, or holds the node whose new document brings it. A
         held node's new document is tried last, on its own: it is released when it brings no new problem."""
         running = {host: body for host, body in stored.items() if body is not None}
+
         def option_problems(host: str, body: dict[str, Any]) -> list[str]:
             """The document's option errors, linted once per node, release and resources (most of a check: the
             stored document was linted when it was made)."""

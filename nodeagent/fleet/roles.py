@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -201,15 +202,22 @@ class Roles:
 
     def version(self) -> tuple[tuple[str, int, int], ...]:
         """What the templates are now: each file's name, size and modification time (what Jinja2 reloads a
-        template on). A render made under another version may differ."""
-        found = []
-        for path in self.directory.rglob("*"):
-            try:
-                status = path.stat()
-            except OSError:  # removed while listed: the next version says so
+        template on), through symbolic links as Jinja2 opens them. A render made under another version may
+        differ."""
+        found, seen = [], set()
+        for top, folders, files in os.walk(self.directory, followlinks=True):
+            status = os.stat(top)
+            if (status.st_dev, status.st_ino) in seen:  # a link back up: walked once
+                folders.clear()
                 continue
-            if not path.is_dir():
-                found.append((str(path.relative_to(self.directory)), status.st_size, status.st_mtime_ns))
+            seen.add((status.st_dev, status.st_ino))
+            for name in files:
+                path = os.path.join(top, name)
+                try:
+                    status = os.stat(path)
+                except OSError:  # removed while listed, or a dangling link: the next version says so
+                    continue
+                found.append((os.path.relpath(path, self.directory), status.st_size, status.st_mtime_ns))
         return tuple(sorted(found))
 
     def source(self, role: str) -> str:

@@ -143,3 +143,19 @@ def test_a_secret_removed_is_an_error_again(coordinator):
     from nodeagent.fleet.roles import RoleError
     with pytest.raises(RoleError, match="needs secret 'PASS'"):
         coordinator.settings.set_variable("tag", "blue")
+
+
+def test_an_edited_include_behind_a_link_renders_again(coordinator, tmp_path):
+    shared = tmp_path / "shared"  # templates shared between roles directories, linked in
+    shared.mkdir()
+    (shared / "tag.j2").write_text("{{ tag }}")
+    (tmp_path / "roles/common").symlink_to(shared)
+    template = tmp_path / "roles/tunnel.yaml.j2"
+    template.write_text(ROLE.replace('tag: "{{ tag }}"', 'tag: "{% include \'common/tag.j2\' %}"'))
+    assert coordinator.desired.converge() == []  # the same document: nothing stored
+    (shared / "tag.j2").write_text("{{ tag }}-shared")
+    later = time.time() + 5
+    os.utime(shared / "tag.j2", (later, later))
+    assert coordinator.desired.converge() == [("n1", 2), ("n2", 2)]
+    assert {host: settings["tag"] for host, (_, settings) in ovs(coordinator).items()} == {"n1": "red-shared",
+                                                                                           "n2": "red-shared"}
