@@ -17,6 +17,7 @@ worded as it always was.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -227,8 +228,15 @@ def check_shape(value: Any, source: str) -> None:
     size(value, 0)
 
 
+# What libyaml reads and PyYAML refuses (found by feeding both random texts): a tab as a separator (``a:\tb``),
+# a comment right after a block scalar's indicator (``|#``), a question mark before a space inside a flow
+# collection (``[why? not]``); and a byte order mark inside the text, which libyaml skips and PyYAML keeps. A
+# text with any of them (any "? " at all) is read by the pure loader.
+_LIBYAML_TAKES_MORE = re.compile(r"\t|[|>][-+0-9]*#|\?(\s|$)|\ufeff")
+
+
 def _load_yaml(text: str, fast: bool = False) -> Any:
-    if fast and CParser is not None:
+    if fast and CParser is not None and not _LIBYAML_TAKES_MORE.search(text):
         try:
             return _read(_FastLoader, text)
         except Exception:  # refused: the pure loader says why, in its own words and positions
