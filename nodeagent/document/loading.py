@@ -167,7 +167,7 @@ def loads(text: str | bytes, source: str, as_json: bool = False, fast: bool = Fa
         raise InvalidDocument(f"{source}: nested deeper than {MAX_DEPTH} levels") from None
     except json.JSONDecodeError as exc:
         raise InvalidDocument(f"{source}: line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    except ValueError as exc:  # a number of more than 4300 digits (Python's int conversion limit)
+    except (ValueError, IndexError) as exc:  # a number of more than 4300 digits; "!!float" on nothing
         raise InvalidDocument(f"{source}: a value cannot be read ({str(exc).split(':')[0]})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -230,9 +230,10 @@ def check_shape(value: Any, source: str) -> None:
 
 # What libyaml reads and PyYAML refuses (found by feeding both random texts): a tab as a separator (``a:\tb``),
 # a comment right after a block scalar's indicator (``|#``), a question mark before a space inside a flow
-# collection (``[why? not]``); and a byte order mark inside the text, which libyaml skips and PyYAML keeps. A
-# text with any of them (any "? " at all) is read by the pure loader.
-_LIBYAML_TAKES_MORE = re.compile(r"\t|[|>][-+0-9]*#|\?(\s|$)|\ufeff")
+# collection (``[why? not]``); a byte order mark inside the text, which libyaml skips and PyYAML keeps; an
+# empty node with a tag (``a: !``: '' to libyaml, None to PyYAML). A text with any of them (any "? " at all,
+# any tag) is read by the pure loader.
+_LIBYAML_TAKES_MORE = re.compile(r"\t|[|>][-+0-9]*#|\?(\s|$)|\ufeff|(^|[\s\[\]{},])!")
 
 
 def _load_yaml(text: str, fast: bool = False) -> Any:
