@@ -130,12 +130,12 @@ def _set_up(session: Any) -> None:
 def run(directory: Path, nodes: int, database_url: str | None, role: str) -> dict[str, dict[str, float]]:
     coordinator = fleet(directory, nodes, database_url, role)
     transactions = Transactions(coordinator.inventory.engine)
-    variable = CHANGED[role]
+    settings = coordinator.settings
     figures = {"first": transactions.measure(coordinator.desired.converge, nodes),
-               "change_all": transactions.measure(lambda: coordinator.settings.set_variable(variable, "second"), nodes),
-               "change_none": transactions.measure(lambda: coordinator.settings.set_variable(variable, "second"), nodes),
-               "change_one": transactions.measure(lambda: coordinator.settings.set_variable(OWN[role], "br-third",
-                                                                                            host="n0"), nodes)}
+               "change_all": transactions.measure(lambda: settings.set_variable(CHANGED[role], "second"), nodes),
+               "change_none": transactions.measure(lambda: settings.set_variable(CHANGED[role], "second"), nodes),
+               "change_one": transactions.measure(lambda: settings.set_variable(OWN[role], "br-third", host="n0"),
+                                                  nodes)}
     coordinator.inventory.engine.dispose()
     return figures
 
