@@ -9,9 +9,9 @@ nine levels deep is a billion leaves once validated. The loader below counts
 aliases and nesting while composing, then the expanded size of the result.
 
 Role renders (``fast``: a thousand texts in a fleet-wide change) are scanned, parsed and composed by libyaml,
-PyYAML's own C binding, about ten times faster, then checked for the same limits and constructed by the same
+PyYAML's own C binding, about seven times faster, then checked for the same limits and constructed by the same
 Python code; a text libyaml refuses, or over a limit, is read again by the pure loader, so every error is
-worded as it always was.
+worded as it always was, and so is a text with what libyaml reads otherwise (``_LIBYAML_TAKES_MORE``).
 """
 
 from __future__ import annotations
