@@ -6,8 +6,10 @@ node's, on PostgreSQL and MariaDB; SQLite's one write lock), and while Python wo
 its statements the server sees it "idle in transaction": the longest such gap is what
 ``database_idle_transaction_timeout`` must stay above. Measured for NODES nodes with a one-resource
 role, no broker (the nodes are pending, so nothing is pushed): the first document of every node, a
-change for every node, a change for none; for each, the wall time, and of the transaction that
-stored (the one that committed writes) how long it was open and its longest gap between statements.
+change for every node, a change for none, a change for one node (its own variable); for each, the wall
+time and that time per node of the fleet (what a fleet-wide change costs per node: render, checks,
+validation, storing), and of the transaction that stored (the one that committed writes) how long it
+was open and its longest gap between statements.
 
 Run:  .venv/bin/python benchmarks/converge.py [--nodes 100 300 1000] [--databases sqlite postgresql]
           [--role compute|tunnel]
@@ -45,6 +47,7 @@ TUNNEL = """resources:
         tag: "{{ tag }}"
 """
 CHANGED = {"tunnel": "tag", "compute": "controller_host"}  # a variable every node's role reads
+OWN = {"tunnel": "tag", "compute": "provider_bridge"}  # one a node may set for itself (no fleet check compares it)
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -78,16 +81,18 @@ class Transactions:
             self.done.append({"open_s": now - state["opened"], "gap_s": max(state["gap"], now - state["last"]),
                               "writes": state["writes"], "committed": committed})
 
-    def measure(self, call: Callable[[], Any]) -> dict[str, float]:
-        """Wall time of ``call``; how long the longest transaction that committed writes during it was open (0
-        when none did); the longest gap of any of its transactions (what the idle timeout must outlast)."""
+    def measure(self, call: Callable[[], Any], nodes: int) -> dict[str, float]:
+        """Wall time of ``call``, and per node of the fleet; how long the longest transaction that committed
+        writes during it was open (0 when none did); the longest gap of any of its transactions (what the idle
+        timeout must outlast)."""
         self.done.clear()
         started = time.perf_counter()
         call()
         wall = time.perf_counter() - started
         stored = max((t["open_s"] for t in self.done if t["committed"] and t["writes"]), default=0.0)
         gap = max((t["gap_s"] for t in self.done), default=0.0)
-        return {"wall_s": round(wall, 3), "write_open_s": round(stored, 3), "idle_gap_s": round(gap, 3)}
+        return {"wall_s": round(wall, 3), "ms_per_node": round(wall / nodes * 1000, 2),
+                "write_open_s": round(stored, 3), "idle_gap_s": round(gap, 3)}
 
 
 def fleet(directory: Path, nodes: int, database_url: str | None, role: str) -> Coordinator:
@@ -125,9 +130,12 @@ def _set_up(session: Any) -> None:
 def run(directory: Path, nodes: int, database_url: str | None, role: str) -> dict[str, dict[str, float]]:
     coordinator = fleet(directory, nodes, database_url, role)
     transactions = Transactions(coordinator.inventory.engine)
-    figures = {"first": transactions.measure(coordinator.desired.converge),
-               "change_all": transactions.measure(lambda: coordinator.settings.set_variable(CHANGED[role], "second")),
-               "change_none": transactions.measure(lambda: coordinator.settings.set_variable(CHANGED[role], "second"))}
+    settings = coordinator.settings
+    figures = {"first": transactions.measure(coordinator.desired.converge, nodes),
+               "change_all": transactions.measure(lambda: settings.set_variable(CHANGED[role], "second"), nodes),
+               "change_none": transactions.measure(lambda: settings.set_variable(CHANGED[role], "second"), nodes),
+               "change_one": transactions.measure(lambda: settings.set_variable(OWN[role], "br-third", host="n0"),
+                                                  nodes)}
     coordinator.inventory.engine.dispose()
     return figures
 
@@ -149,7 +157,8 @@ def main() -> None:
                     figures = results.setdefault(database, {})[nodes] = run(Path(scratch) / str(nodes), nodes, url,
                                                                                  args.role)
                     print(f"{database:10s} {nodes:5d} nodes: " + "; ".join(
-                        f"{name} {f['wall_s']:.2f} s (write transaction open {f['write_open_s']:.2f} s, "
+                        f"{name} {f['wall_s']:.2f} s = {f['ms_per_node']:.2f} ms/node (write transaction open "
+                        f"{f['write_open_s']:.2f} s, "
                         f"longest idle {f['idle_gap_s'] * 1000:.0f} ms)" for name, f in figures.items()))
             finally:
                 if server:

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,7 @@ from nodeagent.fleet.errors import FleetInconsistent, InvalidInput, InventoryBus
 from nodeagent.fleet.fleetchecks import check_fleet, option_errors, option_findings
 from nodeagent.fleet import rollouts
 from nodeagent.fleet.inventory import Inventory, Node, NodeTrust, StateDocument, lock_wait
+from nodeagent.fleet.renders import LastOptionErrors, LastRenders
 from nodeagent.document.model import parse_document
 from nodeagent.document.registry import DriverRegistry
 
@@ -97,6 +98,8 @@ class DesiredState:
         self.inventory = inventory
         self.delivery = delivery
         self._registry: DriverRegistry | None = None
+        self._last_renders = LastRenders()  # a converge renders again only the nodes whose inputs moved
+        self._option_errors = LastOptionErrors()  # ... and lints only the documents it makes
 
     @property
     def registry(self) -> DriverRegistry:
@@ -199,10 +202,16 @@ class DesiredState:
         return Reading(self.inventory.secrets(session),
                        {n.name: (_inputs(n, site), n.held, n.desired_generation) for n in nodes})
 
-    def _stored(self, session: Session, reading: Reading) -> dict[str, dict[str, Any] | None]:
-        """Each node's stored document (its body), None for a node that has none."""
-        documents = {host: self.inventory.document(host, session=session) for host in reading.nodes}
-        return {host: None if document is None else document.body for host, document in documents.items()}
+    @staticmethod
+    def _stored(session: Session, reading: Reading) -> dict[str, dict[str, Any] | None]:
+        """Each node's stored document (its body, the latest generation's), None for a node that has none: one
+        query for the fleet (a query per node was a tenth of a change)."""
+        latest = select(StateDocument.node, func.max(StateDocument.generation).label("generation")) \
+            .group_by(StateDocument.node).subquery()
+        found = session.execute(select(StateDocument.node, StateDocument.body).join(
+            latest, (StateDocument.node == latest.c.node) & (StateDocument.generation == latest.c.generation)))
+        bodies = {host: body for host, body in found if host in reading.nodes}
+        return {host: bodies.get(host) for host in reading.nodes}
 
     def _plan(self, reading: Reading, stored: dict[str, dict[str, Any] | None], refuse: bool,
               ahead: Plan | None = None) -> Plan:
@@ -210,9 +219,13 @@ class DesiredState:
         validate the documents that change. ``refuse``: an operator's change, refused whole (RoleError,
         FleetInconsistent) when a node it did not find held cannot render or brings a new fleet problem."""
         renders = {}
+        templates = self.roles.version()
         for host in reading.nodes:
             made = ahead.render(host, reading) if ahead is not None else None
-            renders[host] = made if made is not None else self._rendered(host, reading.inputs(host), reading.secrets)
+            renders[host] = made if made is not None else \
+                self._rendered(host, reading.inputs(host), reading.secrets, templates)
+        self._last_renders.keep_only(reading.nodes)
+        self._option_errors.keep_only(reading.nodes)
         failures = {host: why for host, why in renders.items() if isinstance(why, InvalidInput)}
         if refuse:  # the operator's own change broke these nodes: refused, as they are told
             caused = [why for host, why in failures.items() if not reading.held(host)]
@@ -225,12 +238,14 @@ class DesiredState:
         differing = {host: self._validated(host, body) for host, body in kept.items() if _differs(stored[host], body)}
         return Plan(reading, renders, holds, differing)
 
-    def _rendered(self, host: str, inputs: RenderInputs, secrets: dict[str, str]) -> dict[str, Any] | InvalidInput:
-        """The node's document, or why it cannot render (a RoleError: a variable, secret or interface its roles
-        need)."""
+    def _rendered(self, host: str, inputs: RenderInputs, secrets: dict[str, str], templates: Any
+                  ) -> dict[str, Any] | InvalidInput:
+        """The node's document (its last render when nothing it renders from moved: ``templates``, the roles'
+        version), or why it cannot render (a RoleError: a variable, secret or interface its roles need)."""
         roles, variables, facts = inputs
         try:
-            return self.roles.render(host, roles, variables, secrets, facts)
+            return self._last_renders.render(host, inputs, secrets, templates,
+                                             lambda: self.roles.render(host, roles, variables, secrets, facts))
         except InvalidInput as exc:
             return exc
 
@@ -241,11 +256,24 @@ class DesiredState:
         nothing; a new one refuses an operator's change, or holds the node whose new document brings it. A
         held node's new document is tried last, on its own: it is released when it brings no new problem."""
         running = {host: body for host, body in stored.items() if body is not None}
-        baseline = set(check_fleet(running, self.releases(running, variables=variables)))
+
+        def option_problems(host: str, body: dict[str, Any]) -> list[str]:
+            """The document's option errors, linted once per node, release and resources (most of a check: the
+            stored document was linted when it was made)."""
+            release = self.releases({host: body}, variables=variables)[host]
+            return self._option_errors.errors(host, release, body.get("resources"),
+                                              lambda: option_errors({host: body}, {host: release}))
+
+        def fleet_problems(documents: dict[str, Any]) -> list[str]:
+            """check_fleet with each node's release: the checks across nodes, then each document's option
+            errors."""
+            return check_fleet(documents) + [error for host, body in sorted(documents.items())
+                                             for error in option_problems(host, body)]
+
+        baseline = set(fleet_problems(running))
 
         def new_problems(documents: dict[str, Any]) -> list[str]:
-            trial = {**running, **documents}
-            return [p for p in check_fleet(trial, self.releases(trial, variables=variables)) if p not in baseline]
+            return [p for p in fleet_problems({**running, **documents}) if p not in baseline]
 
         was_held = {host for host in rendered if held_before.get(host)}
         free = {host: body for host, body in rendered.items() if host not in was_held}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,15 @@ def check_variables(variables: dict[str, Any]) -> None:
         raise RoleError("mechanism 'linuxbridge' carries overlays as VXLAN only: set overlay to 'vxlan'")
 
 
+def role_values(variables: dict[str, Any]) -> dict[str, Any]:
+    """What the templates render from: the defaults under the node's variables, checked, and what follows."""
+    values = {**DEFAULTS, **variables}
+    check_variables(values)
+    if "instance_mtu" not in values:  # the guide's 1454 leaves room for GRE; VXLAN needs 50 bytes
+        values["instance_mtu"] = 1454 if values["overlay"] == "gre" else 1450
+    return values
+
+
 def _check_provider_network(variables: dict[str, Any]) -> None:
     """The provider network's variables, checked before they reach Neutron (a subnet cannot be changed later)."""
     try:
@@ -190,6 +200,26 @@ class Roles:
         return sorted(p.name[:-len(".yaml.j2")] for p in self.directory.glob("*.yaml.j2")
                       if not p.name.startswith("_"))
 
+    def version(self) -> tuple[tuple[str, int, int], ...]:
+        """What the templates are now: each file's name, size and modification time (what Jinja2 reloads a
+        template on), through symbolic links as Jinja2 opens them. A render made under another version may
+        differ."""
+        found, seen = [], set()
+        for top, folders, files in os.walk(self.directory, followlinks=True):
+            status = os.stat(top)
+            if (status.st_dev, status.st_ino) in seen:  # a link back up: walked once
+                folders.clear()
+                continue
+            seen.add((status.st_dev, status.st_ino))
+            for name in files:
+                path = os.path.join(top, name)
+                try:
+                    status = os.stat(path)
+                except OSError:  # removed while listed, or a dangling link: the next version says so
+                    continue
+                found.append((os.path.relpath(path, self.directory), status.st_size, status.st_mtime_ns))
+        return tuple(sorted(found))
+
     def source(self, role: str) -> str:
         self._require(role)
         return (self.directory / f"{role}.yaml.j2").read_text()
@@ -209,28 +239,14 @@ class Roles:
     def render(self, host: str, roles: list[str], variables: dict[str, Any], secrets: dict[str, str],
                facts: dict[str, Any]) -> dict[str, Any]:
         """The document body (resources) for ``host`` with ``roles``."""
-        values = {**DEFAULTS, **variables}
-        check_variables(values)
-        if "instance_mtu" not in values:  # the guide's 1454 leaves room for GRE; VXLAN needs 50 bytes
-            values["instance_mtu"] = 1454 if values["overlay"] == "gre" else 1450
+        values = role_values(variables)
         resources: dict[str, tuple[str, dict[str, Any]]] = {}
         probes = {probe["id"]: ("variable 'probes'", probe) for probe in variable_probes(values)}
         # The server's role first: where one node has several, its services start (and restart) before the
         # agents that call it.
         for role in sorted(roles, key=lambda r: ROLE_ORDER.index(r) if r in ROLE_ORDER else len(ROLE_ORDER)):
-            self._require(role)
-            _check_role(host, role, values)
-            context = {**values, "node": host, "role": role, **_helpers(host, role, values, secrets, facts)}
-            try:
-                text = self.env.get_template(f"{role}.yaml.j2").render(context)
-            except escapes.Unwritable as exc:
-                raise RoleError(f"role '{role}' for node '{host}': {exc}") from None
-            except UndefinedError as exc:
-                name = re.search(r"'([^']+)' is undefined", str(exc))
-                variable = name.group(1) if name else str(exc)
-                raise RoleError(f"role '{role}' for node '{host}': variable '{variable}' is not set "
-                                f"(nodeagentctl var set --node {host} {variable} VALUE)") from None
-            body = loading.loads(text, f"role '{role}' for node '{host}'") or {}
+            text = self.text(host, role, values, secrets, facts)
+            body = loading.loads(text, f"role '{role}' for node '{host}'", fast=True) or {}
             for resource in body.get("resources") or []:
                 earlier = resources.get(resource["id"])
                 if earlier and earlier[1] != resource:
@@ -250,6 +266,22 @@ class Roles:
         if values.get("rollback_timeout") not in (None, ""):
             body["rollback_timeout"] = _number("rollback_timeout", values["rollback_timeout"])
         return body
+
+    def text(self, host: str, role: str, values: dict[str, Any], secrets: dict[str, str],
+             facts: dict[str, Any]) -> str:
+        """The YAML text one role renders to for ``host`` (``values``: the defaults and variables, checked)."""
+        self._require(role)
+        _check_role(host, role, values)
+        context = {**values, "node": host, "role": role, **_helpers(host, role, values, secrets, facts)}
+        try:
+            return self.env.get_template(f"{role}.yaml.j2").render(context)
+        except escapes.Unwritable as exc:
+            raise RoleError(f"role '{role}' for node '{host}': {exc}") from None
+        except UndefinedError as exc:
+            name = re.search(r"'([^']+)' is undefined", str(exc))
+            variable = name.group(1) if name else str(exc)
+            raise RoleError(f"role '{role}' for node '{host}': variable '{variable}' is not set "
+                            f"(nodeagentctl var set --node {host} {variable} VALUE)") from None
 
     def _require(self, role: str) -> None:
         try:

@@ -65,6 +65,7 @@ class ServiceRelease:
         self.plugins: dict[str, dict[str, str]] = data.get("plugins", {})
         self._opts: dict[str, dict[str, dict[str, Any]]] = data["opts"]
         self._by_file: dict[str, dict[tuple[str, str], Option]] = {}
+        self._aliases: dict[str, dict[tuple[str, str], Option]] = {}
 
     def options(self, file: str) -> dict[tuple[str, str], Option]:
         """(section, key) -> Option for every option ``file`` reads; {} for a file this release lacks."""
@@ -81,8 +82,15 @@ class ServiceRelease:
         return self.options(file).get((section, key))
 
     def renamed(self, file: str, section: str, key: str) -> Option | None:
-        """The option that still reads ``[section] key`` as a deprecated alias, if one does."""
-        return next((o for o in self.options(file).values() if (section, key) in o.deprecated), None)
+        """The option that still reads ``[section] key`` as a deprecated alias, if one does (the first, as
+        ``options`` lists them; indexed once per file: a fleet's check asks for every key of every node)."""
+        if file not in self._aliases:
+            aliases: dict[tuple[str, str], Option] = {}
+            for option in self.options(file).values():
+                for alias in option.deprecated:
+                    aliases.setdefault(alias, option)
+            self._aliases[file] = aliases
+        return self._aliases[file].get((section, key))
 
     def sections(self, file: str) -> set[str]:
         return {section for section, _ in self.options(file)}

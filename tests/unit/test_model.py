@@ -143,3 +143,11 @@ def test_a_document_survives_its_own_serialisation(registry):
         document = load_document(EXAMPLES / name, registry)
         again = parse_document(document.to_dict(), registry)
         assert again == document and again.order == document.order
+
+
+def test_notifying_twice_and_after_and_notify_together_order_as_one_edge(registry):
+    svc = {"id": "svc", "driver": "service", "name": "neutron-server", "state": "running"}
+    document = parse_document(doc({**svc, "id": "svc"}, {**INI, "notify": ["svc", "svc"]},
+                                  {**FILE, "id": "f2", "after": ["conf"], "notify": ["svc"]}), registry)
+    assert document.order.index("conf") < document.order.index("f2") < document.order.index("svc")
+    assert document.predecessors("svc") == ["conf", "f2"]
