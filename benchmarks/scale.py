@@ -134,6 +134,13 @@ def rss_mib(pids: list[int]) -> list[float]:
     return [psutil.Process(pid).memory_info().rss / 2**20 for pid in pids if psutil.pid_exists(pid)]
 
 
+def phases(said: str) -> dict[str, float]:
+    """The phases of a change from the command's summary line (rendered and checked, stored, sent)."""
+    found = re.search(r"rendered and checked in ([0-9.]+) s, stored in ([0-9.]+) s, sent to their nodes in "
+                      r"([0-9.]+) s", said)
+    return dict(zip(("render", "store", "push"), map(float, found.groups()))) if found else {}
+
+
 def children_cpu() -> float:
     """CPU seconds (user + system) of this process's children that ended so far (the ``nodeagentctl`` runs)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -235,15 +242,17 @@ def run(agents: int, database: str, coordinators_count: int, args: argparse.Name
         changes = []
         for tag in ("blue", "green", "red")[:args.changes]:
             started, cpu_started = time.monotonic(), children_cpu()
-            group.ctl("var", "set", "tag", tag, timeout=900)
+            said = group.ctl("var", "set", "tag", tag, timeout=900).stdout
             cli, cli_cpu = time.monotonic() - started, children_cpu() - cpu_started
             changes.append((cli, cli + wait_for(lambda: counts(engine)["converged"] >= agents, 600,
-                                                f"every node converged on {tag}"), cli_cpu))
+                                                f"every node converged on {tag}"), cli_cpu, phases(said)))
         figures["change_cli_s"] = round(statistics.median(c[0] for c in changes), 2)
         # The change's own CPU (render, checks, store, every push: the command does them), apart from the
         # waiting for a core that the simulated agents make on this machine.
         figures["change_cli_cpu_s"] = round(statistics.median(c[2] for c in changes), 2)
         figures["change_converged_s"] = round(statistics.median(c[1] for c in changes), 2)
+        for phase in ("render", "store", "push"):  # the command's own summary line
+            figures[f"change_{phase}_s"] = round(statistics.median(c[3].get(phase, math.nan) for c in changes), 2)
 
         if args.survive and coordinators_count >= 3:
             figures.update(survive(group, engine, agents))

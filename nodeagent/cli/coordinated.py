@@ -28,9 +28,10 @@ def _when(timestamp: float | None) -> str:
     return datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _converge(app: Any, change: Callable[[], list[tuple[str, int]]]) -> None:
-    """Make an operator's change and print each node's new generation; a push that failed after the
-    change was stored is an error naming the nodes (they fetch their document at their next heartbeat)."""
+def _converge(app: Any, change: Callable[[], list[tuple[str, int]]], desired: Any = None) -> None:
+    """Make an operator's change and print each node's new generation, then how long it took (``desired``: the
+    coordinator's ``DesiredState``); a push that failed after the change was stored is an error naming the
+    nodes (they fetch their document at their next heartbeat)."""
     _quiet_broker_retries(app)
     try:
         pushed = change()
@@ -41,6 +42,12 @@ def _converge(app: Any, change: Callable[[], list[tuple[str, int]]]) -> None:
         app.stdout.write(f"{host}: generation {generation} pushed\n")
     if not pushed:
         app.stdout.write("no node's document changed\n")
+    timing = getattr(desired, "last_timing", None)
+    if pushed and timing:
+        app.stdout.write(f"{len(pushed)} documents: rendered and checked in {timing['plan_s']:.1f} s, stored in "
+                         f"{timing['store_s']:.1f} s, sent to their nodes in {timing['push_s']:.1f} s"
+                         + (f" (waited {timing['lock_wait_s']:.1f} s for another coordinator's change)"
+                            if timing["lock_wait_s"] >= 1 else "") + "\n")
 
 
 def _quiet_broker_retries(app: Any) -> None:

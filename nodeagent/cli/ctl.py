@@ -437,7 +437,8 @@ class NodeAssign(Command):
             return rollout.start(self.app, parsed_args, lambda c, converge: c.settings.assign(
                 hosts, parsed_args.roles, self.remove, converge=converge),
                 f"node {verb} {parsed_args.host} {' '.join(parsed_args.roles)}")
-        _converge(self.app, lambda: coordinator.settings.assign(hosts, parsed_args.roles, self.remove))
+        _converge(self.app, lambda: coordinator.settings.assign(hosts, parsed_args.roles, self.remove),
+                  coordinator.desired)
         return 0
 
 
@@ -470,7 +471,8 @@ class VarSet(Command):
                 f"var set {parsed_args.key}={parsed_args.value}" + (f" on {parsed_args.node}" if parsed_args.node
                                                                      else ""))
         coordinator = _coordinator(self.app)
-        _converge(self.app, lambda: coordinator.settings.set_variable(parsed_args.key, parsed_args.value, parsed_args.node))
+        _converge(self.app, lambda: coordinator.settings.set_variable(parsed_args.key, parsed_args.value,
+                                                                      parsed_args.node), coordinator.desired)
         return 0
 
 
@@ -502,7 +504,7 @@ class SecretSet(Command):
         else:
             value = sys.stdin.readline().rstrip("\n")
         coordinator = _coordinator(self.app)
-        _converge(self.app, lambda: coordinator.settings.set_secret(parsed_args.key, value))
+        _converge(self.app, lambda: coordinator.settings.set_secret(parsed_args.key, value), coordinator.desired)
         return 0
 
 

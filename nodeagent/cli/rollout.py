@@ -66,7 +66,7 @@ def start(app: Any, parsed_args: argparse.Namespace, make: Callable[[Any, Conver
     def begin() -> list[tuple[str, int]]:
         return through_rollout(None) if make is None else make(coordinator, through_rollout)
 
-    _converge(app, begin)
+    _converge(app, begin, coordinator.desired)
     if made and made[0] is not None:
         rollout, rows = coordinator.rollouts.show(made[0])
         batches = max(row.batch for row in rows)

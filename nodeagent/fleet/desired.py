@@ -100,6 +100,7 @@ class DesiredState:
         self._registry: DriverRegistry | None = None
         self._last_renders = LastRenders()  # a converge renders again only the nodes whose inputs moved
         self._option_errors = LastOptionErrors()  # ... and lints only the documents it makes
+        self.last_timing: dict[str, float] = {}  # the last converge's phases (seconds), for the command's summary
 
     @property
     def registry(self) -> DriverRegistry:
@@ -141,7 +142,9 @@ class DesiredState:
         started = time.monotonic()
         try:
             with self.exclusive():
+                locked = time.monotonic()
                 ahead = self._plan_ahead(change)
+                planned = time.monotonic()
                 with self.inventory.session() as session:
                     newly_held, outgoing, accepted = self._make(session, change, stage, ahead)
         except FleetInconsistent as exc:  # recorded once the transaction is rolled back
@@ -151,10 +154,15 @@ class DesiredState:
             if not lock_wait(exc):
                 raise
             raise InventoryBusy("the change was not stored") from None
+        stored = time.monotonic()
         self._announce(newly_held)
         if self.metrics is not None:
-            self.metrics.converge_seconds.observe(time.monotonic() - started)
-        self._push(outgoing, [item for item in outgoing if item.host in accepted])
+            self.metrics.converge_seconds.observe(stored - started)
+        try:
+            self._push(outgoing, [item for item in outgoing if item.host in accepted])
+        finally:
+            self.last_timing = {"lock_wait_s": locked - started, "plan_s": planned - locked,
+                                "store_s": stored - planned, "push_s": time.monotonic() - stored}
         return [(item.host, item.body["generation"]) for item in outgoing]
 
     def _plan_ahead(self, change: Change | None) -> Plan:
