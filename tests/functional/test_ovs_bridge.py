@@ -7,6 +7,7 @@ import pytest
 from nodeagent.node.engine import Engine
 from nodeagent.kit.errors import InvalidDocument
 from nodeagent.kit.result import Status
+from nodeagent.testing.waiting import wait_until
 from tests.conftest import lab_context
 from tests.functional.helpers import EventSink, watching, details, reconcile
 
@@ -64,7 +65,11 @@ def test_purge_ports_removes_unlisted_ports_only_when_asked(lab, engine):
     reconcile(engine, BR_INT)
     lab.vsctl("add-port", "br-int", "stray", "--", "set", "Interface", "stray", "type=internal")
     assert reconcile(engine, BR_INT)["br-int"].status is Status.IN_SYNC
-    purged = reconcile(engine, {**BR_INT, "purge_ports": True})["br-int"]
+    purge = {**BR_INT, "purge_ports": True}
+    # The driver reads the agent's replica of the database (ovsdbapp's IDL), which hears of a port added behind
+    # its back a moment later: under load, later than the next line (as a drift watch would, it looks again).
+    wait_until(lambda: details(reconcile(engine, purge, dry_run=True)["br-int"]) != [], timeout=10)
+    purged = reconcile(engine, purge)["br-int"]
     assert details(purged) == ["ports.stray: internal → (absent)"] and purged.status is Status.CHANGED
     assert ports(lab, "br-int") == ["patch-tun"]
 
