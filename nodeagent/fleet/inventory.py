@@ -82,7 +82,7 @@ class Node(Base):
         taken writes it), else the row's own; None while no report was taken (a pending node's are refused)."""
         if self.last_heartbeat is None:
             return None
-        return max(self.last_heartbeat, getattr(self, "heard_at", None) or 0)
+        return max(self.last_heartbeat, self.heard_at or 0)
 
     @property
     def state(self) -> str:
