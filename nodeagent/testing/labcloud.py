@@ -38,7 +38,7 @@ from pathlib import Path
 from nodeagent.fleet import escapes
 from nodeagent.testing import labnova
 from nodeagent.testing.lab import STAND_IN_UNIT, LabSystemd
-from nodeagent.testing.sqlserver import install_mariadb
+from nodeagent.testing.sqlserver import install_mariadb, mariadb_tmpdir
 from nodeagent.testing.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -254,7 +254,8 @@ class LabCloud:
         self.processes["mariadb"] = _setsid(
             ["mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={self.mysqld / 'mysqld.sock'}",
              "--skip-networking", "--user=root", f"--log-error={self._log('mariadb')}",
-             "--innodb-buffer-pool-size=64M", f"--pid-file={self.directory / 'mariadb.pid'}"], self._log("mariadbd"))
+             "--innodb-buffer-pool-size=64M", f"--pid-file={self.directory / 'mariadb.pid'}",
+             f"--tmpdir={mariadb_tmpdir(data)}"], self._log("mariadbd"))
         wait_until(lambda: self.sql("SELECT 1").returncode == 0, 60, "MariaDB")
 
     def sql(self, statement: str) -> subprocess.CompletedProcess:

@@ -65,15 +65,29 @@ class SQLServer:
                                         stdin=subprocess.DEVNULL, start_new_session=True)
 
 
+def mariadb_tmpdir(data: Path) -> Path:
+    """The folder beside a data directory where its server keeps temporary tables: not the shared /tmp, where a
+    bootstrap once lost its own temporary table file under a loaded whole run (CI, session 10)."""
+    tmpdir = data.with_name(data.name + "-tmp")
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    return tmpdir
+
+
 def install_mariadb(data: Path) -> None:
     """A new MariaDB data directory, root authenticated by password (none) over the socket; its output in the
-    error when it fails."""
-    done = subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
-                           "--auth-root-authentication-method=normal", "--skip-test-db"],
-                          capture_output=True, text=True, timeout=120)
-    if done.returncode != 0:
-        raise RuntimeError(f"mariadb-install-db failed for {data} (exit {done.returncode}): "
-                           f"{(done.stderr or done.stdout).strip()[-2000:]}")
+    error when it fails. Tried twice: a bootstrap that fails leaves a half-made directory, removed before the
+    second try."""
+    errors = []
+    for _ in range(2):
+        done = subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
+                               "--auth-root-authentication-method=normal", "--skip-test-db",
+                               f"--tmpdir={mariadb_tmpdir(data)}"],
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode == 0:
+            return
+        errors.append(f"(exit {done.returncode}) {(done.stderr or done.stdout).strip()[-2000:]}")
+        shutil.rmtree(data, ignore_errors=True)
+    raise RuntimeError(f"mariadb-install-db failed twice for {data}: " + " / ".join(errors))
 
 
 class MariaDB(SQLServer):
@@ -91,7 +105,7 @@ class MariaDB(SQLServer):
         if not data.exists():
             install_mariadb(data)
         self._spawn(["mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={self.socket}", "--skip-networking",
-                     "--user=root", f"--pid-file={self.directory / 'mysqld.pid'}", "--innodb-buffer-pool-size=64M",
+                     "--user=root", f"--pid-file={self.directory / 'mysqld.pid'}", f"--tmpdir={mariadb_tmpdir(data)}", "--innodb-buffer-pool-size=64M",
                      "--innodb-flush-log-at-trx-commit=2", "--max-connections=1000", "--open-files-limit=4096"])
         wait_until(lambda: self.sql("SELECT 1").returncode == 0, 60, f"MariaDB answering (see {self.log})")
         return self

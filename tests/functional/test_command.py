@@ -10,6 +10,7 @@ from nodeagent.kit.context import Context
 from nodeagent.node.engine import Engine
 from nodeagent.kit.errors import InvalidDocument
 from nodeagent.kit.result import Status
+from nodeagent.testing.sqlserver import install_mariadb, mariadb_tmpdir
 from nodeagent.testing.waiting import wait_until
 from tests.functional.helpers import reconcile
 
@@ -20,11 +21,11 @@ PASSWORD = "db-s3cret-value"
 def mariadb(tmp_path_factory):
     """A private MariaDB on a unix socket of the test's own (no network)."""
     directory = tmp_path_factory.mktemp("mariadb")
-    subprocess.run(["mariadb-install-db", f"--datadir={directory}/data", "--user=root",
-                    "--auth-root-authentication-method=normal", "--skip-test-db"], check=True, capture_output=True)
+    install_mariadb(directory / "data")
     socket = directory / "mysqld.sock"
     server = subprocess.Popen(["/usr/sbin/mariadbd", f"--datadir={directory}/data", f"--socket={socket}",
                                "--skip-networking", "--user=root", f"--pid-file={directory}/mysqld.pid",
+                               f"--tmpdir={mariadb_tmpdir(directory / 'data')}",
                                f"--log-error={directory}/error.log"])
     try:
         wait_until(lambda: subprocess.run(["mariadb", f"--socket={socket}", "-e", "SELECT 1"],
