@@ -57,7 +57,8 @@ class Context:
         if not pure.is_absolute() or ".." in pure.parts:
             raise PathRefused(f"path '{path}' must be absolute and must not contain '..'")
         parent = self._resolve_in_root(pure.parent)
-        resolved = self._resolve_in_root(parent / pure.name) if follow_final else parent / pure.name
+        # The resolved parent holds no link: only the final name is left to follow.
+        resolved = self._resolve_in_root(PurePosixPath(pure.name), parent) if follow_final else parent / pure.name
         return self._allowed(path, resolved)
 
     def link_target(self, path: str, target: str) -> Path:
@@ -69,6 +70,11 @@ class Context:
         return self._allowed(f"{path} -> {target}", resolved)
 
     def _allowed(self, path: str, resolved: PurePosixPath) -> Path:
+        # Every folder above a resolved path is a real folder (no link): an allowed root found among them by
+        # name is its own resolution. Only the others (a link, a '..', the path itself) need resolving.
+        for allowed in map(PurePosixPath, self.allowed_roots):
+            if ".." not in allowed.parts and allowed in resolved.parents:
+                return self.root / str(resolved).lstrip("/")
         for allowed in self.allowed_roots:
             allowed_real = self._resolve_in_root(PurePosixPath(allowed))
             if resolved == allowed_real or allowed_real in resolved.parents:
@@ -94,11 +100,12 @@ class Context:
                 raise PathRefused(f"backup path '{current}' is a symbolic link; backups never follow links")
         return backup
 
-    def _resolve_in_root(self, path: PurePosixPath) -> PurePosixPath:
-        # os.path.realpath() knows only the host's "/", and a chroot would need a
-        # process of its own, so links are followed here by hand, relative to root.
-        resolved = PurePosixPath("/")
-        pending = list(path.parts[1:])
+    def _resolve_in_root(self, path: PurePosixPath, resolved: PurePosixPath = PurePosixPath("/")) -> PurePosixPath:
+        """``path`` (absolute, or relative to ``resolved``, a path already resolved) with its links followed.
+
+        os.path.realpath() knows only the host's "/", and a chroot would need a process of its own, so links are
+        followed here by hand, relative to root."""
+        pending = list(path.parts[1:] if path.is_absolute() else path.parts)
         hops = 0
         while pending:
             part = pending.pop(0)

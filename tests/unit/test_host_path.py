@@ -65,3 +65,29 @@ def test_a_link_loop_is_refused_not_followed_forever(ctx, root):
     os.symlink("loop-a", root / "etc/neutron/loop-b")
     with pytest.raises(PathRefused, match="too many symbolic links under '/etc/neutron/loop-a'"):
         ctx.host_path("/etc/neutron/loop-a/x")
+
+
+def test_an_allowed_root_that_is_a_link_allows_where_it_leads_and_no_further(root):
+    """The allowed root is resolved like any path: /etc/nova -> /opt/nova allows /opt/nova, not /opt."""
+    (root / "etc").mkdir()
+    (root / "opt/nova").mkdir(parents=True)
+    (root / "opt/other").mkdir()
+    os.symlink("/opt/nova", root / "etc/nova")
+    ctx = Context(root=root, allowed_roots=("/etc/nova",))
+    assert ctx.host_path("/etc/nova/nova.conf") == root / "opt/nova/nova.conf"
+    assert ctx.host_path("/opt/nova/nova.conf") == root / "opt/nova/nova.conf"
+    with pytest.raises(PathRefused, match="'/opt/other/x' is outside the allowed roots"):
+        ctx.host_path("/opt/other/x")
+    # the link that is the allowed root, managed as a link: not under the root it leads to
+    with pytest.raises(PathRefused, match="'/etc/nova' is outside the allowed roots"):
+        ctx.host_path("/etc/nova", follow_final=False)
+
+
+def test_a_folder_of_an_allowed_root_replaced_by_a_link_is_followed_on_the_next_look(ctx, root):
+    """Nothing is remembered between looks: a folder swapped for a link out is refused at once."""
+    (root / "etc/neutron/plugins").mkdir()
+    assert ctx.host_path("/etc/neutron/plugins/x.ini") == root / "etc/neutron/plugins/x.ini"
+    (root / "etc/neutron/plugins").rmdir()
+    os.symlink("/etc/secret", root / "etc/neutron/plugins")
+    with pytest.raises(PathRefused, match="resolves to '/etc/secret/x.ini'"):
+        ctx.host_path("/etc/neutron/plugins/x.ini")
