@@ -130,6 +130,15 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def process_tree(pid: int) -> list[int]:
+    """A process and all its descendants (a broker node: the shell script, beam.smp and its helpers)."""
+    try:
+        root = psutil.Process(pid)
+        return [pid] + [child.pid for child in root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
 def rss_mib(pids: list[int]) -> list[float]:
     return [psutil.Process(pid).memory_info().rss / 2**20 for pid in pids if psutil.pid_exists(pid)]
 
@@ -239,13 +248,21 @@ def run(agents: int, database: str, coordinators_count: int, args: argparse.Name
             1000 * (cpu_after - cpu_before - idle_per_s * window) / max(reports, 1), 2)
         figures["report_p50_s"], figures["report_p99_s"] = quantile(before, after, .5), quantile(before, after, .99)
 
-        changes = []
+        changes, spent = [], []
+        # Who spends the CPU of a change, from the command's start to the last node converged: on this machine
+        # the simulated agents, the broker and the coordinators share its two cores with the command.
+        broker_pids = [pid for node in broker.nodes for pid in process_tree(node.process.pid)]
+        parties = {"agents": fleet.pids(), "broker": broker_pids, "coordinators": pids}
         for tag in ("blue", "green", "red")[:args.changes]:
+            before = {party: cpu_seconds(members) for party, members in parties.items()}
             started, cpu_started = time.monotonic(), children_cpu()
             said = group.ctl("var", "set", "tag", tag, timeout=900).stdout
             cli, cli_cpu = time.monotonic() - started, children_cpu() - cpu_started
             changes.append((cli, cli + wait_for(lambda: counts(engine)["converged"] >= agents, 600,
                                                 f"every node converged on {tag}"), cli_cpu, phases(said)))
+            spent.append({party: cpu_seconds(members) - before[party] for party, members in parties.items()})
+        for party in parties:
+            figures[f"change_cpu_{party}_s"] = round(statistics.median(s[party] for s in spent), 2)
         figures["change_cli_s"] = round(statistics.median(c[0] for c in changes), 2)
         # The change's own CPU (render, checks, store, every push: the command does them), apart from the
         # waiting for a core that the simulated agents make on this machine.
