@@ -105,7 +105,8 @@ class MariaDB(SQLServer):
         if not data.exists():
             install_mariadb(data)
         self._spawn(["mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={self.socket}", "--skip-networking",
-                     "--user=root", f"--pid-file={self.directory / 'mysqld.pid'}", f"--tmpdir={mariadb_tmpdir(data)}", "--innodb-buffer-pool-size=64M",
+                     "--user=root", f"--pid-file={self.directory / 'mysqld.pid'}", f"--tmpdir={mariadb_tmpdir(data)}",
+                     "--innodb-buffer-pool-size=64M",
                      "--innodb-flush-log-at-trx-commit=2", "--max-connections=1000", "--open-files-limit=4096"])
         wait_until(lambda: self.sql("SELECT 1").returncode == 0, 60, f"MariaDB answering (see {self.log})")
         return self
