@@ -109,7 +109,15 @@ class StandInVM:
                               timeout=120)
 
     def dhcp(self, script) -> str:
-        """Ask the DHCP agent's dnsmasq for an address; returns the address the VM configured."""
+        """Ask the DHCP agent's dnsmasq for an address; returns the address the VM configured.
+
+        Neutron marks the port ACTIVE once the L2 agent has wired its tap and the DHCP agent has given dnsmasq
+        its host entry: asked before that, a lease waits on both, which under a loaded whole run once took more
+        than the lease's 180 s. Waiting for ACTIVE first also says which of the two was late."""
+        neutron = self.deployment.neutron.connection.network
+        wait_until(lambda: neutron.get_port(self.port.id).status == "ACTIVE", 300,
+                   f"port {self.port.id} ACTIVE (its tap wired on {self.host}, its DHCP host entry written)", step=1)
+
         def leased():
             self.exec("busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-t", "3", "-T", "2", "-s", str(script))
             return self.exec("ip", "-4", "-o", "addr", "show", "eth0").stdout.split()[3:4]
