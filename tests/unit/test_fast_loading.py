@@ -45,10 +45,15 @@ def test_every_role_reads_the_same_with_libyaml(variables, hostile):
     "a:\tb\n", "a: 1\t\n", "- x\t\n- y\n", "a: |#\n  x\n", "a: >-#c\n  x\n", "[null? bb ]\n",
     "{1~%YAML 1.1\n-\\n%YAML 1.1\n...#&x ? }", "#null~- \n- null'it''s'\n\ufeff\n\n  "])
 def test_a_text_refused_is_refused_in_the_same_words(text):
+    assert_refused_alike(text, "role 'x' for node 'n'")
+
+
+def assert_refused_alike(text: str, where: str) -> None:
+    """Both loaders refuse ``text``, in the same words."""
     with pytest.raises(InvalidDocument) as pure:
-        loading.loads(text, "role 'x' for node 'n'")
+        loading.loads(text, where)
     with pytest.raises(InvalidDocument) as fast:
-        loading.loads(text, "role 'x' for node 'n'", fast=True)
+        loading.loads(text, where, fast=True)
     assert str(fast.value) == str(pure.value)
 
 
@@ -69,11 +74,7 @@ def test_a_text_at_the_limits_is_read_by_both(text):
 
 @pytest.mark.parametrize("text", ["a: &a x\nb: [" + ",".join(["*a"] * 101) + "]\n", "[" * 33 + "]" * 33])
 def test_a_text_one_over_the_limits_is_refused_by_both(text):
-    with pytest.raises(InvalidDocument) as pure:
-        loading.loads(text, "x")
-    with pytest.raises(InvalidDocument) as fast:
-        loading.loads(text, "x", fast=True)
-    assert str(fast.value) == str(pure.value)
+    assert_refused_alike(text, "x")
 
 
 PIECES = ["a", "b", "1", "0x1f", "1.5", "true", "~", "null", ":", ": ", "- ", "-", "\n", "\n  ", "\n    ", " ", "  ", "'",
