@@ -196,7 +196,9 @@ def test_the_fleets_nodes_appear_on_every_coordinators_view(fleet, browser):
         shot(browser, f"fleet-coordinator{number}")
     assert seen == [[f"node-{name}" for name in NODES]] * 2
     browser.get(fleet.urls[0] + "/?state=held")
-    assert read(browser, lambda d: d.find_element("css selector", "#nodes tbody").text) == "No node matches."
+    # the page before it reloads itself every second: under load its reload can land after this get
+    wait_until(lambda: read(browser, lambda d: d.find_element("css selector", "#nodes tbody").text)
+               == "No node matches.", 30, "the held filter's empty table")
     browser.get(fleet.urls[0] + "/")
     read(browser, lambda d: d.find_element("link text", "web1").click())  # a link, no script
     assert browser.current_url.endswith("/nodes/web1")
